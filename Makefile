@@ -1,0 +1,34 @@
+# Circle: `make run` starts the product; `make test` runs every test.
+SWIFT ?= swift
+CONFIG ?= debug
+BIN := .build/$(CONFIG)
+
+.PHONY: run build test test-swift test-python clean help
+
+help:
+	@echo "make run    build and start circle serve on the embedded default (http://localhost:8080)"
+	@echo "make test   start a throwaway PostgreSQL and Redis, run every test, stop them"
+	@echo "make build  build every executable (CONFIG=release for an optimised build)"
+
+build:
+	@scripts/ensure-deps.sh run
+	$(SWIFT) build -c $(CONFIG)
+
+run:
+	@scripts/ensure-deps.sh run
+	$(SWIFT) build -c $(CONFIG) --product circle
+	$(BIN)/circle serve
+
+test:
+	@scripts/ensure-deps.sh test
+	$(SWIFT) build --build-tests
+	scripts/with-test-servers.sh $(MAKE) --no-print-directory test-swift test-python
+
+test-swift:
+	$(SWIFT) test --skip-build
+
+test-python:
+	CIRCLE_BUILD_DIR=$(CURDIR)/.build/debug python3 -m pytest -q Tests/Deploy
+
+clean:
+	rm -rf .build

@@ -1,0 +1,14 @@
+import CircleCore
+import CircleHTTP
+import Configuration
+import Hummingbird
+
+/// Builds the presence service: online status, custom status and typing (DESIGN 1).
+public func buildPresence(_ environment: ServiceEnvironment) async throws -> ServiceModule {
+    ServiceModule(name: .presence) { _ in }
+}
+
+/// The presence service as its own process (`circle-presence`).
+public func buildPresenceApplication(reader: ConfigReader) async throws -> some ApplicationProtocol {
+    try await ServerBuilder.buildServiceApplication(.presence, reader: reader, build: buildPresence)
+}

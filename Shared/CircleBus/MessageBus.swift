@@ -1,0 +1,90 @@
+import NIOCore
+
+/// What a subscription yields.
+public enum BusEvent: Sendable, Equatable {
+    /// A message published on the channel.
+    case message(ByteBuffer)
+    /// Messages may have been missed (the bus reconnected, or the subscriber fell too far
+    /// behind): catch up from the database. Pub/sub is never the source of truth.
+    case gap
+}
+
+/// An entry of a stream, as a consumer group member reads it.
+public struct StreamEntry: Sendable, Equatable {
+    public let id: String
+    public let fields: [String: String]
+
+    public init(id: String, fields: [String: String]) {
+        self.id = id
+        self.fields = fields
+    }
+}
+
+/// The coordination bus (DESIGN section 2): per-user pub/sub channels for fan-out, and streams
+/// with consumer groups for work exactly one replica must do.
+///
+/// Channel and stream names are logical (`user.42`); implementations add their key prefix.
+public protocol MessageBus: Sendable {
+    /// Sends `payload` to every current subscriber of `channel`, on every replica. Fire and forget.
+    func publish(_ payload: ByteBuffer, to channel: String) async throws
+
+    /// Subscribes to `channel`. When this returns, later publishes reach the subscription,
+    /// until it is cancelled. Other subscriptions are not disturbed by either.
+    func subscribe(to channel: String) async throws -> BusSubscription
+
+    /// Creates the consumer group if it does not exist; a new group starts at the stream's start.
+    func createGroup(stream: String, group: String) async throws
+
+    /// Appends an entry; returns its id.
+    @discardableResult
+    func add(to stream: String, fields: [String: String]) async throws -> String
+
+    /// Reads up to `count` entries never delivered to the group, waiting up to `block` for one.
+    func readGroup(stream: String, group: String, consumer: String, count: Int, block: Duration?) async throws -> [StreamEntry]
+
+    /// Marks entries done for the group.
+    func ack(stream: String, group: String, ids: [String]) async throws
+
+    /// Takes over up to `count` entries delivered to any consumer at least `minIdle` ago and not
+    /// acknowledged (the consumer presumably died), and returns them for `consumer` to handle.
+    func claimIdle(stream: String, group: String, consumer: String, minIdle: Duration, count: Int) async throws -> [StreamEntry]
+
+    /// Answers when the bus does (readiness).
+    func ping() async throws
+}
+
+/// A live subscription to one channel. Cancel it when done; the stream then finishes.
+public final class BusSubscription: Sendable {
+    public let channel: String
+    public let events: AsyncStream<BusEvent>
+    private let onCancel: @Sendable () async -> Void
+
+    public init(channel: String, events: AsyncStream<BusEvent>, onCancel: @escaping @Sendable () async -> Void) {
+        self.channel = channel
+        self.events = events
+        self.onCancel = onCancel
+    }
+
+    /// Unsubscribes; idempotent.
+    public func cancel() async {
+        await onCancel()
+    }
+}
+
+/// How many undelivered events a subscription holds before it reports a gap and drops the rest.
+let subscriptionBufferLimit = 4096
+
+/// Sends an event to a subscriber; on overflow the subscriber gets a gap and ends, and must
+/// resubscribe and catch up.
+func deliver(_ event: BusEvent, to continuation: AsyncStream<BusEvent>.Continuation) {
+    if case .dropped = continuation.yield(event) {
+        continuation.finish()
+    }
+}
+
+extension Duration {
+    var milliseconds: Int64 {
+        let (seconds, attoseconds) = components
+        return seconds * 1000 + attoseconds / 1_000_000_000_000_000
+    }
+}

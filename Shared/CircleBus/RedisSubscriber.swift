@@ -1,0 +1,172 @@
+import CircleConfig
+import DequeModule
+import Logging
+import NIOCore
+
+/// The pub/sub side of `RedisBus`: one connection in subscriber mode, kept alive by `run()`.
+///
+/// Local subscribers share Redis subscriptions: the first subscriber of a channel sends
+/// SUBSCRIBE, the last one leaving sends UNSUBSCRIBE, and nobody else is disturbed. After a
+/// reconnect every channel is subscribed again and its subscribers get `.gap`, so they catch up.
+actor RedisSubscriber {
+    private let settings: RedisSettings
+    private let logger: Logger
+    private var connection: RedisConnection?
+    private var subscribers: [String: [UInt64: AsyncStream<BusEvent>.Continuation]] = [:]
+    private var nextID: UInt64 = 0
+    /// Per channel, the callers waiting for each SUBSCRIBE sent, oldest first.
+    private var confirmations: [String: Deque<[CheckedContinuation<Void, Never>]>] = [:]
+    /// Channels whose latest command sent was SUBSCRIBE (so a newcomer joins its confirmation).
+    private var subscribing: Set<String> = []
+    /// Channels resubscribed after a reconnect, whose subscribers get `.gap` once confirmed.
+    private var owedGap: Set<String> = []
+    private var lastPong = ContinuousClock.now
+    private var connectedOnce = false
+
+    init(settings: RedisSettings, logger: Logger) {
+        self.settings = settings
+        self.logger = logger
+    }
+
+    /// Subscribes to the full (prefixed) channel name; returns once Redis confirmed, or at once
+    /// while disconnected (the reconnect then subscribes and sends `.gap`).
+    func subscribe(channel: String, logicalName: String) async -> BusSubscription {
+        nextID += 1
+        let id = nextID
+        let (stream, continuation) = AsyncStream.makeStream(of: BusEvent.self, bufferingPolicy: .bufferingOldest(subscriptionBufferLimit))
+        let isFirst = subscribers[channel]?.isEmpty ?? true
+        subscribers[channel, default: [:]][id] = continuation
+        let subscription = BusSubscription(channel: logicalName, events: stream) { [weak self] in
+            await self?.unsubscribe(channel: channel, id: id)
+        }
+        guard let connection else { return subscription }
+        if isFirst || !subscribing.contains(channel) {
+            if isFirst {
+                connection.sendPushing(["SUBSCRIBE", channel])
+                subscribing.insert(channel)
+                await withCheckedContinuation { waiter in
+                    confirmations[channel, default: []].append([waiter])
+                }
+            }
+            // Not first and already confirmed: the Redis subscription is live.
+        } else {
+            // A SUBSCRIBE for this channel is still unconfirmed: wait for it too.
+            await withCheckedContinuation { waiter in
+                if var queue = confirmations[channel], !queue.isEmpty {
+                    queue[queue.count - 1].append(waiter)
+                    confirmations[channel] = queue
+                } else {
+                    waiter.resume()
+                }
+            }
+        }
+        return subscription
+    }
+
+    private func unsubscribe(channel: String, id: UInt64) {
+        guard let continuation = subscribers[channel]?.removeValue(forKey: id) else { return }
+        continuation.finish()
+        if subscribers[channel]?.isEmpty == true {
+            subscribers[channel] = nil
+            subscribing.remove(channel)
+            connection?.sendPushing(["UNSUBSCRIBE", channel])
+        }
+    }
+
+    private func handle(_ push: RESPValue) {
+        guard let parts = push.array, let kind = parts.first?.string?.lowercased() else { return }
+        switch kind {
+        case "message" where parts.count == 3:
+            guard let channel = parts[1].string, case .bulk(let payload) = parts[2] else { return }
+            for continuation in subscribers[channel]?.values ?? [:].values { deliver(.message(payload), to: continuation) }
+        case "subscribe":
+            guard let channel = parts[1].string else { return }
+            if var queue = confirmations[channel], let waiters = queue.popFirst() {
+                confirmations[channel] = queue.isEmpty ? nil : queue
+                for waiter in waiters { waiter.resume() }
+            }
+            if confirmations[channel] == nil { subscribing.remove(channel) }
+            if owedGap.remove(channel) != nil {
+                for continuation in subscribers[channel]?.values ?? [:].values { deliver(.gap, to: continuation) }
+            }
+        case "pong":
+            lastPong = .now
+        default:
+            break
+        }
+    }
+
+    /// Keeps the subscriber connection up until cancelled: connect, resubscribe, read, repeat.
+    func run() async {
+        var backoff = Duration.milliseconds(50)
+        while !Task.isCancelled {
+            let (pushes, pushContinuation) = AsyncStream.makeStream(of: RESPValue.self)
+            do {
+                let connection = try await RedisConnection.connect(
+                    settings,
+                    onPush: { pushContinuation.yield($0) },
+                    onClose: { pushContinuation.finish() }
+                )
+                attach(connection)
+                backoff = .milliseconds(50)
+                await withTaskGroup(of: Void.self) { group in
+                    group.addTask { await self.watchdog(connection) }
+                    for await push in pushes { handle(push) }
+                    group.cancelAll()
+                }
+                detach()
+                if !Task.isCancelled {
+                    logger.warning("redis subscriber connection lost; reconnecting", metadata: ["redis": "\(settings)"])
+                }
+            } catch {
+                pushContinuation.finish()
+                if !Task.isCancelled {
+                    logger.warning("redis subscriber cannot connect; retrying", metadata: ["redis": "\(settings)", "error": "\(error)", "retry_ms": "\(backoff.milliseconds)"])
+                }
+            }
+            try? await Task.sleep(for: backoff)
+            backoff = min(backoff * 2, .seconds(2))
+        }
+        connection?.close()
+        connection = nil
+        for continuation in subscribers.values.flatMap(\.values) { continuation.finish() }
+        subscribers = [:]
+    }
+
+    private func attach(_ connection: RedisConnection) {
+        self.connection = connection
+        lastPong = .now
+        let channels = Array(subscribers.keys)
+        if connectedOnce {
+            owedGap = Set(channels)
+        }
+        connectedOnce = true
+        for channel in channels {
+            connection.sendPushing(["SUBSCRIBE", channel])
+            subscribing.insert(channel)
+            confirmations[channel, default: []].append([])
+        }
+    }
+
+    private func detach() {
+        connection = nil
+        subscribing = []
+        // Nobody waits on a dead connection: the reconnect resubscribes and sends `.gap`.
+        for queue in confirmations.values { for waiters in queue { for waiter in waiters { waiter.resume() } } }
+        confirmations = [:]
+    }
+
+    /// Pings every few seconds; a connection that stops answering is closed (and so replaced).
+    private func watchdog(_ connection: RedisConnection) async {
+        while !Task.isCancelled {
+            try? await Task.sleep(for: .seconds(5))
+            if Task.isCancelled { return }
+            if ContinuousClock.now - lastPong > .seconds(15) {
+                logger.warning("redis subscriber connection silent; closing it", metadata: ["redis": "\(settings)"])
+                connection.close()
+                return
+            }
+            connection.sendPushing(["PING"])
+        }
+    }
+}

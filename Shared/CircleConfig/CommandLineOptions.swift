@@ -1,0 +1,88 @@
+import ArgumentParser
+
+/// The options every server process takes; each maps to one configuration key.
+public struct ServerOptions: ParsableArguments {
+    @Option(name: .customLong("http-host"), help: ArgumentHelp(CircleConfigKey.httpHost.help, valueName: "address"))
+    var httpHost: String?
+
+    @Option(name: .customLong("http-port"), help: ArgumentHelp(CircleConfigKey.httpPort.help, valueName: "port"))
+    var httpPort: String?
+
+    @Option(name: .customLong("http-body-limit"), help: ArgumentHelp(CircleConfigKey.httpBodyLimit.help, valueName: "bytes"))
+    var httpBodyLimit: String?
+
+    @Option(name: .customLong("postgres-url"), help: ArgumentHelp(CircleConfigKey.postgresURL.help, valueName: "url"))
+    var postgresURL: String?
+
+    @Option(name: .customLong("postgres-pool-size"), help: ArgumentHelp(CircleConfigKey.postgresPoolSize.help, valueName: "n"))
+    var postgresPoolSize: String?
+
+    @Option(name: .customLong("redis-url"), help: ArgumentHelp(CircleConfigKey.redisURL.help, valueName: "url"))
+    var redisURL: String?
+
+    @Option(name: .customLong("redis-prefix"), help: ArgumentHelp(CircleConfigKey.redisPrefix.help, valueName: "prefix"))
+    var redisPrefix: String?
+
+    @Option(name: .customLong("log-level"), help: ArgumentHelp(CircleConfigKey.logLevel.help, valueName: "level"))
+    var logLevel: String?
+
+    @Option(name: .customLong("log-format"), help: ArgumentHelp(CircleConfigKey.logFormat.help, valueName: "format"))
+    var logFormat: String?
+
+    public init() {}
+
+    /// The values given on the command line, by key.
+    public var values: [CircleConfigKey: String] {
+        var out: [CircleConfigKey: String] = [:]
+        out[.httpHost] = httpHost
+        out[.httpPort] = httpPort
+        out[.httpBodyLimit] = httpBodyLimit
+        out[.postgresURL] = postgresURL
+        out[.postgresPoolSize] = postgresPoolSize
+        out[.redisURL] = redisURL
+        out[.redisPrefix] = redisPrefix
+        out[.logLevel] = logLevel
+        out[.logFormat] = logFormat
+        return out
+    }
+}
+
+/// The options of the embedded mode, on top of `ServerOptions`.
+public struct EmbeddedOptions: ParsableArguments {
+    @Option(name: .customLong("sqlite-path"), help: ArgumentHelp(CircleConfigKey.sqlitePath.help, valueName: "path"))
+    var sqlitePath: String?
+
+    public init() {}
+
+    public var values: [CircleConfigKey: String] {
+        var out: [CircleConfigKey: String] = [:]
+        out[.sqlitePath] = sqlitePath
+        return out
+    }
+}
+
+/// The options that choose a database, for commands that only touch the database.
+public struct DatabaseOptions: ParsableArguments {
+    @Option(name: .customLong("postgres-url"), help: ArgumentHelp(CircleConfigKey.postgresURL.help, valueName: "url"))
+    var postgresURL: String?
+
+    @Option(name: .customLong("sqlite-path"), help: ArgumentHelp(CircleConfigKey.sqlitePath.help, valueName: "path"))
+    var sqlitePath: String?
+
+    @Option(name: .customLong("log-level"), help: ArgumentHelp(CircleConfigKey.logLevel.help, valueName: "level"))
+    var logLevel: String?
+
+    @Option(name: .customLong("log-format"), help: ArgumentHelp(CircleConfigKey.logFormat.help, valueName: "format"))
+    var logFormat: String?
+
+    public init() {}
+
+    public var values: [CircleConfigKey: String] {
+        var out: [CircleConfigKey: String] = [:]
+        out[.postgresURL] = postgresURL
+        out[.sqlitePath] = sqlitePath
+        out[.logLevel] = logLevel
+        out[.logFormat] = logFormat
+        return out
+    }
+}

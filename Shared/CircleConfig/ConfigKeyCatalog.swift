@@ -1,0 +1,77 @@
+/// Every configuration key Circle reads, with its documentation.
+///
+/// The same key is `--http-port` on the command line, `HTTP_PORT` in the environment and
+/// `http.port` inside the code; the README's table and each executable's `--help` come from here.
+public enum CircleConfigKey: String, CaseIterable, Sendable {
+    case httpHost = "http.host"
+    case httpPort = "http.port"
+    case httpBodyLimit = "http.bodyLimit"
+    case postgresURL = "postgres.url"
+    case postgresPoolSize = "postgres.poolSize"
+    case redisURL = "redis.url"
+    case redisPrefix = "redis.prefix"
+    case sqlitePath = "sqlite.path"
+    case logLevel = "log.level"
+    case logFormat = "log.format"
+
+    /// The environment variable that sets this key.
+    public var environmentName: String {
+        var out = ""
+        for scalar in rawValue.unicodeScalars {
+            if scalar == "." {
+                out += "_"
+            } else if CharacterSet.uppercaseLetters.contains(scalar) {
+                out += "_" + String(scalar)
+            } else {
+                out += String(scalar).uppercased()
+            }
+        }
+        return out
+    }
+
+    /// The long command-line option that sets this key, without the leading dashes.
+    public var optionName: String { environmentName.lowercased().replacingOccurrences(of: "_", with: "-") }
+
+    /// Values of these keys are never logged or echoed.
+    public var isSecret: Bool { self == .postgresURL || self == .redisURL }
+
+    /// What the key does, for `--help` and the README.
+    public var summary: String {
+        switch self {
+        case .httpHost: "Address to listen on."
+        case .httpPort: "Port to listen on."
+        case .httpBodyLimit: "Largest accepted request body, in bytes."
+        case .postgresURL: "PostgreSQL URL (postgres://user:password@host:port/database?sslmode=disable|require); selects the scaled mode with redis.url."
+        case .postgresPoolSize: "Most PostgreSQL connections this process opens."
+        case .redisURL: "Redis URL (redis://[:password@]host:port[/db]); selects the scaled mode with postgres.url."
+        case .redisPrefix: "Prefix of every Redis channel and stream name, so deployments can share one Redis."
+        case .sqlitePath: "SQLite database file of the embedded mode (its folder is created)."
+        case .logLevel: "Log level: trace, debug, info, notice, warning, error or critical."
+        case .logFormat: "Log line format: text (logfmt) or json."
+        }
+    }
+
+    /// The default, as a person reads it.
+    public var defaultDescription: String {
+        switch self {
+        case .httpHost: "127.0.0.1"
+        case .httpPort: "8080 for `circle serve`; 8081-8086 for the services"
+        case .httpBodyLimit: "1048576"
+        case .postgresURL: "none (embedded SQLite)"
+        case .postgresPoolSize: "10"
+        case .redisURL: "none (in-process bus)"
+        case .redisPrefix: "circle:"
+        case .sqlitePath: "./data/circle.sqlite"
+        case .logLevel: "info"
+        case .logFormat: "text"
+        }
+    }
+
+    /// The line shown by `--help` for this key.
+    public var help: String { "\(summary) (env \(environmentName); default \(defaultDescription))" }
+}
+
+#if canImport(FoundationEssentials)
+import FoundationEssentials
+#endif
+import Foundation

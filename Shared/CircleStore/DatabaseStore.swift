@@ -1,0 +1,31 @@
+import SQLKit
+
+/// The two storage engines Circle runs on.
+public enum DatabaseEngine: String, Sendable, CaseIterable {
+    case postgres, sqlite
+}
+
+/// One way to reach the database, whichever engine is behind it.
+///
+/// Repositories speak SQLKit through the connection they are handed, always with bound
+/// parameters. `write` runs its body in a transaction: everything it does commits together or not
+/// at all, which is how the event log rides in the same transaction as the change it reports.
+public protocol DatabaseStore: Sendable {
+    /// Which engine this is, for the few statements whose spelling differs.
+    var engine: DatabaseEngine { get }
+
+    /// Runs `body` on a connection outside any explicit transaction.
+    func read<R: Sendable>(_ body: @Sendable (any SQLDatabase) async throws -> R) async throws -> R
+
+    /// Runs `body` inside one transaction, committed if it returns and rolled back if it throws.
+    func write<R: Sendable>(_ body: @Sendable (any SQLDatabase) async throws -> R) async throws -> R
+
+    /// Answers when the database does (readiness).
+    func ping() async throws
+}
+
+extension DatabaseStore {
+    public func ping() async throws {
+        try await read { db in try await db.raw("SELECT 1").run() }
+    }
+}

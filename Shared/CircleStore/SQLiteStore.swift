@@ -1,0 +1,81 @@
+import Foundation
+import Logging
+import NIOCore
+import NIOPosix
+import SQLKit
+import SQLiteKit
+import SQLiteNIO
+import ServiceLifecycle
+
+/// The SQLite engine of the embedded mode: one connection to a file, used by one caller at a time.
+///
+/// SQLite allows a single writer, and a transaction must not interleave with other statements
+/// on its connection, so every use goes through an `AsyncGate`. WAL with `synchronous=FULL`:
+/// a committed change survives a crash of the process or of the machine.
+public final class SQLiteStore: DatabaseStore, Service {
+    public let engine = DatabaseEngine.sqlite
+    let connection: SQLiteConnection
+    let gate = AsyncGate()
+    let logger: Logger
+
+    private init(connection: SQLiteConnection, logger: Logger) {
+        self.connection = connection
+        self.logger = logger
+    }
+
+    /// Opens (creating if needed) the database file and its folder.
+    public static func open(path: String, logger: Logger) async throws -> SQLiteStore {
+        let storage: SQLiteConnection.Storage
+        if path == ":memory:" {
+            storage = .memory
+        } else {
+            let folder = URL(fileURLWithPath: path).deletingLastPathComponent()
+            try FileManager.default.createDirectory(at: folder, withIntermediateDirectories: true)
+            storage = .file(path: path)
+        }
+        let connection = try await SQLiteConnection.open(storage: storage, threadPool: .singleton, logger: logger, on: MultiThreadedEventLoopGroup.singleton.any())
+        let store = SQLiteStore(connection: connection, logger: logger)
+        let db = connection.sql(queryLogLevel: nil)
+        for pragma in ["PRAGMA journal_mode = WAL", "PRAGMA synchronous = FULL", "PRAGMA foreign_keys = ON", "PRAGMA busy_timeout = 5000"] {
+            try await db.raw(SQLQueryString(pragma)).run()
+        }
+        return store
+    }
+
+    public func run() async throws {
+        try? await gracefulShutdown()
+        try await close()
+    }
+
+    /// Closes the connection once nobody is using it.
+    public func close() async throws {
+        _ = try await gate.withGate {
+            if !connection.isClosed { try await connection.close() }
+        }
+    }
+
+    public func read<R: Sendable>(_ body: @Sendable (any SQLDatabase) async throws -> R) async throws -> R {
+        try await gate.withGate {
+            try await body(connection.sql(queryLogLevel: nil))
+        }
+    }
+
+    public func write<R: Sendable>(_ body: @Sendable (any SQLDatabase) async throws -> R) async throws -> R {
+        try await gate.withGate {
+            let db = connection.sql(queryLogLevel: nil)
+            try await db.raw("BEGIN IMMEDIATE").run()
+            do {
+                let result = try await body(db)
+                try await db.raw("COMMIT").run()
+                return result
+            } catch {
+                do {
+                    try await db.raw("ROLLBACK").run()
+                } catch {
+                    logger.error("rollback failed", metadata: ["error": "\(String(reflecting: error))"])
+                }
+                throw error
+            }
+        }
+    }
+}

@@ -1,0 +1,26 @@
+import SQLKit
+
+/// The server's stable identity, created by the migration that made `server_settings`.
+///
+/// Clients mix the server id into their salts (DESIGN 4.1), so it never changes after creation.
+public enum ServerIdentity {
+    /// A fresh random id: 128 bits as 32 lowercase hex digits.
+    public static func newServerID() -> String {
+        var generator = SystemRandomNumberGenerator()
+        return (0..<16).map { _ in
+            let byte = UInt8.random(in: 0...255, using: &generator)
+            let hex = String(byte, radix: 16)
+            return byte < 16 ? "0" + hex : hex
+        }.joined()
+    }
+
+    /// Reads the server id.
+    public static func load(from store: any DatabaseStore) async throws -> String {
+        try await store.read { db in
+            guard let row = try await db.raw("SELECT value FROM server_settings WHERE key = 'server_id'").first() else {
+                throw StoreError.corrupt("server_settings has no server_id")
+            }
+            return try row.decode(column: "value", as: String.self)
+        }
+    }
+}

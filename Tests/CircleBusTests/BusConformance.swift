@@ -1,0 +1,183 @@
+import CircleBus
+import CircleConfig
+import CircleTestSupport
+import Foundation
+import NIOCore
+import Testing
+
+/// Every bus test, written once and run against `LocalBus` and `RedisBus`.
+enum BusConformance {
+    typealias Case = @Sendable (any MessageBus) async throws -> Void
+
+    static let cases: [String: Case] = [
+        "a subscriber receives what is published, in order": receivesInOrder,
+        "two subscribers of one channel both receive; one leaving does not disturb the other": sharedChannel,
+        "subscribing and unsubscribing other channels does not disturb live traffic": churnDoesNotDisturb,
+        "a cancelled subscription ends and receives nothing more": cancelEnds,
+        "each stream entry goes to exactly one consumer of a group": entriesSharedOnce,
+        "entries of a dead consumer are claimed by another; acknowledged ones are not": claimDeadConsumer,
+        "a blocking read wakes up when an entry arrives, and times out empty": blockingRead,
+        "creating a group twice is harmless, and a group sees entries added before it": groupIdempotent,
+    ]
+
+    static var names: [String] { cases.keys.sorted() }
+
+    /// The next event, nil when the stream ended; fails when nothing arrives in time.
+    static func next(_ iterator: inout AsyncStream<BusEvent>.Iterator, within timeout: Duration = .seconds(5)) async throws -> BusEvent? {
+        let box = IteratorBox(iterator)
+        let result = try await withThrowingTaskGroup(of: BusEvent?.self) { group in
+            group.addTask { await box.next() }
+            group.addTask {
+                try await Task.sleep(for: timeout)
+                throw TestSupportError("no bus event within \(timeout)")
+            }
+            let first = try await group.next()!
+            group.cancelAll()
+            return first
+        }
+        iterator = box.iterator
+        return result
+    }
+
+    static func text(_ event: BusEvent?) -> String? {
+        if case .message(let buffer) = event { return String(buffer: buffer) }
+        return nil
+    }
+
+    static func receivesInOrder(_ bus: any MessageBus) async throws {
+        let subscription = try await bus.subscribe(to: "user.1")
+        var iterator = subscription.events.makeAsyncIterator()
+        for index in 0..<50 { try await bus.publish(ByteBuffer(string: "m\(index)"), to: "user.1") }
+        try await bus.publish(ByteBuffer(string: "elsewhere"), to: "user.2")
+        for index in 0..<50 { #expect(text(try await next(&iterator)) == "m\(index)") }
+        await subscription.cancel()
+    }
+
+    static func sharedChannel(_ bus: any MessageBus) async throws {
+        let a = try await bus.subscribe(to: "user.7")
+        let b = try await bus.subscribe(to: "user.7")
+        var ia = a.events.makeAsyncIterator()
+        var ib = b.events.makeAsyncIterator()
+        try await bus.publish(ByteBuffer(string: "one"), to: "user.7")
+        #expect(text(try await next(&ia)) == "one")
+        #expect(text(try await next(&ib)) == "one")
+        await a.cancel()
+        try await bus.publish(ByteBuffer(string: "two"), to: "user.7")
+        #expect(text(try await next(&ib)) == "two")
+        await b.cancel()
+    }
+
+    static func churnDoesNotDisturb(_ bus: any MessageBus) async throws {
+        let steady = try await bus.subscribe(to: "user.steady")
+        var iterator = steady.events.makeAsyncIterator()
+        let count = 200
+        try await withThrowingTaskGroup(of: Void.self) { group in
+            group.addTask {
+                for index in 0..<40 {
+                    let other = try await bus.subscribe(to: "user.churn\(index % 5)")
+                    await other.cancel()
+                }
+            }
+            group.addTask {
+                for index in 0..<count { try await bus.publish(ByteBuffer(string: "s\(index)"), to: "user.steady") }
+            }
+            try await group.waitForAll()
+        }
+        for index in 0..<count { #expect(text(try await next(&iterator)) == "s\(index)") }
+        await steady.cancel()
+    }
+
+    static func cancelEnds(_ bus: any MessageBus) async throws {
+        let subscription = try await bus.subscribe(to: "user.gone")
+        var iterator = subscription.events.makeAsyncIterator()
+        await subscription.cancel()
+        await subscription.cancel()
+        try await bus.publish(ByteBuffer(string: "late"), to: "user.gone")
+        #expect(try await next(&iterator) == nil)
+    }
+
+    static func entriesSharedOnce(_ bus: any MessageBus) async throws {
+        try await bus.createGroup(stream: "jobs", group: "workers")
+        for index in 0..<30 { try await bus.add(to: "jobs", fields: ["n": String(index)]) }
+        var seen: [String] = []
+        var turn = 0
+        while seen.count < 30 {
+            let consumer = turn.isMultiple(of: 2) ? "a" : "b"
+            turn += 1
+            let entries = try await bus.readGroup(stream: "jobs", group: "workers", consumer: consumer, count: 4, block: nil)
+            if entries.isEmpty { break }
+            seen += entries.compactMap { $0.fields["n"] }
+            try await bus.ack(stream: "jobs", group: "workers", ids: entries.map(\.id))
+        }
+        #expect(seen == (0..<30).map(String.init))
+        #expect(try await bus.readGroup(stream: "jobs", group: "workers", consumer: "a", count: 4, block: nil).isEmpty)
+    }
+
+    static func claimDeadConsumer(_ bus: any MessageBus) async throws {
+        try await bus.createGroup(stream: "work", group: "g")
+        for index in 0..<4 { try await bus.add(to: "work", fields: ["n": String(index)]) }
+        let taken = try await bus.readGroup(stream: "work", group: "g", consumer: "dies", count: 4, block: nil)
+        #expect(taken.count == 4)
+        try await bus.ack(stream: "work", group: "g", ids: [taken[0].id])
+        // Too soon: nothing is idle long enough.
+        #expect(try await bus.claimIdle(stream: "work", group: "g", consumer: "heir", minIdle: .seconds(30), count: 10).isEmpty)
+        try await Task.sleep(for: .milliseconds(150))
+        let claimed = try await bus.claimIdle(stream: "work", group: "g", consumer: "heir", minIdle: .milliseconds(100), count: 10)
+        #expect(claimed.map { $0.fields["n"] } == ["1", "2", "3"])
+        try await bus.ack(stream: "work", group: "g", ids: claimed.map(\.id))
+        try await Task.sleep(for: .milliseconds(150))
+        #expect(try await bus.claimIdle(stream: "work", group: "g", consumer: "third", minIdle: .milliseconds(100), count: 10).isEmpty)
+    }
+
+    static func blockingRead(_ bus: any MessageBus) async throws {
+        try await bus.createGroup(stream: "wake", group: "g")
+        let start = ContinuousClock.now
+        let empty = try await bus.readGroup(stream: "wake", group: "g", consumer: "c", count: 1, block: .milliseconds(200))
+        #expect(empty.isEmpty)
+        #expect(ContinuousClock.now - start >= .milliseconds(150))
+        async let woken = bus.readGroup(stream: "wake", group: "g", consumer: "c", count: 1, block: .seconds(10))
+        try await Task.sleep(for: .milliseconds(100))
+        let added = ContinuousClock.now
+        try await bus.add(to: "wake", fields: ["k": "v"])
+        let entries = try await woken
+        #expect(entries.map { $0.fields["k"] } == ["v"])
+        #expect(ContinuousClock.now - added < .seconds(2))
+    }
+
+    static func groupIdempotent(_ bus: any MessageBus) async throws {
+        // A stream may get entries before its group exists; the group still sees them.
+        try await bus.createGroup(stream: "early", group: "first")
+        try await bus.add(to: "early", fields: ["n": "0"])
+        try await bus.createGroup(stream: "early", group: "second")
+        try await bus.createGroup(stream: "early", group: "second")
+        let entries = try await bus.readGroup(stream: "early", group: "second", consumer: "c", count: 10, block: nil)
+        #expect(entries.map { $0.fields["n"] } == ["0"])
+    }
+}
+
+/// Lets a task group child advance an iterator owned by the test.
+final class IteratorBox: @unchecked Sendable {
+    var iterator: AsyncStream<BusEvent>.Iterator
+    init(_ iterator: AsyncStream<BusEvent>.Iterator) { self.iterator = iterator }
+    func next() async -> BusEvent? { await iterator.next() }
+}
+
+@Suite("Bus conformance on LocalBus")
+struct LocalBusConformanceTests {
+    @Test(arguments: BusConformance.names)
+    func conformance(_ name: String) async throws {
+        try await BusConformance.cases[name]!(LocalBus())
+    }
+}
+
+@Suite("Bus conformance on RedisBus", .enabled(if: TestServers.redisEnabled, TestServers.redisSkipReason))
+struct RedisBusConformanceTests {
+    @Test(arguments: BusConformance.names)
+    func conformance(_ name: String) async throws {
+        let bus = RedisBus(settings: try TestServers.redisSettings(suite: "bus"), logger: TestServers.quietLogger)
+        let runner = Task { try await bus.run() }
+        defer { runner.cancel() }
+        try await bus.preflight()
+        try await BusConformance.cases[name]!(bus)
+    }
+}

@@ -1,0 +1,76 @@
+import CircleBus
+import CircleConfig
+import CircleTestSupport
+import Foundation
+import NIOCore
+import Testing
+
+/// RedisBus against a private redis-server that the test kills and starts again.
+@Suite(
+    "RedisBus with a private Redis that restarts",
+    .serialized,
+    .enabled(if: TestServers.redisEnabled, TestServers.redisSkipReason)
+)
+struct RedisRestartTests {
+    @Test("subscriptions work again after Redis restarts, with a gap reported to catch up")
+    func subscriptionsSurviveRestart() async throws {
+        let server = try await RedisServerProcess.start()
+        let bus = RedisBus(settings: server.settings(prefix: "restart:"), logger: TestServers.quietLogger)
+        let runner = Task { try await bus.run() }
+        defer { runner.cancel() }
+        try await bus.preflight()
+
+        let early = try await bus.subscribe(to: "user.1")
+        var earlyEvents = early.events.makeAsyncIterator()
+        try await bus.publish(ByteBuffer(string: "before"), to: "user.1")
+        #expect(BusConformance.text(try await BusConformance.next(&earlyEvents)) == "before")
+
+        await server.kill()
+        await #expect(throws: (any Error).self) { try await bus.publish(ByteBuffer(string: "lost"), to: "user.1") }
+        // Subscribing while Redis is down returns at once; the reconnect subscribes it.
+        let during = try await bus.subscribe(to: "user.2")
+        var duringEvents = during.events.makeAsyncIterator()
+        try await server.restart()
+
+        #expect(try await BusConformance.next(&earlyEvents, within: .seconds(10)) == .gap)
+        #expect(try await BusConformance.next(&duringEvents, within: .seconds(10)) == .gap)
+        try await bus.publish(ByteBuffer(string: "after"), to: "user.1")
+        try await bus.publish(ByteBuffer(string: "hello"), to: "user.2")
+        #expect(BusConformance.text(try await BusConformance.next(&earlyEvents)) == "after")
+        #expect(BusConformance.text(try await BusConformance.next(&duringEvents)) == "hello")
+
+        // Streams work again too.
+        try await bus.createGroup(stream: "s", group: "g")
+        try await bus.add(to: "s", fields: ["n": "1"])
+        #expect(try await bus.readGroup(stream: "s", group: "g", consumer: "c", count: 1, block: .seconds(1)).count == 1)
+        await early.cancel()
+        await during.cancel()
+        await server.stop()
+    }
+
+    @Test("blocked stream reads do not hold up publishing or pings")
+    func blockedReadsDoNotBlock() async throws {
+        let server = try await RedisServerProcess.start()
+        let bus = RedisBus(settings: server.settings(prefix: "block:"), logger: TestServers.quietLogger)
+        let runner = Task { try await bus.run() }
+        defer { runner.cancel() }
+        try await bus.createGroup(stream: "idle", group: "g")
+        let readers = Task {
+            try await withThrowingTaskGroup(of: Int.self) { group in
+                for index in 0..<32 {
+                    group.addTask {
+                        try await bus.readGroup(stream: "idle", group: "g", consumer: "c\(index)", count: 1, block: .seconds(3)).count
+                    }
+                }
+                return try await group.reduce(0, +)
+            }
+        }
+        try await Task.sleep(for: .milliseconds(300))
+        let start = ContinuousClock.now
+        for index in 0..<200 { try await bus.publish(ByteBuffer(string: "\(index)"), to: "user.x") }
+        try await bus.ping()
+        #expect(ContinuousClock.now - start < .seconds(1))
+        #expect(try await readers.value == 0)
+        await server.stop()
+    }
+}

@@ -1,0 +1,47 @@
+#!/usr/bin/env bash
+# Makes sure what Circle needs from the system is installed.
+#   ensure-deps.sh run    what `make run` needs: the hiredis headers to build
+#   ensure-deps.sh test   what `make test` needs: also PostgreSQL, Redis, nginx and Python test packages
+# As root, missing packages are installed with apt-get/pip; otherwise the exact command is printed.
+set -euo pipefail
+mode=${1:-run}
+
+missing_apt=()
+command -v pkg-config >/dev/null 2>&1 || missing_apt+=(pkg-config)
+[ -f /usr/include/hiredis/hiredis.h ] || missing_apt+=(libhiredis-dev)
+if [ "$mode" = test ]; then
+  command -v redis-server >/dev/null 2>&1 || missing_apt+=(redis-server)
+  ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || missing_apt+=(postgresql)
+  command -v nginx >/dev/null 2>&1 || missing_apt+=(nginx)
+  command -v python3 >/dev/null 2>&1 || missing_apt+=(python3 python3-pip)
+fi
+
+if [ ${#missing_apt[@]} -gt 0 ]; then
+  if [ "$(id -u)" = 0 ]; then
+    echo "Installing system packages: ${missing_apt[*]}"
+    export DEBIAN_FRONTEND=noninteractive
+    apt-get update -qq
+    apt-get install -y -qq "${missing_apt[@]}" >/dev/null
+  else
+    echo "Circle needs these system packages. Install them with:" >&2
+    echo "  sudo apt-get install -y ${missing_apt[*]}" >&2
+    exit 1
+  fi
+fi
+
+if [ "$mode" = test ]; then
+  missing_pip=()
+  python3 -c 'import pytest' 2>/dev/null || missing_pip+=(pytest)
+  python3 -c 'import yaml' 2>/dev/null || missing_pip+=(PyYAML)
+  python3 -c 'import jsonschema' 2>/dev/null || missing_pip+=(jsonschema)
+  if [ ${#missing_pip[@]} -gt 0 ]; then
+    if [ "$(id -u)" = 0 ]; then
+      echo "Installing Python packages: ${missing_pip[*]}"
+      python3 -m pip install -q "${missing_pip[@]}"
+    else
+      echo "Circle's tests need these Python packages. Install them with:" >&2
+      echo "  python3 -m pip install ${missing_pip[*]}" >&2
+      exit 1
+    fi
+  fi
+fi

@@ -1,0 +1,74 @@
+#!/usr/bin/env bash
+# Runs a command with a throwaway PostgreSQL and Redis on free loopback ports, exported as
+# CIRCLE_TEST_POSTGRES_URL and CIRCLE_TEST_REDIS_URL; stops both by pid afterwards, whatever
+# the command's outcome, and exits with the command's status.
+set -euo pipefail
+
+free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1]); s.close()'; }
+
+pgbin=$(ls -d /usr/lib/postgresql/*/bin | sort -V | tail -n 1)
+work=$(mktemp -d /tmp/circle-test-servers.XXXXXX)
+chmod 755 "$work"
+pg_pid=""
+redis_pid=""
+
+cleanup() {
+  status=$?
+  [ -n "$redis_pid" ] && kill "$redis_pid" 2>/dev/null && wait "$redis_pid" 2>/dev/null || true
+  if [ -n "$pg_pid" ]; then
+    # The postmaster's own pid (under runuser, $pg_pid is runuser's), from its pid file.
+    real=$(head -n 1 "$work/pg/data/postmaster.pid" 2>/dev/null || true)
+    for pid in $real $pg_pid; do kill -INT "$pid" 2>/dev/null || true; done
+    for _ in $(seq 1 100); do
+      alive=0
+      for pid in $real $pg_pid; do kill -0 "$pid" 2>/dev/null && alive=1; done
+      [ $alive = 0 ] && break
+      sleep 0.1
+    done
+    for pid in $real $pg_pid; do kill -KILL "$pid" 2>/dev/null || true; done
+  fi
+  rm -rf "$work"
+  exit $status
+}
+trap cleanup EXIT INT TERM
+
+# PostgreSQL refuses to run as root: run it as the postgres user when we are root.
+as_pg=()
+if [ "$(id -u)" = 0 ]; then
+  id postgres >/dev/null 2>&1 || useradd --system --home-dir /var/lib/postgresql --shell /bin/bash postgres
+  as_pg=(runuser -u postgres --)
+fi
+mkdir -p "$work/pg"
+[ "$(id -u)" = 0 ] && chown postgres "$work/pg"
+"${as_pg[@]}" "$pgbin/initdb" -D "$work/pg/data" -A trust -U postgres --no-sync >"$work/initdb.log" 2>&1 \
+  || { cat "$work/initdb.log" >&2; exit 1; }
+pg_port=$(free_port)
+"${as_pg[@]}" "$pgbin/postgres" -D "$work/pg/data" -p "$pg_port" -k "$work/pg" \
+  -c listen_addresses=127.0.0.1 -c fsync=off -c synchronous_commit=off -c full_page_writes=off \
+  -c max_connections=400 >"$work/postgres.log" 2>&1 &
+pg_pid=$!
+
+redis_port=$(free_port)
+redis-server --port "$redis_port" --bind 127.0.0.1 --save "" --appendonly no --daemonize no >"$work/redis.log" 2>&1 &
+redis_pid=$!
+
+for _ in $(seq 1 100); do
+  "$pgbin/pg_isready" -h 127.0.0.1 -p "$pg_port" -q && break
+  kill -0 "$pg_pid" 2>/dev/null || { cat "$work/postgres.log" >&2; exit 1; }
+  sleep 0.1
+done
+"$pgbin/pg_isready" -h 127.0.0.1 -p "$pg_port" -q || { echo "PostgreSQL did not start" >&2; cat "$work/postgres.log" >&2; exit 1; }
+for _ in $(seq 1 100); do
+  redis-cli -p "$redis_port" ping >/dev/null 2>&1 && break
+  sleep 0.1
+done
+redis-cli -p "$redis_port" ping >/dev/null || { echo "Redis did not start" >&2; cat "$work/redis.log" >&2; exit 1; }
+
+export CIRCLE_TEST_POSTGRES_URL="postgres://postgres@127.0.0.1:$pg_port/postgres"
+export CIRCLE_TEST_REDIS_URL="redis://127.0.0.1:$redis_port"
+echo "Test servers: PostgreSQL on 127.0.0.1:$pg_port (pid $pg_pid), Redis on 127.0.0.1:$redis_port (pid $redis_pid)"
+set +e
+"$@"
+status=$?
+set -e
+exit $status

@@ -8,6 +8,9 @@ let logging = Target.Dependency.product(name: "Logging", package: "swift-log")
 let lifecycle = Target.Dependency.product(name: "ServiceLifecycle", package: "swift-service-lifecycle")
 let configuration = Target.Dependency.product(name: "Configuration", package: "swift-configuration")
 let argumentParser = Target.Dependency.product(name: "ArgumentParser", package: "swift-argument-parser")
+let crypto = Target.Dependency.product(name: "Crypto", package: "swift-crypto")
+let asyncAlgorithms = Target.Dependency.product(name: "AsyncAlgorithms", package: "swift-async-algorithms")
+let webSocket = Target.Dependency.product(name: "HummingbirdWebSocket", package: "hummingbird-websocket")
 
 var targets: [Target] = [
     // Shared building blocks.
@@ -48,11 +51,20 @@ var targets: [Target] = [
         ],
         path: "Shared/CircleBus"
     ),
+    .target(name: "CircleCrypto", dependencies: ["CircleCore", crypto], path: "Shared/CircleCrypto"),
+    .target(
+        name: "CircleEvents",
+        dependencies: ["CircleCore", "CircleStore", "CircleBus", logging, lifecycle, asyncAlgorithms,
+                       .product(name: "NIOCore", package: "swift-nio")],
+        path: "Shared/CircleEvents"
+    ),
     .target(
         name: "CircleHTTP",
         dependencies: [
-            "CircleCore", "CircleConfig", "CircleStore", "CircleBus", hb, logging, lifecycle, configuration,
+            "CircleCore", "CircleConfig", "CircleStore", "CircleBus", "CircleEvents", hb, webSocket, crypto, logging, lifecycle, configuration,
+            .product(name: "SQLKit", package: "sql-kit"),
             .product(name: "HTTPTypes", package: "swift-http-types"),
+            .product(name: "HummingbirdCore", package: "hummingbird"),
             .product(name: "NIOCore", package: "swift-nio"),
             .product(name: "Metrics", package: "swift-metrics"),
             .product(name: "Prometheus", package: "swift-prometheus"),
@@ -69,13 +81,15 @@ var targets: [Target] = [
     ),
     .executableTarget(
         name: "circle",
-        dependencies: ["AllInOne", "CircleCore", "CircleConfig", "CircleStore", "CircleHTTP", argumentParser, logging],
+        dependencies: ["AllInOne", "Gateway", "CircleCore", "CircleConfig", "CircleStore", "CircleHTTP", argumentParser, logging, configuration],
         path: "Services/Executables/circle"
     ),
     // Shared test helpers: throwaway PostgreSQL/Redis access, private server copies, processes.
     .target(
         name: "CircleTestSupport",
-        dependencies: ["CircleCore", "CircleConfig", "CircleStore", "CircleBus", logging,
+        dependencies: ["CircleCore", "CircleConfig", "CircleStore", "CircleBus", "CircleCrypto", logging, crypto,
+                       .product(name: "HummingbirdWSClient", package: "hummingbird-websocket"),
+                       .product(name: "NIOWebSocket", package: "swift-nio"),
                        .product(name: "PostgresNIO", package: "postgres-nio"),
                        .product(name: "SQLKit", package: "sql-kit"),
                        .product(name: "NIOCore", package: "swift-nio"),
@@ -100,6 +114,13 @@ var targets: [Target] = [
         path: "Tests/CircleHTTPTests"
     ),
     .testTarget(
+        name: "GatewayTests",
+        dependencies: ["Gateway", "AllInOne", "CircleHTTP", "CircleStore", "CircleConfig", "CircleCore", "CircleTestSupport", configuration,
+                       .product(name: "SQLKit", package: "sql-kit"),
+                       .product(name: "HummingbirdTesting", package: "hummingbird")],
+        path: "Tests/GatewayTests"
+    ),
+    .testTarget(
         name: "ClusterTests",
         dependencies: ["CircleTestSupport", "CircleStore", "CircleConfig", .product(name: "SQLKit", package: "sql-kit"),
                        .product(name: "AsyncHTTPClient", package: "async-http-client")],
@@ -110,7 +131,14 @@ var targets: [Target] = [
 for service in services {
     targets.append(.target(
         name: service,
-        dependencies: ["CircleCore", "CircleConfig", "CircleStore", "CircleBus", "CircleHTTP", hb, logging, lifecycle, configuration],
+        dependencies: [
+            "CircleCore", "CircleConfig", "CircleStore", "CircleBus", "CircleEvents", "CircleHTTP", "CircleCrypto",
+            hb, webSocket, crypto, asyncAlgorithms, logging, lifecycle, configuration,
+            .product(name: "SQLKit", package: "sql-kit"),
+            .product(name: "Metrics", package: "swift-metrics"),
+            .product(name: "NIOCore", package: "swift-nio"),
+            .product(name: "NIOWebSocket", package: "swift-nio"),
+        ],
         path: "Services/\(service)"
     ))
     targets.append(.executableTarget(
@@ -127,6 +155,9 @@ let package = Package(
         + services.map { .executable(name: "circle-\($0.lowercased())", targets: ["circle-\($0.lowercased())"]) },
     dependencies: [
         .package(url: "https://github.com/hummingbird-project/hummingbird", from: "2.28.1"),
+        .package(url: "https://github.com/hummingbird-project/hummingbird-websocket", from: "2.8.1"),
+        .package(url: "https://github.com/apple/swift-crypto", from: "4.5.2"),
+        .package(url: "https://github.com/apple/swift-async-algorithms", from: "1.1.4"),
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
         .package(url: "https://github.com/apple/swift-configuration", from: "1.4.0"),
         .package(url: "https://github.com/apple/swift-log", from: "1.16.2"),

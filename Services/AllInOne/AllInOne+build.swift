@@ -14,33 +14,38 @@ import Signaling
 import Vault
 
 /// Builds every service into one module list, in the order they start.
-public func buildAllServices(_ environment: ServiceEnvironment) async throws -> [ServiceModule] {
-    [
-        try await buildGateway(environment),
+public func buildAllServices(_ environment: ServiceEnvironment, reader: ConfigReader) async throws -> [ServiceModule] {
+    let gateway = try SettingsLoader.loadGateway(from: reader, settings: environment.settings)
+    let retention = try SettingsLoader.loadEventRetention(from: reader)
+    return [
+        try await buildGateway(environment, settings: gateway),
         try await buildMessaging(environment),
         try await buildVault(environment),
         try await buildPresence(environment),
         try await buildSignaling(environment),
-        try await buildCleanup(environment),
+        try await buildCleanup(environment, eventRetention: retention),
     ]
 }
 
 /// `circle serve`: all six services in one process behind one listener, on SQLite and the
 /// in-process bus by default, or on PostgreSQL and Redis when both URLs are given. It applies
 /// pending migrations itself.
-public func buildEmbeddedApplication(
+public func buildEmbeddedServer(
     reader: ConfigReader,
-    onServerRunning: @escaping @Sendable (any Channel) async -> Void = { _ in }
-) async throws -> some ApplicationProtocol {
+    onServerRunning: @escaping @Sendable (any Channel, ServiceEnvironment) async -> Void = { _, _ in }
+) async throws -> CircleServer {
     let settings = try SettingsLoader.load(from: reader, role: .embedded)
+    // Refuse bad gateway and cleanup keys before touching the database.
+    _ = try SettingsLoader.loadGateway(from: reader, settings: settings)
+    _ = try SettingsLoader.loadEventRetention(from: reader)
     let logger = ServerBuilder.bootstrap(settings, label: "circle")
     let environment = try await ServiceEnvironment.open(settings, policy: .migrate, logger: logger)
-    let modules = try await buildAllServices(environment)
-    return ServerBuilder.buildApplication(name: "circle", modules: modules, environment: environment) { channel in
+    let modules = try await buildAllServices(environment, reader: reader)
+    return ServerBuilder.buildServer(name: "circle", modules: modules, environment: environment) { channel in
         logger.info("listening", metadata: [
             "address": "\(channel.localAddress.map { "\($0)" } ?? "?")",
             "mode": "\(settings.isScaled ? "scaled" : "embedded")",
         ])
-        await onServerRunning(channel)
+        await onServerRunning(channel, environment)
     }
 }

@@ -1,14 +1,19 @@
+import CircleConfig
 import CircleCore
 import CircleHTTP
 import Configuration
 import Hummingbird
 
-/// Builds the cleanup service: expiry sweeps, retention and the destruction protocol (DESIGN 1).
-public func buildCleanup(_ environment: ServiceEnvironment) async throws -> ServiceModule {
-    ServiceModule(name: .cleanup) { _ in }
+/// Builds the cleanup service: expiry sweeps, retention and the destruction protocol (DESIGN 1, 8).
+public func buildCleanup(_ environment: ServiceEnvironment, eventRetention: Duration) async throws -> ServiceModule {
+    let sweeper = EventLogSweeper(store: environment.store, clock: environment.clock, logger: environment.logger, retention: eventRetention)
+    return ServiceModule(name: .cleanup, services: [sweeper]) { _ in }
 }
 
 /// The cleanup service as its own process (`circle-cleanup`).
-public func buildCleanupApplication(reader: ConfigReader) async throws -> some ApplicationProtocol {
-    try await ServerBuilder.buildServiceApplication(.cleanup, reader: reader, build: buildCleanup)
+public func buildCleanupServer(reader: ConfigReader) async throws -> CircleServer {
+    let retention = try SettingsLoader.loadEventRetention(from: reader)
+    return try await ServerBuilder.buildServiceServer(.cleanup, reader: reader) { environment in
+        try await buildCleanup(environment, eventRetention: retention)
+    }
 }

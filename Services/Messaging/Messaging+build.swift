@@ -9,6 +9,6 @@ public func buildMessaging(_ environment: ServiceEnvironment) async throws -> Se
 }
 
 /// The messaging service as its own process (`circle-messaging`).
-public func buildMessagingApplication(reader: ConfigReader) async throws -> some ApplicationProtocol {
-    try await ServerBuilder.buildServiceApplication(.messaging, reader: reader, build: buildMessaging)
+public func buildMessagingServer(reader: ConfigReader) async throws -> CircleServer {
+    try await ServerBuilder.buildServiceServer(.messaging, reader: reader, build: buildMessaging)
 }

@@ -9,6 +9,6 @@ public func buildPresence(_ environment: ServiceEnvironment) async throws -> Ser
 }
 
 /// The presence service as its own process (`circle-presence`).
-public func buildPresenceApplication(reader: ConfigReader) async throws -> some ApplicationProtocol {
-    try await ServerBuilder.buildServiceApplication(.presence, reader: reader, build: buildPresence)
+public func buildPresenceServer(reader: ConfigReader) async throws -> CircleServer {
+    try await ServerBuilder.buildServiceServer(.presence, reader: reader, build: buildPresence)
 }

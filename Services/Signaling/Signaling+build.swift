@@ -9,6 +9,6 @@ public func buildSignaling(_ environment: ServiceEnvironment) async throws -> Se
 }
 
 /// The signaling service as its own process (`circle-signaling`).
-public func buildSignalingApplication(reader: ConfigReader) async throws -> some ApplicationProtocol {
-    try await ServerBuilder.buildServiceApplication(.signaling, reader: reader, build: buildSignaling)
+public func buildSignalingServer(reader: ConfigReader) async throws -> CircleServer {
+    try await ServerBuilder.buildServiceServer(.signaling, reader: reader, build: buildSignaling)
 }

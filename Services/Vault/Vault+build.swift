@@ -9,6 +9,6 @@ public func buildVault(_ environment: ServiceEnvironment) async throws -> Servic
 }
 
 /// The vault service as its own process (`circle-vault`).
-public func buildVaultApplication(reader: ConfigReader) async throws -> some ApplicationProtocol {
-    try await ServerBuilder.buildServiceApplication(.vault, reader: reader, build: buildVault)
+public func buildVaultServer(reader: ConfigReader) async throws -> CircleServer {
+    try await ServerBuilder.buildServiceServer(.vault, reader: reader, build: buildVault)
 }

@@ -9,6 +9,7 @@ public actor LocalBus: MessageBus {
     private var waiters: [String: [UInt64: CheckedContinuation<Void, Never>]] = [:]
     private var nextWaiterID: UInt64 = 0
     private let clock = ContinuousClock()
+    var counters: [String: (value: Int, until: ContinuousClock.Instant)] = [:]
 
     public init() {}
 

@@ -43,12 +43,12 @@ public final class RedisBus: MessageBus, Service {
     private func key(_ name: String) -> String { settings.prefix + name }
 
     @discardableResult
-    private func command(_ arguments: [ByteBuffer]) async throws -> RESPValue {
+    func command(_ arguments: [ByteBuffer]) async throws -> RESPValue {
         try await commands.connection().send(arguments)
     }
 
     @discardableResult
-    private func command(_ arguments: [String]) async throws -> RESPValue {
+    func command(_ arguments: [String]) async throws -> RESPValue {
         try await command(arguments.map { ByteBuffer(string: $0) })
     }
 

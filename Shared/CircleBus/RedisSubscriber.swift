@@ -14,12 +14,19 @@ actor RedisSubscriber {
     private var connection: RedisConnection?
     private var subscribers: [String: [UInt64: AsyncStream<BusEvent>.Continuation]] = [:]
     private var nextID: UInt64 = 0
-    /// Per channel, the callers waiting for each SUBSCRIBE sent, oldest first.
-    private var confirmations: [String: Deque<[CheckedContinuation<Void, Never>]>] = [:]
+    /// Callers waiting for a subscription to be confirmed, by waiter id.
+    private var waiters: [UInt64: CheckedContinuation<Void, Never>] = [:]
+    private var nextWaiterID: UInt64 = 0
+    /// Per channel, the waiters of each SUBSCRIBE sent, oldest first.
+    private var confirmations: [String: Deque<[UInt64]>] = [:]
+    /// Waiters who subscribed while disconnected, per channel, until the next connection.
+    private var awaitingConnection: [String: [UInt64]] = [:]
     /// Channels whose latest command sent was SUBSCRIBE (so a newcomer joins its confirmation).
     private var subscribing: Set<String> = []
     /// Channels resubscribed after a reconnect, whose subscribers get `.gap` once confirmed.
     private var owedGap: Set<String> = []
+    /// How long a subscriber waits for a connection before going on without one.
+    private let connectWait: Duration = .seconds(3)
     private var lastPong = ContinuousClock.now
     private var connectedOnce = false
 
@@ -28,8 +35,9 @@ actor RedisSubscriber {
         self.logger = logger
     }
 
-    /// Subscribes to the full (prefixed) channel name; returns once Redis confirmed, or at once
-    /// while disconnected (the reconnect then subscribes and sends `.gap`).
+    /// Subscribes to the full (prefixed) channel name; returns once Redis confirmed. While
+    /// disconnected it waits a little for the connection, then returns anyway: the reconnect
+    /// subscribes it and sends `.gap`.
     func subscribe(channel: String, logicalName: String) async -> BusSubscription {
         nextID += 1
         let id = nextID
@@ -39,28 +47,46 @@ actor RedisSubscriber {
         let subscription = BusSubscription(channel: logicalName, events: stream) { [weak self] in
             await self?.unsubscribe(channel: channel, id: id)
         }
-        guard let connection else { return subscription }
-        if isFirst || !subscribing.contains(channel) {
-            if isFirst {
-                connection.sendPushing(["SUBSCRIBE", channel])
-                subscribing.insert(channel)
-                await withCheckedContinuation { waiter in
-                    confirmations[channel, default: []].append([waiter])
-                }
-            }
-            // Not first and already confirmed: the Redis subscription is live.
-        } else {
+        guard let connection else {
+            let waiter = newWaiter()
+            awaitingConnection[channel, default: []].append(waiter)
+            await wait(waiter, atMost: connectWait)
+            return subscription
+        }
+        if isFirst {
+            connection.sendPushing(["SUBSCRIBE", channel])
+            subscribing.insert(channel)
+            let waiter = newWaiter()
+            confirmations[channel, default: []].append([waiter])
+            await wait(waiter, atMost: nil)
+        } else if subscribing.contains(channel), var queue = confirmations[channel], !queue.isEmpty {
             // A SUBSCRIBE for this channel is still unconfirmed: wait for it too.
-            await withCheckedContinuation { waiter in
-                if var queue = confirmations[channel], !queue.isEmpty {
-                    queue[queue.count - 1].append(waiter)
-                    confirmations[channel] = queue
-                } else {
-                    waiter.resume()
-                }
-            }
+            let waiter = newWaiter()
+            queue[queue.count - 1].append(waiter)
+            confirmations[channel] = queue
+            await wait(waiter, atMost: nil)
         }
         return subscription
+    }
+
+    private func newWaiter() -> UInt64 {
+        nextWaiterID += 1
+        return nextWaiterID
+    }
+
+    /// Suspends until `resume(waiter)`, or until `limit` passes.
+    private func wait(_ waiter: UInt64, atMost limit: Duration?) async {
+        if let limit {
+            Task { [weak self] in
+                try? await Task.sleep(for: limit)
+                await self?.resume(waiter)
+            }
+        }
+        await withCheckedContinuation { waiters[waiter] = $0 }
+    }
+
+    private func resume(_ waiter: UInt64) {
+        waiters.removeValue(forKey: waiter)?.resume()
     }
 
     private func unsubscribe(channel: String, id: UInt64) {
@@ -81,9 +107,9 @@ actor RedisSubscriber {
             for continuation in subscribers[channel]?.values ?? [:].values { deliver(.message(payload), to: continuation) }
         case "subscribe":
             guard let channel = parts[1].string else { return }
-            if var queue = confirmations[channel], let waiters = queue.popFirst() {
+            if var queue = confirmations[channel], let batch = queue.popFirst() {
                 confirmations[channel] = queue.isEmpty ? nil : queue
-                for waiter in waiters { waiter.resume() }
+                for waiter in batch { resume(waiter) }
             }
             if confirmations[channel] == nil { subscribing.remove(channel) }
             if owedGap.remove(channel) != nil {
@@ -129,6 +155,7 @@ actor RedisSubscriber {
         }
         connection?.close()
         connection = nil
+        for waiter in Array(waiters.keys) { resume(waiter) }
         for continuation in subscribers.values.flatMap(\.values) { continuation.finish() }
         subscribers = [:]
     }
@@ -144,15 +171,18 @@ actor RedisSubscriber {
         for channel in channels {
             connection.sendPushing(["SUBSCRIBE", channel])
             subscribing.insert(channel)
-            confirmations[channel, default: []].append([])
+            confirmations[channel, default: []].append(awaitingConnection.removeValue(forKey: channel) ?? [])
         }
+        // Waiters whose subscription was cancelled meanwhile need no confirmation.
+        for waiter in awaitingConnection.values.flatMap({ $0 }) { resume(waiter) }
+        awaitingConnection = [:]
     }
 
     private func detach() {
         connection = nil
         subscribing = []
         // Nobody waits on a dead connection: the reconnect resubscribes and sends `.gap`.
-        for queue in confirmations.values { for waiters in queue { for waiter in waiters { waiter.resume() } } }
+        for queue in confirmations.values { for batch in queue { for waiter in batch { resume(waiter) } } }
         confirmations = [:]
     }
 

@@ -86,3 +86,47 @@ public struct DatabaseOptions: ParsableArguments {
         return out
     }
 }
+
+/// The gateway's own options (accounts, sessions, invites), on top of `ServerOptions`.
+public struct GatewayOptions: ParsableArguments {
+    @Option(name: .customLong("http-public-url"), help: ArgumentHelp(CircleConfigKey.httpPublicURL.help, valueName: "url"))
+    var httpPublicURL: String?
+
+    @Option(name: .customLong("http-trust-forwarded-for"), help: ArgumentHelp(CircleConfigKey.httpTrustForwardedFor.help, valueName: "bool"))
+    var httpTrustForwardedFor: String?
+
+    @Option(name: .customLong("auth-pepper"), help: ArgumentHelp(CircleConfigKey.authPepper.help + " Prefer the environment: command lines are visible to other users.", valueName: "base64"))
+    var authPepper: String?
+
+    @Option(name: .customLong("auth-pepper-file"), help: ArgumentHelp(CircleConfigKey.authPepperFile.help, valueName: "path"))
+    var authPepperFile: String?
+
+    @Option(name: .customLong("auth-registration"), help: ArgumentHelp(CircleConfigKey.authRegistration.help, valueName: "policy"))
+    var authRegistration: String?
+
+    public init() {}
+
+    public var values: [CircleConfigKey: String] {
+        var out: [CircleConfigKey: String] = [:]
+        out[.httpPublicURL] = httpPublicURL
+        out[.httpTrustForwardedFor] = httpTrustForwardedFor
+        out[.authPepper] = authPepper
+        out[.authPepperFile] = authPepperFile
+        out[.authRegistration] = authRegistration
+        return out
+    }
+}
+
+/// The cleanup service's own options.
+public struct CleanupOptions: ParsableArguments {
+    @Option(name: .customLong("events-retention"), help: ArgumentHelp(CircleConfigKey.eventsRetention.help, valueName: "duration"))
+    var eventsRetention: String?
+
+    public init() {}
+
+    public var values: [CircleConfigKey: String] {
+        var out: [CircleConfigKey: String] = [:]
+        out[.eventsRetention] = eventsRetention
+        return out
+    }
+}

@@ -13,18 +13,28 @@ public enum CircleConfigKey: String, CaseIterable, Sendable {
     case sqlitePath = "sqlite.path"
     case logLevel = "log.level"
     case logFormat = "log.format"
+    case httpPublicURL = "http.publicURL"
+    case httpTrustForwardedFor = "http.trustForwardedFor"
+    case authPepper = "auth.pepper"
+    case authPepperFile = "auth.pepperFile"
+    case authRegistration = "auth.registration"
+    case eventsRetention = "events.retention"
 
     /// The environment variable that sets this key.
     public var environmentName: String {
+        // As swift-configuration's environment provider: `.` becomes `_`, and a lowercase letter
+        // followed by an uppercase one gets `_` between them (`http.publicURL` is HTTP_PUBLIC_URL).
         var out = ""
-        for scalar in rawValue.unicodeScalars {
-            if scalar == "." {
+        var previousWasLower = false
+        for character in rawValue {
+            if character == "." {
                 out += "_"
-            } else if CharacterSet.uppercaseLetters.contains(scalar) {
-                out += "_" + String(scalar)
-            } else {
-                out += String(scalar).uppercased()
+                previousWasLower = false
+                continue
             }
+            if character.isUppercase, previousWasLower { out += "_" }
+            out += character.uppercased()
+            previousWasLower = character.isLowercase
         }
         return out
     }
@@ -33,7 +43,7 @@ public enum CircleConfigKey: String, CaseIterable, Sendable {
     public var optionName: String { environmentName.lowercased().replacingOccurrences(of: "_", with: "-") }
 
     /// Values of these keys are never logged or echoed.
-    public var isSecret: Bool { self == .postgresURL || self == .redisURL }
+    public var isSecret: Bool { self == .postgresURL || self == .redisURL || self == .authPepper }
 
     /// What the key does, for `--help` and the README.
     public var summary: String {
@@ -48,6 +58,12 @@ public enum CircleConfigKey: String, CaseIterable, Sendable {
         case .sqlitePath: "SQLite database file of the embedded mode (its folder is created)."
         case .logLevel: "Log level: trace, debug, info, notice, warning, error or critical."
         case .logFormat: "Log line format: text (logfmt) or json."
+        case .httpPublicURL: "The address people use to reach this server, for invite links."
+        case .httpTrustForwardedFor: "Take the client address from X-Forwarded-For (only behind a proxy that sets it): true or false."
+        case .authPepper: "Server secret (base64, at least 32 bytes) mixed into every stored login verifier and bundle wrap; never stored in the database. Required in the scaled mode."
+        case .authPepperFile: "Where the embedded mode keeps its generated pepper when auth.pepper is not set."
+        case .authRegistration: "Who may register: invite (with an invite from `circle invite create`) or open."
+        case .eventsRetention: "How long the per-user event log is kept for clients to resume from, as 90s, 30m, 12h or 7d."
         }
     }
 
@@ -64,6 +80,12 @@ public enum CircleConfigKey: String, CaseIterable, Sendable {
         case .sqlitePath: "./data/circle.sqlite"
         case .logLevel: "info"
         case .logFormat: "text"
+        case .httpPublicURL: "http://localhost:<http.port>"
+        case .httpTrustForwardedFor: "false"
+        case .authPepper: "none"
+        case .authPepperFile: "./data/pepper.key"
+        case .authRegistration: "invite"
+        case .eventsRetention: "7d"
         }
     }
 

@@ -17,7 +17,7 @@ extension Request {
         guard contentType == "application/json" else {
             throw Problem.unsupportedMediaType("Send the body as application/json.")
         }
-        var body = self.body
+        let body = self.body
         let buffer: ByteBuffer
         do {
             buffer = try await body.collect(upTo: context.bodyLimit)

@@ -4,6 +4,8 @@ import CircleCore
 import CircleStore
 import Configuration
 import Hummingbird
+import HummingbirdCore
+import HummingbirdWebSocket
 import Logging
 import NIOCore
 import ServiceLifecycle
@@ -18,42 +20,59 @@ public enum ServerBuilder {
         router.add(middleware: LogRequestsMiddleware(.debug))
         router.add(middleware: ProblemMiddleware())
         router.add(middleware: BodyLimitMiddleware(limit: environment.settings.http.bodyLimit))
+        router.add(middleware: AuthMiddleware(validator: environment.sessions))
         HealthController(store: environment.store, bus: environment.bus).addRoutes(to: router)
         CircleMetrics.addRoutes(to: router)
         for module in modules { module.addRoutes(router) }
         return router
     }
 
-    /// The application: the router, the listener, and every long-lived service in order.
-    public static func buildApplication(
+    /// The server: the router, the listener (with WebSocket upgrade when a module has sockets),
+    /// and every long-lived service in order.
+    public static func buildServer(
         name: String,
         modules: [ServiceModule],
         environment: ServiceEnvironment,
         onServerRunning: @escaping @Sendable (any Channel) async -> Void = { _ in }
-    ) -> some ApplicationProtocol {
+    ) -> CircleServer {
         let router = buildRouter(modules: modules, environment: environment)
         let http = environment.settings.http
-        return Application(
+        let socketRoutes = modules.compactMap(\.addWebSocketRoutes)
+        let server: HTTPServerBuilder
+        if socketRoutes.isEmpty {
+            server = .http1()
+        } else {
+            let socketRouter = Router(context: CircleRequestContext.self)
+            socketRouter.add(middleware: ProblemMiddleware())
+            for add in socketRoutes { add(socketRouter) }
+            server = .http1WebSocketUpgrade(
+                webSocketRouter: socketRouter,
+                configuration: .init(ws: .init(maxFrameSize: 1 << 16, autoPing: .enabled(timePeriod: .seconds(25))))
+            )
+        }
+        let application = Application(
             router: router,
+            server: server,
             configuration: .init(address: .hostname(http.host, port: http.port), serverName: name),
             services: environment.infrastructure + modules.flatMap(\.services),
             onServerRunning: onServerRunning,
             logger: environment.logger
         )
+        return CircleServer(application: application, shutdownFirst: modules.flatMap(\.shutdownFirst), logger: environment.logger)
     }
 
     /// Reads configuration, sets up logs and metrics, opens the database and bus, builds one
-    /// service, and returns its application: what each service executable's `main` runs.
-    public static func buildServiceApplication(
+    /// service, and returns its server: what each service executable's `main` runs.
+    public static func buildServiceServer(
         _ service: ServiceName,
         reader: ConfigReader,
         build: @Sendable (ServiceEnvironment) async throws -> ServiceModule
-    ) async throws -> some ApplicationProtocol {
+    ) async throws -> CircleServer {
         let settings = try SettingsLoader.load(from: reader, role: .service(port: service.defaultPort))
         let logger = bootstrap(settings, label: service.executableName)
         let environment = try await ServiceEnvironment.open(settings, policy: .requireExact, logger: logger)
         let module = try await build(environment)
-        return buildApplication(name: service.executableName, modules: [module], environment: environment) { channel in
+        return buildServer(name: service.executableName, modules: [module], environment: environment) { channel in
             logger.info("listening", metadata: ["address": "\(channel.localAddress.map { "\($0)" } ?? "?")", "schema": "\(Migrations.latestVersion)"])
         }
     }
@@ -65,5 +84,25 @@ public enum ServerBuilder {
         var logger = Logger(label: label)
         logger.logLevel = settings.log.level
         return logger
+    }
+}
+
+/// A Circle process: the Hummingbird application plus the services that must stop before it.
+public struct CircleServer: Sendable {
+    public typealias App = Application<RouterResponder<CircleRequestContext>>
+    /// The application, for tests (`server.application.test(...)`).
+    public let application: App
+    let shutdownFirst: [any Service]
+    let logger: Logger
+
+    /// Runs until SIGTERM or SIGINT; on either, the `shutdownFirst` services stop, then the
+    /// HTTP server, then the background services, then the database and bus.
+    public func runService() async throws {
+        let group = ServiceGroup(configuration: .init(
+            services: [application] + shutdownFirst,
+            gracefulShutdownSignals: [.sigterm, .sigint],
+            logger: logger
+        ))
+        try await group.run()
     }
 }

@@ -1,6 +1,7 @@
 import CircleBus
 import CircleConfig
 import CircleCore
+import CircleEvents
 import CircleStore
 import Logging
 import ServiceLifecycle
@@ -10,25 +11,35 @@ public struct ServiceEnvironment: Sendable {
     public let settings: CircleSettings
     public let store: any DatabaseStore
     public let bus: any MessageBus
+    /// Rate limits and backoff shared by every replica (the bus's Redis, or process memory).
+    public let counters: any ExpiringCounters
     public let clock: any WallClock
     public let logger: Logger
+    /// Publishes committed user events.
+    public let events: EventPublisher
+    /// Checks session tokens.
+    public let sessions: SessionValidator
     /// The long-lived pieces behind `store` and `bus`, run before the services that use them.
     public let infrastructure: [any Service]
 
-    public init(settings: CircleSettings, store: any DatabaseStore, bus: any MessageBus, clock: any WallClock, logger: Logger, infrastructure: [any Service]) {
+    public init(settings: CircleSettings, store: any DatabaseStore, bus: any MessageBus & ExpiringCounters, clock: any WallClock, logger: Logger, infrastructure: [any Service]) {
         self.settings = settings
         self.store = store
         self.bus = bus
+        self.counters = bus
         self.clock = clock
         self.logger = logger
-        self.infrastructure = infrastructure
+        self.events = EventPublisher(store: store, bus: bus, clock: clock, logger: logger)
+        let sessions = SessionValidator(store: store, bus: bus, logger: logger)
+        self.sessions = sessions
+        self.infrastructure = infrastructure + [sessions]
     }
 
     /// Opens the database (migrating or checking its schema) and the bus, failing fast with one
     /// clear error when either cannot be reached.
     public static func open(_ settings: CircleSettings, policy: SchemaPolicy, logger: Logger) async throws -> ServiceEnvironment {
         let (store, storeService) = try await StoreFactory.open(settings.database, policy: policy, logger: logger)
-        let bus: any MessageBus
+        let bus: any MessageBus & ExpiringCounters
         var infrastructure: [any Service] = [storeService]
         if let redis = settings.redis {
             let redisBus = RedisBus(settings: redis, logger: logger)
@@ -46,12 +57,22 @@ public struct ServiceEnvironment: Sendable {
 public struct ServiceModule: Sendable {
     public let name: ServiceName
     public let addRoutes: @Sendable (Router<CircleRequestContext>) -> Void
+    public let addWebSocketRoutes: (@Sendable (Router<CircleRequestContext>) -> Void)?
+    /// Background work, started before the HTTP server and stopped after it.
     public let services: [any Service]
+    /// Services told to stop before the HTTP server stops (closing live sockets with 1012).
+    public let shutdownFirst: [any Service]
 
-    public init(name: ServiceName, services: [any Service] = [], addRoutes: @escaping @Sendable (Router<CircleRequestContext>) -> Void) {
+    public init(
+        name: ServiceName, services: [any Service] = [], shutdownFirst: [any Service] = [],
+        addRoutes: @escaping @Sendable (Router<CircleRequestContext>) -> Void,
+        addWebSocketRoutes: (@Sendable (Router<CircleRequestContext>) -> Void)? = nil
+    ) {
         self.name = name
         self.services = services
+        self.shutdownFirst = shutdownFirst
         self.addRoutes = addRoutes
+        self.addWebSocketRoutes = addWebSocketRoutes
     }
 }
 

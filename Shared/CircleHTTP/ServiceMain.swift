@@ -6,8 +6,8 @@ import Hummingbird
 /// Runs a server process: builds it, runs it until SIGTERM or SIGINT, and turns a startup
 /// failure into one line on standard error and exit status 1.
 public enum ServiceMain {
-    public static func run<App: ApplicationProtocol>(_ executable: String, build: () async throws -> App) async throws {
-        let app: App
+    public static func run(_ executable: String, build: () async throws -> CircleServer) async throws {
+        let app: CircleServer
         do {
             app = try await build()
         } catch {

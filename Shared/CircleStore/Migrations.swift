@@ -37,6 +37,58 @@ public enum Migrations {
                 """).run()
             try await db.raw("INSERT INTO server_settings (key, value) VALUES ('server_id', \(bind: ServerIdentity.newServerID()))").run()
         },
+        Migration(version: 3, name: "accounts", owner: "gateway") { t in
+            [
+                """
+                CREATE TABLE users (
+                    id TEXT PRIMARY KEY,
+                    username TEXT NOT NULL UNIQUE,
+                    display_name TEXT NOT NULL,
+                    auth_verifier \(t.bytes) NOT NULL,
+                    salt \(t.bytes) NOT NULL,
+                    identity_key \(t.bytes) NOT NULL,
+                    x25519_key \(t.bytes) NOT NULL,
+                    kx_cert \(t.bytes) NOT NULL,
+                    is_admin \(t.bigint) NOT NULL,
+                    created_at \(t.bigint) NOT NULL,
+                    updated_at \(t.bigint) NOT NULL
+                )
+                """,
+                """
+                CREATE TABLE key_bundles (
+                    user_id TEXT PRIMARY KEY REFERENCES users(id) ON DELETE CASCADE,
+                    bundle \(t.bytes) NOT NULL,
+                    recovery_bundle \(t.bytes) NOT NULL,
+                    recovery_verifier \(t.bytes) NOT NULL,
+                    version \(t.bigint) NOT NULL,
+                    updated_at \(t.bigint) NOT NULL
+                )
+                """,
+                """
+                CREATE TABLE invites (
+                    code_hash TEXT PRIMARY KEY,
+                    grants_admin \(t.bigint) NOT NULL,
+                    created_at \(t.bigint) NOT NULL,
+                    expires_at \(t.bigint) NOT NULL,
+                    used_at \(t.bigint),
+                    used_by TEXT
+                )
+                """,
+                """
+                CREATE TABLE sessions (
+                    id TEXT PRIMARY KEY,
+                    token_hash TEXT NOT NULL UNIQUE,
+                    user_id TEXT NOT NULL REFERENCES users(id) ON DELETE CASCADE,
+                    device_label TEXT NOT NULL,
+                    ip TEXT NOT NULL,
+                    created_at \(t.bigint) NOT NULL,
+                    last_seen_at \(t.bigint) NOT NULL,
+                    revoked_at \(t.bigint)
+                )
+                """,
+                "CREATE INDEX sessions_user ON sessions (user_id)",
+            ]
+        },
     ]
 
     /// The schema version this build expects.

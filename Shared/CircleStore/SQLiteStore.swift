@@ -36,7 +36,7 @@ public final class SQLiteStore: DatabaseStore, Service {
         let connection = try await SQLiteConnection.open(storage: storage, threadPool: .singleton, logger: logger, on: MultiThreadedEventLoopGroup.singleton.any())
         let store = SQLiteStore(connection: connection, logger: logger)
         let db = connection.sql(queryLogLevel: nil)
-        for pragma in ["PRAGMA journal_mode = WAL", "PRAGMA synchronous = FULL", "PRAGMA foreign_keys = ON", "PRAGMA busy_timeout = 5000"] {
+        for pragma in ["PRAGMA busy_timeout = 5000", "PRAGMA journal_mode = WAL", "PRAGMA synchronous = FULL", "PRAGMA foreign_keys = ON"] {
             try await db.raw(SQLQueryString(pragma)).run()
         }
         return store
@@ -47,10 +47,14 @@ public final class SQLiteStore: DatabaseStore, Service {
         try await close()
     }
 
-    /// Closes the connection once nobody is using it.
+    /// Closes the connection once nobody is using it (even when the caller is being cancelled:
+    /// an unclosed connection would lose the WAL checkpoint).
     public func close() async throws {
         _ = try await gate.withGate {
-            if !connection.isClosed { try await connection.close() }
+            if !connection.isClosed {
+                let closing: EventLoopFuture<Void> = connection.close()
+                try await closing.get()
+            }
         }
     }
 

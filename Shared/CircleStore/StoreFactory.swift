@@ -76,4 +76,28 @@ public enum StoreFactory {
             }
         }
     }
+
+    /// Runs `body` with the database migrated to this build's version, then closes it
+    /// (admin commands that write directly).
+    public static func withMigratedStore<R: Sendable>(_ settings: DatabaseSettings, logger: Logger, _ body: @Sendable (any DatabaseStore) async throws -> R) async throws -> R {
+        let migrator = Migrator(logger: logger)
+        switch settings {
+        case .sqlite(let path):
+            let store = try await SQLiteStore.open(path: path, logger: logger)
+            do {
+                try await migrator.migrate(store)
+                let result = try await body(store)
+                try await store.close()
+                return result
+            } catch {
+                try? await store.close()
+                throw error
+            }
+        case .postgres(let postgres):
+            return try await PostgresStore.withSingleConnection(postgres, logger: logger) { store in
+                try await migrator.checkExact(store)
+                return try await body(store)
+            }
+        }
+    }
 }

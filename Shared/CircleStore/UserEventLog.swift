@@ -120,11 +120,13 @@ public enum UserEventLog {
     }
 
     /// Events created before `before` that were never marked published (for the relay).
-    public static func unpublished(before: Timestamp, limit: Int, in db: any SQLDatabase) async throws -> [UserEvent] {
+    /// With `lock` (PostgreSQL, inside a transaction) the rows are claimed with
+    /// `FOR UPDATE SKIP LOCKED`, so concurrent relays take different rows.
+    public static func unpublished(before: Timestamp, limit: Int, lock: Bool = false, in db: any SQLDatabase) async throws -> [UserEvent] {
         try await db.raw("""
             SELECT user_id, seq, type, payload, created_at FROM user_events
             WHERE published_at IS NULL AND created_at < \(bind: before.millis)
-            ORDER BY created_at, user_id, seq LIMIT \(bind: limit)
+            ORDER BY created_at, user_id, seq LIMIT \(bind: limit)\(unsafeRaw: lock ? " FOR UPDATE SKIP LOCKED" : "")
             """).all().map(decode)
     }
 

@@ -18,6 +18,7 @@ enum BusConformance {
         "entries of a dead consumer are claimed by another; acknowledged ones are not": claimDeadConsumer,
         "a blocking read wakes up when an entry arrives, and times out empty": blockingRead,
         "creating a group twice is harmless, and a group sees entries added before it": groupIdempotent,
+        "expiring counters count within their window, block for a while, and reset": expiringCounters,
     ]
 
     static var names: [String] { cases.keys.sorted() }
@@ -152,6 +153,24 @@ enum BusConformance {
         try await bus.createGroup(stream: "early", group: "second")
         let entries = try await bus.readGroup(stream: "early", group: "second", consumer: "c", count: 10, block: nil)
         #expect(entries.map { $0.fields["n"] } == ["0"])
+    }
+}
+
+extension BusConformance {
+    static func expiringCounters(_ bus: any MessageBus) async throws {
+        let counters = try #require(bus as? any ExpiringCounters)
+        #expect(try await counters.increment("c", window: .milliseconds(300)) == 1)
+        #expect(try await counters.increment("c", window: .milliseconds(300)) == 2)
+        #expect(try await counters.increment("other", window: .seconds(5)) == 1)
+        try await Task.sleep(for: .milliseconds(400))
+        #expect(try await counters.increment("c", window: .milliseconds(300)) == 1)
+        #expect(try await counters.remaining("flag") == nil)
+        try await counters.block("flag", for: .seconds(2))
+        let left = try #require(try await counters.remaining("flag"))
+        #expect(left > .seconds(1) && left <= .seconds(2))
+        try await counters.reset(["flag", "c"])
+        #expect(try await counters.remaining("flag") == nil)
+        #expect(try await counters.increment("c", window: .seconds(1)) == 1)
     }
 }
 

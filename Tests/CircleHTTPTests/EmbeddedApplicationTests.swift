@@ -17,6 +17,7 @@ struct EmbeddedApplicationTests {
         ConfigSources.reader(values: [
             .httpPort: "0",
             .sqlitePath: folder.appendingPathComponent("circle.sqlite").path,
+            .authPepperFile: folder.appendingPathComponent("pepper.key").path,
             .logLevel: "warning",
         ].merging(extra) { _, new in new })
     }
@@ -24,8 +25,8 @@ struct EmbeddedApplicationTests {
     static func withApp(extra: [CircleConfigKey: String] = [:], _ body: @Sendable (any TestClientProtocol) async throws -> Void) async throws {
         let folder = FileManager.default.temporaryDirectory.appendingPathComponent("circle-http-\(UUID().uuidString)")
         defer { try? FileManager.default.removeItem(at: folder) }
-        let app = try await buildEmbeddedApplication(reader: reader(folder: folder, extra: extra))
-        try await app.test(.router, body)
+        let server = try await buildEmbeddedServer(reader: reader(folder: folder, extra: extra))
+        try await server.application.test(.router, body)
     }
 
     @Test("/healthz, /readyz and /metrics answer")
@@ -56,8 +57,8 @@ struct EmbeddedApplicationTests {
         struct Info: Decodable { let serverId: String; let protocolVersion: Int; let mode: String }
         var ids: [String] = []
         for _ in 0..<2 {
-            let app = try await buildEmbeddedApplication(reader: Self.reader(folder: folder))
-            let id = try await app.test(.router) { client in
+            let server = try await buildEmbeddedServer(reader: Self.reader(folder: folder))
+            let id = try await server.application.test(.router) { client in
                 try await client.execute(uri: "/api/v1/server", method: .get) { response in
                     #expect(response.status == .ok)
                     let info = try JSONDecoder().decode(Info.self, from: Data(buffer: response.body))

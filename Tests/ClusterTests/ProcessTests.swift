@@ -8,6 +8,9 @@ import Testing
 import Glibc
 #endif
 
+/// A fixed pepper for the scaled-mode processes of a test (they must share one).
+let testPepper = "dGVzdC1wZXBwZXItdGVzdC1wZXBwZXItdGVzdC1wZXBwZXI="
+
 let serviceExecutables = ["circle-gateway", "circle-messaging", "circle-vault", "circle-presence", "circle-signaling", "circle-cleanup"]
 
 /// The executables as real processes: start, answer, refuse bad configuration, stop gracefully.
@@ -94,6 +97,7 @@ struct ScaledProcessTests {
             "POSTGRES_URL": "postgres://\(postgres.username)@\(postgres.host):\(postgres.port)/\(postgres.database)",
             "REDIS_URL": "redis://\(redis.host):\(redis.port)",
             "REDIS_PREFIX": redis.prefix,
+            "AUTH_PEPPER": testPepper,
             "LOG_LEVEL": "warning",
         ].merging(extra) { _, new in new }
     }

@@ -12,9 +12,10 @@ struct CleanupCommand: AsyncParsableCommand {
     )
 
     @OptionGroup var options: ServerOptions
+    @OptionGroup var cleanup: CleanupOptions
 
     func run() async throws {
-        let reader = ConfigSources.reader(commandLine: options.values)
-        try await ServiceMain.run("circle-cleanup") { try await buildCleanupApplication(reader: reader) }
+        let reader = ConfigSources.reader(commandLine: options.values.merging(cleanup.values) { first, _ in first })
+        try await ServiceMain.run("circle-cleanup") { try await buildCleanupServer(reader: reader) }
     }
 }

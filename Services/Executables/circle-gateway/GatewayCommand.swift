@@ -12,9 +12,10 @@ struct GatewayCommand: AsyncParsableCommand {
     )
 
     @OptionGroup var options: ServerOptions
+    @OptionGroup var gateway: GatewayOptions
 
     func run() async throws {
-        let reader = ConfigSources.reader(commandLine: options.values)
-        try await ServiceMain.run("circle-gateway") { try await buildGatewayApplication(reader: reader) }
+        let reader = ConfigSources.reader(commandLine: options.values.merging(gateway.values) { first, _ in first })
+        try await ServiceMain.run("circle-gateway") { try await buildGatewayServer(reader: reader) }
     }
 }

@@ -15,6 +15,6 @@ struct MessagingCommand: AsyncParsableCommand {
 
     func run() async throws {
         let reader = ConfigSources.reader(commandLine: options.values)
-        try await ServiceMain.run("circle-messaging") { try await buildMessagingApplication(reader: reader) }
+        try await ServiceMain.run("circle-messaging") { try await buildMessagingServer(reader: reader) }
     }
 }

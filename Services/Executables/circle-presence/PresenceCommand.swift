@@ -15,6 +15,6 @@ struct PresenceCommand: AsyncParsableCommand {
 
     func run() async throws {
         let reader = ConfigSources.reader(commandLine: options.values)
-        try await ServiceMain.run("circle-presence") { try await buildPresenceApplication(reader: reader) }
+        try await ServiceMain.run("circle-presence") { try await buildPresenceServer(reader: reader) }
     }
 }

@@ -15,6 +15,6 @@ struct SignalingCommand: AsyncParsableCommand {
 
     func run() async throws {
         let reader = ConfigSources.reader(commandLine: options.values)
-        try await ServiceMain.run("circle-signaling") { try await buildSignalingApplication(reader: reader) }
+        try await ServiceMain.run("circle-signaling") { try await buildSignalingServer(reader: reader) }
     }
 }

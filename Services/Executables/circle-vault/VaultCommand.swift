@@ -15,6 +15,6 @@ struct VaultCommand: AsyncParsableCommand {
 
     func run() async throws {
         let reader = ConfigSources.reader(commandLine: options.values)
-        try await ServiceMain.run("circle-vault") { try await buildVaultApplication(reader: reader) }
+        try await ServiceMain.run("circle-vault") { try await buildVaultServer(reader: reader) }
     }
 }

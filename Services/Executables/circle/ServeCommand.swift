@@ -3,6 +3,7 @@ import ArgumentParser
 import CircleConfig
 import CircleHTTP
 import Foundation
+import Gateway
 import NIOCore
 
 struct ServeCommand: AsyncParsableCommand {
@@ -12,20 +13,37 @@ struct ServeCommand: AsyncParsableCommand {
         discussion: """
             With no configuration: a SQLite database in ./data/, the in-process bus, and HTTP on \
             http://127.0.0.1:8080. With --postgres-url and --redis-url: the same services on \
-            PostgreSQL and Redis. Pending migrations are applied at start.
+            PostgreSQL and Redis. Pending migrations are applied at start. On a server with no \
+            members yet it prints an invite link for the first admin.
             """
     )
 
     @OptionGroup var server: ServerOptions
     @OptionGroup var embedded: EmbeddedOptions
+    @OptionGroup var gateway: GatewayOptions
+    @OptionGroup var cleanup: CleanupOptions
 
     func run() async throws {
-        let reader = ConfigSources.reader(commandLine: server.values.merging(embedded.values) { first, _ in first })
+        let values = server.values.merging(embedded.values) { first, _ in first }
+            .merging(gateway.values) { first, _ in first }
+            .merging(cleanup.values) { first, _ in first }
+        let reader = ConfigSources.reader(commandLine: values)
         try await ServiceMain.run("circle serve") {
-            try await buildEmbeddedApplication(reader: reader) { channel in
+            try await buildEmbeddedServer(reader: reader) { channel, environment in
                 guard let address = channel.localAddress, let port = address.port else { return }
-                let host = address.ipAddress == "127.0.0.1" || address.ipAddress == "0.0.0.0" || address.ipAddress == "::1" ? "localhost" : (address.ipAddress ?? "localhost")
-                FileHandle.standardOutput.write(Data("Circle is running. Open http://\(host):\(port) in your browser (Ctrl-C to stop).\n".utf8))
+                let loopback = ["127.0.0.1", "0.0.0.0", "::1", "::"].contains(address.ipAddress ?? "")
+                let host = loopback ? "localhost" : (address.ipAddress ?? "localhost")
+                var lines = ["Circle is running. Open http://\(host):\(port) in your browser (Ctrl-C to stop)."]
+                do {
+                    let publicURL = try SettingsLoader.loadGateway(from: reader, settings: environment.settings).publicURL
+                    if let link = try await Invites.firstAdminInviteIfEmpty(store: environment.store, publicURL: publicURL) {
+                        lines.append("No members yet. Register the first admin with this invite (valid 24 hours):")
+                        lines.append("  \(link)")
+                    }
+                } catch {
+                    lines.append("Could not create the first invite: \(error). Run `circle invite create --admin`.")
+                }
+                FileHandle.standardOutput.write(Data((lines.joined(separator: "\n") + "\n").utf8))
             }
         }
     }

@@ -1,0 +1,50 @@
+import AsyncAlgorithms
+import CircleCore
+import CircleStore
+import Logging
+import ServiceLifecycle
+
+/// Deletes user events older than the retention, in bounded batches (DESIGN 8 and 11).
+/// Clients that come back later than that get `resync-required` and reload through the API.
+public struct EventLogSweeper: Service {
+    let store: any DatabaseStore
+    let clock: any WallClock
+    let logger: Logger
+    let retention: Duration
+    let interval: Duration
+    let batch: Int
+
+    public init(store: any DatabaseStore, clock: any WallClock, logger: Logger, retention: Duration, interval: Duration = .seconds(60), batch: Int = 1000) {
+        self.store = store
+        self.clock = clock
+        self.logger = logger
+        self.retention = retention
+        self.interval = interval
+        self.batch = batch
+    }
+
+    public func run() async throws {
+        for await _ in AsyncTimerSequence(interval: interval, clock: .continuous).cancelOnGracefulShutdown() {
+            do {
+                try await sweep()
+            } catch {
+                logger.warning("event log sweep failed", metadata: ["error": "\(error)"])
+            }
+        }
+    }
+
+    /// Deletes everything past the retention, one batch per transaction; returns how many went.
+    @discardableResult
+    public func sweep() async throws -> Int {
+        let seconds = retention.components.seconds
+        let cutoff = clock.now().adding(seconds: -seconds)
+        var total = 0
+        while true {
+            let deleted = try await store.write { db in try await UserEventLog.prune(before: cutoff, limit: batch, in: db) }
+            total += deleted
+            if deleted < batch { break }
+        }
+        if total > 0 { logger.info("pruned old events", metadata: ["count": "\(total)"]) }
+        return total
+    }
+}

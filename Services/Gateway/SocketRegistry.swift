@@ -1,0 +1,95 @@
+import CircleCore
+import CircleHTTP
+import CircleStore
+import Logging
+import Metrics
+import ServiceLifecycle
+
+/// Why the server ends a socket.
+enum SocketSignal: Sendable {
+    /// The socket's session was revoked: close with 4001.
+    case revoked
+    /// The server is stopping: close with 1012 so the client reconnects elsewhere.
+    case shutdown
+}
+
+/// Every live realtime socket of this replica.
+///
+/// Once a second it checks, in one query, that each socket's session is still live (the
+/// revocation event usually closes it sooner). On shutdown it tells every socket to close with
+/// 1012 and waits for them, before the HTTP server itself stops.
+actor SocketRegistry: Service {
+    private struct Entry {
+        let identity: Identity
+        let signals: AsyncStream<SocketSignal>.Continuation
+    }
+
+    private let store: any DatabaseStore
+    private let logger: Logger
+    private var sockets: [UInt64: Entry] = [:]
+    private var nextID: UInt64 = 0
+    private var draining = false
+    private let gauge = Gauge(label: "circle_gateway_sockets")
+
+    init(store: any DatabaseStore, logger: Logger) {
+        self.store = store
+        self.logger = logger
+    }
+
+    var count: Int { sockets.count }
+
+    /// Registers a socket; nil when the server is already stopping.
+    func register(_ identity: Identity) -> (id: UInt64, signals: AsyncStream<SocketSignal>)? {
+        guard !draining else { return nil }
+        nextID += 1
+        let (stream, continuation) = AsyncStream.makeStream(of: SocketSignal.self)
+        sockets[nextID] = Entry(identity: identity, signals: continuation)
+        gauge.record(sockets.count)
+        return (nextID, stream)
+    }
+
+    func unregister(_ id: UInt64) {
+        sockets.removeValue(forKey: id)?.signals.finish()
+        gauge.record(sockets.count)
+    }
+
+    func run() async throws {
+        let ticks = AsyncTimerSequence(interval: .seconds(1), clock: .continuous).cancelOnGracefulShutdown()
+        for await _ in ticks {
+            await closeRevoked()
+        }
+        await drain()
+    }
+
+    /// Closes sockets whose session is no longer live.
+    func closeRevoked() async {
+        let sessionIds = Array(Set(sockets.values.map(\.identity.sessionId)))
+        guard !sessionIds.isEmpty else { return }
+        do {
+            var live: Set<String> = []
+            for chunk in stride(from: 0, to: sessionIds.count, by: 500) {
+                let ids = Array(sessionIds[chunk..<min(chunk + 500, sessionIds.count)])
+                live.formUnion(try await store.read { db in try await AccountRepository.liveSessionIds(among: ids, in: db) })
+            }
+            for entry in sockets.values where !live.contains(entry.identity.sessionId) {
+                entry.signals.yield(.revoked)
+            }
+        } catch {
+            logger.warning("session check of live sockets failed", metadata: ["error": "\(error)"])
+        }
+    }
+
+    /// Tells every socket to close with 1012 and waits (bounded) until they have.
+    func drain() async {
+        draining = true
+        let open = sockets.count
+        for entry in sockets.values { entry.signals.yield(.shutdown) }
+        let deadline = ContinuousClock.now + .seconds(5)
+        while !sockets.isEmpty, ContinuousClock.now < deadline {
+            try? await Task.sleep(for: .milliseconds(20))
+        }
+        if open > 0 { logger.info("closed sockets for shutdown", metadata: ["count": "\(open)", "left": "\(sockets.count)"]) }
+    }
+}
+
+import AsyncAlgorithms

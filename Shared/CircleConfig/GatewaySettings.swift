@@ -1,0 +1,112 @@
+import CircleCore
+import Configuration
+import Foundation
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// Who may register.
+public enum RegistrationPolicy: String, Sendable, CaseIterable {
+    case invite, open
+}
+
+/// What the gateway (accounts, sessions, the realtime socket) is configured with.
+public struct GatewaySettings: Sendable, Equatable {
+    /// The server secret behind login verifiers and bundle wraps.
+    public var pepper: [UInt8]
+    public var registration: RegistrationPolicy
+    public var publicURL: String
+    public var trustForwardedFor: Bool
+
+    public init(pepper: [UInt8], registration: RegistrationPolicy = .invite, publicURL: String, trustForwardedFor: Bool = false) {
+        self.pepper = pepper
+        self.registration = registration
+        self.publicURL = publicURL
+        self.trustForwardedFor = trustForwardedFor
+    }
+}
+
+extension SettingsLoader {
+    /// Reads the gateway's keys. Without `auth.pepper`, the embedded mode keeps a generated pepper
+    /// in `auth.pepperFile`; the scaled mode requires it, since every replica must share it.
+    public static func loadGateway(from reader: ConfigReader, settings: CircleSettings) throws -> GatewaySettings {
+        func string(_ key: CircleConfigKey) -> String? {
+            reader.string(forKey: ConfigKey(key.rawValue), isSecret: key.isSecret)?.trimmingCharacters(in: .whitespaces).nilIfEmpty
+        }
+        let pepper: [UInt8]
+        if let text = string(.authPepper) {
+            guard let bytes = Data(base64Encoded: text) ?? Base64URL.decode(text), bytes.count >= 32 else {
+                throw ConfigError(.authPepper, "must be base64 of at least 32 random bytes (for example from `openssl rand -base64 32`)")
+            }
+            pepper = Array(bytes)
+        } else if settings.isScaled {
+            throw ConfigError(.authPepper, "is required in the scaled mode: every replica must share it (set AUTH_PEPPER)")
+        } else {
+            pepper = try loadOrCreatePepperFile(string(.authPepperFile) ?? "./data/pepper.key")
+        }
+        let registrationText = string(.authRegistration) ?? "invite"
+        guard let registration = RegistrationPolicy(rawValue: registrationText.lowercased()) else {
+            throw ConfigError(.authRegistration, "must be invite or open (got \(registrationText))")
+        }
+        let publicURL = string(.httpPublicURL) ?? "http://localhost:\(settings.http.port)"
+        guard let url = URL(string: publicURL), ["http", "https"].contains(url.scheme ?? ""), url.host != nil else {
+            throw ConfigError(.httpPublicURL, "must be an http:// or https:// address (got \(publicURL))")
+        }
+        let trustText = string(.httpTrustForwardedFor) ?? "false"
+        guard let trust = Bool(trustText.lowercased()) else {
+            throw ConfigError(.httpTrustForwardedFor, "must be true or false (got \(trustText))")
+        }
+        return GatewaySettings(
+            pepper: pepper, registration: registration,
+            publicURL: publicURL.hasSuffix("/") ? String(publicURL.dropLast()) : publicURL,
+            trustForwardedFor: trust
+        )
+    }
+
+    /// Reads `events.retention` in seconds.
+    public static func loadEventRetention(from reader: ConfigReader) throws -> Duration {
+        let text = reader.string(forKey: ConfigKey(CircleConfigKey.eventsRetention.rawValue))?.trimmingCharacters(in: .whitespaces).nilIfEmpty ?? "7d"
+        guard let duration = parseDuration(text), duration >= .seconds(60) else {
+            throw ConfigError(.eventsRetention, "must be a duration of at least a minute such as 90s, 30m, 12h or 7d (got \(text))")
+        }
+        return duration
+    }
+
+    /// Parses `90s`, `30m`, `12h`, `7d`.
+    public static func parseDuration(_ text: String) -> Duration? {
+        guard let unit = text.last, let number = Int64(text.dropLast()), number >= 0 else { return nil }
+        switch unit {
+        case "s": return .seconds(number)
+        case "m": return .seconds(number * 60)
+        case "h": return .seconds(number * 3600)
+        case "d": return .seconds(number * 86400)
+        default: return nil
+        }
+    }
+
+    static func loadOrCreatePepperFile(_ path: String) throws -> [UInt8] {
+        let key = CircleConfigKey.authPepperFile
+        if let data = FileManager.default.contents(atPath: path) {
+            guard data.count >= 32 else { throw ConfigError(key, "\(path) holds fewer than 32 bytes") }
+            return Array(data)
+        }
+        let folder = URL(fileURLWithPath: path).deletingLastPathComponent()
+        do {
+            try FileManager.default.createDirectory(at: folder, withIntermediateDirectories: true)
+        } catch {
+            throw ConfigError(key, "cannot create \(folder.path): \(error.localizedDescription)")
+        }
+        let bytes = SecureRandom.bytes(32)
+        // Created with 0600 from the start, and never overwritten (O_EXCL).
+        let fd = open(path, O_WRONLY | O_CREAT | O_EXCL, 0o600)
+        guard fd >= 0 else { throw ConfigError(key, "cannot create \(path) (errno \(errno))") }
+        defer { close(fd) }
+        let written = bytes.withUnsafeBytes { write(fd, $0.baseAddress, 32) }
+        guard written == 32, fsync(fd) == 0 else { throw ConfigError(key, "cannot write \(path)") }
+        return bytes
+    }
+}
+
+extension String {
+    var nilIfEmpty: String? { isEmpty ? nil : self }
+}

@@ -1,0 +1,130 @@
+import CircleBus
+import CircleCore
+import CircleStore
+import Crypto
+import Foundation
+import Hummingbird
+import Logging
+import NIOCore
+import SQLKit
+import ServiceLifecycle
+
+/// Who is calling: the user and the session their token belongs to.
+public struct Identity: Sendable, Equatable, Hashable {
+    public let userId: String
+    public let sessionId: String
+
+    public init(userId: String, sessionId: String) {
+        self.userId = userId
+        self.sessionId = sessionId
+    }
+}
+
+/// Session tokens: 256 random bits for the client, only a SHA-256 hash on the server.
+public enum SessionTokens {
+    /// A new token, as the client receives it (unpadded base64url, 43 characters).
+    public static func generate() -> String { Base64URL.encode(SecureRandom.bytes(32)) }
+
+    /// The stored form of a token.
+    public static func hash(_ token: String) -> String {
+        SHA256.hash(data: Data(token.utf8)).map { String(format: "%02x", $0) }.joined()
+    }
+
+    /// Whether a string has the shape of a token (checked before any lookup).
+    public static func isWellFormed(_ token: String) -> Bool {
+        token.utf8.count == 43 && Base64URL.decode(token)?.count == 32
+    }
+}
+
+/// Checks session tokens for every service, reading the gateway's `sessions` table.
+///
+/// A valid token is remembered for at most one second (DESIGN 11); a revocation announced on
+/// the bus (`sessions.revoked`) drops it from every replica's memory at once.
+public actor SessionValidator: Service {
+    public static let revocationChannel = "sessions.revoked"
+    private let store: any DatabaseStore
+    private let bus: any MessageBus
+    private let logger: Logger
+    private let cacheLifetime: Duration
+    private var cache: [String: (identity: Identity, until: ContinuousClock.Instant)] = [:]
+
+    public init(store: any DatabaseStore, bus: any MessageBus, logger: Logger, cacheLifetime: Duration = .seconds(1)) {
+        self.store = store
+        self.bus = bus
+        self.logger = logger
+        self.cacheLifetime = cacheLifetime
+    }
+
+    /// The identity behind `token`, or nil when it is malformed, unknown, revoked or expired.
+    public func identity(forToken token: String) async throws -> Identity? {
+        guard SessionTokens.isWellFormed(token) else { return nil }
+        let hash = SessionTokens.hash(token)
+        let now = ContinuousClock.now
+        if let hit = cache[hash], hit.until > now { return hit.identity }
+        let identity = try await store.read { db -> Identity? in
+            guard let row = try await db.raw("""
+                SELECT id, user_id FROM sessions WHERE token_hash = \(bind: hash) AND revoked_at IS NULL
+                """).first() else { return nil }
+            return Identity(userId: try row.decode(column: "user_id", as: String.self), sessionId: try row.decode(column: "id", as: String.self))
+        }
+        if let identity {
+            if cache.count > 100_000 { cache.removeAll(keepingCapacity: true) }
+            cache[hash] = (identity, ContinuousClock.now + cacheLifetime)
+        } else {
+            cache[hash] = nil
+        }
+        return identity
+    }
+
+    /// Forgets every cached token of these sessions (this replica only; see `announceRevoked`).
+    public func forget(sessionIds: Set<String>) {
+        cache = cache.filter { !sessionIds.contains($0.value.identity.sessionId) }
+    }
+
+    /// Tells every replica of every service that these sessions are revoked. Call after commit.
+    public nonisolated func announceRevoked(_ sessionIds: [String]) async {
+        guard !sessionIds.isEmpty else { return }
+        await forget(sessionIds: Set(sessionIds))
+        do {
+            try await bus.publish(ByteBuffer(string: sessionIds.joined(separator: ",")), to: Self.revocationChannel)
+        } catch {
+            // The one-second cache lifetime still bounds how long a revoked token works.
+            logger.warning("revocation announcement failed", metadata: ["error": "\(error)"])
+        }
+    }
+
+    public func run() async throws {
+        let subscription = try await bus.subscribe(to: Self.revocationChannel)
+        await withGracefulShutdownHandler {
+            for await event in subscription.events {
+                switch event {
+                case .message(let buffer):
+                    forget(sessionIds: Set(String(buffer: buffer).split(separator: ",").map(String.init)))
+                case .gap:
+                    cache.removeAll()
+                }
+            }
+        } onGracefulShutdown: {
+            Task { await subscription.cancel() }
+        }
+    }
+}
+
+/// Reads `Authorization: Bearer <token>`; a valid token sets `context.identity`, an invalid one
+/// is answered 401 at once. Routes that need a caller use `context.requireIdentity()`.
+public struct AuthMiddleware: RouterMiddleware {
+    public typealias Context = CircleRequestContext
+    let validator: SessionValidator
+
+    public init(validator: SessionValidator) { self.validator = validator }
+
+    public func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response) async throws -> Response {
+        guard let header = request.headers[.authorization] else { return try await next(request, context) }
+        guard header.hasPrefix("Bearer "), let identity = try await validator.identity(forToken: String(header.dropFirst(7))) else {
+            throw Problem.unauthorized("The session token is invalid, expired or revoked.")
+        }
+        var context = context
+        context.identity = identity
+        return try await next(request, context)
+    }
+}

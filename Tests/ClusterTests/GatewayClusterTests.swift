@@ -1,0 +1,122 @@
+import CircleConfig
+import CircleCore
+import CircleStore
+import CircleTestSupport
+import Foundation
+import SQLKit
+import Testing
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// Realtime delivery across real gateway processes sharing PostgreSQL and Redis.
+@Suite("Gateways as processes", .enabled(if: TestServers.bothEnabled, TestServers.bothSkipReason))
+struct GatewayClusterTests {
+    func scaledEnvironment(_ postgres: PostgresSettings) throws -> [String: String] {
+        let redis = try TestServers.redisSettings(suite: "gateways")
+        return [
+            "POSTGRES_URL": "postgres://\(postgres.username)@\(postgres.host):\(postgres.port)/\(postgres.database)",
+            "REDIS_URL": "redis://\(redis.host):\(redis.port)",
+            "REDIS_PREFIX": redis.prefix,
+            "AUTH_PEPPER": testPepper,
+            "LOG_LEVEL": "warning",
+        ]
+    }
+
+    func startGateway(_ env: [String: String]) async throws -> (ChildProcess, APIClient) {
+        let port = try FreePort.find()
+        let process = try ChildProcess("circle-gateway", ["--http-port", String(port)], environment: env)
+        try await HTTPProbe.waitFor("http://127.0.0.1:\(port)/readyz", while: { process.isRunning })
+        return (process, APIClient(baseURL: "http://127.0.0.1:\(port)"))
+    }
+
+    func expectSeqs(_ socket: TestSocket, _ seqs: [Int], types: [String], _ label: String) async throws {
+        var got: [Int?] = []
+        var gotTypes: [String?] = []
+        for _ in seqs {
+            let frame = try await socket.next()
+            got.append(frame.flatMap { TestJSON.int($0, path: ["seq"]) })
+            gotTypes.append(frame.flatMap { TestJSON.string($0, path: ["type"]) })
+        }
+        #expect(got == seqs.map { $0 }, "\(label)")
+        #expect(gotTypes == types.map { $0 }, "\(label)")
+    }
+
+    @Test("events reach every socket exactly once and in order across two gateways; the relay recovers a lost publish; a client of a killed gateway resumes on the other")
+    func twoGateways() async throws {
+        let postgres = try await TestServers.freshPostgresDatabase(suite: "gateways")
+        let env = try scaledEnvironment(postgres)
+        #expect(try await ChildProcess("circle", ["migrate"], environment: env).waitForExit() == 0)
+        let invite = try ChildProcess("circle", ["invite", "create", "--admin"], environment: env)
+        #expect(await invite.waitForExit() == 0)
+        let code = try #require(invite.output.split(separator: "/").last.map { $0.trimmingCharacters(in: .whitespacesAndNewlines) })
+
+        let (gatewayA, a) = try await startGateway(env)
+        let (gatewayB, b) = try await startGateway(env)
+        let xia = TestAccount(username: "xia")
+        let token = try await a.register(xia, invite: code)
+        let (onA, headA) = try await TestSocket.authenticated(a.socketURL, token: token)
+        let (onB, headB) = try await TestSocket.authenticated(b.socketURL, token: token)
+        #expect(headA == 1 && headB == 1)
+
+        // Caused on B: a new session, then its revocation.
+        let extra = try await b.login(xia, device: "extra")
+        #expect(try await b.call("DELETE", "/api/v1/account/sessions/\(extra.sessionId)", token: token).status == 204)
+        for (socket, label) in [(onA, "socket on A"), (onB, "socket on B")] {
+            try await expectSeqs(socket, [2, 3], types: ["session.created", "session.revoked"], label)
+        }
+
+        // A change committed but never published (as if its writer crashed right after commit).
+        try await PostgresStore.withSingleConnection(postgres, logger: TestServers.quietLogger) { store in
+            _ = try await store.write { db in
+                try await UserEventLog.append([NewUserEvent(userId: xia.userId, type: "test.stranded", data: "{}")], at: Timestamp.now().adding(seconds: -5), in: db)
+            }
+        }
+        for (socket, label) in [(onA, "socket on A"), (onB, "socket on B")] {
+            try await expectSeqs(socket, [4], types: ["test.stranded"], label)
+            // Exactly once: nothing more arrives.
+            await #expect(throws: TestSupportError.self) { try await socket.next(timeout: .milliseconds(1500)) }
+        }
+
+        // Gateway A dies; its client comes back on B with the last seq it saw.
+        gatewayA.signal(SIGKILL)
+        await gatewayA.waitForExit()
+        _ = try? await onA.closeCode(timeout: .seconds(5))
+        _ = try await b.login(xia, device: "while A was down")
+        try await expectSeqs(onB, [5], types: ["session.created"], "socket on B")
+        let back = try await TestSocket.connect(b.socketURL)
+        back.send(TestSocket.authFrame(token: token, since: 4))
+        try await expectSeqs(back, [5], types: ["session.created"], "resumed socket")
+        #expect(TestJSON.string(try await back.next() ?? "", path: ["type"]) == "ready")
+
+        // B stops: its sockets are told to reconnect elsewhere (1012).
+        gatewayB.signal(SIGTERM)
+        #expect(try await onB.closeCode() == 1012)
+        #expect(try await back.closeCode() == 1012)
+        #expect(await gatewayB.waitForExit(timeout: .seconds(15)) == 0)
+    }
+
+    @Test("the same flow in the embedded `circle serve`: live events in order, and 1012 on SIGTERM")
+    func embeddedFlow() async throws {
+        let folder = FileManager.default.temporaryDirectory.appendingPathComponent("circle-embedded-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: folder, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(at: folder) }
+        let port = try FreePort.find()
+        let server = try ChildProcess("circle", ["serve", "--http-port", String(port), "--log-level", "warning"], workingDirectory: folder)
+        try await HTTPProbe.waitFor("http://127.0.0.1:\(port)/readyz", while: { server.isRunning })
+        // `circle serve` printed an invite for the first admin.
+        let link = try #require(server.output.split(separator: "\n").first { $0.contains("/#/invite/") })
+        let code = String(link.split(separator: "/").last!)
+        let api = APIClient(baseURL: "http://127.0.0.1:\(port)")
+        let yan = TestAccount(username: "yan")
+        let token = try await api.register(yan, invite: code)
+        let (socket, head) = try await TestSocket.authenticated(api.socketURL, token: token)
+        #expect(head == 1)
+        let phone = try await api.login(yan, device: "phone")
+        _ = try await api.call("DELETE", "/api/v1/account/sessions/\(phone.sessionId)", token: token)
+        try await expectSeqs(socket, [2, 3], types: ["session.created", "session.revoked"], "embedded socket")
+        server.signal(SIGTERM)
+        #expect(try await socket.closeCode() == 1012)
+        #expect(await server.waitForExit(timeout: .seconds(15)) == 0)
+    }
+}

@@ -1,0 +1,193 @@
+import CircleCore
+import CircleTestSupport
+import Foundation
+import Testing
+
+@Suite("Accounts, invites and login")
+struct AccountTests {
+    @Test("register with an admin invite; the invite cannot be used twice; an expired one is refused")
+    func inviteRegistration() async throws {
+        let harness = GatewayHarness()
+        try await harness.run { api in
+            let code = try await harness.invite(admin: true)
+            let ann = TestAccount(username: "Ann")
+            let token = try await api.register(ann, invite: code)
+            let me = try await api.call("GET", "/api/v1/account/me", token: token)
+            #expect(me.status == 200)
+            #expect(TestJSON.string(me.body, path: ["username"]) == "ann")
+            #expect(TestJSON.value(me.body, path: ["isAdmin"]) as? Bool == true)
+
+            let reuse = try await api.call("POST", "/api/v1/auth/register", json: TestAccount(username: "bob").registration(invite: code))
+            #expect(reuse.status == 410)
+            #expect(TestJSON.string(reuse.body, path: ["type"]) == "urn:circle:problem:invite-unusable")
+
+            let expired = try await harness.invite(validFor: .seconds(60), now: Timestamp.now().adding(seconds: -120))
+            let late = try await api.call("POST", "/api/v1/auth/register", json: TestAccount(username: "cat").registration(invite: expired))
+            #expect(late.status == 410)
+            let none = try await api.call("POST", "/api/v1/auth/register", json: TestAccount(username: "dan").registration(invite: nil))
+            #expect(none.status == 422)
+            #expect(try await harness.count("SELECT COUNT(*) AS n FROM users") == 1)
+
+            let plain = try await harness.invite()
+            let bob = TestAccount(username: "bob")
+            let bobToken = try await api.register(bob, invite: plain)
+            let bobMe = try await api.call("GET", "/api/v1/account/me", token: bobToken)
+            #expect(TestJSON.value(bobMe.body, path: ["isAdmin"]) as? Bool == false)
+        }
+    }
+
+    @Test("a taken username is refused only to someone holding a usable invite")
+    func takenName() async throws {
+        let harness = GatewayHarness()
+        try await harness.run { api in
+            _ = try await api.register(TestAccount(username: "eve"), invite: try await harness.invite())
+            let probe = try await api.call("POST", "/api/v1/auth/register", json: TestAccount(username: "eve").registration(invite: "not-an-invite"))
+            #expect(probe.status == 410)
+            let code = try await harness.invite()
+            let taken = try await api.call("POST", "/api/v1/auth/register", json: TestAccount(username: "EVE").registration(invite: code))
+            #expect(taken.status == 409)
+            // The failed attempt did not use up the invite.
+            _ = try await api.register(TestAccount(username: "frank"), invite: code)
+        }
+    }
+
+    @Test("registration refuses bad keys and shapes with 4xx and stores nothing", arguments: [
+        ("identityKey", "AQAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA", "small order"),
+        ("identityKey", "7v_______________________________________38", "non-canonical"),
+        ("identityKey", "AAAA", "length"),
+        ("x25519Key", "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA", "small order"),
+        ("x25519Key", "4Ot6fDtBuK4WVuP68Z_EatoJjeucMrH9hmIFFl9JuAA", "small order"),
+        ("x25519Key", "7v_______________________________________38", "non-canonical"),
+        ("x25519Key", "CQAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAIA", "top bit set"),
+        ("kxCert", "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA", "bad cert"),
+        ("username", "x", "short name"),
+        ("username", "ann smith", "space"),
+        ("userId", "not-a-uuid", "bad id"),
+        ("authKey", "short", "bad key"),
+        ("bundle", "", "empty bundle"),
+        ("displayName", "", "empty name"),
+    ])
+    func badRegistration(_ field: String, _ value: String, _ why: String) async throws {
+        let harness = GatewayHarness(registration: "open")
+        try await harness.run { api in
+            let reply = try await api.call("POST", "/api/v1/auth/register", json: TestAccount(username: "gus").registration(invite: nil, overriding: [field: value]))
+            #expect((400..<500).contains(reply.status), "\(why): \(reply.status) \(reply.body)")
+            #expect(reply.headers["content-type"] == "application/problem+json")
+            #expect(TestJSON.string(reply.body, path: ["detail"])?.contains(field) == true, "\(why): \(reply.body)")
+            #expect(try await harness.count("SELECT COUNT(*) AS n FROM users") == 0)
+        }
+    }
+
+    @Test("a kx-cert signed for another user id is refused")
+    func certBoundToUser() async throws {
+        let harness = GatewayHarness(registration: "open")
+        try await harness.run { api in
+            let other = TestAccount(username: "hal")
+            let victim = TestAccount(username: "ivy")
+            // Other's keys and cert, presented under a different user id.
+            let body = other.registration(invite: nil, overriding: ["userId": victim.userId])
+            let reply = try await api.call("POST", "/api/v1/auth/register", json: body)
+            #expect(reply.status == 422)
+            #expect(TestJSON.string(reply.body, path: ["detail"])?.hasPrefix("kxCert") == true)
+        }
+    }
+
+    @Test("malformed, oversized and unknown-field bodies get 4xx problem+json")
+    func badBodies() async throws {
+        let harness = GatewayHarness(registration: "open", extra: [.httpBodyLimit: "8192"])
+        try await harness.run { api in
+            let malformed = try await api.call("POST", "/api/v1/auth/login", json: "{\"username\":")
+            #expect(malformed.status == 400)
+            let wrongType = try await api.call("POST", "/api/v1/auth/login", json: "{\"username\":5,\"authKey\":\"x\"}")
+            #expect(wrongType.status == 400)
+            let unknown = try await api.call("POST", "/api/v1/auth/register", json: TestAccount(username: "jay").registration(invite: nil, overriding: ["isAdmin": true]))
+            #expect(unknown.status == 400)
+            #expect(TestJSON.string(unknown.body, path: ["detail"]) == "Unknown member: isAdmin.")
+            let huge = try await api.call("POST", "/api/v1/auth/register", json: TestAccount(username: "kim").registration(invite: nil, overriding: ["bundle": String(repeating: "A", count: 10000)]))
+            #expect(huge.status == 413)
+            #expect(try await harness.count("SELECT COUNT(*) AS n FROM users") == 0)
+        }
+    }
+
+    @Test("prelogin answers an unknown name exactly like a real one, with a stable salt")
+    func preloginNoEnumeration() async throws {
+        let harness = GatewayHarness(registration: "open")
+        try await harness.run { api in
+            let lee = TestAccount(username: "lee")
+            _ = try await api.register(lee, invite: nil)
+            let real = try await api.call("POST", "/api/v1/auth/prelogin", json: "{\"username\":\"LEE\"}")
+            let fake1 = try await api.call("POST", "/api/v1/auth/prelogin", json: "{\"username\":\"nobody\"}")
+            let fake2 = try await api.call("POST", "/api/v1/auth/prelogin", json: "{\"username\":\"nobody\"}")
+            #expect(real.status == 200 && fake1.status == 200)
+            #expect(TestJSON.string(real.body, path: ["salt"]) == Base64URL.encode(lee.salt))
+            #expect(TestJSON.string(fake1.body, path: ["salt"]) == TestJSON.string(fake2.body, path: ["salt"]))
+            #expect(TestJSON.string(fake1.body, path: ["salt"]).flatMap(Base64URL.decode)?.count == 32)
+            #expect(TestJSON.object(real.body)?.keys.sorted() == TestJSON.object(fake1.body)?.keys.sorted())
+            #expect(TestJSON.string(fake1.body, path: ["kdf", "name"]) == "PBKDF2-SHA256")
+            #expect(TestJSON.int(fake1.body, path: ["kdf", "iterations"]) == 600_000)
+            #expect(TestJSON.string(real.body, path: ["serverId"])?.count == 32)
+        }
+    }
+
+    @Test("login: the right key gets a session and the stored bundle; wrong key and unknown user get the same 401")
+    func login() async throws {
+        let harness = GatewayHarness(registration: "open")
+        try await harness.run { api in
+            let mo = TestAccount(username: "moe")
+            _ = try await api.register(mo, invite: nil)
+            let ok = try await api.call("POST", "/api/v1/auth/login", json: mo.login())
+            #expect(ok.status == 200)
+            #expect(TestJSON.string(ok.body, path: ["bundle"]) == Base64URL.encode(mo.bundle))
+            let token = try #require(TestJSON.string(ok.body, path: ["token"]))
+            #expect(token.count == 43)
+            #expect(try await api.call("GET", "/api/v1/account/me", token: token).status == 200)
+
+            let wrong = try await api.call("POST", "/api/v1/auth/login", json: mo.login(authKey: SecureRandom.bytes(32)))
+            let unknown = try await api.call("POST", "/api/v1/auth/login", json: TestAccount(username: "ghost").login())
+            #expect(wrong.status == 401 && unknown.status == 401)
+            #expect(wrong.body == unknown.body)
+            #expect(try await api.call("GET", "/api/v1/account/me", token: String(repeating: "A", count: 43)).status == 401)
+            #expect(try await api.call("GET", "/api/v1/account/me").status == 401)
+        }
+    }
+
+    @Test("failed logins back off with 429 and Retry-After, the same for real and unknown names")
+    func backoff() async throws {
+        let harness = GatewayHarness(registration: "open")
+        try await harness.run { api in
+            let ned = TestAccount(username: "ned")
+            _ = try await api.register(ned, invite: nil)
+            for name in ["ned", "ghost"] {
+                let account = name == "ned" ? ned : TestAccount(username: name)
+                var statuses: [Int] = []
+                for _ in 0..<7 {
+                    statuses.append(try await api.call("POST", "/api/v1/auth/login", json: account.login(authKey: SecureRandom.bytes(32))).status)
+                }
+                #expect(statuses == [401, 401, 401, 401, 401, 401, 429], "\(name)")
+                let blocked = try await api.call("POST", "/api/v1/auth/login", json: account.login())
+                #expect(blocked.status == 429)
+                #expect(Int(blocked.headers["retry-after"] ?? "") ?? 0 >= 1)
+            }
+            // Waiting lets the owner in: no lockout.
+            try await Task.sleep(for: .milliseconds(1100))
+            #expect(try await api.call("POST", "/api/v1/auth/login", json: ned.login()).status == 200)
+        }
+    }
+
+    @Test("directory: signed-in members read profiles and keys; strangers get 401, unknown names 404")
+    func directory() async throws {
+        let harness = GatewayHarness(registration: "open")
+        try await harness.run { api in
+            let oz = TestAccount(username: "ozzy")
+            let token = try await api.register(oz, invite: nil)
+            #expect(try await api.call("GET", "/api/v1/directory/usernames/ozzy").status == 401)
+            let entry = try await api.call("GET", "/api/v1/directory/usernames/OZZY", token: token)
+            #expect(entry.status == 200)
+            #expect(TestJSON.string(entry.body, path: ["identityKey"]) == Base64URL.encode(oz.identity.publicKey.rawRepresentation))
+            #expect(TestJSON.string(entry.body, path: ["kxCert"]) == Base64URL.encode(oz.kxCert))
+            let byId = try await api.call("GET", "/api/v1/directory/users/\(oz.userId)", token: token)
+            #expect(byId.body == entry.body)
+            #expect(try await api.call("GET", "/api/v1/directory/usernames/nobody", token: token).status == 404)
+        }
+    }
+}

@@ -1,0 +1,76 @@
+import CircleCore
+import CircleTestSupport
+import Foundation
+import Testing
+
+@Suite("The realtime socket")
+struct SocketTests {
+    @Test("an authenticated socket gets live session events, and a resumed one gets what it missed, in order")
+    func liveAndResume() async throws {
+        let harness = GatewayHarness(registration: "open")
+        try await harness.run { api in
+            let uma = TestAccount(username: "uma")
+            let token = try await api.register(uma, invite: nil)
+            let (socket, head) = try await TestSocket.authenticated(api.socketURL, token: token)
+            #expect(head == 1)
+            let tablet = try await api.login(uma, device: "tablet")
+            let created = try #require(try await socket.next())
+            #expect(TestJSON.int(created, path: ["seq"]) == 2)
+            #expect(TestJSON.string(created, path: ["type"]) == "session.created")
+            #expect(TestJSON.string(created, path: ["data", "sessionId"]) == tablet.sessionId)
+            socket.close()
+
+            // While no socket is open, more happens; a socket resuming from 2 gets exactly that.
+            _ = try await api.call("DELETE", "/api/v1/account/sessions/\(tablet.sessionId)", token: token)
+            _ = try await api.login(uma, device: "watch")
+            let resumed = try await TestSocket.connect(api.socketURL)
+            resumed.send(TestSocket.authFrame(token: token, since: 2))
+            let missed = [try await resumed.next(), try await resumed.next(), try await resumed.next()].compactMap { $0 }
+            #expect(missed.map { TestJSON.int($0, path: ["seq"]) } == [3, 4, nil])
+            #expect(missed.map { TestJSON.string($0, path: ["type"]) } == ["session.revoked", "session.created", "ready"])
+            #expect(TestJSON.int(missed[2], path: ["data", "lastSeq"]) == 4)
+            resumed.close()
+        }
+    }
+
+    @Test("a socket that never authenticates is closed with 4001 after 10 seconds")
+    func authTimeout() async throws {
+        let harness = GatewayHarness(registration: "open")
+        try await harness.run { api in
+            let socket = try await TestSocket.connect(api.socketURL)
+            let start = ContinuousClock.now
+            #expect(try await socket.closeCode(timeout: .seconds(20)) == 4001)
+            #expect(ContinuousClock.now - start >= .seconds(9))
+        }
+    }
+
+    @Test("a bad token, a malformed first frame, or a replayed logged-out token is closed with 4001")
+    func badAuth() async throws {
+        let harness = GatewayHarness(registration: "open")
+        try await harness.run { api in
+            let vic = TestAccount(username: "vic")
+            let token = try await api.register(vic, invite: nil)
+            _ = try await api.call("POST", "/api/v1/auth/logout", token: token)
+            for frame in [TestSocket.authFrame(token: String(repeating: "B", count: 43)), "{\"type\":\"hello\"}", "not json", TestSocket.authFrame(token: token)] {
+                let socket = try await TestSocket.connect(api.socketURL)
+                socket.send(frame)
+                #expect(try await socket.closeCode() == 4001, "\(frame)")
+            }
+        }
+    }
+
+    @Test("a socket whose session is revoked while connected is told, then closed with 4001")
+    func revokedWhileConnected() async throws {
+        let harness = GatewayHarness(registration: "open")
+        try await harness.run { api in
+            let wes = TestAccount(username: "wes")
+            let main = try await api.register(wes, invite: nil)
+            let doomed = try await api.login(wes, device: "doomed")
+            let (socket, _) = try await TestSocket.authenticated(api.socketURL, token: doomed.token)
+            #expect(try await api.call("DELETE", "/api/v1/account/sessions/\(doomed.sessionId)", token: main).status == 204)
+            let notice = try #require(try await socket.next())
+            #expect(TestJSON.string(notice, path: ["type"]) == "session.revoked")
+            #expect(try await socket.closeCode() == 4001)
+        }
+    }
+}

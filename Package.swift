@@ -52,6 +52,12 @@ var targets: [Target] = [
         path: "Shared/CircleBus"
     ),
     .target(name: "CircleCrypto", dependencies: ["CircleCore", crypto], path: "Shared/CircleCrypto"),
+    // The client library: the end-to-end protocol (and, later, the API client).
+    .target(
+        name: "CircleKit",
+        dependencies: ["CircleCore", "CircleCrypto", crypto, .product(name: "CryptoExtras", package: "swift-crypto")],
+        path: "Shared/CircleKit"
+    ),
     .target(
         name: "CircleEvents",
         dependencies: ["CircleCore", "CircleStore", "CircleBus", logging, lifecycle, asyncAlgorithms,
@@ -84,6 +90,16 @@ var targets: [Target] = [
         dependencies: ["AllInOne", "Gateway", "CircleCore", "CircleConfig", "CircleStore", "CircleHTTP", argumentParser, logging, configuration],
         path: "Services/Executables/circle"
     ),
+    // The load generator for the benchmarks in BENCHMARKS.md.
+    .executableTarget(
+        name: "circle-bench",
+        dependencies: ["CircleCore", "CircleCrypto", "CircleBus", "CircleConfig", argumentParser, crypto, logging,
+                       .product(name: "HummingbirdWSClient", package: "hummingbird-websocket"),
+                       .product(name: "AsyncHTTPClient", package: "async-http-client"),
+                       .product(name: "NIOCore", package: "swift-nio"),
+                       .product(name: "NIOPosix", package: "swift-nio")],
+        path: "Services/Executables/circle-bench"
+    ),
     // Shared test helpers: throwaway PostgreSQL/Redis access, private server copies, processes.
     .target(
         name: "CircleTestSupport",
@@ -96,6 +112,8 @@ var targets: [Target] = [
                        .product(name: "AsyncHTTPClient", package: "async-http-client")],
         path: "Tests/CircleTestSupport"
     ),
+    .testTarget(name: "CircleCryptoTests", dependencies: ["CircleCrypto", crypto], path: "Tests/CircleCryptoTests"),
+    .testTarget(name: "CircleKitTests", dependencies: ["CircleKit", "CircleCrypto", "CircleCore", crypto], path: "Tests/CircleKitTests"),
     .testTarget(name: "CircleConfigTests", dependencies: ["CircleConfig", configuration], path: "Tests/CircleConfigTests"),
     .testTarget(
         name: "CircleStoreTests",
@@ -151,7 +169,7 @@ for service in services {
 let package = Package(
     name: "Circle",
     platforms: [.macOS(.v15)],
-    products: [.executable(name: "circle", targets: ["circle"])]
+    products: [.executable(name: "circle", targets: ["circle"]), .executable(name: "circle-bench", targets: ["circle-bench"])]
         + services.map { .executable(name: "circle-\($0.lowercased())", targets: ["circle-\($0.lowercased())"]) },
     dependencies: [
         .package(url: "https://github.com/hummingbird-project/hummingbird", from: "2.28.1"),

@@ -51,6 +51,7 @@ struct AccountController: Sendable {
 
     @Sendable func me(request: Request, context: CircleRequestContext) async throws -> JSONResponse<Me> {
         let identity = try context.requireIdentity()
+        await state.activity.seen(sessionId: identity.sessionId, ip: state.address(request, context))
         guard let user = try await state.store.read({ db in try await AccountRepository.user(id: identity.userId, in: db) }) else {
             throw Problem.unauthorized()
         }
@@ -59,6 +60,7 @@ struct AccountController: Sendable {
 
     @Sendable func sessions(request: Request, context: CircleRequestContext) async throws -> JSONResponse<Sessions> {
         let identity = try context.requireIdentity()
+        await state.activity.seen(sessionId: identity.sessionId, ip: state.address(request, context))
         let records = try await state.store.read { db in try await AccountRepository.liveSessions(userId: identity.userId, in: db) }
         return JSONResponse(Sessions(sessions: records.map {
             SessionView(id: $0.id, deviceLabel: $0.deviceLabel, ip: $0.ip, createdAt: $0.createdAt, lastSeenAt: $0.lastSeenAt, current: $0.id == identity.sessionId)

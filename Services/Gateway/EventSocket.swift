@@ -25,6 +25,7 @@ struct EventSocket {
     let registry: SocketRegistry
     let inbound: WebSocketInboundStream
     let outbound: WebSocketOutboundWriter
+    let address: String
     let logger: Logger
 
     static let authTimeout: Duration = .seconds(10)
@@ -68,6 +69,7 @@ struct EventSocket {
             try await outbound.close(SocketClose.unauthorized, reason: "unauthorized")
             return
         }
+        await state.activity.seen(sessionId: identity.sessionId, ip: address)
         guard let registration = await registry.register(identity) else {
             try await outbound.close(SocketClose.serverRestart, reason: "server restart")
             return

@@ -12,8 +12,10 @@ struct EventSocketController: Sendable {
 
     func addWebSocketRoutes(to router: Router<CircleRequestContext>) {
         router.ws("/api/v1/events") { inbound, outbound, context in
+            let address = context.requestContext.clientAddress(context.request, trustForwardedFor: state.settings.trustForwardedFor)
             try await EventSocket(
-                state: state, bus: bus, registry: registry, inbound: inbound, outbound: outbound, logger: context.logger
+                state: state, bus: bus, registry: registry, inbound: inbound, outbound: outbound,
+                address: address, logger: context.logger
             ).run()
         }
     }

@@ -15,7 +15,8 @@ public func buildGateway(_ environment: ServiceEnvironment, settings: GatewaySet
         store: environment.store, events: environment.events, sessions: environment.sessions,
         crypto: AccountCrypto(pepper: settings.pepper),
         throttle: LoginThrottle(counters: environment.counters, logger: environment.logger),
-        settings: settings, clock: environment.clock, logger: environment.logger, serverID: serverID
+        settings: settings, clock: environment.clock, logger: environment.logger, serverID: serverID,
+        activity: SessionActivity(store: environment.store, clock: environment.clock, logger: environment.logger)
     )
     let registry = SocketRegistry(store: environment.store, logger: environment.logger)
     let info = ServerInfoController(serverID: serverID, mode: environment.settings.isScaled ? "scaled" : "embedded")

@@ -20,6 +20,7 @@ struct GatewayState: Sendable {
     let clock: any WallClock
     let logger: Logger
     let serverID: ServerIDCache
+    let activity: SessionActivity
 
     /// The client's address for throttling and the session list.
     func address(_ request: Request, _ context: CircleRequestContext) -> String {

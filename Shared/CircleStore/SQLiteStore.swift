@@ -17,9 +17,13 @@ public final class SQLiteStore: DatabaseStore, Service {
     let connection: SQLiteConnection
     let gate = AsyncGate()
     let logger: Logger
+    /// SQLite's blocking calls (and its busy waits) run on a thread of this store's own, so one
+    /// database waiting on a lock never starves another, or NIO's shared pool.
+    let threadPool: NIOThreadPool
 
-    private init(connection: SQLiteConnection, logger: Logger) {
+    private init(connection: SQLiteConnection, threadPool: NIOThreadPool, logger: Logger) {
         self.connection = connection
+        self.threadPool = threadPool
         self.logger = logger
     }
 
@@ -33,8 +37,16 @@ public final class SQLiteStore: DatabaseStore, Service {
             try FileManager.default.createDirectory(at: folder, withIntermediateDirectories: true)
             storage = .file(path: path)
         }
-        let connection = try await SQLiteConnection.open(storage: storage, threadPool: .singleton, logger: logger, on: MultiThreadedEventLoopGroup.singleton.any())
-        let store = SQLiteStore(connection: connection, logger: logger)
+        let threadPool = NIOThreadPool(numberOfThreads: 1)
+        threadPool.start()
+        let connection: SQLiteConnection
+        do {
+            connection = try await SQLiteConnection.open(storage: storage, threadPool: threadPool, logger: logger, on: MultiThreadedEventLoopGroup.singleton.any())
+        } catch {
+            try? await threadPool.shutdownGracefully()
+            throw error
+        }
+        let store = SQLiteStore(connection: connection, threadPool: threadPool, logger: logger)
         let db = connection.sql(queryLogLevel: nil)
         for pragma in ["PRAGMA busy_timeout = 5000", "PRAGMA journal_mode = WAL", "PRAGMA synchronous = FULL", "PRAGMA foreign_keys = ON"] {
             try await db.raw(SQLQueryString(pragma)).run()
@@ -54,6 +66,7 @@ public final class SQLiteStore: DatabaseStore, Service {
             if !connection.isClosed {
                 let closing: EventLoopFuture<Void> = connection.close()
                 try await closing.get()
+                try? await threadPool.shutdownGracefully()
             }
         }
     }
@@ -67,19 +80,26 @@ public final class SQLiteStore: DatabaseStore, Service {
     public func write<R: Sendable>(_ body: @Sendable (any SQLDatabase) async throws -> R) async throws -> R {
         try await gate.withGate {
             let db = connection.sql(queryLogLevel: nil)
-            try await db.raw("BEGIN IMMEDIATE").run()
+            // BEGIN, COMMIT and ROLLBACK go through the future-based API, which a cancelled task
+            // cannot interrupt: a transaction is always finished one way or the other.
+            try await statement("BEGIN IMMEDIATE")
             do {
                 let result = try await body(db)
-                try await db.raw("COMMIT").run()
+                try await statement("COMMIT")
                 return result
             } catch {
                 do {
-                    try await db.raw("ROLLBACK").run()
+                    try await statement("ROLLBACK")
                 } catch {
                     logger.error("rollback failed", metadata: ["error": "\(String(reflecting: error))"])
                 }
                 throw error
             }
         }
+    }
+
+    private func statement(_ sql: String) async throws {
+        let future: EventLoopFuture<[SQLiteRow]> = connection.query(sql, [])
+        _ = try await future.get()
     }
 }

@@ -59,9 +59,16 @@ struct GatewayClusterTests {
         let (onB, headB) = try await TestSocket.authenticated(b.socketURL, token: token)
         #expect(headA == 1 && headB == 1)
 
-        // Caused on B: a new session, then its revocation.
+        // Caused on B: a new session, then its revocation. A has just validated (and cached)
+        // the new token; after the revocation on B it must fail on A within one second.
         let extra = try await b.login(xia, device: "extra")
+        #expect(try await a.call("GET", "/api/v1/account/me", token: extra.token).status == 200)
         #expect(try await b.call("DELETE", "/api/v1/account/sessions/\(extra.sessionId)", token: token).status == 204)
+        let revokedAt = ContinuousClock.now
+        while try await a.call("GET", "/api/v1/account/me", token: extra.token).status == 200 {
+            try await Task.sleep(for: .milliseconds(20))
+        }
+        #expect(ContinuousClock.now - revokedAt < .seconds(1))
         for (socket, label) in [(onA, "socket on A"), (onB, "socket on B")] {
             try await expectSeqs(socket, [2, 3], types: ["session.created", "session.revoked"], label)
         }

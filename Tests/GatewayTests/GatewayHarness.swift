@@ -42,11 +42,12 @@ struct GatewayHarness {
         return String(link.split(separator: "/").last!)
     }
 
-    /// Runs SQL against the server's database (for checks that nothing was written).
+    /// Runs a counting query against the server's database (to check that nothing was written).
     func count(_ sql: String) async throws -> Int {
-        try await StoreFactory.withMigratedStore(.sqlite(path: values[.sqlitePath]!), logger: TestServers.quietLogger) { store in
-            try await store.read { db in try await db.raw(SQLQueryString(sql)).first()?.decode(column: "n", as: Int.self) ?? -1 }
-        }
+        let store = try await SQLiteStore.open(path: values[.sqlitePath]!, logger: TestServers.quietLogger)
+        let n = try await store.read { db in try await db.raw(SQLQueryString(sql)).first()?.decode(column: "n", as: Int.self) ?? -1 }
+        try await store.close()
+        return n
     }
 }
 

@@ -1,0 +1,19 @@
+/// Why CircleKit refused something. Every refusal is explicit: nothing is decrypted, sealed or
+/// stored after one.
+public enum CircleKitError: Error, Equatable, CustomStringConvertible {
+    case decryptionFailed
+    case weakKey(String)
+    case malformed(String)
+    case badSignature(String)
+    case refusedKDF(String)
+
+    public var description: String {
+        switch self {
+        case .decryptionFailed: "decryption failed (wrong key or tampered data)"
+        case .weakKey(let why): "refused key: \(why)"
+        case .malformed(let why): "malformed input: \(why)"
+        case .badSignature(let what): "bad signature: \(what)"
+        case .refusedKDF(let why): "refused key derivation: \(why)"
+        }
+    }
+}

@@ -106,6 +106,8 @@ var targets: [Target] = [
         dependencies: ["CircleCore", "CircleConfig", "CircleStore", "CircleBus", "CircleCrypto", logging, crypto,
                        .product(name: "HummingbirdWSClient", package: "hummingbird-websocket"),
                        .product(name: "NIOWebSocket", package: "swift-nio"),
+                       .product(name: "NIOPosix", package: "swift-nio"),
+                       .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
                        .product(name: "PostgresNIO", package: "postgres-nio"),
                        .product(name: "SQLKit", package: "sql-kit"),
                        .product(name: "NIOCore", package: "swift-nio"),
@@ -140,7 +142,8 @@ var targets: [Target] = [
     ),
     .testTarget(
         name: "ClusterTests",
-        dependencies: ["CircleTestSupport", "CircleStore", "CircleConfig", .product(name: "SQLKit", package: "sql-kit"),
+        dependencies: ["CircleTestSupport", "CircleStore", "CircleConfig", "CircleBus", .product(name: "SQLKit", package: "sql-kit"),
+                       .product(name: "NIOCore", package: "swift-nio"),
                        .product(name: "AsyncHTTPClient", package: "async-http-client")],
         path: "Tests/ClusterTests"
     ),

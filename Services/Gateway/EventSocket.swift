@@ -26,6 +26,7 @@ struct EventSocket {
     let inbound: WebSocketInboundStream
     let outbound: WebSocketOutboundWriter
     let address: String
+    let channel: any Channel
     let logger: Logger
 
     static let authTimeout: Duration = .seconds(10)
@@ -33,6 +34,8 @@ struct EventSocket {
     /// Frames waiting to be written before the socket counts as too slow.
     static let queueLimit = 2048
     static let catchUpPage = 500
+    /// How long a socket that fell behind gets to take its 4008 close frame.
+    static let closeGrace: Duration = .seconds(10)
 
     struct AuthFrame: Decodable {
         let type: String
@@ -81,59 +84,81 @@ struct EventSocket {
 
         let (inputs, sink) = AsyncStream.makeStream(of: Input.self)
         let queued = QueueDepth()
+        let overflow = OverflowSignal()
         @Sendable func push(_ input: Input) -> Bool {
             if queued.value.add(1, ordering: .relaxed).newValue > Self.queueLimit {
-                sink.yield(.overflow)
+                overflow.fire()
                 return false
             }
             sink.yield(input)
             return true
         }
-        try await withThrowingTaskGroup(of: Void.self) { group in
+        // Each child says whether it decides the socket's end: the delivery loop finishing, or an
+        // overflow. Producers finishing decide nothing.
+        let tooSlow = try await withThrowingTaskGroup(of: Bool?.self) { group in
             group.addTask {
-                for await event in subscription.events { guard push(.bus(event)) else { return } }
+                for await event in subscription.events { guard push(.bus(event)) else { return nil } }
                 _ = push(.busEnded)
+                return nil
             }
             group.addTask {
                 do {
-                    while let message = try await messages.next() { guard push(.client(message)) else { return } }
+                    while let message = try await messages.next() { guard push(.client(message)) else { return nil } }
                 } catch {}
                 sink.yield(.clientClosed)
+                return nil
             }
             group.addTask {
                 for await signal in registration.signals { sink.yield(.signal(signal)) }
+                return nil
             }
-            defer {
-                sink.finish()
-                group.cancelAll()
-            }
-            var delivery = Delivery(userId: identity.userId, sessionId: identity.sessionId, lastSeq: 0)
-            guard try await delivery.start(since: auth.since, socket: self) else { return }
-            for await input in inputs {
-                queued.value.subtract(1, ordering: .relaxed)
-                switch input {
-                case .bus(.message(let frame)):
-                    guard try await delivery.live(frame, socket: self) else { return }
-                case .bus(.gap):
-                    guard try await delivery.catchUp(socket: self) else { return }
-                case .busEnded:
-                    try await outbound.close(SocketClose.tooSlow, reason: "fell behind: resume with since")
-                    return
-                case .client:
-                    continue
-                case .clientClosed:
-                    return
-                case .signal(.revoked):
-                    try await outbound.close(SocketClose.unauthorized, reason: "session revoked")
-                    return
-                case .signal(.shutdown):
-                    try await outbound.close(SocketClose.serverRestart, reason: "server restart")
-                    return
-                case .overflow:
-                    try await outbound.close(SocketClose.tooSlow, reason: "too slow: resume with since")
-                    return
+            // The delivery loop runs on its own, so an overflow can stop it even while it is
+            // stuck writing to a client that stopped reading.
+            group.addTask {
+                var delivery = Delivery(userId: identity.userId, sessionId: identity.sessionId, lastSeq: 0)
+                guard try await delivery.start(since: auth.since, socket: self) else { return false }
+                for await input in inputs {
+                    queued.value.subtract(1, ordering: .relaxed)
+                    switch input {
+                    case .bus(.message(let frame)):
+                        guard try await delivery.live(frame, socket: self) else { return false }
+                    case .bus(.gap):
+                        guard try await delivery.catchUp(socket: self) else { return false }
+                    case .busEnded, .overflow:
+                        return true
+                    case .client:
+                        continue
+                    case .clientClosed:
+                        return false
+                    case .signal(.revoked):
+                        try await outbound.close(SocketClose.unauthorized, reason: "session revoked")
+                        return false
+                    case .signal(.shutdown):
+                        try await outbound.close(SocketClose.serverRestart, reason: "server restart")
+                        return false
+                    }
                 }
+                return false
             }
+            group.addTask {
+                await overflow.wait()
+                return true
+            }
+            defer { sink.finish() }
+            var decision: Bool?
+            while decision == nil, let result = try await group.next() { decision = result }
+            group.cancelAll()
+            return decision ?? false
+        }
+        if tooSlow {
+            // Tell the client to resume; if even the close frame cannot be written within the
+            // grace period the client is not reading at all, and the connection is dropped.
+            let closed = try await Self.withTimeout(Self.closeGrace) { () -> Bool? in
+                try await outbound.close(SocketClose.tooSlow, reason: "too slow: resume with since")
+                return true
+            }
+            if closed == nil { try? await channel.close() }
+            logger.notice("closed a socket that fell behind", metadata: ["closeFrameSent": "\(closed != nil)"])
         }
     }
 
@@ -236,6 +261,36 @@ final class IteratorBox<Iterator: AsyncIteratorProtocol>: @unchecked Sendable wh
     private var iterator: Iterator
     init(_ iterator: Iterator) { self.iterator = iterator }
     func next() async throws -> Iterator.Element? { try await iterator.next() }
+}
+
+/// Fires once, waking whoever waits (or will wait).
+final class OverflowSignal: Sendable {
+    private let state = Mutex<(fired: Bool, waiter: CheckedContinuation<Void, Never>?)>((false, nil))
+
+    func fire() {
+        let waiter = state.withLock { state -> CheckedContinuation<Void, Never>? in
+            guard !state.fired else { return nil }
+            state.fired = true
+            defer { state.waiter = nil }
+            return state.waiter
+        }
+        waiter?.resume()
+    }
+
+    func wait() async {
+        await withTaskCancellationHandler {
+            await withCheckedContinuation { continuation in
+                let resumeNow = state.withLock { state -> Bool in
+                    if state.fired { return true }
+                    state.waiter = continuation
+                    return false
+                }
+                if resumeNow { continuation.resume() }
+            }
+        } onCancel: {
+            fire()
+        }
+    }
 }
 
 /// How many inputs a socket has queued and not yet handled.

@@ -15,7 +15,7 @@ struct EventSocketController: Sendable {
             let address = context.requestContext.clientAddress(context.request, trustForwardedFor: state.settings.trustForwardedFor)
             try await EventSocket(
                 state: state, bus: bus, registry: registry, inbound: inbound, outbound: outbound,
-                address: address, logger: context.logger
+                address: address, channel: context.requestContext.channel, logger: context.logger
             ).run()
         }
     }

@@ -11,6 +11,8 @@ import NIOCore
 public struct CircleRequestContext: RequestContext, WebSocketRequestContext, RemoteAddressRequestContext {
     public var coreContext: CoreRequestContextStorage
     public let remoteAddress: SocketAddress?
+    /// The connection, for the rare handler that must drop it (a realtime socket that stopped reading).
+    public let channel: any Channel
     public let webSocket: WebSocketHandlerReference<CircleRequestContext>
     public var bodyLimit: Int = 1 << 20
     /// The caller, when the request carried a valid session token.
@@ -19,6 +21,7 @@ public struct CircleRequestContext: RequestContext, WebSocketRequestContext, Rem
     public init(source: ApplicationRequestContextSource) {
         self.coreContext = .init(source: source)
         self.remoteAddress = source.channel.remoteAddress
+        self.channel = source.channel
         self.webSocket = .init()
     }
 

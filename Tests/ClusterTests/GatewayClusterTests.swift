@@ -1,8 +1,10 @@
+import CircleBus
 import CircleConfig
 import CircleCore
 import CircleStore
 import CircleTestSupport
 import Foundation
+import NIOCore
 import SQLKit
 import Testing
 #if canImport(Glibc)
@@ -101,6 +103,38 @@ struct GatewayClusterTests {
         #expect(try await onB.closeCode() == 1012)
         #expect(try await back.closeCode() == 1012)
         #expect(await gatewayB.waitForExit(timeout: .seconds(15)) == 0)
+    }
+
+    @Test("a socket that reads slower than its events arrive is closed with 4008 once its queue overflows; the gateway stays healthy")
+    func slowConsumer() async throws {
+        let postgres = try await TestServers.freshPostgresDatabase(suite: "slow")
+        var env = try scaledEnvironment(postgres)
+        env["AUTH_REGISTRATION"] = "open"
+        #expect(try await ChildProcess("circle", ["migrate"], environment: env).waitForExit() == 0)
+        let (gateway, api) = try await startGateway(env)
+        let zoe = TestAccount(username: "zoe")
+        let token = try await api.register(zoe, invite: nil)
+        let port = Int(api.baseURL.split(separator: ":").last!)!
+        let stalled = try await StalledSocket.connect(port: port, token: token)
+
+        let redis = try RedisSettings.parse(env["REDIS_URL"]!, prefix: env["REDIS_PREFIX"]!)
+        let bus = RedisBus(settings: redis, logger: TestServers.quietLogger)
+        try await bus.preflight()
+        // The client reads, but far slower than the events come; once they stop it catches up.
+        async let closeCode = stalled.drain()
+        let padding = String(repeating: "x", count: 2000)
+        for index in 0..<20_000 {
+            try await bus.publish(ByteBuffer(string: "{\"type\":\"test.flood\",\"data\":{\"i\":\(index),\"pad\":\"\(padding)\"}}"), to: "user.\(zoe.userId)")
+        }
+        stalled.speedUp()
+        let code = try await closeCode
+        #expect(code == 4008, "closed with \(String(describing: code)); gateway said: \(gateway.output.suffix(2000))")
+        // Other clients are unaffected.
+        let (fresh, _) = try await TestSocket.authenticated(api.socketURL, token: token)
+        fresh.close()
+        #expect(try await api.call("GET", "/healthz").status == 200)
+        gateway.signal(SIGTERM)
+        await gateway.waitForExit()
     }
 
     @Test("the same flow in the embedded `circle serve`: live events in order, and 1012 on SIGTERM")

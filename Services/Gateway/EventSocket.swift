@@ -49,7 +49,6 @@ struct EventSocket {
         case client(WebSocketMessage)
         case clientClosed
         case signal(SocketSignal)
-        case overflow
     }
 
     func run() async throws {
@@ -73,92 +72,84 @@ struct EventSocket {
             return
         }
         await state.activity.seen(sessionId: identity.sessionId, ip: address)
-        guard let registration = await registry.register(identity) else {
-            try await outbound.close(SocketClose.serverRestart, reason: "server restart")
-            return
-        }
-        defer { Task { await registry.unregister(registration.id) } }
         // Subscribe before reading the log, so nothing falls between the two.
         let subscription = try await bus.subscribe(to: EventPublisher.channel(forUser: identity.userId))
         defer { Task { await subscription.cancel() } }
 
+        // One queue of inputs for the delivery loop. Producers: the bus forwarder and the client
+        // reader (two child tasks), and the registry (a callback): few tasks per idle socket.
         let (inputs, sink) = AsyncStream.makeStream(of: Input.self)
         let queued = QueueDepth()
-        let overflow = OverflowSignal()
+        let overflowed = OverflowFlag()
+        let outbound = self.outbound
+        let channel = self.channel
+        let logger = self.logger
+        /// Queues an input; past the limit the client is too slow: tell it to resume (4008) and,
+        /// if even that cannot be written within the grace period, drop the connection. This
+        /// runs outside the delivery loop, which may be stuck writing to a client that stopped reading.
         @Sendable func push(_ input: Input) -> Bool {
             if queued.value.add(1, ordering: .relaxed).newValue > Self.queueLimit {
-                overflow.fire()
+                if overflowed.set() {
+                    sink.finish()
+                    Task {
+                        let closed = try? await Self.withTimeout(Self.closeGrace) { () -> Bool? in
+                            try await outbound.close(SocketClose.tooSlow, reason: "too slow: resume with since")
+                            return true
+                        }
+                        if closed == nil { try? await channel.close() }
+                        logger.notice("closed a socket that fell behind", metadata: ["closeFrameSent": "\(closed != nil)"])
+                    }
+                }
                 return false
             }
             sink.yield(input)
             return true
         }
-        // Each child says whether it decides the socket's end: the delivery loop finishing, or an
-        // overflow. Producers finishing decide nothing.
-        let tooSlow = try await withThrowingTaskGroup(of: Bool?.self) { group in
+        guard let registration = await registry.register(identity, signal: { sink.yield(.signal($0)) }) else {
+            try await outbound.close(SocketClose.serverRestart, reason: "server restart")
+            return
+        }
+        defer { Task { await registry.unregister(registration) } }
+
+        try await withThrowingTaskGroup(of: Void.self) { group in
             group.addTask {
-                for await event in subscription.events { guard push(.bus(event)) else { return nil } }
+                for await event in subscription.events { guard push(.bus(event)) else { return } }
                 _ = push(.busEnded)
-                return nil
             }
             group.addTask {
                 do {
-                    while let message = try await messages.next() { guard push(.client(message)) else { return nil } }
+                    while let message = try await messages.next() { guard push(.client(message)) else { return } }
                 } catch {}
                 sink.yield(.clientClosed)
-                return nil
             }
-            group.addTask {
-                for await signal in registration.signals { sink.yield(.signal(signal)) }
-                return nil
+            defer {
+                sink.finish()
+                group.cancelAll()
             }
-            // The delivery loop runs on its own, so an overflow can stop it even while it is
-            // stuck writing to a client that stopped reading.
-            group.addTask {
-                var delivery = Delivery(userId: identity.userId, sessionId: identity.sessionId, lastSeq: 0)
-                guard try await delivery.start(since: auth.since, socket: self) else { return false }
-                for await input in inputs {
-                    queued.value.subtract(1, ordering: .relaxed)
-                    switch input {
-                    case .bus(.message(let frame)):
-                        guard try await delivery.live(frame, socket: self) else { return false }
-                    case .bus(.gap):
-                        guard try await delivery.catchUp(socket: self) else { return false }
-                    case .busEnded, .overflow:
-                        return true
-                    case .client:
-                        continue
-                    case .clientClosed:
-                        return false
-                    case .signal(.revoked):
-                        try await outbound.close(SocketClose.unauthorized, reason: "session revoked")
-                        return false
-                    case .signal(.shutdown):
-                        try await outbound.close(SocketClose.serverRestart, reason: "server restart")
-                        return false
-                    }
+            var delivery = Delivery(userId: identity.userId, sessionId: identity.sessionId, lastSeq: 0)
+            guard try await delivery.start(since: auth.since, socket: self) else { return }
+            for await input in inputs {
+                queued.value.subtract(1, ordering: .relaxed)
+                switch input {
+                case .bus(.message(let frame)):
+                    guard try await delivery.live(frame, socket: self) else { return }
+                case .bus(.gap):
+                    guard try await delivery.catchUp(socket: self) else { return }
+                case .busEnded:
+                    try await outbound.close(SocketClose.tooSlow, reason: "fell behind: resume with since")
+                    return
+                case .client:
+                    continue
+                case .clientClosed:
+                    return
+                case .signal(.revoked):
+                    try await outbound.close(SocketClose.unauthorized, reason: "session revoked")
+                    return
+                case .signal(.shutdown):
+                    try await outbound.close(SocketClose.serverRestart, reason: "server restart")
+                    return
                 }
-                return false
             }
-            group.addTask {
-                await overflow.wait()
-                return true
-            }
-            defer { sink.finish() }
-            var decision: Bool?
-            while decision == nil, let result = try await group.next() { decision = result }
-            group.cancelAll()
-            return decision ?? false
-        }
-        if tooSlow {
-            // Tell the client to resume; if even the close frame cannot be written within the
-            // grace period the client is not reading at all, and the connection is dropped.
-            let closed = try await Self.withTimeout(Self.closeGrace) { () -> Bool? in
-                try await outbound.close(SocketClose.tooSlow, reason: "too slow: resume with since")
-                return true
-            }
-            if closed == nil { try? await channel.close() }
-            logger.notice("closed a socket that fell behind", metadata: ["closeFrameSent": "\(closed != nil)"])
         }
     }
 
@@ -263,33 +254,12 @@ final class IteratorBox<Iterator: AsyncIteratorProtocol>: @unchecked Sendable wh
     func next() async throws -> Iterator.Element? { try await iterator.next() }
 }
 
-/// Fires once, waking whoever waits (or will wait).
-final class OverflowSignal: Sendable {
-    private let state = Mutex<(fired: Bool, waiter: CheckedContinuation<Void, Never>?)>((false, nil))
+/// Set once: the first caller of `set()` learns it was first.
+final class OverflowFlag: Sendable {
+    private let flag = Atomic<Bool>(false)
 
-    func fire() {
-        let waiter = state.withLock { state -> CheckedContinuation<Void, Never>? in
-            guard !state.fired else { return nil }
-            state.fired = true
-            defer { state.waiter = nil }
-            return state.waiter
-        }
-        waiter?.resume()
-    }
-
-    func wait() async {
-        await withTaskCancellationHandler {
-            await withCheckedContinuation { continuation in
-                let resumeNow = state.withLock { state -> Bool in
-                    if state.fired { return true }
-                    state.waiter = continuation
-                    return false
-                }
-                if resumeNow { continuation.resume() }
-            }
-        } onCancel: {
-            fire()
-        }
+    func set() -> Bool {
+        flag.compareExchange(expected: false, desired: true, ordering: .relaxed).exchanged
     }
 }
 

@@ -21,7 +21,7 @@ enum SocketSignal: Sendable {
 actor SocketRegistry: Service {
     private struct Entry {
         let identity: Identity
-        let signals: AsyncStream<SocketSignal>.Continuation
+        let signal: @Sendable (SocketSignal) -> Void
     }
 
     private let store: any DatabaseStore
@@ -38,18 +38,17 @@ actor SocketRegistry: Service {
 
     var count: Int { sockets.count }
 
-    /// Registers a socket; nil when the server is already stopping.
-    func register(_ identity: Identity) -> (id: UInt64, signals: AsyncStream<SocketSignal>)? {
+    /// Registers a socket and how to tell it to close; nil when the server is already stopping.
+    func register(_ identity: Identity, signal: @escaping @Sendable (SocketSignal) -> Void) -> UInt64? {
         guard !draining else { return nil }
         nextID += 1
-        let (stream, continuation) = AsyncStream.makeStream(of: SocketSignal.self)
-        sockets[nextID] = Entry(identity: identity, signals: continuation)
+        sockets[nextID] = Entry(identity: identity, signal: signal)
         gauge.record(sockets.count)
-        return (nextID, stream)
+        return nextID
     }
 
     func unregister(_ id: UInt64) {
-        sockets.removeValue(forKey: id)?.signals.finish()
+        sockets.removeValue(forKey: id)
         gauge.record(sockets.count)
     }
 
@@ -72,7 +71,7 @@ actor SocketRegistry: Service {
                 live.formUnion(try await store.read { db in try await AccountRepository.liveSessionIds(among: ids, in: db) })
             }
             for entry in sockets.values where !live.contains(entry.identity.sessionId) {
-                entry.signals.yield(.revoked)
+                entry.signal(.revoked)
             }
         } catch {
             logger.warning("session check of live sockets failed", metadata: ["error": "\(error)"])
@@ -83,7 +82,7 @@ actor SocketRegistry: Service {
     func drain() async {
         draining = true
         let open = sockets.count
-        for entry in sockets.values { entry.signals.yield(.shutdown) }
+        for entry in sockets.values { entry.signal(.shutdown) }
         let deadline = ContinuousClock.now + .seconds(5)
         while !sockets.isEmpty, ContinuousClock.now < deadline {
             try? await Task.sleep(for: .milliseconds(20))

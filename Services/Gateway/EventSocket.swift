@@ -45,7 +45,6 @@ struct EventSocket {
 
     enum Input: Sendable {
         case bus(BusEvent)
-        case busEnded
         case client(WebSocketMessage)
         case clientClosed
         case signal(SocketSignal)
@@ -72,12 +71,8 @@ struct EventSocket {
             return
         }
         await state.activity.seen(sessionId: identity.sessionId, ip: address)
-        // Subscribe before reading the log, so nothing falls between the two.
-        let subscription = try await bus.subscribe(to: EventPublisher.channel(forUser: identity.userId))
-        defer { Task { await subscription.cancel() } }
-
-        // One queue of inputs for the delivery loop. Producers: the bus forwarder and the client
-        // reader (two child tasks), and the registry (a callback): few tasks per idle socket.
+        // One queue of inputs for the delivery loop. Producers: the bus and the registry (by
+        // callback) and the client reader (one child task): few tasks per idle socket.
         let (inputs, sink) = AsyncStream.makeStream(of: Input.self)
         let queued = QueueDepth()
         let overflowed = OverflowFlag()
@@ -105,6 +100,11 @@ struct EventSocket {
             sink.yield(input)
             return true
         }
+        // Subscribe before reading the log, so nothing falls between the two.
+        let subscription = try await bus.subscribe(to: EventPublisher.channel(forUser: identity.userId)) { event in
+            _ = push(.bus(event))
+        }
+        defer { Task { await subscription.cancel() } }
         guard let registration = await registry.register(identity, signal: { sink.yield(.signal($0)) }) else {
             try await outbound.close(SocketClose.serverRestart, reason: "server restart")
             return
@@ -112,10 +112,6 @@ struct EventSocket {
         defer { Task { await registry.unregister(registration) } }
 
         try await withThrowingTaskGroup(of: Void.self) { group in
-            group.addTask {
-                for await event in subscription.events { guard push(.bus(event)) else { return } }
-                _ = push(.busEnded)
-            }
             group.addTask {
                 do {
                     while let message = try await messages.next() { guard push(.client(message)) else { return } }
@@ -135,9 +131,6 @@ struct EventSocket {
                     guard try await delivery.live(frame, socket: self) else { return }
                 case .bus(.gap):
                     guard try await delivery.catchUp(socket: self) else { return }
-                case .busEnded:
-                    try await outbound.close(SocketClose.tooSlow, reason: "fell behind: resume with since")
-                    return
                 case .client:
                     continue
                 case .clientClosed:

@@ -3,7 +3,7 @@ import NIOCore
 
 /// The in-process bus of the embedded mode (and of unit tests): same semantics as `RedisBus`.
 public actor LocalBus: MessageBus {
-    private var channels: [String: [UInt64: AsyncStream<BusEvent>.Continuation]] = [:]
+    private var channels: [String: [UInt64: BusSink]] = [:]
     private var nextSubscriberID: UInt64 = 0
     private var streams: [String: LocalStream] = [:]
     private var waiters: [String: [UInt64: CheckedContinuation<Void, Never>]] = [:]
@@ -15,22 +15,30 @@ public actor LocalBus: MessageBus {
 
     public func publish(_ payload: ByteBuffer, to channel: String) {
         guard let subscribers = channels[channel] else { return }
-        for continuation in subscribers.values { deliver(.message(payload), to: continuation) }
+        for sink in subscribers.values { sink.deliver(.message(payload)) }
     }
 
     public func subscribe(to channel: String) -> BusSubscription {
+        let (stream, sink) = BusSink.makeStream()
+        return subscribe(channel, sink: sink, events: stream)
+    }
+
+    public func subscribe(to channel: String, handler: @escaping @Sendable (BusEvent) -> Void) -> BusSubscription {
+        subscribe(channel, sink: .handler(handler), events: BusSink.noEvents)
+    }
+
+    private func subscribe(_ channel: String, sink: BusSink, events: AsyncStream<BusEvent>) -> BusSubscription {
         nextSubscriberID += 1
         let id = nextSubscriberID
-        let (stream, continuation) = AsyncStream.makeStream(of: BusEvent.self, bufferingPolicy: .bufferingOldest(subscriptionBufferLimit))
-        channels[channel, default: [:]][id] = continuation
-        return BusSubscription(channel: channel, events: stream) { [weak self] in
+        channels[channel, default: [:]][id] = sink
+        return BusSubscription(channel: channel, events: events) { [weak self] in
             await self?.unsubscribe(channel: channel, id: id)
         }
     }
 
     private func unsubscribe(channel: String, id: UInt64) {
-        guard let continuation = channels[channel]?.removeValue(forKey: id) else { return }
-        continuation.finish()
+        guard let sink = channels[channel]?.removeValue(forKey: id) else { return }
+        sink.finish()
         if channels[channel]?.isEmpty == true { channels[channel] = nil }
     }
 

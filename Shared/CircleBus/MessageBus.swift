@@ -32,6 +32,11 @@ public protocol MessageBus: Sendable {
     /// until it is cancelled. Other subscriptions are not disturbed by either.
     func subscribe(to channel: String) async throws -> BusSubscription
 
+    /// The same, delivering each event to `handler` as it arrives (in order, on the bus's own
+    /// context: the handler must only hand the event on). No task waits per subscription, which
+    /// matters for the thousands of idle sockets of a gateway. `events` stays empty.
+    func subscribe(to channel: String, handler: @escaping @Sendable (BusEvent) -> Void) async throws -> BusSubscription
+
     /// Creates the consumer group if it does not exist; a new group starts at the stream's start.
     func createGroup(stream: String, group: String) async throws
 
@@ -74,12 +79,32 @@ public final class BusSubscription: Sendable {
 /// How many undelivered events a subscription holds before it reports a gap and drops the rest.
 let subscriptionBufferLimit = 4096
 
-/// Sends an event to a subscriber; on overflow the subscriber gets a gap and ends, and must
-/// resubscribe and catch up.
-func deliver(_ event: BusEvent, to continuation: AsyncStream<BusEvent>.Continuation) {
-    if case .dropped = continuation.yield(event) {
-        continuation.finish()
+/// Where a subscription's events go.
+struct BusSink: Sendable {
+    let deliver: @Sendable (BusEvent) -> Void
+    let finish: @Sendable () -> Void
+
+    /// Into a bounded stream; a subscriber that lets it overflow is ended, and must resubscribe
+    /// and catch up from the database.
+    static func stream(_ continuation: AsyncStream<BusEvent>.Continuation) -> BusSink {
+        BusSink(
+            deliver: { event in
+                if case .dropped = continuation.yield(event) { continuation.finish() }
+            },
+            finish: { continuation.finish() }
+        )
     }
+
+    static func handler(_ handler: @escaping @Sendable (BusEvent) -> Void) -> BusSink {
+        BusSink(deliver: handler, finish: {})
+    }
+
+    static func makeStream() -> (AsyncStream<BusEvent>, BusSink) {
+        let (stream, continuation) = AsyncStream.makeStream(of: BusEvent.self, bufferingPolicy: .bufferingOldest(subscriptionBufferLimit))
+        return (stream, .stream(continuation))
+    }
+
+    static let noEvents = AsyncStream<BusEvent> { $0.finish() }
 }
 
 extension Duration {

@@ -57,7 +57,12 @@ public final class RedisBus: MessageBus, Service {
     }
 
     public func subscribe(to channel: String) async throws -> BusSubscription {
-        await subscriber.subscribe(channel: key(channel), logicalName: channel)
+        let (stream, sink) = BusSink.makeStream()
+        return await subscriber.subscribe(channel: key(channel), logicalName: channel, sink: sink, events: stream)
+    }
+
+    public func subscribe(to channel: String, handler: @escaping @Sendable (BusEvent) -> Void) async throws -> BusSubscription {
+        await subscriber.subscribe(channel: key(channel), logicalName: channel, sink: .handler(handler), events: BusSink.noEvents)
     }
 
     public func createGroup(stream: String, group: String) async throws {

@@ -12,7 +12,7 @@ actor RedisSubscriber {
     private let settings: RedisSettings
     private let logger: Logger
     private var connection: RedisConnection?
-    private var subscribers: [String: [UInt64: AsyncStream<BusEvent>.Continuation]] = [:]
+    private var subscribers: [String: [UInt64: BusSink]] = [:]
     private var nextID: UInt64 = 0
     /// Callers waiting for a subscription to be confirmed, by waiter id.
     private var waiters: [UInt64: CheckedContinuation<Void, Never>] = [:]
@@ -38,13 +38,12 @@ actor RedisSubscriber {
     /// Subscribes to the full (prefixed) channel name; returns once Redis confirmed. While
     /// disconnected it waits a little for the connection, then returns anyway: the reconnect
     /// subscribes it and sends `.gap`.
-    func subscribe(channel: String, logicalName: String) async -> BusSubscription {
+    func subscribe(channel: String, logicalName: String, sink: BusSink, events: AsyncStream<BusEvent>) async -> BusSubscription {
         nextID += 1
         let id = nextID
-        let (stream, continuation) = AsyncStream.makeStream(of: BusEvent.self, bufferingPolicy: .bufferingOldest(subscriptionBufferLimit))
         let isFirst = subscribers[channel]?.isEmpty ?? true
-        subscribers[channel, default: [:]][id] = continuation
-        let subscription = BusSubscription(channel: logicalName, events: stream) { [weak self] in
+        subscribers[channel, default: [:]][id] = sink
+        let subscription = BusSubscription(channel: logicalName, events: events) { [weak self] in
             await self?.unsubscribe(channel: channel, id: id)
         }
         guard let connection else {
@@ -90,8 +89,8 @@ actor RedisSubscriber {
     }
 
     private func unsubscribe(channel: String, id: UInt64) {
-        guard let continuation = subscribers[channel]?.removeValue(forKey: id) else { return }
-        continuation.finish()
+        guard let sink = subscribers[channel]?.removeValue(forKey: id) else { return }
+        sink.finish()
         if subscribers[channel]?.isEmpty == true {
             subscribers[channel] = nil
             subscribing.remove(channel)
@@ -104,7 +103,7 @@ actor RedisSubscriber {
         switch kind {
         case "message" where parts.count == 3:
             guard let channel = parts[1].string, case .bulk(let payload) = parts[2] else { return }
-            for continuation in subscribers[channel]?.values ?? [:].values { deliver(.message(payload), to: continuation) }
+            for sink in subscribers[channel]?.values ?? [:].values { sink.deliver(.message(payload)) }
         case "subscribe":
             guard let channel = parts[1].string else { return }
             if var queue = confirmations[channel], let batch = queue.popFirst() {
@@ -113,7 +112,7 @@ actor RedisSubscriber {
             }
             if confirmations[channel] == nil { subscribing.remove(channel) }
             if owedGap.remove(channel) != nil {
-                for continuation in subscribers[channel]?.values ?? [:].values { deliver(.gap, to: continuation) }
+                for sink in subscribers[channel]?.values ?? [:].values { sink.deliver(.gap) }
             }
         case "pong":
             lastPong = .now
@@ -156,7 +155,7 @@ actor RedisSubscriber {
         connection?.close()
         connection = nil
         for waiter in Array(waiters.keys) { resume(waiter) }
-        for continuation in subscribers.values.flatMap(\.values) { continuation.finish() }
+        for sink in subscribers.values.flatMap(\.values) { sink.finish() }
         subscribers = [:]
     }
 

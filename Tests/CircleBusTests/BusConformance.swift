@@ -19,6 +19,7 @@ enum BusConformance {
         "a blocking read wakes up when an entry arrives, and times out empty": blockingRead,
         "creating a group twice is harmless, and a group sees entries added before it": groupIdempotent,
         "expiring counters count within their window, block for a while, and reset": expiringCounters,
+        "a handler subscription gets every message in order, and nothing after cancel": handlerSubscription,
     ]
 
     static var names: [String] { cases.keys.sorted() }
@@ -157,6 +158,19 @@ enum BusConformance {
 }
 
 extension BusConformance {
+    static func handlerSubscription(_ bus: any MessageBus) async throws {
+        let (received, sink) = AsyncStream.makeStream(of: BusEvent.self)
+        let subscription = try await bus.subscribe(to: "user.handler") { sink.yield($0) }
+        for index in 0..<100 { try await bus.publish(ByteBuffer(string: "h\(index)"), to: "user.handler") }
+        var iterator = received.makeAsyncIterator()
+        for index in 0..<100 { #expect(text(try await next(&iterator)) == "h\(index)") }
+        await subscription.cancel()
+        try await bus.publish(ByteBuffer(string: "late"), to: "user.handler")
+        try await bus.publish(ByteBuffer(string: "marker"), to: "user.other")
+        sink.finish()
+        #expect(try await next(&iterator) == nil)
+    }
+
     static func expiringCounters(_ bus: any MessageBus) async throws {
         let counters = try #require(bus as? any ExpiringCounters)
         #expect(try await counters.increment("c", window: .seconds(1)) == 1)

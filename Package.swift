@@ -114,7 +114,7 @@ var targets: [Target] = [
                        .product(name: "AsyncHTTPClient", package: "async-http-client")],
         path: "Tests/CircleTestSupport"
     ),
-    .testTarget(name: "CircleCryptoTests", dependencies: ["CircleCrypto", crypto], path: "Tests/CircleCryptoTests"),
+    .testTarget(name: "CircleCryptoTests", dependencies: ["CircleCrypto", "CircleCore", crypto], path: "Tests/CircleCryptoTests"),
     .testTarget(name: "CircleKitTests", dependencies: ["CircleKit", "CircleCrypto", "CircleCore", crypto], path: "Tests/CircleKitTests"),
     .testTarget(name: "CircleConfigTests", dependencies: ["CircleConfig", configuration], path: "Tests/CircleConfigTests"),
     .testTarget(

@@ -97,7 +97,7 @@ enum AccountRepository {
     // MARK: Invites
 
     static func inviteHash(_ code: String) -> String {
-        SHA256.hash(data: Data(code.utf8)).map { String(format: "%02x", $0) }.joined()
+        Hex.encode(SHA256.hash(data: Data(code.utf8)))
     }
 
     static func createInvite(code: String, grantsAdmin: Bool, expiresAt: Timestamp, at now: Timestamp, in db: any SQLDatabase) async throws {

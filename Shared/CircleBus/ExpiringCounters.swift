@@ -1,3 +1,4 @@
+import CircleCore
 /// Small shared counters and flags that expire: rate limits and backoff shared by every
 /// replica (DESIGN 9). Redis in the scaled mode, process memory in the embedded one.
 public protocol ExpiringCounters: Sendable {

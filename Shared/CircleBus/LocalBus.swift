@@ -1,3 +1,4 @@
+import CircleCore
 import DequeModule
 import NIOCore
 

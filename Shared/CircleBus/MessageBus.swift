@@ -1,3 +1,4 @@
+import CircleCore
 import NIOCore
 
 /// What a subscription yields.
@@ -107,9 +108,3 @@ struct BusSink: Sendable {
     static let noEvents = AsyncStream<BusEvent> { $0.finish() }
 }
 
-extension Duration {
-    var milliseconds: Int64 {
-        let (seconds, attoseconds) = components
-        return seconds * 1000 + attoseconds / 1_000_000_000_000_000
-    }
-}

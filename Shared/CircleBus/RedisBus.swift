@@ -1,3 +1,4 @@
+import CircleCore
 import CircleConfig
 import Logging
 import NIOCore

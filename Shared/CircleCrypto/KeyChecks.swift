@@ -1,3 +1,4 @@
+import CircleCore
 import Crypto
 import Foundation
 
@@ -94,16 +95,7 @@ public enum KeyChecks {
         }
     }
 
-    static func hex(_ text: String) -> [UInt8] {
-        var bytes: [UInt8] = []
-        var index = text.startIndex
-        while index < text.endIndex {
-            let next = text.index(index, offsetBy: 2)
-            bytes.append(UInt8(text[index..<next], radix: 16)!)
-            index = next
-        }
-        return bytes
-    }
+    static func hex(_ text: String) -> [UInt8] { Hex.decode(text)! }
 }
 
 /// Why a key was refused.

@@ -27,7 +27,7 @@ public enum SessionTokens {
 
     /// The stored form of a token.
     public static func hash(_ token: String) -> String {
-        SHA256.hash(data: Data(token.utf8)).map { String(format: "%02x", $0) }.joined()
+        Hex.encode(SHA256.hash(data: Data(token.utf8)))
     }
 
     /// Whether a string has the shape of a token (checked before any lookup).

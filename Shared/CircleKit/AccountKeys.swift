@@ -136,23 +136,13 @@ public struct RecoveryKey: Sendable, Equatable {
     public init(bytes: [UInt8] = SecureRandom.bytes(16)) { self.bytes = bytes }
 
     public init?(text: String) {
-        let hex = text.lowercased().filter { $0.isHexDigit }
-        guard hex.count == 32 else { return nil }
-        var bytes: [UInt8] = []
-        var index = hex.startIndex
-        while index < hex.endIndex {
-            let next = hex.index(index, offsetBy: 2)
-            bytes.append(UInt8(hex[index..<next], radix: 16)!)
-            index = next
-        }
+        guard let bytes = Hex.decode(String(text.filter { $0.isHexDigit })), bytes.count == 16 else { return nil }
         self.bytes = bytes
     }
 
     public var text: String {
-        let hex = bytes.map { String(format: "%02x", $0) }.joined()
-        return stride(from: 0, to: 32, by: 4).map { offset in
-            String(hex[hex.index(hex.startIndex, offsetBy: offset)..<hex.index(hex.startIndex, offsetBy: offset + 4)])
-        }.joined(separator: "-")
+        let hex = Array(Hex.encode(bytes))
+        return stride(from: 0, to: 32, by: 4).map { String(hex[$0..<$0 + 4]) }.joined(separator: "-")
     }
 
     /// Proves the recovery key to the server.

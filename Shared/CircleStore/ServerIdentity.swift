@@ -1,3 +1,4 @@
+import CircleCore
 import SQLKit
 
 /// The server's stable identity, created by the migration that made `server_settings`.
@@ -6,12 +7,7 @@ import SQLKit
 public enum ServerIdentity {
     /// A fresh random id: 128 bits as 32 lowercase hex digits.
     public static func newServerID() -> String {
-        var generator = SystemRandomNumberGenerator()
-        return (0..<16).map { _ in
-            let byte = UInt8.random(in: 0...255, using: &generator)
-            let hex = String(byte, radix: 16)
-            return byte < 16 ? "0" + hex : hex
-        }.joined()
+        Hex.encode(SecureRandom.bytes(16))
     }
 
     /// Reads the server id.

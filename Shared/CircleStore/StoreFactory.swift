@@ -16,20 +16,11 @@ public enum StoreFactory {
     public static func open(
         _ settings: DatabaseSettings, policy: SchemaPolicy, logger: Logger
     ) async throws -> (store: any DatabaseStore, service: any Service) {
-        let migrator = Migrator(logger: logger)
         switch settings {
         case .sqlite(let path):
-            let store: SQLiteStore
+            let store = try await openSQLite(path, logger: logger)
             do {
-                store = try await SQLiteStore.open(path: path, logger: logger)
-            } catch {
-                throw ConfigError(.sqlitePath, "cannot open SQLite database at \(path): \(error)")
-            }
-            do {
-                switch policy {
-                case .migrate: try await migrator.migrate(store)
-                case .requireExact: try await migrator.checkExact(store)
-                }
+                try await apply(policy, to: store, logger: logger)
             } catch {
                 try? await store.close()
                 throw error
@@ -38,10 +29,7 @@ public enum StoreFactory {
         case .postgres(let postgres):
             // One direct connection first: a clear error now beats a pool retrying forever.
             try await PostgresStore.withSingleConnection(postgres, logger: logger) { store in
-                switch policy {
-                case .migrate: try await migrator.migrate(store)
-                case .requireExact: try await migrator.checkExact(store)
-                }
+                try await apply(policy, to: store, logger: logger)
             }
             let store = try PostgresStore(settings: postgres, logger: logger)
             return (store, store)
@@ -51,41 +39,29 @@ public enum StoreFactory {
     /// Applies pending migrations and closes the database again (`circle migrate`);
     /// returns the schema version reached.
     public static func migrate(_ settings: DatabaseSettings, logger: Logger) async throws -> Int {
-        let migrator = Migrator(logger: logger)
-        switch settings {
-        case .sqlite(let path):
-            let store: SQLiteStore
-            do {
-                store = try await SQLiteStore.open(path: path, logger: logger)
-            } catch {
-                throw ConfigError(.sqlitePath, "cannot open SQLite database at \(path): \(error)")
-            }
-            do {
-                try await migrator.migrate(store)
-                let version = try await migrator.currentVersion(of: store)
-                try await store.close()
-                return version
-            } catch {
-                try? await store.close()
-                throw error
-            }
-        case .postgres(let postgres):
-            return try await PostgresStore.withSingleConnection(postgres, logger: logger) { store in
-                try await migrator.migrate(store)
-                return try await migrator.currentVersion(of: store)
-            }
+        try await withStore(settings, policy: .migrate, logger: logger) { store in
+            try await Migrator(logger: logger).currentVersion(of: store)
         }
     }
 
-    /// Runs `body` with the database migrated to this build's version, then closes it
-    /// (admin commands that write directly).
+    /// Runs `body` on the database and closes it (admin commands that write directly). The
+    /// embedded SQLite file is migrated first; PostgreSQL must already be at this build's version.
     public static func withMigratedStore<R: Sendable>(_ settings: DatabaseSettings, logger: Logger, _ body: @Sendable (any DatabaseStore) async throws -> R) async throws -> R {
-        let migrator = Migrator(logger: logger)
+        let policy: SchemaPolicy
+        switch settings {
+        case .sqlite: policy = .migrate
+        case .postgres: policy = .requireExact
+        }
+        return try await withStore(settings, policy: policy, logger: logger, body)
+    }
+
+    /// Opens one connection, applies `policy`, runs `body`, and closes the connection.
+    static func withStore<R: Sendable>(_ settings: DatabaseSettings, policy: SchemaPolicy, logger: Logger, _ body: @Sendable (any DatabaseStore) async throws -> R) async throws -> R {
         switch settings {
         case .sqlite(let path):
-            let store = try await SQLiteStore.open(path: path, logger: logger)
+            let store = try await openSQLite(path, logger: logger)
             do {
-                try await migrator.migrate(store)
+                try await apply(policy, to: store, logger: logger)
                 let result = try await body(store)
                 try await store.close()
                 return result
@@ -95,9 +71,25 @@ public enum StoreFactory {
             }
         case .postgres(let postgres):
             return try await PostgresStore.withSingleConnection(postgres, logger: logger) { store in
-                try await migrator.checkExact(store)
+                try await apply(policy, to: store, logger: logger)
                 return try await body(store)
             }
+        }
+    }
+
+    static func apply(_ policy: SchemaPolicy, to store: any DatabaseStore, logger: Logger) async throws {
+        let migrator = Migrator(logger: logger)
+        switch policy {
+        case .migrate: try await migrator.migrate(store)
+        case .requireExact: try await migrator.checkExact(store)
+        }
+    }
+
+    static func openSQLite(_ path: String, logger: Logger) async throws -> SQLiteStore {
+        do {
+            return try await SQLiteStore.open(path: path, logger: logger)
+        } catch {
+            throw ConfigError(.sqlitePath, "cannot open SQLite database at \(path): \(error)")
         }
     }
 }

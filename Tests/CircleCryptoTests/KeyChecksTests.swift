@@ -1,3 +1,4 @@
+import CircleCore
 import CircleCrypto
 import Crypto
 import Foundation
@@ -5,12 +6,7 @@ import Testing
 
 @Suite("Curve25519 input checks")
 struct KeyChecksTests {
-    static func hex(_ text: String) -> [UInt8] {
-        stride(from: 0, to: text.count, by: 2).map {
-            let start = text.index(text.startIndex, offsetBy: $0)
-            return UInt8(text[start..<text.index(start, offsetBy: 2)], radix: 16)!
-        }
-    }
+    static func hex(_ text: String) -> [UInt8] { Hex.decode(text)! }
 
     static let p = hex("edffffffffffffffffffffffffffffffffffffffffffffffffffffffffffff7f")
 

@@ -1,3 +1,4 @@
+import CircleCore
 import CircleKit
 import Crypto
 import Foundation
@@ -36,16 +37,7 @@ struct HPKEVectorTests {
         return try JSONDecoder().decode([Vector].self, from: Data(contentsOf: file))
     }
 
-    static func hex(_ text: String) -> [UInt8] {
-        var bytes: [UInt8] = []
-        var index = text.startIndex
-        while index < text.endIndex {
-            let next = text.index(index, offsetBy: 2)
-            bytes.append(UInt8(text[index..<next], radix: 16)!)
-            index = next
-        }
-        return bytes
-    }
+    static func hex(_ text: String) -> [UInt8] { Hex.decode(text)! }
 
     @Test("the base-mode vector: derived keys, enc, key schedule and every ciphertext match byte for byte")
     func baseMode() throws {

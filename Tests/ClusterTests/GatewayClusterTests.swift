@@ -14,17 +14,6 @@ import Glibc
 /// Realtime delivery across real gateway processes sharing PostgreSQL and Redis.
 @Suite("Gateways as processes", .enabled(if: TestServers.bothEnabled, TestServers.bothSkipReason))
 struct GatewayClusterTests {
-    func scaledEnvironment(_ postgres: PostgresSettings) throws -> [String: String] {
-        let redis = try TestServers.redisSettings(suite: "gateways")
-        return [
-            "POSTGRES_URL": "postgres://\(postgres.username)@\(postgres.host):\(postgres.port)/\(postgres.database)",
-            "REDIS_URL": "redis://\(redis.host):\(redis.port)",
-            "REDIS_PREFIX": redis.prefix,
-            "AUTH_PEPPER": testPepper,
-            "LOG_LEVEL": "warning",
-        ]
-    }
-
     func startGateway(_ env: [String: String]) async throws -> (ChildProcess, APIClient) {
         let port = try FreePort.find()
         let process = try ChildProcess("circle-gateway", ["--http-port", String(port)], environment: env)
@@ -47,7 +36,7 @@ struct GatewayClusterTests {
     @Test("events reach every socket exactly once and in order across two gateways; the relay recovers a lost publish; a client of a killed gateway resumes on the other")
     func twoGateways() async throws {
         let postgres = try await TestServers.freshPostgresDatabase(suite: "gateways")
-        let env = try scaledEnvironment(postgres)
+        let env = try scaledEnvironment(postgres, suite: "gateways")
         #expect(try await ChildProcess("circle", ["migrate"], environment: env).waitForExit() == 0)
         let invite = try ChildProcess("circle", ["invite", "create", "--admin"], environment: env)
         #expect(await invite.waitForExit() == 0)
@@ -108,7 +97,7 @@ struct GatewayClusterTests {
     @Test("a socket that reads slower than its events arrive is closed with 4008 once its queue overflows; the gateway stays healthy")
     func slowConsumer() async throws {
         let postgres = try await TestServers.freshPostgresDatabase(suite: "slow")
-        var env = try scaledEnvironment(postgres)
+        var env = try scaledEnvironment(postgres, suite: "gateways")
         env["AUTH_REGISTRATION"] = "open"
         #expect(try await ChildProcess("circle", ["migrate"], environment: env).waitForExit() == 0)
         let (gateway, api) = try await startGateway(env)

@@ -11,6 +11,19 @@ import Glibc
 /// A fixed pepper for the scaled-mode processes of a test (they must share one).
 let testPepper = "dGVzdC1wZXBwZXItdGVzdC1wZXBwZXItdGVzdC1wZXBwZXI="
 
+/// The environment of a scaled-mode process: the suite's database, Redis with a key prefix of
+/// its own (shared by every process of one test), the shared pepper, quiet logs.
+func scaledEnvironment(_ postgres: PostgresSettings, suite: String) throws -> [String: String] {
+    let redis = try TestServers.redisSettings(suite: suite)
+    return [
+        "POSTGRES_URL": "postgres://\(postgres.username)@\(postgres.host):\(postgres.port)/\(postgres.database)",
+        "REDIS_URL": "redis://\(redis.host):\(redis.port)",
+        "REDIS_PREFIX": redis.prefix,
+        "AUTH_PEPPER": testPepper,
+        "LOG_LEVEL": "warning",
+    ]
+}
+
 let serviceExecutables = ["circle-gateway", "circle-messaging", "circle-vault", "circle-presence", "circle-signaling", "circle-cleanup"]
 
 /// The executables as real processes: start, answer, refuse bad configuration, stop gracefully.
@@ -92,14 +105,7 @@ struct ExecutableTests {
 @Suite("Services on PostgreSQL and Redis", .enabled(if: TestServers.bothEnabled, TestServers.bothSkipReason))
 struct ScaledProcessTests {
     func environment(_ postgres: PostgresSettings, extra: [String: String] = [:]) throws -> [String: String] {
-        let redis = try TestServers.redisSettings(suite: "cluster")
-        return [
-            "POSTGRES_URL": "postgres://\(postgres.username)@\(postgres.host):\(postgres.port)/\(postgres.database)",
-            "REDIS_URL": "redis://\(redis.host):\(redis.port)",
-            "REDIS_PREFIX": redis.prefix,
-            "AUTH_PEPPER": testPepper,
-            "LOG_LEVEL": "warning",
-        ].merging(extra) { _, new in new }
+        try scaledEnvironment(postgres, suite: "cluster").merging(extra) { _, new in new }
     }
 
     @Test("circle migrate, then each service executable answers /readyz and stops on SIGTERM")

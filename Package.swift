@@ -2,6 +2,11 @@
 import PackageDescription
 
 let services = ["Gateway", "Messaging", "Vault", "Presence", "Signaling", "Cleanup"]
+/// What a service library needs beyond the shared set.
+let serviceExtras: [String: [Target.Dependency]] = [
+    "Messaging": ["CircleKit"],
+    "Cleanup": ["Messaging"],
+]
 
 let hb = Target.Dependency.product(name: "Hummingbird", package: "hummingbird")
 let logging = Target.Dependency.product(name: "Logging", package: "swift-log")
@@ -141,6 +146,14 @@ var targets: [Target] = [
         path: "Tests/GatewayTests"
     ),
     .testTarget(
+        name: "MessagingTests",
+        dependencies: ["Messaging", "Cleanup", "AllInOne", "CircleKit", "CircleHTTP", "CircleStore", "CircleConfig", "CircleCore", "CircleCrypto",
+                       "CircleTestSupport", configuration, crypto,
+                       .product(name: "SQLKit", package: "sql-kit"),
+                       .product(name: "HummingbirdTesting", package: "hummingbird")],
+        path: "Tests/MessagingTests"
+    ),
+    .testTarget(
         name: "ClusterTests",
         dependencies: ["CircleTestSupport", "CircleStore", "CircleConfig", "CircleBus", .product(name: "SQLKit", package: "sql-kit"),
                        .product(name: "NIOCore", package: "swift-nio"),
@@ -159,7 +172,7 @@ for service in services {
             .product(name: "Metrics", package: "swift-metrics"),
             .product(name: "NIOCore", package: "swift-nio"),
             .product(name: "NIOWebSocket", package: "swift-nio"),
-        ],
+        ] + serviceExtras[service, default: []],
         path: "Services/\(service)"
     ))
     targets.append(.executableTarget(

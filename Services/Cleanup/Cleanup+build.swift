@@ -7,7 +7,8 @@ import Hummingbird
 /// Builds the cleanup service: expiry sweeps, retention and the destruction protocol (DESIGN 1, 8).
 public func buildCleanup(_ environment: ServiceEnvironment, eventRetention: Duration) async throws -> ServiceModule {
     let sweeper = EventLogSweeper(store: environment.store, clock: environment.clock, logger: environment.logger, retention: eventRetention)
-    return ServiceModule(name: .cleanup, services: [sweeper]) { _ in }
+    let expiry = ExpiredMessageSweeper(store: environment.store, clock: environment.clock, logger: environment.logger)
+    return ServiceModule(name: .cleanup, services: [sweeper, expiry]) { _ in }
 }
 
 /// The cleanup service as its own process (`circle-cleanup`).

@@ -5,7 +5,16 @@ import Hummingbird
 
 /// Builds the messaging service: conversations, membership, encrypted messages, key envelopes and read markers (DESIGN 1).
 public func buildMessaging(_ environment: ServiceEnvironment) async throws -> ServiceModule {
-    ServiceModule(name: .messaging) { _ in }
+    let state = MessagingState(store: environment.store, events: environment.events, clock: environment.clock,
+                               logger: environment.logger, limits: MessagingLimits())
+    let conversations = ConversationController(state: state)
+    let messages = MessageController(state: state)
+    let envelopes = EnvelopeController(state: state)
+    return ServiceModule(name: .messaging) { router in
+        conversations.addRoutes(to: router)
+        messages.addRoutes(to: router)
+        envelopes.addRoutes(to: router)
+    }
 }
 
 /// The messaging service as its own process (`circle-messaging`).

@@ -16,6 +16,9 @@ struct ByteWriter {
         for shift in stride(from: 56, through: 0, by: -8) { bytes.append(UInt8((value >> UInt64(shift)) & 0xff)) }
     }
 
+    /// Fixed-length bytes, written as they are.
+    mutating func raw(_ value: [UInt8]) { bytes += value }
+
     /// `u16(length) || value`; values are at most 65,535 bytes.
     mutating func field(_ value: [UInt8]) {
         precondition(value.count <= 0xffff, "field too long")
@@ -51,6 +54,9 @@ struct ByteReader {
     mutating func u64() throws -> UInt64 {
         try take(8).reduce(0) { $0 << 8 | UInt64($1) }
     }
+
+    /// Exactly `count` bytes (a fixed-length value).
+    mutating func raw(_ count: Int) throws -> [UInt8] { Array(try take(count)) }
 
     mutating func field(maxLength: Int = 0xffff) throws -> [UInt8] {
         let length = Int(try u16())

@@ -6,6 +6,10 @@ public enum CircleKitError: Error, Equatable, CustomStringConvertible {
     case malformed(String)
     case badSignature(String)
     case refusedKDF(String)
+    /// A membership op or envelope that breaks the chain's rules.
+    case refused(String)
+    /// The server showed two different histories of one conversation.
+    case fork(String)
 
     public var description: String {
         switch self {
@@ -14,6 +18,8 @@ public enum CircleKitError: Error, Equatable, CustomStringConvertible {
         case .malformed(let why): "malformed input: \(why)"
         case .badSignature(let what): "bad signature: \(what)"
         case .refusedKDF(let why): "refused key derivation: \(why)"
+        case .refused(let why): "refused: \(why)"
+        case .fork(let why): "fork alarm: \(why)"
         }
     }
 }

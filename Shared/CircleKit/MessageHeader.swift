@@ -10,6 +10,7 @@ import Crypto
 ///       || field(epoch)                32 bytes
 ///       || field(senderUserId)         36 ASCII bytes
 ///       || field(deviceId)             16 bytes
+///       || u32(generation)             which of the device's chains in this epoch
 ///       || u32(chainIndex)
 ///       || field(messageId)            16 bytes, chosen by the sender
 ///       || u64(sentAt)                 milliseconds since 1970
@@ -25,6 +26,7 @@ public struct MessageHeader: Sendable, Equatable {
     public var epoch: [UInt8]
     public var senderUserId: String
     public var deviceId: [UInt8]
+    public var generation: UInt32
     public var chainIndex: UInt32
     public var messageId: [UInt8]
     public var sentAt: UInt64
@@ -32,12 +34,13 @@ public struct MessageHeader: Sendable, Equatable {
     public var kind: Kind
     public var refersTo: [UInt8]
 
-    public init(convId: [UInt8], epoch: [UInt8], senderUserId: String, deviceId: [UInt8], chainIndex: UInt32,
+    public init(convId: [UInt8], epoch: [UInt8], senderUserId: String, deviceId: [UInt8], generation: UInt32 = 0, chainIndex: UInt32,
                 messageId: [UInt8], sentAt: UInt64, expiresAt: UInt64 = 0, kind: Kind = .message, refersTo: [UInt8] = []) {
         self.convId = convId
         self.epoch = epoch
         self.senderUserId = senderUserId
         self.deviceId = deviceId
+        self.generation = generation
         self.chainIndex = chainIndex
         self.messageId = messageId
         self.sentAt = sentAt
@@ -53,6 +56,7 @@ public struct MessageHeader: Sendable, Equatable {
         writer.field(epoch)
         writer.field(Array(senderUserId.utf8))
         writer.field(deviceId)
+        writer.u32(generation)
         writer.u32(chainIndex)
         writer.field(messageId)
         writer.u64(sentAt)
@@ -70,6 +74,7 @@ public struct MessageHeader: Sendable, Equatable {
         epoch = try reader.field(maxLength: 32)
         let sender = try reader.field(maxLength: 36)
         deviceId = try reader.field(maxLength: 16)
+        generation = try reader.u32()
         chainIndex = try reader.u32()
         messageId = try reader.field(maxLength: 16)
         sentAt = try reader.u64()
@@ -82,7 +87,8 @@ public struct MessageHeader: Sendable, Equatable {
               refersTo.isEmpty || refersTo.count == 16, (kind == .message) == refersTo.isEmpty else {
             throw CircleKitError.malformed("a header field has the wrong length")
         }
-        senderUserId = String(decoding: sender, as: UTF8.self)
+        guard let senderUserId = UserIdText.parse(sender) else { throw CircleKitError.malformed("the sender is not a user id") }
+        self.senderUserId = senderUserId
     }
 }
 

@@ -89,6 +89,91 @@ public enum Migrations {
                 "CREATE INDEX sessions_user ON sessions (user_id)",
             ]
         },
+        Migration(version: 4, name: "messaging", owner: "messaging") { t in
+            [
+                """
+                CREATE TABLE conversations (
+                    id TEXT PRIMARY KEY,
+                    kind \(t.bigint) NOT NULL,
+                    head_n \(t.bigint) NOT NULL,
+                    epoch \(t.bytes) NOT NULL,
+                    disappear_seconds \(t.bigint) NOT NULL,
+                    read_receipts \(t.bigint) NOT NULL,
+                    last_seq \(t.bigint) NOT NULL,
+                    created_at \(t.bigint) NOT NULL,
+                    updated_at \(t.bigint) NOT NULL
+                )
+                """,
+                """
+                CREATE TABLE conversation_members (
+                    conversation_id TEXT NOT NULL REFERENCES conversations(id) ON DELETE CASCADE,
+                    user_id TEXT NOT NULL,
+                    role \(t.bigint) NOT NULL,
+                    fingerprint \(t.bytes) NOT NULL,
+                    joined_n \(t.bigint) NOT NULL,
+                    receipts \(t.bigint) NOT NULL,
+                    PRIMARY KEY (conversation_id, user_id)
+                )
+                """,
+                "CREATE INDEX conversation_members_user ON conversation_members (user_id)",
+                """
+                CREATE TABLE membership_ops (
+                    conversation_id TEXT NOT NULL REFERENCES conversations(id) ON DELETE CASCADE,
+                    n \(t.bigint) NOT NULL,
+                    actor TEXT NOT NULL,
+                    op \(t.bytes) NOT NULL,
+                    signature \(t.bytes) NOT NULL,
+                    created_at \(t.bigint) NOT NULL,
+                    PRIMARY KEY (conversation_id, n)
+                )
+                """,
+                """
+                CREATE TABLE messages (
+                    conversation_id TEXT NOT NULL REFERENCES conversations(id) ON DELETE CASCADE,
+                    id TEXT NOT NULL,
+                    seq \(t.bigint) NOT NULL,
+                    sender_id TEXT NOT NULL,
+                    kind \(t.bigint) NOT NULL,
+                    refers_to TEXT,
+                    header \(t.bytes) NOT NULL,
+                    ciphertext \(t.bytes) NOT NULL,
+                    signature \(t.bytes) NOT NULL,
+                    expires_at \(t.bigint) NOT NULL,
+                    created_at \(t.bigint) NOT NULL,
+                    edited_by TEXT,
+                    deleted_at \(t.bigint),
+                    PRIMARY KEY (conversation_id, id),
+                    UNIQUE (conversation_id, seq)
+                )
+                """,
+                "CREATE INDEX messages_expiry ON messages (expires_at) WHERE expires_at > 0",
+                """
+                CREATE TABLE key_envelopes (
+                    conversation_id TEXT NOT NULL REFERENCES conversations(id) ON DELETE CASCADE,
+                    epoch TEXT NOT NULL,
+                    sender_id TEXT NOT NULL,
+                    device_id TEXT NOT NULL,
+                    generation \(t.bigint) NOT NULL,
+                    recipient_id TEXT NOT NULL,
+                    enc \(t.bytes) NOT NULL,
+                    ciphertext \(t.bytes) NOT NULL,
+                    signature \(t.bytes) NOT NULL,
+                    created_at \(t.bigint) NOT NULL,
+                    PRIMARY KEY (conversation_id, epoch, sender_id, device_id, generation, recipient_id)
+                )
+                """,
+                "CREATE INDEX key_envelopes_recipient ON key_envelopes (recipient_id, conversation_id)",
+                """
+                CREATE TABLE message_reads (
+                    conversation_id TEXT NOT NULL REFERENCES conversations(id) ON DELETE CASCADE,
+                    user_id TEXT NOT NULL,
+                    seq \(t.bigint) NOT NULL,
+                    read_at \(t.bigint) NOT NULL,
+                    PRIMARY KEY (conversation_id, user_id)
+                )
+                """,
+            ]
+        },
     ]
 
     /// The schema version this build expects.

@@ -1,0 +1,49 @@
+import AsyncAlgorithms
+import CircleCore
+import CircleStore
+import Logging
+import Messaging
+import ServiceLifecycle
+
+/// Deletes disappearing messages once they expire, in bounded batches that several cleanup
+/// replicas can run at once without double work (DESIGN 8). Until the sweep runs the messaging
+/// service already refuses to serve them.
+public struct ExpiredMessageSweeper: Service {
+    let store: any DatabaseStore
+    let clock: any WallClock
+    let logger: Logger
+    let interval: Duration
+    let batch: Int
+
+    public init(store: any DatabaseStore, clock: any WallClock, logger: Logger, interval: Duration = .seconds(5), batch: Int = 500) {
+        self.store = store
+        self.clock = clock
+        self.logger = logger
+        self.interval = interval
+        self.batch = batch
+    }
+
+    public func run() async throws {
+        for await _ in AsyncTimerSequence(interval: interval, clock: .continuous).cancelOnGracefulShutdown() {
+            do {
+                try await sweep()
+            } catch {
+                logger.warning("expired message sweep failed", metadata: ["error": "\(error)"])
+            }
+        }
+    }
+
+    /// Deletes everything expired by now, one batch per transaction; returns how many went.
+    @discardableResult
+    public func sweep() async throws -> Int {
+        let now = clock.now()
+        var total = 0
+        while true {
+            let deleted = try await MessageExpiry.deleteBatch(store: store, now: now, limit: batch)
+            total += deleted
+            if deleted < batch { break }
+        }
+        if total > 0 { logger.info("deleted expired messages", metadata: ["count": "\(total)"]) }
+        return total
+    }
+}

@@ -38,8 +38,6 @@ struct MessageController: Sendable {
         guard ciphertext.count >= 16 + MessagePadding.minimumBucket else { throw Problem.invalidField("ciphertext", "is shorter than the smallest padded message") }
         let header: MessageHeader
         do { header = try MessageHeader(bytes: headerBytes) } catch { throw Problem.invalidField("header", "\(error)") }
-        guard header.convId == convId else { throw Problem.invalidField("header", "names another conversation") }
-        guard header.senderUserId == identity.userId else { throw Problem.forbidden("A message's header names its sender, the caller.") }
         let messageId = Base64URL.encode(header.messageId)
         let refersTo = header.refersTo.isEmpty ? nil : Base64URL.encode(header.refersTo)
         let now = state.clock.now()
@@ -47,6 +45,8 @@ struct MessageController: Sendable {
         do {
             let (stored, events) = try await state.store.write { db in
                 _ = try await state.membership(id, identity.userId, in: db)
+                guard header.convId == convId else { throw Problem.invalidField("header", "names another conversation") }
+                guard header.senderUserId == identity.userId else { throw Problem.forbidden("A message's header names its sender, the caller.") }
                 guard let conversation = try await ConversationRepository.lock(id, at: now, in: db) else { throw Problem.notFound("No such conversation.") }
                 if let existing = try await MessageRepository.message(id, id: messageId, in: db) {
                     guard existing.header == headerBytes, existing.ciphertext == ciphertext || existing.deletedAt != nil, existing.signature == signature else {

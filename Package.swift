@@ -57,10 +57,17 @@ var targets: [Target] = [
         path: "Shared/CircleBus"
     ),
     .target(name: "CircleCrypto", dependencies: ["CircleCore", crypto], path: "Shared/CircleCrypto"),
-    // The client library: the end-to-end protocol (and, later, the API client).
+    // The client library: the end-to-end protocol and the API client.
     .target(
         name: "CircleKit",
-        dependencies: ["CircleCore", "CircleCrypto", crypto, .product(name: "CryptoExtras", package: "swift-crypto")],
+        dependencies: ["CircleCore", "CircleCrypto", crypto, .product(name: "CryptoExtras", package: "swift-crypto"),
+                       .product(name: "AsyncHTTPClient", package: "async-http-client"),
+                       .product(name: "HummingbirdWSClient", package: "hummingbird-websocket"),
+                       .product(name: "NIOCore", package: "swift-nio"),
+                       .product(name: "NIOHTTP1", package: "swift-nio"),
+                       .product(name: "NIOFoundationCompat", package: "swift-nio"),
+                       .product(name: "NIOWebSocket", package: "swift-nio"),
+                       logging],
         path: "Shared/CircleKit"
     ),
     .target(
@@ -92,7 +99,7 @@ var targets: [Target] = [
     ),
     .executableTarget(
         name: "circle",
-        dependencies: ["AllInOne", "Gateway", "CircleCore", "CircleConfig", "CircleStore", "CircleHTTP", argumentParser, logging, configuration],
+        dependencies: ["AllInOne", "Gateway", "CircleKit", "CircleCore", "CircleConfig", "CircleStore", "CircleHTTP", argumentParser, logging, configuration],
         path: "Services/Executables/circle"
     ),
     // The load generator for the benchmarks in BENCHMARKS.md.

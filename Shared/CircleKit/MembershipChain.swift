@@ -33,6 +33,13 @@ public struct MembershipChain: Sendable, Equatable {
     public private(set) var hashes: [[UInt8]]
     /// The number of the first op in `ops` (0 for a chain verified from its genesis).
     public private(set) var firstKnown: UInt32
+    /// When each user was a member: epochs `from..<until` (op numbers), per stay.
+    public private(set) var stays: [String: [Stay]] = [:]
+
+    public struct Stay: Sendable, Equatable, Codable {
+        public let from: UInt32
+        public var until: UInt32?
+    }
 
     public var kind: ConversationSettings.Kind { settings.kind }
     public var head: UInt32 { firstKnown + UInt32(ops.count) - 1 }
@@ -53,6 +60,7 @@ public struct MembershipChain: Sendable, Equatable {
         ops = [genesis]
         hashes = [convId]
         firstKnown = 0
+        stays = [op.actor: [Stay(from: 0, until: nil)]]
     }
 
     /// The state at a head the caller verified earlier and stored (the server keeps members,
@@ -68,6 +76,13 @@ public struct MembershipChain: Sendable, Equatable {
     }
 
     public func role(of userId: String) -> MembershipOp.Role { members[userId]?.role ?? .none }
+
+    /// Whether `userId` was a member at `epoch` (an epoch this chain verified; false otherwise).
+    public func wasMember(_ userId: String, atEpoch epoch: [UInt8]) -> Bool {
+        guard let index = hashes.firstIndex(of: epoch) else { return false }
+        let n = firstKnown + UInt32(index)
+        return stays[userId, default: []].contains { $0.from <= n && ($0.until.map { n < $0 } ?? true) }
+    }
 
     public func isMember(_ userId: String) -> Bool { members[userId] != nil }
 
@@ -129,6 +144,15 @@ public struct MembershipChain: Sendable, Equatable {
                 throw refuse("the last admin makes someone else admin before leaving")
             }
             members[op.actor] = nil
+        }
+        for (userId, _) in self.members where members[userId] == nil {
+            if var list = stays[userId], !list.isEmpty {
+                list[list.count - 1].until = op.n
+                stays[userId] = list
+            }
+        }
+        for (userId, _) in members where self.members[userId] == nil {
+            stays[userId, default: []].append(Stay(from: op.n, until: nil))
         }
         self.members = members
         self.settings = settings

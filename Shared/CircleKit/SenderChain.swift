@@ -60,6 +60,14 @@ public struct ReplayWindow: Sendable, Equatable {
 
     public init() {}
 
+    /// A window restored from its stored bits.
+    public init(bits: [UInt64]) {
+        let count = Int(SenderChain.maximumMessages + 63) / 64
+        seen = bits.count == count ? bits : [UInt64](repeating: 0, count: count)
+    }
+
+    public var bits: [UInt64] { seen }
+
     public func contains(_ index: UInt32) -> Bool {
         guard index < SenderChain.maximumMessages else { return false }
         return seen[Int(index / 64)] & (1 << UInt64(index % 64)) != 0

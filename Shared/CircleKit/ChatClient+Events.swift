@@ -1,0 +1,139 @@
+import CircleCore
+import Foundation
+import HummingbirdWSClient
+import Logging
+import NIOWebSocket
+
+/// What `watch` reports as it happens.
+public enum ChatEvent: Sendable {
+    /// A message, checked and decrypted.
+    case message(ChatMessage)
+    /// A message that failed a check (not shown to the user as genuine).
+    case refused(conversationId: String, seq: Int64, reason: String)
+    /// A conversation's membership or settings changed (its chain is verified again).
+    case membership(conversationId: String)
+    /// A member's read marker moved (server-reported metadata, not end-to-end protected).
+    case read(conversationId: String, userId: String, seq: Int64)
+    /// The socket is connected and caught up (`true`), or lost and reconnecting (`false`).
+    case connection(Bool)
+}
+
+extension ChatClient {
+    /// Follows the realtime socket: catches up from the last event this device handled, then
+    /// live; reconnects by itself (after a restart or a network drop) and resumes without losing
+    /// or repeating anything. Calls `handle` for each event; stops when it returns false.
+    /// A revoked session (close code 4001) ends the watch with an error.
+    public func watch(_ handle: @escaping @Sendable (ChatEvent) async -> Bool) async throws {
+        try requireSession()
+        var logger = Logger(label: "circle.kit.events")
+        logger.logLevel = .critical
+        var delay: Duration = .milliseconds(200)
+        while !Task.isCancelled {
+            let stop = StopFlag()
+            let token = state.token ?? ""
+            let since = state.lastEventSeq
+            do {
+                let close = try await WebSocketClient.connect(url: api.socketURL, configuration: .init(maxFrameSize: 1 << 22), logger: logger) { inbound, outbound, _ in
+                    try await outbound.write(.text("{\"type\":\"auth\",\"token\":\(JSONText.quote(token)),\"since\":\(since)}"))
+                    for try await message in inbound.messages(maxSize: 1 << 22) {
+                        guard case .text(let text) = message else { continue }
+                        for event in await self.handleFrame(text) {
+                            if !(await handle(event)) {
+                                await stop.set()
+                                try await outbound.close(.normalClosure, reason: nil)
+                                return
+                            }
+                        }
+                    }
+                }
+                if await stop.isSet { return }
+                if let close, close.closeCode == WebSocketErrorCode(codeNumber: 4001) {
+                    throw CircleAPIError(status: 401, slug: "unauthorized", detail: "the session ended (signed out or revoked): run `circle login`")
+                }
+                delay = .milliseconds(200)
+            } catch let error as CircleAPIError where error.status == 401 {
+                throw error
+            } catch {
+                if await stop.isSet { return }
+            }
+            if !(await handle(.connection(false))) { return }
+            try await Task.sleep(for: delay)
+            delay = min(delay * 2, .seconds(5))
+        }
+    }
+
+    /// Handles one socket frame: applies it to the device state and says what happened.
+    func handleFrame(_ text: String) async -> [ChatEvent] {
+        guard let object = try? JSONSerialization.jsonObject(with: Data(text.utf8)) as? [String: Any], let type = object["type"] as? String else { return [] }
+        let data = object["data"]
+        if type == "ready" { return [.connection(true)] }
+        if type == "resync-required" {
+            // Events were pruned: reload every conversation through the REST API.
+            var events: [ChatEvent] = []
+            if let last = (data as? [String: Any])?["lastSeq"] as? Int { state.lastEventSeq = Int64(last) }
+            for summary in (try? await conversations()) ?? [] {
+                events += await receiveAsEvents(summary.id)
+            }
+            try? save()
+            return events + [.connection(true)]
+        }
+        guard let seq = (object["seq"] as? NSNumber)?.int64Value else { return [] }
+        guard seq > state.lastEventSeq else { return [] }
+        defer {
+            state.lastEventSeq = seq
+            try? save()
+        }
+        guard let json = data.flatMap({ try? JSONSerialization.data(withJSONObject: $0) }) else { return [] }
+        switch type {
+        case "message.new":
+            guard let message = try? JSONDecoder().decode(APITypes.Message.self, from: json) else { return [] }
+            if message.seq <= state.conversations[message.conversationId]?.lastSeq ?? 0 { return [] }
+            // Any earlier message of the conversation not handled yet comes first, in order.
+            if message.seq > (state.conversations[message.conversationId]?.lastSeq ?? 0) + 1 {
+                return await receiveAsEvents(message.conversationId)
+            }
+            defer { state.conversations[message.conversationId, default: .init()].lastSeq = message.seq }
+            do {
+                return try await open(message).map { [.message($0)] } ?? []
+            } catch {
+                return [.refused(conversationId: message.conversationId, seq: message.seq, reason: "\(error)")]
+            }
+        case "envelope.new":
+            guard let envelope = try? JSONDecoder().decode(APITypes.WireEnvelope.self, from: json),
+                  let conversation = (data as? [String: Any])?["conversationId"] as? String else { return [] }
+            try? await accept(envelope, conversation: conversation)
+            return []
+        case "conversation.created", "conversation.op":
+            guard let conversation = (data as? [String: Any])?["conversationId"] as? String else { return [] }
+            do {
+                _ = try await chain(conversation)
+            } catch let error as CircleAPIError where error.status == 404 {
+                // Removed: the conversation is gone for this member.
+            } catch {
+                return [.refused(conversationId: conversation, seq: 0, reason: "\(error)")]
+            }
+            return [.membership(conversationId: conversation)]
+        case "conversation.read":
+            guard let marker = data as? [String: Any], let conversation = marker["conversationId"] as? String,
+                  let user = marker["userId"] as? String, let read = (marker["seq"] as? NSNumber)?.int64Value else { return [] }
+            return [.read(conversationId: conversation, userId: user, seq: read)]
+        default:
+            return []
+        }
+    }
+
+    func receiveAsEvents(_ conversation: String) async -> [ChatEvent] {
+        do {
+            let (messages, refused) = try await receive(conversation, markRead: false)
+            return messages.map { .message($0) } + refused.map { .refused(conversationId: conversation, seq: $0.seq, reason: $0.error) }
+        } catch {
+            return [.refused(conversationId: conversation, seq: 0, reason: "\(error)")]
+        }
+    }
+}
+
+/// Set once when the caller asked to stop.
+actor StopFlag {
+    private(set) var isSet = false
+    func set() { isSet = true }
+}

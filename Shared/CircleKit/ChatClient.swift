@@ -1,0 +1,219 @@
+import CircleCore
+import CircleCrypto
+import Crypto
+import Foundation
+import Logging
+
+/// A message as a member reads it: checked, decrypted and unpadded.
+public struct ChatMessage: Sendable, Equatable {
+    public let conversationId: String
+    public let seq: Int64
+    public let id: String
+    public let sender: String
+    public let kind: MessageHeader.Kind
+    public let contentType: UInt8
+    /// The text (for an edit, the new text; for a delete, empty).
+    public let text: String
+    public let sentAt: UInt64
+    public let expiresAt: UInt64
+}
+
+/// What CircleKit refuses to do on the user's behalf until they decide.
+public enum ChatAlarm: Error, CustomStringConvertible, Equatable {
+    /// The directory shows another identity key than the one pinned: sending to that contact is
+    /// blocked until the user compares safety numbers and acknowledges the change.
+    case keyChanged(username: String)
+    /// The server showed two histories of a conversation, rolled one back, or withheld an op.
+    case fork(String)
+
+    public var description: String {
+        switch self {
+        case .keyChanged(let name): "the identity key of \(name) changed: compare safety numbers, then run `circle verify \(name) --accept-new-key`"
+        case .fork(let why): "FORK ALARM: \(why); do not trust this conversation until members compare safety numbers"
+        }
+    }
+}
+
+/// One device's end-to-end client (DESIGN 3, PROTOCOL 2 to 7): the account, the directory with
+/// pins, conversations with their verified membership chains, sending on this device's own sender
+/// chains and receiving on everyone else's. Every change to keys is saved (atomically) before
+/// anything that depends on it leaves the device.
+public actor ChatClient {
+    public let statePath: String
+    public internal(set) var state: DeviceState
+    var api: CircleAPI
+    /// Verified chains held in memory (the state file keeps their ops).
+    var chains: [String: MembershipChain] = [:]
+    var directory: [String: APITypes.DirectoryEntry] = [:]
+
+    public init(statePath: String) throws {
+        self.statePath = statePath
+        let state = try StateFile.load(statePath)
+        self.state = state
+        self.api = CircleAPI(baseURL: state.server, token: state.token)
+    }
+
+    init(statePath: String, state: DeviceState) throws {
+        self.statePath = statePath
+        self.state = state
+        self.api = CircleAPI(baseURL: state.server, token: state.token)
+        try StateFile.save(state, to: statePath)
+    }
+
+    public var userId: String { state.userId }
+    public var username: String { state.username }
+
+    func save() throws { try StateFile.save(state, to: statePath) }
+
+    // MARK: Account
+
+    /// Registers a new account: keys made here, the password never sent; returns the client and
+    /// the recovery key (to show once).
+    public static func register(server: String, invite: String?, username: String, displayName: String? = nil, password: String,
+                                deviceLabel: String, statePath: String) async throws -> (ChatClient, RecoveryKey) {
+        let api = CircleAPI(baseURL: server)
+        let info: APITypes.ServerInfo = try await api.call(.GET, "/api/v1/server")
+        let name = username.lowercased()
+        let userId = UUID().uuidString.lowercased()
+        let serverSalt = SecureRandom.bytes(32)
+        let derived = try LoginKeys.derive(password: password, serverId: info.serverId, username: name, serverSalt: serverSalt,
+                                           kdf: .init(name: LoginKeys.kdfName, iterations: LoginKeys.minimumIterations))
+        let bundle = KeyBundle()
+        let recovery = RecoveryKey()
+        let body = APITypes.Register(
+            invite: invite.map(Self.inviteCode), userId: userId, username: name, displayName: displayName ?? username,
+            authKey: Base64URL.encode(derived.authKey), salt: Base64URL.encode(serverSalt),
+            bundle: Base64URL.encode(try bundle.seal(with: derived.kek, userId: userId, label: KeyBundle.bundleLabel)),
+            recoveryBundle: Base64URL.encode(try bundle.seal(with: recovery.kek, userId: userId, label: KeyBundle.recoveryLabel)),
+            recoveryAuthKey: Base64URL.encode(recovery.authKey),
+            identityKey: Base64URL.encode(bundle.identity.publicKey.rawRepresentation),
+            x25519Key: Base64URL.encode(bundle.agreement.publicKey.rawRepresentation),
+            kxCert: Base64URL.encode(try bundle.kxCert(userId: userId)), deviceLabel: deviceLabel)
+        let session: APITypes.Session = try await api.call(.POST, "/api/v1/auth/register", body: body)
+        let state = DeviceState(server: api.baseURL, serverId: info.serverId, userId: userId, username: name, deviceId: Bytes(SecureRandom.bytes(16)),
+                                token: session.token, sessionId: session.sessionId, identitySeed: Bytes(Array(bundle.identity.rawRepresentation)),
+                                x25519Private: Bytes(Array(bundle.agreement.rawRepresentation)), vaultMasterKey: Bytes(bundle.vaultMasterKey))
+        return (try ChatClient(statePath: statePath, state: state), recovery)
+    }
+
+    /// Signs in on a new device: refuses a weakened KDF before sending anything, derives the
+    /// authKey, opens the bundle and checks its keys against the directory.
+    public static func login(server: String, username: String, password: String, deviceLabel: String, statePath: String) async throws -> ChatClient {
+        var api = CircleAPI(baseURL: server)
+        let name = username.lowercased()
+        let prelogin: APITypes.Prelogin = try await api.call(.POST, "/api/v1/auth/prelogin", body: APITypes.Username(username: name))
+        let kdf = LoginKeys.KDFParameters(name: prelogin.kdf.name, iterations: prelogin.kdf.iterations)
+        try LoginKeys.check(kdf)
+        let derived = try LoginKeys.derive(password: password, serverId: prelogin.serverId, username: name,
+                                           serverSalt: try Base64URL.bytes(prelogin.salt, "salt"), kdf: kdf)
+        let session: APITypes.Session = try await api.call(.POST, "/api/v1/auth/login",
+                                                           body: APITypes.Login(username: name, authKey: Base64URL.encode(derived.authKey), deviceLabel: deviceLabel))
+        api.token = session.token
+        let me: APITypes.DirectoryEntry = try await api.call(.GET, "/api/v1/directory/users/\(session.user.userId)")
+        let bundle = try KeyBundle.open(try Base64URL.bytes(session.bundle, "bundle"), with: derived.kek, userId: session.user.userId, label: KeyBundle.bundleLabel,
+                                        identityPublic: try Base64URL.bytes(me.identityKey, "identityKey"), x25519Public: try Base64URL.bytes(me.x25519Key, "x25519Key"))
+        var state = DeviceState(server: api.baseURL, serverId: prelogin.serverId, userId: session.user.userId, username: name, deviceId: Bytes(SecureRandom.bytes(16)),
+                                token: session.token, sessionId: session.sessionId, identitySeed: Bytes(Array(bundle.identity.rawRepresentation)),
+                                x25519Private: Bytes(Array(bundle.agreement.rawRepresentation)), vaultMasterKey: Bytes(bundle.vaultMasterKey))
+        if let previous = try? StateFile.load(statePath), previous.userId == state.userId, previous.server == state.server {
+            state.pins = previous.pins
+        }
+        return try ChatClient(statePath: statePath, state: state)
+    }
+
+    /// Ends the session on the server and forgets it here (keys and pins stay for the next login).
+    public func logout() async throws {
+        defer {
+            state.token = nil
+            state.sessionId = nil
+            try? save()
+        }
+        try await api.send(.POST, "/api/v1/auth/logout")
+    }
+
+    /// The code of an invite given as a link (`.../#/invite/CODE`) or as the bare code.
+    static func inviteCode(_ text: String) -> String {
+        String(text.split(separator: "/").last ?? Substring(text)).trimmingCharacters(in: .whitespacesAndNewlines)
+    }
+
+    func requireSession() throws {
+        guard state.token != nil else { throw CircleKitError.malformed("not signed in: run `circle login`") }
+    }
+
+    // MARK: Directory and pins
+
+    /// A directory entry whose keys pass every check: canonical, not small-order, kx-cert valid.
+    func entry(userId: String? = nil, username: String? = nil) async throws -> APITypes.DirectoryEntry {
+        if let userId, let cached = directory[userId] { return cached }
+        let path = userId.map { "/api/v1/directory/users/\($0)" } ?? "/api/v1/directory/usernames/\(username!.lowercased())"
+        let entry: APITypes.DirectoryEntry = try await api.call(.GET, path)
+        let identity = try Base64URL.bytes(entry.identityKey, "identityKey")
+        let x25519 = try Base64URL.bytes(entry.x25519Key, "x25519Key")
+        _ = try KeyChecks.ed25519PublicKey(identity)
+        _ = try KeyChecks.x25519PublicKey(x25519)
+        guard KeyChecks.verify(signature: try Base64URL.bytes(entry.kxCert, "kxCert"),
+                               message: CircleLabels.kxCertMessage(userId: entry.userId, x25519Public: x25519), publicKey: identity) else {
+            throw CircleKitError.badSignature("the kx-cert of \(entry.username)")
+        }
+        directory[entry.userId] = entry
+        return entry
+    }
+
+    /// The identity key to trust for a user: the pin, or (first contact) the directory's, pinned now.
+    func pinnedIdentity(_ userId: String) async throws -> [UInt8] {
+        if userId == state.userId { return Array(try state.identity.publicKey.rawRepresentation) }
+        if let pin = state.pins[userId] { return pin.identityKey.bytes }
+        let entry = try await entry(userId: userId)
+        let key = try Base64URL.bytes(entry.identityKey, "identityKey")
+        state.pins[userId] = DeviceState.Pin(username: entry.username, identityKey: Bytes(key), verified: false, pendingChange: nil)
+        try save()
+        return key
+    }
+
+    /// The keys to seal to: the directory's, which must equal the pin (a change blocks sending).
+    func sealingKeys(_ userId: String) async throws -> (identity: [UInt8], x25519: [UInt8]) {
+        let entry = try await entry(userId: userId)
+        let identity = try Base64URL.bytes(entry.identityKey, "identityKey")
+        let pinned = try await pinnedIdentity(userId)
+        guard pinned == identity else {
+            state.pins[userId]?.pendingChange = Bytes(identity)
+            try save()
+            throw ChatAlarm.keyChanged(username: entry.username)
+        }
+        return (identity, try Base64URL.bytes(entry.x25519Key, "x25519Key"))
+    }
+
+    /// The safety number shared with a contact (PROTOCOL 5.2), from the pinned keys.
+    public func safetyNumber(with username: String) async throws -> String {
+        try requireSession()
+        let entry = try await entry(username: username)
+        let theirs = try await pinnedIdentity(entry.userId)
+        let mine = SafetyNumber.half(serverId: state.serverId, userId: state.userId, identityPublic: Array(try state.identity.publicKey.rawRepresentation))
+        return SafetyNumber.combined(mine, SafetyNumber.half(serverId: state.serverId, userId: entry.userId, identityPublic: theirs))
+    }
+
+    /// Marks a contact verified after comparing safety numbers; with `acceptNewKey`, first
+    /// replaces a changed pin by the key the directory now shows.
+    public func verify(_ username: String, acceptNewKey: Bool = false) async throws {
+        try requireSession()
+        let entry = try await entry(username: username)
+        _ = try await pinnedIdentity(entry.userId)
+        let current = try Base64URL.bytes(entry.identityKey, "identityKey")
+        if state.pins[entry.userId]!.identityKey.bytes != current {
+            guard acceptNewKey else { throw ChatAlarm.keyChanged(username: entry.username) }
+            state.pins[entry.userId]!.identityKey = Bytes(current)
+        }
+        state.pins[entry.userId]!.pendingChange = nil
+        state.pins[entry.userId]!.verified = true
+        try save()
+    }
+
+    public func pin(of userId: String) -> DeviceState.Pin? { state.pins[userId] }
+
+    /// The username of a user id (from pins or the directory), for display.
+    public func name(of userId: String) async -> String {
+        if userId == state.userId { return state.username }
+        if let pin = state.pins[userId] { return pin.username }
+        return (try? await entry(userId: userId).username) ?? userId
+    }
+}

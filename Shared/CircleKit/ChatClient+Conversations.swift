@@ -107,7 +107,8 @@ extension ChatClient {
     public func chain(_ conversation: String) async throws -> MembershipChain {
         try requireSession()
         var chain = try await localChain(conversation)
-        var after = chain.map { Int64($0.head) } ?? -1
+        // From the op before the head: the head op itself must come back unchanged.
+        var after = chain.map { Int64($0.head) - 1 } ?? -1
         var fresh: [SignedOp] = []
         while true {
             let page: APITypes.OpList = try await api.call(.GET, "/api/v1/conversations/\(conversation)/ops?after=\(after)")

@@ -172,6 +172,9 @@ public struct MembershipChain: Sendable, Equatable {
                 }
                 continue
             }
+            if op.n == head + 1, op.prevHash != epoch {
+                throw CircleKitError.fork("op \(op.n) does not follow the op \(head) this device verified")
+            }
             try append(signed, actorIdentity: try identity(op.actor))
         }
     }

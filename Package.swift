@@ -162,7 +162,7 @@ var targets: [Target] = [
     ),
     .testTarget(
         name: "ClusterTests",
-        dependencies: ["CircleTestSupport", "CircleStore", "CircleConfig", "CircleBus", .product(name: "SQLKit", package: "sql-kit"),
+        dependencies: ["CircleTestSupport", "CircleKit", "CircleStore", "CircleConfig", "CircleBus", .product(name: "SQLKit", package: "sql-kit"),
                        .product(name: "NIOCore", package: "swift-nio"),
                        .product(name: "AsyncHTTPClient", package: "async-http-client")],
         path: "Tests/ClusterTests"

@@ -25,7 +25,7 @@ public final class ChildProcess: @unchecked Sendable {
     /// Starts `executable` (a path, or a name of this package's executables) with arguments.
     public init(
         _ executable: String, _ arguments: [String] = [], environment: [String: String] = [:],
-        inheritEnvironment: Bool = false, workingDirectory: URL? = nil
+        inheritEnvironment: Bool = false, workingDirectory: URL? = nil, standardInput: String? = nil
     ) throws {
         let path = executable.contains("/") ? executable : Self.buildDirectory.appendingPathComponent(executable).path
         guard FileManager.default.isExecutableFile(atPath: path) else {
@@ -45,8 +45,16 @@ public final class ChildProcess: @unchecked Sendable {
         let handle = try FileHandle(forWritingTo: logURL)
         process.standardOutput = handle
         process.standardError = handle
-        process.standardInput = FileHandle.nullDevice
-        try process.run()
+        if let standardInput {
+            let pipe = Pipe()
+            process.standardInput = pipe
+            try process.run()
+            pipe.fileHandleForWriting.write(Data(standardInput.utf8))
+            try pipe.fileHandleForWriting.close()
+        } else {
+            process.standardInput = FileHandle.nullDevice
+            try process.run()
+        }
     }
 
     public var pid: Int32 { process.processIdentifier }

@@ -43,8 +43,11 @@ mkdir -p "$work/pg"
 "${as_pg[@]}" "$pgbin/initdb" -D "$work/pg/data" -A trust -U postgres --no-sync >"$work/initdb.log" 2>&1 \
   || { cat "$work/initdb.log" >&2; exit 1; }
 pg_port=$(free_port)
+# Tests trade durability for speed; benchmarks (CIRCLE_TEST_PG_DURABLE=1) keep PostgreSQL's defaults.
+pg_speed=(-c fsync=off -c synchronous_commit=off -c full_page_writes=off)
+[ "${CIRCLE_TEST_PG_DURABLE:-0}" = 1 ] && pg_speed=(-c fsync=on)
 "${as_pg[@]}" "$pgbin/postgres" -D "$work/pg/data" -p "$pg_port" -k "$work/pg" \
-  -c listen_addresses=127.0.0.1 -c fsync=off -c synchronous_commit=off -c full_page_writes=off \
+  -c listen_addresses=127.0.0.1 "${pg_speed[@]}" \
   -c max_connections=400 >"$work/postgres.log" 2>&1 &
 pg_pid=$!
 

@@ -67,6 +67,13 @@ enum ConversationRepository {
         try await db.raw("UPDATE conversations SET updated_at = \(bind: now.millis) WHERE id = \(bind: id) RETURNING *").first().map(decodeConversation)
     }
 
+    /// Takes the conversation's row lock and its next message sequence number; the returned
+    /// record's `lastSeq` is that new number.
+    static func nextSeq(_ id: String, at now: Timestamp, in db: any SQLDatabase) async throws -> ConversationRecord? {
+        try await db.raw("UPDATE conversations SET last_seq = last_seq + 1, updated_at = \(bind: now.millis) WHERE id = \(bind: id) RETURNING *")
+            .first().map(decodeConversation)
+    }
+
     static func members(of id: String, in db: any SQLDatabase) async throws -> [MemberRecord] {
         try await db.raw("SELECT user_id, role, fingerprint, receipts FROM conversation_members WHERE conversation_id = \(bind: id) ORDER BY user_id")
             .all().map(decodeMember)

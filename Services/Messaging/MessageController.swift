@@ -44,10 +44,13 @@ struct MessageController: Sendable {
         let limits = state.limits
         do {
             let (stored, events) = try await state.store.write { db in
-                _ = try await state.membership(id, identity.userId, in: db)
+                // One statement takes the conversation's row lock and its next sequence number
+                // (rolled back with everything else if the message is refused below).
+                guard let conversation = try await ConversationRepository.nextSeq(id, at: now, in: db) else { throw Problem.notFound("No such conversation.") }
+                let members = try await ConversationRepository.memberIds(of: id, in: db)
+                guard members.contains(identity.userId) else { throw Problem.notFound("No such conversation.") }
                 guard header.convId == convId else { throw Problem.invalidField("header", "names another conversation") }
                 guard header.senderUserId == identity.userId else { throw Problem.forbidden("A message's header names its sender, the caller.") }
-                guard let conversation = try await ConversationRepository.lock(id, at: now, in: db) else { throw Problem.notFound("No such conversation.") }
                 if let existing = try await MessageRepository.message(id, id: messageId, in: db) {
                     guard existing.header == headerBytes, existing.ciphertext == ciphertext || existing.deletedAt != nil, existing.signature == signature else {
                         throw Problem(status: 409, slug: "message-id-conflict", title: "Message id conflict", detail: "Another message already has this id.")
@@ -71,8 +74,7 @@ struct MessageController: Sendable {
                         throw Problem.invalidField("header", "an edit cannot outlive the original's expiry")
                     }
                 }
-                let seq = conversation.lastSeq + 1
-                try await db.raw("UPDATE conversations SET last_seq = \(bind: seq) WHERE id = \(bind: id)").run()
+                let seq = conversation.lastSeq
                 let message = MessageRecord(
                     conversationId: id, id: messageId, seq: seq, senderId: identity.userId, kind: Int64(header.kind.rawValue),
                     refersTo: refersTo, header: headerBytes, ciphertext: ciphertext, signature: signature, expiresAt: expiresAt,
@@ -86,7 +88,6 @@ struct MessageController: Sendable {
                     }
                 }
                 let data = EventJSON.encode(message.view)
-                let members = try await ConversationRepository.memberIds(of: id, in: db)
                 let events = try await UserEventLog.append(members.map { NewUserEvent(userId: $0, type: "message.new", data: data) }, at: now, in: db)
                 return (message, events)
             }

@@ -14,18 +14,21 @@ public struct EventPublisher: Sendable {
     let bus: any MessageBus
     let clock: any WallClock
     let logger: Logger
+    let marks: PublishedMarks
 
     public init(store: any DatabaseStore, bus: any MessageBus, clock: any WallClock, logger: Logger) {
         self.store = store
         self.bus = bus
         self.clock = clock
         self.logger = logger
+        self.marks = PublishedMarks(store: store, clock: clock, logger: logger)
     }
 
     /// The bus channel of a user's events.
     public static func channel(forUser userId: String) -> String { "user.\(userId)" }
 
-    /// Publishes committed events and marks them published.
+    /// Publishes committed events; they are marked published shortly after, in batches (one
+    /// write for many requests: marks only keep the relay from sending them again).
     public func publish(_ events: [UserEvent]) async {
         guard !events.isEmpty else { return }
         var sent: [UserEvent] = []
@@ -37,14 +40,11 @@ public struct EventPublisher: Sendable {
                 logger.warning("event publish failed; the relay will resend it", metadata: ["user": "\(event.userId)", "seq": "\(event.seq)", "error": "\(error)"])
             }
         }
-        let published = sent
-        guard !published.isEmpty else { return }
-        do {
-            try await store.write { db in try await UserEventLog.markPublished(published, at: clock.now(), in: db) }
-        } catch {
-            logger.warning("marking events published failed; the relay may resend them", metadata: ["error": "\(error)"])
-        }
+        await marks.add(sent)
     }
+
+    /// Writes the marks still pending (tests and shutdown).
+    public func flushMarks() async { await marks.flush() }
 
     /// Sends an event that is not stored (typing, presence): live only, no sequence number.
     public func publishEphemeral(type: String, data: String, to userIds: [String]) async {
@@ -54,6 +54,49 @@ public struct EventPublisher: Sendable {
                 try await bus.publish(frame, to: Self.channel(forUser: userId))
             } catch {
                 logger.debug("ephemeral publish failed", metadata: ["error": "\(error)"])
+            }
+        }
+    }
+}
+
+/// Marks of published events, written together: the first mark starts a short timer, and
+/// everything marked until it fires goes out in one transaction per 500 events. A mark lost
+/// (crash, database error) costs only a repeated delivery by the relay, which sockets drop by seq.
+actor PublishedMarks {
+    let store: any DatabaseStore
+    let clock: any WallClock
+    let logger: Logger
+    let delay: Duration
+    private var pending: [UserEvent] = []
+    private var scheduled = false
+
+    init(store: any DatabaseStore, clock: any WallClock, logger: Logger, delay: Duration = .milliseconds(25)) {
+        self.store = store
+        self.clock = clock
+        self.logger = logger
+        self.delay = delay
+    }
+
+    func add(_ events: [UserEvent]) {
+        guard !events.isEmpty else { return }
+        pending += events
+        guard !scheduled else { return }
+        scheduled = true
+        Task {
+            try? await Task.sleep(for: delay)
+            await flush()
+        }
+    }
+
+    func flush() async {
+        scheduled = false
+        while !pending.isEmpty {
+            let batch = Array(pending.prefix(500))
+            pending.removeFirst(batch.count)
+            do {
+                try await store.write { db in try await UserEventLog.markPublished(batch, at: clock.now(), in: db) }
+            } catch {
+                logger.warning("marking events published failed; the relay may resend them", metadata: ["error": "\(error)"])
             }
         }
     }

@@ -64,34 +64,33 @@ extension ChatClient {
 
     /// Handles one socket frame: applies it to the device state and says what happened.
     func handleFrame(_ text: String) async -> [ChatEvent] {
-        guard let object = try? JSONSerialization.jsonObject(with: Data(text.utf8)) as? [String: Any], let type = object["type"] as? String else { return [] }
-        let data = object["data"]
-        if type == "ready" { return [.connection(true)] }
-        if type == "resync-required" {
+        let bytes = Data(text.utf8)
+        let decoder = JSONDecoder()
+        guard let head = try? decoder.decode(FrameHead.self, from: bytes) else { return [] }
+        func data<T: Decodable>(_ type: T.Type) -> T? { (try? decoder.decode(Frame<T>.self, from: bytes))?.data }
+        if head.type == "ready" { return [.connection(true)] }
+        if head.type == "resync-required" {
             // Events were pruned: reload every conversation through the REST API.
             var events: [ChatEvent] = []
-            if let last = (data as? [String: Any])?["lastSeq"] as? Int { state.lastEventSeq = Int64(last) }
+            if let last = data(LastSeq.self)?.lastSeq { state.lastEventSeq = last }
             for summary in (try? await conversations()) ?? [] {
                 events += await receiveAsEvents(summary.id)
             }
             try? save()
             return events + [.connection(true)]
         }
-        guard let seq = (object["seq"] as? NSNumber)?.int64Value else { return [] }
-        guard seq > state.lastEventSeq else { return [] }
+        guard let seq = head.seq, seq > state.lastEventSeq else { return [] }
         defer {
             state.lastEventSeq = seq
             try? save()
         }
-        guard let json = data.flatMap({ try? JSONSerialization.data(withJSONObject: $0) }) else { return [] }
-        switch type {
+        switch head.type {
         case "message.new":
-            guard let message = try? JSONDecoder().decode(APITypes.Message.self, from: json) else { return [] }
-            if message.seq <= state.conversations[message.conversationId]?.lastSeq ?? 0 { return [] }
+            guard let message = data(APITypes.Message.self) else { return [] }
+            let handled = state.conversations[message.conversationId]?.lastSeq ?? 0
+            if message.seq <= handled { return [] }
             // Any earlier message of the conversation not handled yet comes first, in order.
-            if message.seq > (state.conversations[message.conversationId]?.lastSeq ?? 0) + 1 {
-                return await receiveAsEvents(message.conversationId)
-            }
+            if message.seq > handled + 1 { return await receiveAsEvents(message.conversationId) }
             defer { state.conversations[message.conversationId, default: .init()].lastSeq = message.seq }
             do {
                 return try await open(message).map { [.message($0)] } ?? []
@@ -99,12 +98,11 @@ extension ChatClient {
                 return [.refused(conversationId: message.conversationId, seq: message.seq, reason: "\(error)")]
             }
         case "envelope.new":
-            guard let envelope = try? JSONDecoder().decode(APITypes.WireEnvelope.self, from: json),
-                  let conversation = (data as? [String: Any])?["conversationId"] as? String else { return [] }
+            guard let envelope = data(APITypes.WireEnvelope.self), let conversation = data(ConversationRef.self)?.conversationId else { return [] }
             try? await accept(envelope, conversation: conversation)
             return []
         case "conversation.created", "conversation.op":
-            guard let conversation = (data as? [String: Any])?["conversationId"] as? String else { return [] }
+            guard let conversation = data(ConversationRef.self)?.conversationId else { return [] }
             do {
                 _ = try await chain(conversation)
             } catch let error as CircleAPIError where error.status == 404 {
@@ -114,9 +112,8 @@ extension ChatClient {
             }
             return [.membership(conversationId: conversation)]
         case "conversation.read":
-            guard let marker = data as? [String: Any], let conversation = marker["conversationId"] as? String,
-                  let user = marker["userId"] as? String, let read = (marker["seq"] as? NSNumber)?.int64Value else { return [] }
-            return [.read(conversationId: conversation, userId: user, seq: read)]
+            guard let marker = data(ReadMarker.self) else { return [] }
+            return [.read(conversationId: marker.conversationId, userId: marker.userId, seq: marker.seq)]
         default:
             return []
         }
@@ -137,3 +134,9 @@ actor StopFlag {
     private(set) var isSet = false
     func set() { isSet = true }
 }
+
+struct FrameHead: Decodable { let seq: Int64?; let type: String }
+struct Frame<T: Decodable>: Decodable { let data: T }
+struct LastSeq: Decodable { let lastSeq: Int64 }
+struct ConversationRef: Decodable { let conversationId: String }
+struct ReadMarker: Decodable { let conversationId: String; let userId: String; let seq: Int64 }

@@ -11,45 +11,89 @@ extension ChatClient {
     /// send fails in transit, the next call resends exactly those bytes. After a membership
     /// change (409 `stale-epoch`) it catches up and sends on a new chain.
     @discardableResult
-    public func send(_ text: String, to conversation: String, kind: MessageHeader.Kind = .message, refersTo: [UInt8] = []) async throws -> Int64 {
+    public func send(_ text: String, to conversation: String) async throws -> Int64 {
+        try await send(padded: try MessagePadding.pad(contentType: ChatMessage.ContentType.text, content: Array(text.utf8)),
+                       kind: .message, refersTo: [], to: conversation)
+    }
+
+    /// Replaces the text of one of this user's messages for everyone (PROTOCOL 6: the edit names
+    /// the original by id in the header and by `H(original header)` inside the ciphertext).
+    @discardableResult
+    public func edit(_ original: ChatMessage, to text: String) async throws -> Int64 {
+        guard original.sender == state.userId, original.kind == .message else { throw CircleKitError.refused("only the author edits a message") }
+        return try await send(padded: try MessagePadding.pad(contentType: ChatMessage.ContentType.edit, content: original.headerHash + Array(text.utf8)),
+                              kind: .edit, refersTo: try Base64URL.bytes(original.id, "id"), to: original.conversationId)
+    }
+
+    /// Deletes one of this user's messages for everyone.
+    @discardableResult
+    public func delete(_ original: ChatMessage) async throws -> Int64 {
+        guard original.sender == state.userId, original.kind == .message else { throw CircleKitError.refused("only the author deletes a message") }
+        return try await send(padded: try MessagePadding.pad(contentType: ChatMessage.ContentType.delete, content: original.headerHash),
+                              kind: .delete, refersTo: try Base64URL.bytes(original.id, "id"), to: original.conversationId)
+    }
+
+    func send(padded: [UInt8], kind: MessageHeader.Kind, refersTo: [UInt8], to conversation: String) async throws -> Int64 {
         try requireSession()
         try await flushOutbox(conversation)
-        let contentType: UInt8 = switch kind { case .message: 1; case .edit: 2; case .delete: 3 }
-        let padded = try MessagePadding.pad(contentType: contentType, content: Array(text.utf8))
         for _ in 0..<4 {
-            let chain = try await self.chain(conversation)
-            guard chain.isMember(state.userId) else { throw CircleKitError.refused("you are not a member of this conversation") }
-            var own = try await sendingChain(conversation, chain: chain)
-            var sender = SenderChain(chainKey: own.chainKey.bytes, index: own.index)
-            guard let step = sender.next() else {
-                state.conversations[conversation]?.sending = nil
-                continue
+            await sealing.lock()
+            let stored: DeviceState.StoredMessage
+            do {
+                stored = try await sealNext(padded, kind: kind, refersTo: refersTo, in: conversation)
+            } catch {
+                await sealing.unlock()
+                throw error
             }
-            let now = UInt64(Timestamp.now().millis)
-            let timer = UInt64(chain.settings.disappearSeconds)
-            let header = MessageHeader(convId: chain.convId, epoch: chain.epoch, senderUserId: state.userId, deviceId: state.deviceId.bytes,
-                                       generation: own.generation, chainIndex: step.index, messageId: SecureRandom.bytes(16), sentAt: now,
-                                       expiresAt: timer > 0 ? now + timer * 1000 : 0, kind: kind, refersTo: refersTo)
-            let sealed = try MessageSeal.seal(header: header, padded: padded, key: step.key, nonce: step.nonce, identity: try state.identity)
-            own.chainKey = Bytes(sender.chainKey)
-            own.index = sender.index
-            state.conversations[conversation]?.sending = own
-            let stored = DeviceState.StoredMessage(header: Bytes(sealed.header), ciphertext: Bytes(sealed.ciphertext), signature: Bytes(sealed.signature))
-            state.conversations[conversation]?.outbox.append(stored)
-            try save()
+            await sealing.unlock()
+            inFlight.insert(stored.header)
             do {
                 let sent = try await post(stored, to: conversation)
+                inFlight.remove(stored.header)
                 state.conversations[conversation]?.outbox.removeAll { $0 == stored }
                 try save()
                 return sent.seq
             } catch let error as CircleAPIError where error.slug == "stale-epoch" {
+                // The membership changed: this message was not stored; catch up and use a new chain.
+                inFlight.remove(stored.header)
                 state.conversations[conversation]?.outbox.removeAll { $0 == stored }
-                state.conversations[conversation]?.sending = nil
+                if let header = try? MessageHeader(bytes: stored.header.bytes), state.conversations[conversation]?.sending?.epoch.bytes == header.epoch {
+                    state.conversations[conversation]?.sending = nil
+                }
+                chains[conversation] = nil
                 try save()
                 continue
+            } catch {
+                // In transit: the bytes stay in the outbox and the next send resends them.
+                inFlight.remove(stored.header)
+                throw error
             }
         }
         throw CircleKitError.refused("the conversation kept changing; try again")
+    }
+
+    /// Seals the next message on this device's chain (under the sealing lock) and saves the
+    /// advanced chain key and the sealed bytes before anything is sent.
+    func sealNext(_ padded: [UInt8], kind: MessageHeader.Kind, refersTo: [UInt8], in conversation: String) async throws -> DeviceState.StoredMessage {
+        let chain: MembershipChain
+        if let cached = chains[conversation] { chain = cached } else { chain = try await self.chain(conversation) }
+        guard chain.isMember(state.userId) else { throw CircleKitError.refused("you are not a member of this conversation") }
+        var own = try await sendingChain(conversation, chain: chain)
+        var sender = SenderChain(chainKey: own.chainKey.bytes, index: own.index)
+        guard let step = sender.next() else { throw CircleKitError.refused("the sender chain is used up") }
+        let now = UInt64(Timestamp.now().millis)
+        let timer = UInt64(chain.settings.disappearSeconds)
+        let header = MessageHeader(convId: chain.convId, epoch: chain.epoch, senderUserId: state.userId, deviceId: state.deviceId.bytes,
+                                   generation: own.generation, chainIndex: step.index, messageId: SecureRandom.bytes(16), sentAt: now,
+                                   expiresAt: timer > 0 ? now + timer * 1000 : 0, kind: kind, refersTo: refersTo)
+        let sealed = try MessageSeal.seal(header: header, padded: padded, key: step.key, nonce: step.nonce, identity: try state.identity)
+        own.chainKey = Bytes(sender.chainKey)
+        own.index = sender.index
+        state.conversations[conversation]?.sending = own
+        let stored = DeviceState.StoredMessage(header: Bytes(sealed.header), ciphertext: Bytes(sealed.ciphertext), signature: Bytes(sealed.signature))
+        state.conversations[conversation]?.outbox.append(stored)
+        try save()
+        return stored
     }
 
     func post(_ message: DeviceState.StoredMessage, to conversation: String) async throws -> APITypes.Sent {
@@ -60,7 +104,7 @@ extension ChatClient {
 
     /// Resends messages saved but never confirmed, byte for byte.
     func flushOutbox(_ conversation: String) async throws {
-        for message in state.conversations[conversation]?.outbox ?? [] {
+        for message in state.conversations[conversation]?.outbox ?? [] where !inFlight.contains(message.header) {
             do {
                 _ = try await post(message, to: conversation)
             } catch let error as CircleAPIError where error.slug == "stale-epoch" || error.status == 404 {
@@ -180,14 +224,35 @@ extension ChatClient {
         }
         guard var chainState = received else { throw CircleKitError.refused("no key for this message's chain has arrived") }
         var replay = ReplayWindow(bits: chainState.seen)
-        let (_, padded) = try MessageSeal.open(sealed, senderIdentity: senderIdentity,
-                                              chain: SenderChain(chainKey: chainState.startKey.bytes, index: chainState.startIndex), replay: replay)
+        var base = SenderChain(chainKey: chainState.startKey.bytes, index: chainState.startIndex)
+        if let key = chainState.cursorKey, let index = chainState.cursorIndex, index <= header.chainIndex {
+            base = SenderChain(chainKey: key.bytes, index: index)
+        }
+        let (_, padded) = try MessageSeal.open(sealed, senderIdentity: senderIdentity, chain: base, replay: replay)
+        // Keep the cursor a little behind the newest index, for messages that arrive out of order.
+        let trailing = header.chainIndex >= 8 ? header.chainIndex - 8 : 0
+        if trailing > (chainState.cursorIndex ?? chainState.startIndex), trailing >= base.index {
+            let cursor = try base.advanced(to: trailing)
+            chainState.cursorKey = Bytes(cursor.chainKey)
+            chainState.cursorIndex = cursor.index
+        }
         let (contentType, content) = try MessagePadding.unpad(padded)
+        var text = content
+        var refersToHash: [UInt8] = []
+        if header.kind != .message {
+            guard content.count >= 32, contentType == (header.kind == .edit ? ChatMessage.ContentType.edit : ChatMessage.ContentType.delete) else {
+                throw CircleKitError.malformed("an edit or delete must name the original's header hash")
+            }
+            refersToHash = Array(content.prefix(32))
+            text = Array(content.dropFirst(32))
+        }
         _ = replay.insert(header.chainIndex)
         chainState.seen = replay.bits
         state.conversations[conversation]?.received[address.key] = chainState
         return ChatMessage(conversationId: conversation, seq: message.seq, id: message.id, sender: header.senderUserId, kind: header.kind,
-                           contentType: contentType, text: String(decoding: content, as: UTF8.self), sentAt: header.sentAt, expiresAt: header.expiresAt)
+                           contentType: contentType, text: String(decoding: text, as: UTF8.self), sentAt: header.sentAt, expiresAt: header.expiresAt,
+                           headerHash: Array(SHA256.hash(data: sealed.header)), refersTo: header.refersTo.isEmpty ? nil : Base64URL.encode(header.refersTo),
+                           refersToHash: refersToHash)
     }
 
     /// Opens the envelopes addressed to this user for one sender and epoch.
@@ -208,6 +273,6 @@ extension ChatClient {
                                 signature: try Base64URL.bytes(wire.signature, "signature"))
         let chain = try envelope.open(senderIdentity: try await pinnedIdentity(sender), recipient: try state.agreement)
         state.conversations[conversation, default: .init()].received[key] = DeviceState.ReceivedChain(
-            startKey: Bytes(chain.chainKey), startIndex: chain.index, seen: ReplayWindow().bits)
+            startKey: Bytes(chain.chainKey), startIndex: chain.index, seen: ReplayWindow().bits, cursorKey: nil, cursorIndex: nil)
     }
 }

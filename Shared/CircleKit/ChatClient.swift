@@ -16,6 +16,26 @@ public struct ChatMessage: Sendable, Equatable {
     public let text: String
     public let sentAt: UInt64
     public let expiresAt: UInt64
+    /// `SHA-256(header)`: how edits and deletes name this message inside their ciphertext.
+    public let headerHash: [UInt8]
+    /// For an edit or delete: the original's id (from the header) and header hash (from inside
+    /// the ciphertext). A client applies it only to a message with both, by the same author.
+    public let refersTo: String?
+    public let refersToHash: [UInt8]
+
+    /// Content types inside the padded plaintext (PROTOCOL 6).
+    public enum ContentType {
+        public static let text: UInt8 = 1
+        public static let edit: UInt8 = 2
+        public static let delete: UInt8 = 3
+    }
+
+    /// Whether this edit or delete may apply to `original`: same conversation and author, named
+    /// by both id and header hash.
+    public func applies(to original: ChatMessage) -> Bool {
+        kind != .message && original.kind == .message && original.conversationId == conversationId && original.sender == sender
+            && refersTo == original.id && refersToHash == original.headerHash
+    }
 }
 
 /// What CircleKit refuses to do on the user's behalf until they decide.
@@ -39,12 +59,18 @@ public enum ChatAlarm: Error, CustomStringConvertible, Equatable {
 /// chains and receiving on everyone else's. Every change to keys is saved (atomically) before
 /// anything that depends on it leaves the device.
 public actor ChatClient {
-    public let statePath: String
+    /// Where the device state lives; nil for an ephemeral device kept in memory only (benchmarks
+    /// and scripted users: after a crash such a device is simply gone, it never reuses a key).
+    public let statePath: String?
     public internal(set) var state: DeviceState
     var api: CircleAPI
     /// Verified chains held in memory (the state file keeps their ops).
     var chains: [String: MembershipChain] = [:]
     var directory: [String: APITypes.DirectoryEntry] = [:]
+    /// Serialises sealing, so concurrent sends never take the same chain index.
+    let sealing = AsyncMutex()
+    /// Outbox entries being posted right now (not to be resent by a concurrent send).
+    var inFlight: Set<Bytes> = []
 
     public init(statePath: String) throws {
         self.statePath = statePath
@@ -53,24 +79,26 @@ public actor ChatClient {
         self.api = CircleAPI(baseURL: state.server, token: state.token)
     }
 
-    init(statePath: String, state: DeviceState) throws {
+    init(statePath: String?, state: DeviceState) throws {
         self.statePath = statePath
         self.state = state
         self.api = CircleAPI(baseURL: state.server, token: state.token)
-        try StateFile.save(state, to: statePath)
+        if let statePath { try StateFile.save(state, to: statePath) }
     }
 
     public var userId: String { state.userId }
     public var username: String { state.username }
 
-    func save() throws { try StateFile.save(state, to: statePath) }
+    func save() throws {
+        if let statePath { try StateFile.save(state, to: statePath) }
+    }
 
     // MARK: Account
 
     /// Registers a new account: keys made here, the password never sent; returns the client and
     /// the recovery key (to show once).
     public static func register(server: String, invite: String?, username: String, displayName: String? = nil, password: String,
-                                deviceLabel: String, statePath: String) async throws -> (ChatClient, RecoveryKey) {
+                                deviceLabel: String, statePath: String?) async throws -> (ChatClient, RecoveryKey) {
         let api = CircleAPI(baseURL: server)
         let info: APITypes.ServerInfo = try await api.call(.GET, "/api/v1/server")
         let name = username.lowercased()
@@ -98,7 +126,7 @@ public actor ChatClient {
 
     /// Signs in on a new device: refuses a weakened KDF before sending anything, derives the
     /// authKey, opens the bundle and checks its keys against the directory.
-    public static func login(server: String, username: String, password: String, deviceLabel: String, statePath: String) async throws -> ChatClient {
+    public static func login(server: String, username: String, password: String, deviceLabel: String, statePath: String?) async throws -> ChatClient {
         var api = CircleAPI(baseURL: server)
         let name = username.lowercased()
         let prelogin: APITypes.Prelogin = try await api.call(.POST, "/api/v1/auth/prelogin", body: APITypes.Username(username: name))
@@ -115,7 +143,7 @@ public actor ChatClient {
         var state = DeviceState(server: api.baseURL, serverId: prelogin.serverId, userId: session.user.userId, username: name, deviceId: Bytes(SecureRandom.bytes(16)),
                                 token: session.token, sessionId: session.sessionId, identitySeed: Bytes(Array(bundle.identity.rawRepresentation)),
                                 x25519Private: Bytes(Array(bundle.agreement.rawRepresentation)), vaultMasterKey: Bytes(bundle.vaultMasterKey))
-        if let previous = try? StateFile.load(statePath), previous.userId == state.userId, previous.server == state.server {
+        if let statePath, let previous = try? StateFile.load(statePath), previous.userId == state.userId, previous.server == state.server {
             state.pins = previous.pins
         }
         return try ChatClient(statePath: statePath, state: state)

@@ -67,6 +67,10 @@ public struct DeviceState: Codable, Sendable {
         public var startKey: Bytes
         public var startIndex: UInt32
         public var seen: [UInt64]
+        /// The chain moved forward to a recent index, so keys are not derived from the start
+        /// every time (messages older than the cursor still derive from the start).
+        public var cursorKey: Bytes?
+        public var cursorIndex: UInt32?
     }
 
     public struct StoredMessage: Codable, Sendable, Equatable {

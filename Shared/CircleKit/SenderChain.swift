@@ -43,6 +43,15 @@ public struct SenderChain: Sendable, Equatable {
         return Self.messageKey(Self.step(ck, 0x01))
     }
 
+    /// The same chain moved forward to `target` (receivers keep such a cursor so they do not
+    /// derive every key from the chain's start).
+    public func advanced(to target: UInt32) throws -> SenderChain {
+        guard target >= index, target <= Self.maximumMessages else { throw CircleKitError.malformed("cannot move a chain back or past its end") }
+        var ck = chainKey
+        for _ in index..<target { ck = Self.step(ck, 0x02) }
+        return SenderChain(chainKey: ck, index: target)
+    }
+
     static func step(_ ck: [UInt8], _ byte: UInt8) -> [UInt8] {
         Array(HMAC<SHA256>.authenticationCode(for: [byte], using: SymmetricKey(data: ck)))
     }

@@ -62,6 +62,23 @@ struct ChatClientTests {
             #expect(await resumed.items == ["while you were away"])
             let mode = try FileManager.default.attributesOfItem(atPath: folder.appendingPathComponent("bob.json").path)[.posixPermissions] as? NSNumber
             #expect(mode?.intValue == 0o600)
+            // Edits and deletes: by the author, naming the original by id and header hash.
+            let original = try #require(try await alice.receive(conv).messages.first { $0.text == "while you were away" })
+            try await alice.edit(original, to: "while you were out")
+            let edit = try #require(try await bobAgain.receive(conv).messages.first)
+            #expect(edit.kind == .edit && edit.text == "while you were out" && edit.applies(to: original))
+            try await alice.delete(original)
+            let delete = try #require(try await bobAgain.receive(conv).messages.first)
+            #expect(delete.kind == .delete && delete.applies(to: original) && !delete.applies(to: edit))
+            // The server dropped the original's and the edit's ciphertext: a late reader sees neither.
+            let late = try await ChatClient.login(server: api.baseURL, username: "bob", password: "pass-bob-123", deviceLabel: "late", statePath: nil)
+            let history = try await late.receive(conv).messages
+            #expect(!history.contains { $0.text.contains("while you were") })
+            // Nobody edits someone else's message.
+            try await bob.send("mine", to: conv)
+            let bobsOwn = try #require(try await alice.receive(conv).messages.last)
+            #expect(bobsOwn.text == "mine")
+            await #expect(throws: CircleKitError.self) { try await alice.edit(bobsOwn, to: "not mine") }
             // Safety numbers agree on both sides.
             #expect(try await alice.safetyNumber(with: "bob") == bob.safetyNumber(with: "alice"))
         }

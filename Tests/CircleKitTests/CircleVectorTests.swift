@@ -1,0 +1,161 @@
+import CircleCore
+import CircleCrypto
+import Crypto
+import Foundation
+import Testing
+@testable import CircleKit
+
+/// Test vectors for every Circle construction (PROTOCOL.md), made by CircleKit from fixed keys
+/// and nonces and committed as Tests/Vectors/circle-v1.json, so other implementations (the
+/// browser's) are held to the same bytes. Signatures are verify-only: Ed25519 implementations may
+/// sign differently, but every valid signature must verify.
+///
+/// `CIRCLE_WRITE_VECTORS=1 swift test --filter CircleVectorTests` rewrites the file; otherwise the
+/// test recomputes every value and compares it with the committed one.
+@Suite("Circle test vectors")
+struct CircleVectorTests {
+    static var file: URL {
+        URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().appendingPathComponent("Vectors/circle-v1.json")
+    }
+
+    static func filled(_ byte: UInt8, _ count: Int = 32) -> [UInt8] { [UInt8](repeating: byte, count: count) }
+    static func hex(_ bytes: some Sequence<UInt8>) -> String { Hex.encode(Array(bytes)) }
+
+    /// Every vector, as name → hex (or text) value. Keys ending in `Signature` are verify-only.
+    static func compute() throws -> [String: String] {
+        var v: [String: String] = [:]
+        // Login (PROTOCOL 2)
+        let serverId = "0123456789abcdef0123456789abcdef"
+        let userId = "00000000-0000-4000-8000-000000000001"
+        let peerId = "00000000-0000-4000-8000-000000000002"
+        let password = "correct horse battery staple"
+        let serverSalt = filled(0x11)
+        v["login.password"] = password
+        v["login.serverId"] = serverId
+        v["login.username"] = "alice"
+        v["login.serverSalt"] = hex(serverSalt)
+        v["login.iterations"] = String(LoginKeys.minimumIterations)
+        v["login.pbkdf2Salt"] = hex(LoginKeys.pbkdf2Salt(serverId: serverId, username: "alice", serverSalt: serverSalt))
+        let derived = try LoginKeys.derive(password: password, serverId: serverId, username: "alice", serverSalt: serverSalt,
+                                           kdf: .init(name: LoginKeys.kdfName, iterations: LoginKeys.minimumIterations))
+        v["login.authKey"] = hex(derived.authKey)
+        v["login.kek"] = hex(derived.kek)
+        // Recovery key
+        let recovery = RecoveryKey(bytes: filled(0x22, 16))
+        v["recovery.key"] = hex(recovery.bytes)
+        v["recovery.text"] = recovery.text
+        v["recovery.authKey"] = hex(recovery.authKey)
+        v["recovery.kek"] = hex(recovery.kek)
+        // Key bundle, sealed under the kek with a fixed nonce
+        let identity = try Curve25519.Signing.PrivateKey(rawRepresentation: filled(0x01))
+        let agreement = try Curve25519.KeyAgreement.PrivateKey(rawRepresentation: filled(0x02))
+        let bundle = KeyBundle(identity: identity, agreement: agreement, vaultMasterKey: filled(0x03))
+        let bundleNonce = filled(0x04, 12)
+        let sealedBundle = try AES.GCM.seal(bundle.plaintext, using: SymmetricKey(data: derived.kek), nonce: AES.GCM.Nonce(data: bundleNonce),
+                                            authenticating: KeyBundle.aad(label: KeyBundle.bundleLabel, userId: userId))
+        v["bundle.userId"] = userId
+        v["bundle.identitySeed"] = hex(filled(0x01))
+        v["bundle.x25519Private"] = hex(filled(0x02))
+        v["bundle.vmk"] = hex(filled(0x03))
+        v["bundle.identityPublic"] = hex(identity.publicKey.rawRepresentation)
+        v["bundle.x25519Public"] = hex(agreement.publicKey.rawRepresentation)
+        v["bundle.sealed"] = hex(sealedBundle.combined!)
+        v["kxcert.message"] = hex(CircleLabels.kxCertMessage(userId: userId, x25519Public: Array(agreement.publicKey.rawRepresentation)))
+        v["kxcert.Signature"] = hex(try bundle.kxCert(userId: userId))
+        // Membership ops (PROTOCOL 5)
+        let settings = ConversationSettings(kind: .group, disappearSeconds: 3600, readReceipts: true)
+        v["settings.bytes"] = hex(settings.bytes)
+        let genesis = MembershipOp.genesis(creator: userId, creatorIdentity: Array(identity.publicKey.rawRepresentation), settings: settings,
+                                           createdAt: 1_700_000_000_000, nonce: filled(0x08, 16))
+        let signedGenesis = try genesis.sign(with: identity)
+        v["op.genesis.bytes"] = hex(genesis.bytes)
+        v["op.genesis.hash"] = hex(signedGenesis.hash)
+        v["op.genesis.Signature"] = hex(signedGenesis.signature)
+        let peer = try Curve25519.Signing.PrivateKey(rawRepresentation: filled(0x09))
+        v["op.peerIdentityPublic"] = hex(peer.publicKey.rawRepresentation)
+        var add = MembershipOp(convId: signedGenesis.hash, n: 1, prevHash: signedGenesis.hash, actor: userId, action: .add, target: peerId,
+                               targetFingerprint: IdentityFingerprint.of(Array(peer.publicKey.rawRepresentation)), role: .member, createdAt: 1_700_000_000_001)
+        add.settings = nil
+        let signedAdd = try add.sign(with: identity)
+        v["op.add.bytes"] = hex(add.bytes)
+        v["op.add.hash"] = hex(signedAdd.hash)
+        v["op.add.Signature"] = hex(signedAdd.signature)
+        // Sender chain (PROTOCOL 6)
+        var chain = SenderChain(chainKey: filled(0x05))
+        var first: (key: [UInt8], nonce: [UInt8])?
+        for index in 0..<3 {
+            let step = chain.next()!
+            if index == 0 { first = (step.key, step.nonce) }
+            v["chain.\(index).key"] = hex(step.key)
+            v["chain.\(index).nonce"] = hex(step.nonce)
+        }
+        v["chain.start"] = hex(filled(0x05))
+        v["chain.3.chainKey"] = hex(chain.chainKey)
+        // Header, padding, message
+        let header = MessageHeader(convId: signedGenesis.hash, epoch: signedAdd.hash, senderUserId: userId, deviceId: filled(0x0a, 16), generation: 0,
+                                   chainIndex: 0, messageId: filled(0x0b, 16), sentAt: 1_700_000_000_002, expiresAt: 1_700_003_600_002)
+        v["header.bytes"] = hex(header.bytes)
+        let padded = try MessagePadding.pad(contentType: 1, content: Array("hello, circle".utf8))
+        v["message.text"] = "hello, circle"
+        v["message.padded"] = hex(padded)
+        let sealed = try MessageSeal.seal(header: header, padded: padded, key: first!.key, nonce: first!.nonce, identity: identity)
+        v["message.ciphertext"] = hex(sealed.ciphertext)
+        v["message.Signature"] = hex(sealed.signature)
+        // Envelope (PROTOCOL 7), with a fixed ephemeral key
+        let recipient = try Curve25519.KeyAgreement.PrivateKey(rawRepresentation: filled(0x06))
+        let ephemeral = try Curve25519.KeyAgreement.PrivateKey(rawRepresentation: filled(0x07))
+        let address = EnvelopeAddress(convId: signedGenesis.hash, epoch: signedAdd.hash, sender: userId, deviceId: filled(0x0a, 16), generation: 0, recipient: peerId)
+        var plaintext = ByteWriter()
+        plaintext.u8(Envelope.version)
+        plaintext.raw(filled(0x05))
+        plaintext.u32(0)
+        let (enc, context) = try CircleHPKE.setupSender(recipient: Array(recipient.publicKey.rawRepresentation), info: address.info, ephemeral: ephemeral)
+        let ciphertext = try context.seal(plaintext.bytes, aad: [], sequence: 0)
+        v["envelope.recipientPrivate"] = hex(filled(0x06))
+        v["envelope.ephemeralPrivate"] = hex(filled(0x07))
+        v["envelope.info"] = hex(address.info)
+        v["envelope.plaintext"] = hex(plaintext.bytes)
+        v["envelope.enc"] = hex(enc)
+        v["envelope.ciphertext"] = hex(ciphertext)
+        v["envelope.Signature"] = hex(try identity.signature(for: Envelope.signatureLabel + address.info + enc + ciphertext))
+        // Safety number (PROTOCOL 5.2)
+        let mine = SafetyNumber.half(serverId: serverId, userId: userId, identityPublic: Array(identity.publicKey.rawRepresentation))
+        let theirs = SafetyNumber.half(serverId: serverId, userId: peerId, identityPublic: Array(peer.publicKey.rawRepresentation))
+        v["safety.half.alice"] = mine
+        v["safety.half.peer"] = theirs
+        v["safety.combined"] = SafetyNumber.combined(mine, theirs)
+        return v
+    }
+
+    @Test("the committed vectors match what CircleKit computes, and every stored signature verifies")
+    func vectors() throws {
+        let computed = try Self.compute()
+        if ProcessInfo.processInfo.environment["CIRCLE_WRITE_VECTORS"] == "1" {
+            let data = try JSONSerialization.data(withJSONObject: computed, options: [.prettyPrinted, .sortedKeys])
+            try data.write(to: Self.file)
+        }
+        let stored = try #require(try JSONSerialization.jsonObject(with: Data(contentsOf: Self.file)) as? [String: String])
+        #expect(Set(stored.keys) == Set(computed.keys))
+        for (name, value) in computed.sorted(by: { $0.key < $1.key }) where !name.hasSuffix("Signature") {
+            #expect(stored[name] == value, "\(name)")
+        }
+        // Verify-only: the stored signatures verify under the stored keys.
+        let identityPublic = Hex.decode(stored["bundle.identityPublic"]!)!
+        func verifies(_ signature: String, _ message: [UInt8]) -> Bool {
+            KeyChecks.verify(signature: Hex.decode(stored[signature]!)!, message: message, publicKey: identityPublic)
+        }
+        #expect(verifies("kxcert.Signature", Hex.decode(stored["kxcert.message"]!)!))
+        #expect(verifies("op.genesis.Signature", MembershipOp.signatureLabel + Hex.decode(stored["op.genesis.bytes"]!)!))
+        #expect(verifies("op.add.Signature", MembershipOp.signatureLabel + Hex.decode(stored["op.add.bytes"]!)!))
+        #expect(verifies("message.Signature", MessageSeal.signatureLabel + Hex.decode(stored["header.bytes"]!)! + Hex.decode(stored["message.ciphertext"]!)!))
+        #expect(verifies("envelope.Signature", Envelope.signatureLabel + Hex.decode(stored["envelope.info"]!)! + Hex.decode(stored["envelope.enc"]!)! + Hex.decode(stored["envelope.ciphertext"]!)!))
+        // And the sealed values open with the public API.
+        let recipient = try Curve25519.KeyAgreement.PrivateKey(rawRepresentation: Hex.decode(stored["envelope.recipientPrivate"]!)!)
+        let opened = try CircleHPKE.open(Hex.decode(stored["envelope.ciphertext"]!)!, enc: Hex.decode(stored["envelope.enc"]!)!, recipient: recipient,
+                                         info: Hex.decode(stored["envelope.info"]!)!)
+        #expect(Self.hex(opened) == stored["envelope.plaintext"])
+        let bundle = try KeyBundle.open(Hex.decode(stored["bundle.sealed"]!)!, with: Hex.decode(stored["login.kek"]!)!, userId: stored["bundle.userId"]!,
+                                        label: KeyBundle.bundleLabel, identityPublic: identityPublic, x25519Public: Hex.decode(stored["bundle.x25519Public"]!)!)
+        #expect(bundle.vaultMasterKey == Hex.decode(stored["bundle.vmk"]!)!)
+    }
+}

@@ -55,19 +55,22 @@ public enum UserEventLog {
         guard !events.isEmpty else { return [] }
         var countByUser: [String: Int64] = [:]
         for event in events { countByUser[event.userId, default: 0] += 1 }
+        // One statement takes every counter, in user-id order (the rows are locked in the
+        // order of VALUES), so concurrent writers cannot deadlock.
         var nextSeq: [String: Int64] = [:]
-        for userId in countByUser.keys.sorted() {
-            let count = countByUser[userId]!
-            let row = try await db.raw("""
-                INSERT INTO user_event_counters (user_id, last_seq) VALUES (\(bind: userId), \(bind: count))
-                ON CONFLICT (user_id) DO UPDATE SET last_seq = user_event_counters.last_seq + excluded.last_seq
-                RETURNING last_seq
-                """).first()
-            guard let last = try row?.decode(column: "last_seq", as: Int64.self) else {
-                throw StoreError.corrupt("event counter update returned nothing")
-            }
+        var upsert = SQLQueryString("INSERT INTO user_event_counters (user_id, last_seq) VALUES ")
+        for (index, userId) in countByUser.keys.sorted().enumerated() {
+            if index > 0 { upsert += ", " }
+            upsert += "(\(bind: userId), \(bind: countByUser[userId]!))"
+        }
+        upsert += " ON CONFLICT (user_id) DO UPDATE SET last_seq = user_event_counters.last_seq + excluded.last_seq RETURNING user_id, last_seq"
+        for row in try await db.raw(upsert).all() {
+            let userId = try row.decode(column: "user_id", as: String.self)
+            let last = try row.decode(column: "last_seq", as: Int64.self)
+            guard let count = countByUser[userId] else { throw StoreError.corrupt("event counter update returned an unknown user") }
             nextSeq[userId] = last - count + 1
         }
+        guard nextSeq.count == countByUser.count else { throw StoreError.corrupt("event counter update returned too few rows") }
         var stored: [UserEvent] = []
         stored.reserveCapacity(events.count)
         for event in events {

@@ -149,6 +149,7 @@ var targets: [Target] = [
         name: "GatewayTests",
         dependencies: ["Gateway", "AllInOne", "CircleHTTP", "CircleStore", "CircleConfig", "CircleCore", "CircleTestSupport", configuration,
                        .product(name: "SQLKit", package: "sql-kit"),
+                       .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
                        .product(name: "HummingbirdTesting", package: "hummingbird")],
         path: "Tests/GatewayTests"
     ),

@@ -70,7 +70,10 @@ actor SocketRegistry: Service {
                 let ids = Array(sessionIds[chunk..<min(chunk + 500, sessionIds.count)])
                 live.formUnion(try await store.read { db in try await AccountRepository.liveSessionIds(among: ids, in: db) })
             }
-            for entry in sockets.values where !live.contains(entry.identity.sessionId) {
+            // Only sessions that were checked: sockets registered while the query ran (this
+            // actor is reentrant at the await) are checked on the next tick, not taken for revoked.
+            let checked = Set(sessionIds)
+            for entry in sockets.values where checked.contains(entry.identity.sessionId) && !live.contains(entry.identity.sessionId) {
                 entry.signal(.revoked)
             }
         } catch {

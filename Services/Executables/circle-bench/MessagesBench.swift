@@ -45,6 +45,7 @@ struct MessagesBench: AsyncParsableCommand {
         if idle > 0 { try await idleLatency(try await makeUsers(2)) }
         if pairs > 0 { try await pairsScenario(try await makeUsers(pairs * 2)) }
         if groupSize > 1 { try await groupScenario(try await makeUsers(groupSize)) }
+        report("receivers refused \(Self.problems.value) messages; sockets reconnected \(Self.reconnects.value) times")
     }
 
     static func stamp(_ text: String) -> UInt64? { UInt64(text.split(separator: " ").first ?? "") }
@@ -54,15 +55,29 @@ struct MessagesBench: AsyncParsableCommand {
     static func follow(_ client: ChatClient, _ recorder: LatencyRecorder, from: UInt64 = 0, arrived: (@Sendable (UInt64) -> Void)? = nil) -> Task<Void, any Error> {
         Task {
             try await client.watch { event in
-                if case .message(let message) = event, let sent = stamp(message.text) {
-                    let delay = now() &- sent
-                    if sent >= from { recorder.record(delay) }
-                    arrived?(sent)
+                switch event {
+                case .message(let message):
+                    if let sent = stamp(message.text) {
+                        let delay = now() &- sent
+                        if sent >= from { recorder.record(delay) }
+                        arrived?(sent)
+                    }
+                case .refused(_, let seq, let reason):
+                    problems.add()
+                    if problems.value <= 3 { report("  refused message \(seq): \(reason)") }
+                case .connection(false):
+                    reconnects.add()
+                default:
+                    break
                 }
                 return !Task.isCancelled
             }
         }
     }
+
+    /// Messages refused by receivers and socket reconnections, over the whole run.
+    static let problems = Tally()
+    static let reconnects = Tally()
 
     func idleLatency(_ users: [ChatClient]) async throws {
         let (sender, receiver) = (users[0], users[1])

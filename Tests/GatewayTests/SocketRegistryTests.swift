@@ -1,0 +1,58 @@
+import CircleCore
+import CircleHTTP
+import CircleStore
+import CircleTestSupport
+import Foundation
+import NIOConcurrencyHelpers
+import SQLKit
+import Testing
+@testable import Gateway
+
+/// The registry's once-a-second session check, with a database slow enough to expose races.
+@Suite("Socket registry")
+struct SocketRegistryTests {
+    /// A real SQLite store whose reads take a while.
+    struct SlowStore: DatabaseStore {
+        let inner: any DatabaseStore
+        var engine: DatabaseEngine { inner.engine }
+        func read<R: Sendable>(_ body: @Sendable (any SQLDatabase) async throws -> R) async throws -> R {
+            try await Task.sleep(for: .milliseconds(300))
+            return try await inner.read(body)
+        }
+        func write<R: Sendable>(_ body: @Sendable (any SQLDatabase) async throws -> R) async throws -> R { try await inner.write(body) }
+    }
+
+    @Test("a socket registered while the check runs is not taken for revoked; a revoked session's socket is closed")
+    func registerDuringCheck() async throws {
+        let folder = FileManager.default.temporaryDirectory.appendingPathComponent("circle-registry-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: folder, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(at: folder) }
+        try await StoreFactory.withMigratedStore(.sqlite(path: folder.appendingPathComponent("db.sqlite").path), logger: TestServers.quietLogger) { store in
+            try await store.write { db in
+                try await db.raw("""
+                    INSERT INTO users (id, username, display_name, auth_verifier, salt, identity_key, x25519_key, kx_cert, is_admin, created_at, updated_at)
+                    VALUES ('u', 'user', 'User', x'00', x'00', x'00', x'00', x'00', 0, 0, 0)
+                    """).run()
+                for session in ["old", "new"] {
+                    try await db.raw("INSERT INTO sessions (id, token_hash, user_id, device_label, ip, created_at, last_seen_at) VALUES (\(bind: session), \(bind: session), 'u', 'd', 'ip', 0, 0)").run()
+                }
+                try await db.raw("INSERT INTO sessions (id, token_hash, user_id, device_label, ip, created_at, last_seen_at, revoked_at) VALUES ('gone', 'gone', 'u', 'd', 'ip', 0, 0, 1)").run()
+            }
+            let registry = SocketRegistry(store: SlowStore(inner: store), logger: TestServers.quietLogger)
+            let signals = NIOLockedValueBox<[String: SocketSignal]>([:])
+            func register(_ session: String) async {
+                _ = await registry.register(Identity(userId: "u", sessionId: session)) { signal in signals.withLockedValue { $0[session] = signal } }
+            }
+            await register("old")
+            await register("gone")
+            async let check: Void = registry.closeRevoked()
+            try await Task.sleep(for: .milliseconds(100))
+            await register("new")
+            await check
+            let seen = signals.withLockedValue { $0 }
+            #expect(seen["gone"] == .revoked)
+            #expect(seen["old"] == nil)
+            #expect(seen["new"] == nil, "a socket registered during the check must not be closed as revoked")
+        }
+    }
+}

@@ -45,7 +45,7 @@ PY
 fi
 
 if [ "$MODE" = scaled ] || [ "$MODE" = both ]; then
-  CIRCLE_TEST_PG_DURABLE=1 BIN="$BIN" EXTRA="$EXTRA" scripts/with-test-servers.sh bash -c '
+  CPU_SAMPLE_AT="${CPU_SAMPLE_AT:-}" CIRCLE_TEST_PG_DURABLE=1 BIN="$BIN" EXTRA="$EXTRA" scripts/with-test-servers.sh bash -c '
   set -euo pipefail
   free_port() { python3 -c "import socket; s=socket.socket(); s.bind((\"127.0.0.1\",0)); print(s.getsockname()[1])"; }
   wait_ready() { for _ in $(seq 1 200); do curl -sf "$1/readyz" >/dev/null 2>&1 && return 0; sleep 0.1; done; echo "not ready: $1" >&2; return 1; }
@@ -82,14 +82,17 @@ CONF
   wait_ready http://127.0.0.1:$GW; wait_ready http://127.0.0.1:$MS
   for _ in $(seq 1 100); do curl -sf http://127.0.0.1:$NX/api/v1/server >/dev/null && break; sleep 0.1; done
   echo "== scaled: circle-gateway + circle-messaging behind nginx, PostgreSQL + Redis"
+  if [ -n "${CPU_SAMPLE_AT:-}" ]; then (sleep $CPU_SAMPLE_AT; echo "-- CPU by process, ${CPU_SAMPLE_AT}s in:"; top -b -n 1 -w 200 | sed -n "7,16p") & fi
   timeout 900 $BIN/circle-bench messages --url http://127.0.0.1:$NX $EXTRA
-  echo "== limit: raw PostgreSQL, one-row INSERT transactions (pgbench, 8 clients, 10 s)"
+  echo "== limit: raw PostgreSQL, one-row INSERT transactions (pgbench, 5 s each; fsync on, synchronous_commit on)"
   PGPORT=$(echo $CIRCLE_TEST_POSTGRES_URL | sed -E "s#.*:([0-9]+)/.*#\1#")
   PGUSER=$(echo $CIRCLE_TEST_POSTGRES_URL | sed -E "s#postgres://([^@:]+).*#\1#")
   PGDB=$(echo $CIRCLE_TEST_POSTGRES_URL | sed -E "s#.*/([^/?]+).*#\1#")
   psql -h 127.0.0.1 -p $PGPORT -U $PGUSER -d $PGDB -qc "CREATE TABLE IF NOT EXISTS raw_bench (id BIGSERIAL PRIMARY KEY, body BYTEA)" >/dev/null
-  echo "INSERT INTO raw_bench (body) VALUES (convert_to(repeat(\x27x\x27, 300), \x27UTF8\x27));" > $NDIR/insert.sql
-  /usr/lib/postgresql/15/bin/pgbench -h 127.0.0.1 -p $PGPORT -U $PGUSER -n -c 8 -j 2 -T 10 -f $NDIR/insert.sql $PGDB 2>/dev/null | grep -E "^tps"
+  echo "INSERT INTO raw_bench (body) VALUES (convert_to(repeat(chr(120), 300), chr(85)||chr(84)||chr(70)||chr(56)));" > $NDIR/insert.sql
+  for clients in 1 8 32; do
+    echo "$clients clients: $(/usr/lib/postgresql/15/bin/pgbench -h 127.0.0.1 -p $PGPORT -U $PGUSER -n -c $clients -j 2 -T 5 -f $NDIR/insert.sql $PGDB 2>&1 | grep -E "^tps")"
+  done
   echo "== limit: raw Redis PUBLISH (redis-benchmark, 50 clients, no pipelining)"
   redis-benchmark -p ${REDIS_URL##*:} -n 200000 -c 50 -q PUBLISH bench:raw hello | tail -n 1
   '

@@ -40,6 +40,15 @@ struct MessageController: Sendable {
         do { header = try MessageHeader(bytes: headerBytes) } catch { throw Problem.invalidField("header", "\(error)") }
         let messageId = Base64URL.encode(header.messageId)
         let refersTo = header.refersTo.isEmpty ? nil : Base64URL.encode(header.refersTo)
+        if refersTo == nil {
+            // New messages go through the batching writer.
+            let pending = PendingMessage(conversationId: id, convId: convId, sender: identity.userId, header: header, headerBytes: headerBytes,
+                                         ciphertext: ciphertext, signature: signature, messageId: messageId)
+            switch try await state.writer.submit(pending) {
+            case .stored(let record): return JSONResponse(SentMessage(id: record.id, seq: record.seq, duplicate: false), status: .created)
+            case .duplicate(let record): return JSONResponse(SentMessage(id: record.id, seq: record.seq, duplicate: true), status: .ok)
+            }
+        }
         let now = state.clock.now()
         let limits = state.limits
         do {

@@ -78,6 +78,21 @@ enum MessageRepository {
             """).run()
     }
 
+    /// Inserts several messages in one statement.
+    static func insert(_ messages: [MessageRecord], in db: any SQLDatabase) async throws {
+        guard !messages.isEmpty else { return }
+        var query = SQLQueryString("INSERT INTO messages (conversation_id, id, seq, sender_id, kind, refers_to, header, ciphertext, signature, expires_at, created_at) VALUES ")
+        for (index, message) in messages.enumerated() {
+            if index > 0 { query += ", " }
+            query += """
+                (\(bind: message.conversationId), \(bind: message.id), \(bind: message.seq), \(bind: message.senderId), \(bind: message.kind),
+                 \(bind: message.refersTo), \(bind: Data(message.header)), \(bind: Data(message.ciphertext)), \(bind: Data(message.signature)),
+                 \(bind: message.expiresAt), \(bind: message.createdAt))
+                """
+        }
+        try await db.raw(query).run()
+    }
+
     /// Marks the original of an edit.
     static func markEdited(_ conversationId: String, id: String, by editId: String, in db: any SQLDatabase) async throws {
         try await db.raw("UPDATE messages SET edited_by = \(bind: editId) WHERE conversation_id = \(bind: conversationId) AND id = \(bind: id)").run()

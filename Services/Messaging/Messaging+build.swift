@@ -5,8 +5,10 @@ import Hummingbird
 
 /// Builds the messaging service: conversations, membership, encrypted messages, key envelopes and read markers (DESIGN 1).
 public func buildMessaging(_ environment: ServiceEnvironment) async throws -> ServiceModule {
+    let limits = MessagingLimits()
+    let writer = MessageWriter(store: environment.store, events: environment.events, clock: environment.clock, limits: limits, logger: environment.logger)
     let state = MessagingState(store: environment.store, events: environment.events, clock: environment.clock,
-                               logger: environment.logger, limits: MessagingLimits())
+                               logger: environment.logger, limits: limits, writer: writer)
     let conversations = ConversationController(state: state)
     let messages = MessageController(state: state)
     let envelopes = EnvelopeController(state: state)

@@ -14,6 +14,8 @@ struct MessagingState: Sendable {
     let clock: any WallClock
     let logger: Logger
     let limits: MessagingLimits
+    /// Stores new messages in batches.
+    let writer: MessageWriter
 
     /// The conversation and the caller's membership, or 404 for anyone else: a non-member learns
     /// nothing, not even that the conversation exists.

@@ -78,12 +78,15 @@ public enum UserEventLog {
             nextSeq[event.userId] = seq + 1
             stored.append(UserEvent(userId: event.userId, seq: seq, type: event.type, data: event.data, createdAt: now))
         }
-        var insert = SQLQueryString("INSERT INTO user_events (user_id, seq, type, payload, created_at) VALUES ")
-        for (index, event) in stored.enumerated() {
-            if index > 0 { insert += ", " }
-            insert += "(\(bind: event.userId), \(bind: event.seq), \(bind: event.type), \(bind: event.data), \(bind: now.millis))"
+        // In chunks, to stay below the engines' limits on bound parameters.
+        for start in stride(from: 0, to: stored.count, by: 1000) {
+            var insert = SQLQueryString("INSERT INTO user_events (user_id, seq, type, payload, created_at) VALUES ")
+            for (index, event) in stored[start..<min(start + 1000, stored.count)].enumerated() {
+                if index > 0 { insert += ", " }
+                insert += "(\(bind: event.userId), \(bind: event.seq), \(bind: event.type), \(bind: event.data), \(bind: now.millis))"
+            }
+            try await db.raw(insert).run()
         }
-        try await db.raw(insert).run()
         return stored
     }
 

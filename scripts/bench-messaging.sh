@@ -53,8 +53,9 @@ if [ "$MODE" = scaled ] || [ "$MODE" = both ]; then
   export AUTH_PEPPER=$(head -c 32 /dev/urandom | base64) AUTH_REGISTRATION=open LOG_LEVEL=warning
   $BIN/circle migrate >/dev/null
   GW=$(free_port); MS=$(free_port); NX=$(free_port); NDIR=$(mktemp -d)
-  $BIN/circle-gateway --http-port $GW & GWP=$!
-  $BIN/circle-messaging --http-port $MS & MSP=$!
+  LOGS=${TMPDIR:-/tmp}/circle-bench-logs; mkdir -p $LOGS
+  $BIN/circle-gateway --http-port $GW >$LOGS/gateway.log 2>&1 & GWP=$!
+  $BIN/circle-messaging --http-port $MS >$LOGS/messaging.log 2>&1 & MSP=$!
   mkdir -p $NDIR/tmp
   cat > $NDIR/nginx.conf <<CONF
 $( [ "$(id -u)" = 0 ] && echo "user root;" )
@@ -67,21 +68,23 @@ http {
   client_body_temp_path $NDIR/tmp/body; proxy_temp_path $NDIR/tmp/proxy; fastcgi_temp_path $NDIR/tmp/f; uwsgi_temp_path $NDIR/tmp/u; scgi_temp_path $NDIR/tmp/s;
   map \$http_upgrade \$connection_upgrade { default upgrade; "" close; }
   upstream gateway { server 127.0.0.1:$GW; keepalive 64; }
+  # The socket gets fresh connections: the gateway upgrades only the first request of a connection.
+  upstream gateway_ws { server 127.0.0.1:$GW; }
   upstream messaging { server 127.0.0.1:$MS; keepalive 64; }
   server {
     listen 127.0.0.1:$NX;
     proxy_http_version 1.1;
-    location = /api/v1/events { proxy_pass http://gateway; proxy_set_header Upgrade \$http_upgrade; proxy_set_header Connection \$connection_upgrade; proxy_read_timeout 300s; }
+    location = /api/v1/events { proxy_pass http://gateway_ws; proxy_set_header Upgrade \$http_upgrade; proxy_set_header Connection \$connection_upgrade; proxy_read_timeout 300s; }
     location /api/v1/conversations { proxy_pass http://messaging; proxy_set_header Connection ""; }
     location / { proxy_pass http://gateway; proxy_set_header Connection ""; }
   }
 }
 CONF
   nginx -c $NDIR/nginx.conf -p $NDIR -g "daemon off;" & NXP=$!
-  trap "kill $GWP $MSP $NXP 2>/dev/null; wait 2>/dev/null; rm -rf $NDIR" EXIT
+  trap "kill $GWP $MSP $NXP 2>/dev/null; wait 2>/dev/null; cp $NDIR/error.log $LOGS/nginx-error.log 2>/dev/null; rm -rf $NDIR" EXIT
   wait_ready http://127.0.0.1:$GW; wait_ready http://127.0.0.1:$MS
   for _ in $(seq 1 100); do curl -sf http://127.0.0.1:$NX/api/v1/server >/dev/null && break; sleep 0.1; done
-  echo "== scaled: circle-gateway + circle-messaging behind nginx, PostgreSQL + Redis"
+  echo "== scaled: circle-gateway + circle-messaging behind nginx, PostgreSQL + Redis (logs in $LOGS)"
   if [ -n "${CPU_SAMPLE_AT:-}" ]; then (sleep $CPU_SAMPLE_AT; echo "-- CPU by process, ${CPU_SAMPLE_AT}s in:"; top -b -n 1 -w 200 | sed -n "7,16p") & fi
   timeout 900 $BIN/circle-bench messages --url http://127.0.0.1:$NX $EXTRA
   echo "== limit: raw PostgreSQL, one-row INSERT transactions (pgbench, 5 s each; fsync on, synchronous_commit on)"

@@ -47,6 +47,7 @@ extension ChatClient {
                     }
                 }
                 if await stop.isSet { return }
+                lastDisconnect = close.map { "closed \($0.closeCode) \($0.reason ?? "")" } ?? "closed without a close frame"
                 if let close, close.closeCode == WebSocketErrorCode(codeNumber: 4001) {
                     throw CircleAPIError(status: 401, slug: "unauthorized", detail: "the session ended (signed out or revoked): run `circle login`")
                 }
@@ -55,6 +56,7 @@ extension ChatClient {
                 throw error
             } catch {
                 if await stop.isSet { return }
+                lastDisconnect = "\(error)"
             }
             if !(await handle(.connection(false))) { return }
             try await Task.sleep(for: delay)

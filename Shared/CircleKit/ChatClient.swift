@@ -71,6 +71,8 @@ public actor ChatClient {
     let sealing = AsyncMutex()
     /// Outbox entries being posted right now (not to be resent by a concurrent send).
     var inFlight: Set<Bytes> = []
+    /// Why the realtime socket last went down (for status displays and diagnostics).
+    public internal(set) var lastDisconnect: String?
 
     public init(statePath: String) throws {
         self.statePath = statePath

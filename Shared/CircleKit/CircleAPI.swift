@@ -22,7 +22,16 @@ public struct CircleAPI: Sendable {
     public var token: String?
     let http: HTTPClient
 
-    public init(baseURL: String, token: String? = nil, http: HTTPClient = .shared) {
+    /// The HTTP client every `CircleAPI` shares unless given another: like `HTTPClient.shared`
+    /// (lives as long as the process, never shut down), with room for many devices in one process
+    /// (benchmarks, scripted users) instead of 8 connections per host.
+    public static let sharedHTTPClient: HTTPClient = {
+        var configuration = HTTPClient.Configuration()
+        configuration.connectionPool = .init(idleTimeout: .seconds(60), concurrentHTTP1ConnectionsPerHostSoftLimit: 128)
+        return HTTPClient(eventLoopGroupProvider: .singleton, configuration: configuration)
+    }()
+
+    public init(baseURL: String, token: String? = nil, http: HTTPClient = CircleAPI.sharedHTTPClient) {
         var base = baseURL
         while base.hasSuffix("/") { base.removeLast() }
         self.baseURL = base

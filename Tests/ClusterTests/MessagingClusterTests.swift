@@ -17,7 +17,16 @@ struct MessagingClusterTests {
         defer { try? FileManager.default.removeItem(at: folder) }
         let port = try FreePort.find()
         let server = try ChildProcess("circle", ["serve", "--http-port", String(port), "--log-level", "warning"], workingDirectory: folder)
-        defer { Task { await server.stop() } }
+        do {
+            try await cliSession(server: server, port: port, folder: folder)
+        } catch {
+            await server.stop()
+            throw error
+        }
+        await server.stop()
+    }
+
+    func cliSession(server: ChildProcess, port: Int, folder: URL) async throws {
         try await HTTPProbe.waitFor("http://127.0.0.1:\(port)/readyz", while: { server.isRunning })
         let url = "http://127.0.0.1:\(port)"
         let firstInvite = try #require(server.output.split(separator: "\n").first { $0.contains("/#/invite/") }.flatMap { $0.split(separator: " ").last.map(String.init) })
@@ -84,10 +93,21 @@ struct MessagingClusterTests {
         let (messagingB, portD) = try await start("circle-messaging")
         let nginx = try NginxProcess(gateways: [portA, portB], messaging: [portC, portD])
         let folder = FileManager.default.temporaryDirectory.appendingPathComponent("circle-cluster-\(UUID().uuidString)")
-        defer {
+        func cleanUp() async {
+            for process in [gatewayA, gatewayB, messagingA, messagingB] { await process.stop() }
+            await nginx.stop()
             try? FileManager.default.removeItem(at: folder)
-            Task { for process in [gatewayA, gatewayB, messagingA, messagingB] { await process.stop() }; await nginx.stop() }
         }
+        do {
+            try await killRun(nginx: nginx, messagingA: messagingA, folder: folder)
+        } catch {
+            await cleanUp()
+            throw error
+        }
+        await cleanUp()
+    }
+
+    func killRun(nginx: NginxProcess, messagingA: ChildProcess, folder: URL) async throws {
         try await HTTPProbe.waitFor(nginx.baseURL + "/api/v1/server")
 
         let alice = try await ChatClient.register(server: nginx.baseURL, invite: nil, username: "alice", password: "alice password 1", deviceLabel: "a",

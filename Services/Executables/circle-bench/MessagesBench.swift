@@ -67,6 +67,7 @@ struct MessagesBench: AsyncParsableCommand {
                     if problems.value <= 3 { report("  refused message \(seq): \(reason)") }
                 case .connection(false):
                     reconnects.add()
+                    if !Task.isCancelled, reconnects.value <= 60 { report("  socket down: \(await client.lastDisconnect ?? "?")") }
                 default:
                     break
                 }

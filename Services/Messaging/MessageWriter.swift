@@ -68,8 +68,9 @@ actor MessageWriter {
             let messages = batch.map(\.0)
             do {
                 let (outcomes, stored) = try await write(messages)
-                await events.publish(stored)
+                // Committed: the senders may hear first; members hear right after.
                 for ((_, continuation), outcome) in zip(batch, outcomes) { continuation.resume(with: outcome) }
+                await events.publish(stored)
             } catch {
                 logger.error("message batch failed", metadata: ["count": "\(batch.count)", "error": "\(String(reflecting: error))"])
                 for (_, continuation) in batch { continuation.resume(throwing: error) }

@@ -24,6 +24,7 @@ public func buildGateway(_ environment: ServiceEnvironment, settings: GatewaySet
     let account = AccountController(state: state)
     let directory = DirectoryController(state: state)
     let sync = SyncController(state: state)
+    let pins = PinsController(state: state)
     let socket = EventSocketController(state: state, bus: environment.bus, registry: registry)
     let relay = EventRelay(store: environment.store, bus: environment.bus, clock: environment.clock, logger: environment.logger)
     return ServiceModule(
@@ -36,6 +37,7 @@ public func buildGateway(_ environment: ServiceEnvironment, settings: GatewaySet
             account.addRoutes(to: router)
             directory.addRoutes(to: router)
             sync.addRoutes(to: router)
+            pins.addRoutes(to: router)
         },
         addWebSocketRoutes: { router in socket.addWebSocketRoutes(to: router) }
     )

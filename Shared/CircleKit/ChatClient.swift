@@ -148,7 +148,10 @@ public actor ChatClient {
         if let statePath, let previous = try? StateFile.load(statePath), previous.userId == state.userId, previous.server == state.server {
             state.pins = previous.pins
         }
-        return try ChatClient(statePath: statePath, state: state)
+        let client = try ChatClient(statePath: statePath, state: state)
+        // Contacts pinned and verified on other devices come along (the blob is end-to-end encrypted).
+        try await client.syncPins()
+        return client
     }
 
     /// Ends the session on the server and forgets it here (keys and pins stay for the next login).
@@ -197,6 +200,7 @@ public actor ChatClient {
         let key = try Base64URL.bytes(entry.identityKey, "identityKey")
         state.pins[userId] = DeviceState.Pin(username: entry.username, identityKey: Bytes(key), verified: false, pendingChange: nil)
         try save()
+        try? await syncPins()
         return key
     }
 
@@ -236,6 +240,7 @@ public actor ChatClient {
         state.pins[entry.userId]!.pendingChange = nil
         state.pins[entry.userId]!.verified = true
         try save()
+        try await syncPins()
     }
 
     public func pin(of userId: String) -> DeviceState.Pin? { state.pins[userId] }

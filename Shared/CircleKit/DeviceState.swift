@@ -19,6 +19,8 @@ public struct DeviceState: Codable, Sendable {
     /// Trust on first use: each contact's identity key as first seen, and whether the user
     /// compared safety numbers.
     public var pins: [String: Pin] = [:]
+    /// The version of the server's pins blob this device last merged.
+    public var pinsVersion: Int64 = 0
     public var conversations: [String: ConversationState] = [:]
     /// The last event of this user's log that this device handled.
     public var lastEventSeq: Int64 = 0

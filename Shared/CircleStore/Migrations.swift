@@ -174,6 +174,18 @@ public enum Migrations {
                 """,
             ]
         },
+        Migration(version: 5, name: "pins", owner: "gateway") { t in
+            [
+                """
+                CREATE TABLE pins (
+                    user_id TEXT PRIMARY KEY REFERENCES users(id) ON DELETE CASCADE,
+                    version \(t.bigint) NOT NULL,
+                    blob \(t.bytes) NOT NULL,
+                    updated_at \(t.bigint) NOT NULL
+                )
+                """,
+            ]
+        },
     ]
 
     /// The schema version this build expects.

@@ -55,22 +55,33 @@ struct RedisRestartTests {
         let runner = Task { try await bus.run() }
         defer { runner.cancel() }
         try await bus.createGroup(stream: "idle", group: "g")
+        let readersDone = DoneFlag()
         let readers = Task {
-            try await withThrowingTaskGroup(of: Int.self) { group in
+            defer { Task { await readersDone.set() } }
+            return try await withThrowingTaskGroup(of: Int.self) { group in
                 for index in 0..<32 {
                     group.addTask {
-                        try await bus.readGroup(stream: "idle", group: "g", consumer: "c\(index)", count: 1, block: .seconds(3)).count
+                        try await bus.readGroup(stream: "idle", group: "g", consumer: "c\(index)", count: 1, block: .seconds(30)).count
                     }
                 }
                 return try await group.reduce(0, +)
             }
         }
         try await Task.sleep(for: .milliseconds(300))
-        let start = ContinuousClock.now
         for index in 0..<200 { try await bus.publish(ByteBuffer(string: "\(index)"), to: "user.x") }
         try await bus.ping()
-        #expect(ContinuousClock.now - start < .seconds(1))
-        #expect(try await readers.value == 0)
+        // Had publishing waited behind a blocked read, it could not finish before the reads time
+        // out (30 s): no tight wall-clock bound, so a loaded test machine cannot make this flaky.
+        #expect(await readersDone.isSet == false)
+        // Cancelling the reads closes their connections.
+        readers.cancel()
+        _ = try? await readers.value
+        try await bus.ping()
         await server.stop()
     }
+}
+
+actor DoneFlag {
+    private(set) var isSet = false
+    func set() { isSet = true }
 }

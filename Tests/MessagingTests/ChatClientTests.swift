@@ -203,6 +203,38 @@ struct ChatClientTests {
         }
     }
 
+    @Test("pins and verified marks reach a new device through the encrypted blob; a member the server adds without an op gets no envelope", arguments: Engine.available)
+    func pinsAndPhantomMembers(engine: Engine) async throws {
+        let folder = try Self.folder()
+        defer { try? FileManager.default.removeItem(at: folder) }
+        try await MessagingHarness(engine).run { api, store in
+            let alice = try await Self.client("alice", api, folder: folder)
+            let bob = try await Self.client("bob", api, folder: folder)
+            let eve = try await Self.client("eve", api, folder: folder)
+            let conv = try await alice.createConversation(.group, with: ["bob"])
+            try await alice.verify("bob")
+            let bobId = await bob.userId
+            // A new device of Alice's knows Bob's key, verified, before asking the directory.
+            let laptop = try await ChatClient.login(server: api.baseURL, username: "alice", password: "pass-alice-123", deviceLabel: "laptop", statePath: nil)
+            let pin = await laptop.pin(of: bobId)
+            let original = await alice.pin(of: bobId)
+            #expect(pin?.verified == true && pin?.identityKey == original?.identityKey)
+            let blob = try await store.read { db in try await db.raw("SELECT blob FROM pins").first()!.decode(column: "blob", as: Data.self) }
+            #expect(blob.range(of: Data("bob".utf8)) == nil && blob.range(of: Data(bobId.utf8)) == nil)
+            // The server slips Eve into the member table without an op: clients seal only to the chain.
+            let eveId = await eve.userId
+            try await store.write { db in
+                try await db.raw("INSERT INTO conversation_members (conversation_id, user_id, role, fingerprint, joined_n, receipts) VALUES (\(bind: conv), \(bind: eveId), 1, \(bind: Data(count: 32)), 1, 1)").run()
+            }
+            try await laptop.send("for members only", to: conv)
+            let toEve = try await Self.count("SELECT COUNT(*) AS n FROM key_envelopes WHERE recipient_id = \(Self.quote(eveId))", store)
+            #expect(toEve == 0)
+            let evesView = try await eve.receive(conv)
+            #expect(evesView.messages.isEmpty, "Eve gets ciphertext she cannot open")
+            #expect(try await bob.receive(conv).messages.map(\.text) == ["for members only"])
+        }
+    }
+
     @Test("two devices of one user sending at once never share a chain, so never reuse a key and nonce", arguments: Engine.available)
     func twoDevices(engine: Engine) async throws {
         let folder = try Self.folder()

@@ -31,8 +31,23 @@ public struct EventPublisher: Sendable {
     /// write for many requests: marks only keep the relay from sending them again).
     public func publish(_ events: [UserEvent]) async {
         guard !events.isEmpty else { return }
+        // Each user's events go out in order; different users' at once (the bus pipelines them).
+        let byUser = Dictionary(grouping: events, by: \.userId)
         var sent: [UserEvent] = []
-        for event in events {
+        if byUser.count == 1 {
+            sent = await publishInOrder(events)
+        } else {
+            await withTaskGroup(of: [UserEvent].self) { group in
+                for (_, list) in byUser { group.addTask { await self.publishInOrder(list) } }
+                for await done in group { sent += done }
+            }
+        }
+        await marks.add(sent)
+    }
+
+    private func publishInOrder(_ events: [UserEvent]) async -> [UserEvent] {
+        var sent: [UserEvent] = []
+        for event in events.sorted(by: { $0.seq < $1.seq }) {
             do {
                 try await bus.publish(ByteBuffer(string: event.frameJSON), to: Self.channel(forUser: event.userId))
                 sent.append(event)
@@ -40,7 +55,7 @@ public struct EventPublisher: Sendable {
                 logger.warning("event publish failed; the relay will resend it", metadata: ["user": "\(event.userId)", "seq": "\(event.seq)", "error": "\(error)"])
             }
         }
-        await marks.add(sent)
+        return sent
     }
 
     /// Writes the marks still pending (tests and shutdown).

@@ -1,4 +1,3 @@
-import AsyncAlgorithms
 import CircleCore
 import CircleStore
 import Logging
@@ -24,13 +23,7 @@ public struct EventLogSweeper: Service {
     }
 
     public func run() async throws {
-        for await _ in AsyncTimerSequence(interval: interval, clock: .continuous).cancelOnGracefulShutdown() {
-            do {
-                try await sweep()
-            } catch {
-                logger.warning("event log sweep failed", metadata: ["error": "\(error)"])
-            }
-        }
+        await Sweeping.every(interval, logger: logger, what: "event log") { try await sweep() }
     }
 
     /// Deletes everything past the retention, one batch per transaction; returns how many went.
@@ -38,11 +31,8 @@ public struct EventLogSweeper: Service {
     public func sweep() async throws -> Int {
         let seconds = retention.components.seconds
         let cutoff = clock.now().adding(seconds: -seconds)
-        var total = 0
-        while true {
-            let deleted = try await store.write { db in try await UserEventLog.prune(before: cutoff, limit: batch, in: db) }
-            total += deleted
-            if deleted < batch { break }
+        let total = try await Sweeping.drain(limit: batch) {
+            try await store.write { db in try await UserEventLog.prune(before: cutoff, limit: batch, in: db) }
         }
         if total > 0 { logger.info("pruned old events", metadata: ["count": "\(total)"]) }
         return total

@@ -1,4 +1,3 @@
-import AsyncAlgorithms
 import CircleCore
 import CircleStore
 import Logging
@@ -24,24 +23,15 @@ public struct ExpiredMessageSweeper: Service {
     }
 
     public func run() async throws {
-        for await _ in AsyncTimerSequence(interval: interval, clock: .continuous).cancelOnGracefulShutdown() {
-            do {
-                try await sweep()
-            } catch {
-                logger.warning("expired message sweep failed", metadata: ["error": "\(error)"])
-            }
-        }
+        await Sweeping.every(interval, logger: logger, what: "expired message") { try await sweep() }
     }
 
     /// Deletes everything expired by now, one batch per transaction; returns how many went.
     @discardableResult
     public func sweep() async throws -> Int {
         let now = clock.now()
-        var total = 0
-        while true {
-            let deleted = try await MessageExpiry.deleteBatch(store: store, now: now, limit: batch)
-            total += deleted
-            if deleted < batch { break }
+        let total = try await Sweeping.drain(limit: batch) {
+            try await MessageExpiry.deleteBatch(store: store, now: now, limit: batch)
         }
         if total > 0 { logger.info("deleted expired messages", metadata: ["count": "\(total)"]) }
         return total

@@ -57,11 +57,3 @@ struct GatewayState: Sendable {
 struct SessionCreated: Codable, Sendable { let sessionId: String; let deviceLabel: String; let createdAt: Int64 }
 struct SessionRevoked: Codable, Sendable { let sessionId: String }
 
-/// JSON text of an event's `data`.
-enum EventData {
-    static func json(_ value: some Encodable) -> String {
-        let encoder = JSONEncoder()
-        encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
-        return String(decoding: (try? encoder.encode(value)) ?? Data("{}".utf8), as: UTF8.self)
-    }
-}

@@ -1,4 +1,5 @@
 import CircleCore
+import CircleEvents
 import CircleHTTP
 import CircleKit
 import CircleStore
@@ -58,7 +59,7 @@ struct ConversationController: Sendable {
             _ = try await ConversationRepository.insertConversation(chain, at: now, in: db)
             try await ConversationRepository.store(chain, newOpsFrom: 0, previous: [:], at: now, in: db)
             let created = ConversationCreated(conversationId: id, head: Int64(chain.head), epoch: WireBytes.encode(chain.epoch))
-            let data = EventJSON.encode(created)
+            let data = EventData.json(created)
             let events = try await UserEventLog.append(
                 chain.members.keys.sorted().map { NewUserEvent(userId: $0, type: "conversation.created", data: data) }, at: now, in: db)
             return (created, events)
@@ -142,7 +143,7 @@ struct ConversationController: Sendable {
             }
             try await ConversationRepository.store(chain, newOpsFrom: chain.head, previous: previous, at: now, in: db)
             let view = OpView(conversationId: id, n: Int64(chain.head), op: body.op, signature: body.signature, epoch: WireBytes.encode(chain.epoch))
-            let data = EventJSON.encode(view)
+            let data = EventData.json(view)
             let told = Set(previous.keys).union(chain.members.keys).sorted()
             let events = try await UserEventLog.append(told.map { NewUserEvent(userId: $0, type: "conversation.op", data: data) }, at: now, in: db)
             return (view, events)

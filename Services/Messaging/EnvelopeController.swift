@@ -1,4 +1,5 @@
 import CircleCore
+import CircleEvents
 import CircleHTTP
 import CircleKit
 import CircleStore
@@ -79,7 +80,7 @@ struct EnvelopeController: Sendable {
                 }
                 try await MessageRepository.insertEnvelope(record, at: now, in: db)
                 stored += 1
-                events.append(NewUserEvent(userId: record.recipientId, type: "envelope.new", data: EventJSON.encode(record.view)))
+                events.append(NewUserEvent(userId: record.recipientId, type: "envelope.new", data: EventData.json(record.view)))
             }
             return (EnvelopesStored(stored: stored, duplicates: duplicates), try await UserEventLog.append(events, at: now, in: db))
         }

@@ -1,4 +1,5 @@
 import CircleCore
+import CircleEvents
 import CircleHTTP
 import CircleKit
 import CircleStore
@@ -96,7 +97,7 @@ struct MessageController: Sendable {
                         try await MessageRepository.markDeleted(id, id: refersTo, at: now, in: db)
                     }
                 }
-                let data = EventJSON.encode(message.view)
+                let data = EventData.json(message.view)
                 let events = try await UserEventLog.append(members.map { NewUserEvent(userId: $0, type: "message.new", data: data) }, at: now, in: db)
                 return (message, events)
             }
@@ -164,7 +165,7 @@ struct MessageController: Sendable {
             if conversation.settings.readReceipts, me.receipts {
                 told += try await ConversationRepository.members(of: id, in: db).filter { $0.userId != identity.userId && $0.receipts }.map(\.userId)
             }
-            let data = EventJSON.encode(ReadMarker(conversationId: id, userId: identity.userId, seq: body.seq, readAt: now.millis))
+            let data = EventData.json(ReadMarker(conversationId: id, userId: identity.userId, seq: body.seq, readAt: now.millis))
             return try await UserEventLog.append(told.map { NewUserEvent(userId: $0, type: "conversation.read", data: data) }, at: now, in: db)
         }
         await state.events.publish(events)

@@ -144,7 +144,7 @@ actor MessageWriter {
                         signature: message.signature, expiresAt: expiresAt, createdAt: now.millis, editedBy: nil, deletedAt: nil)
                     existing[key] = record
                     accepted.append(record)
-                    let data = EventJSON.encode(record.view)
+                    let data = EventData.json(record.view)
                     newEvents += present.map { NewUserEvent(userId: $0, type: "message.new", data: data) }
                     outcomes.append(.success(.stored(record)))
                 } catch {

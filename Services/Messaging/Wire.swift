@@ -192,12 +192,3 @@ extension ConversationSettings {
         SettingsView(kind: kind == .direct ? "direct" : "group", disappearSeconds: Int64(disappearSeconds), readReceipts: readReceipts)
     }
 }
-
-/// JSON text of an event's `data`.
-enum EventJSON {
-    static func encode(_ value: some Encodable) -> String {
-        let encoder = JSONEncoder()
-        encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
-        return String(decoding: (try? encoder.encode(value)) ?? Data("{}".utf8), as: UTF8.self)
-    }
-}

@@ -28,7 +28,7 @@ test-swift:
 	$(SWIFT) test --skip-build
 
 test-python:
-	CIRCLE_BUILD_DIR=$(CURDIR)/.build/debug python3 -m pytest -q Tests/Deploy
+	CIRCLE_BUILD_DIR=$(CURDIR)/.build/debug python3 -m pytest -q Tests/Deploy Tests/Web
 
 clean:
 	rm -rf .build

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Makes sure what Circle needs from the system is installed.
 #   ensure-deps.sh run    what `make run` needs: the hiredis headers to build
-#   ensure-deps.sh test   what `make test` needs: also PostgreSQL, Redis, nginx and Python test packages
+#   ensure-deps.sh test   what `make test` needs: also PostgreSQL, Redis, nginx, Chromium and the
+#                         Python test packages (pytest, Playwright, axe)
 # As root, missing packages are installed with apt-get/pip; otherwise the exact command is printed.
 set -euo pipefail
 mode=${1:-run}
@@ -14,6 +15,7 @@ if [ "$mode" = test ]; then
   ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || missing_apt+=(postgresql)
   command -v nginx >/dev/null 2>&1 || missing_apt+=(nginx)
   command -v python3 >/dev/null 2>&1 || missing_apt+=(python3 python3-pip)
+  [ -x /usr/bin/chromium ] || missing_apt+=(chromium)
 fi
 
 if [ ${#missing_apt[@]} -gt 0 ]; then
@@ -34,6 +36,8 @@ if [ "$mode" = test ]; then
   python3 -c 'import pytest' 2>/dev/null || missing_pip+=(pytest)
   python3 -c 'import yaml' 2>/dev/null || missing_pip+=(PyYAML)
   python3 -c 'import jsonschema' 2>/dev/null || missing_pip+=(jsonschema)
+  python3 -c 'import playwright' 2>/dev/null || missing_pip+=(playwright)
+  python3 -c 'import axe_playwright_python' 2>/dev/null || missing_pip+=(axe-playwright-python)
   if [ ${#missing_pip[@]} -gt 0 ]; then
     if [ "$(id -u)" = 0 ]; then
       echo "Installing Python packages: ${missing_pip[*]}"

@@ -26,6 +26,7 @@ public func buildGateway(_ environment: ServiceEnvironment, settings: GatewaySet
     let sync = SyncController(state: state)
     let pins = PinsController(state: state)
     let socket = EventSocketController(state: state, bus: environment.bus, registry: registry)
+    let web = WebAppController(root: settings.webRoot, logger: environment.logger)
     let relay = EventRelay(store: environment.store, bus: environment.bus, clock: environment.clock, logger: environment.logger)
     return ServiceModule(
         name: .gateway,
@@ -38,6 +39,7 @@ public func buildGateway(_ environment: ServiceEnvironment, settings: GatewaySet
             directory.addRoutes(to: router)
             sync.addRoutes(to: router)
             pins.addRoutes(to: router)
+            web.addRoutes(to: router)
         },
         addWebSocketRoutes: { router in socket.addWebSocketRoutes(to: router) }
     )

@@ -104,6 +104,9 @@ public struct GatewayOptions: ParsableArguments {
     @Option(name: .customLong("auth-registration"), help: ArgumentHelp(CircleConfigKey.authRegistration.help, valueName: "policy"))
     var authRegistration: String?
 
+    @Option(name: .customLong("web-root"), help: ArgumentHelp(CircleConfigKey.webRoot.help, valueName: "path"))
+    var webRoot: String?
+
     public init() {}
 
     public var values: [CircleConfigKey: String] {
@@ -113,6 +116,7 @@ public struct GatewayOptions: ParsableArguments {
         out[.authPepper] = authPepper
         out[.authPepperFile] = authPepperFile
         out[.authRegistration] = authRegistration
+        out[.webRoot] = webRoot
         return out
     }
 }

@@ -18,6 +18,7 @@ public enum CircleConfigKey: String, CaseIterable, Sendable {
     case authPepper = "auth.pepper"
     case authPepperFile = "auth.pepperFile"
     case authRegistration = "auth.registration"
+    case webRoot = "web.root"
     case eventsRetention = "events.retention"
 
     /// The environment variable that sets this key.
@@ -63,6 +64,7 @@ public enum CircleConfigKey: String, CaseIterable, Sendable {
         case .authPepper: "Server secret (base64, at least 32 bytes) mixed into every stored login verifier and bundle wrap; never stored in the database. Required in the scaled mode."
         case .authPepperFile: "Where the embedded mode keeps its generated pepper when auth.pepper is not set."
         case .authRegistration: "Who may register: invite (with an invite from `circle invite create`) or open."
+        case .webRoot: "Folder of the browser client (Web/ of the repository) that the gateway serves at /."
         case .eventsRetention: "How long the per-user event log is kept for clients to resume from, as 90s, 30m, 12h or 7d."
         }
     }
@@ -85,6 +87,7 @@ public enum CircleConfigKey: String, CaseIterable, Sendable {
         case .authPepper: "none"
         case .authPepperFile: "./data/pepper.key"
         case .authRegistration: "invite"
+        case .webRoot: "./Web"
         case .eventsRetention: "7d"
         }
     }

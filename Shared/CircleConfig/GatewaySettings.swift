@@ -17,12 +17,18 @@ public struct GatewaySettings: Sendable, Equatable {
     public var registration: RegistrationPolicy
     public var publicURL: String
     public var trustForwardedFor: Bool
+    /// The browser client's folder, served at `/`.
+    public var webRoot: String
 
-    public init(pepper: [UInt8], registration: RegistrationPolicy = .invite, publicURL: String, trustForwardedFor: Bool = false) {
+    public init(
+        pepper: [UInt8], registration: RegistrationPolicy = .invite, publicURL: String,
+        trustForwardedFor: Bool = false, webRoot: String = "./Web"
+    ) {
         self.pepper = pepper
         self.registration = registration
         self.publicURL = publicURL
         self.trustForwardedFor = trustForwardedFor
+        self.webRoot = webRoot
     }
 }
 
@@ -59,7 +65,8 @@ extension SettingsLoader {
         return GatewaySettings(
             pepper: pepper, registration: registration,
             publicURL: publicURL.hasSuffix("/") ? String(publicURL.dropLast()) : publicURL,
-            trustForwardedFor: trust
+            trustForwardedFor: trust,
+            webRoot: string(.webRoot) ?? "./Web"
         )
     }
 

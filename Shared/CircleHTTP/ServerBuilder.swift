@@ -16,6 +16,7 @@ public enum ServerBuilder {
     /// The router: shared middleware, health, readiness and metrics, then each module's routes.
     public static func buildRouter(modules: [ServiceModule], environment: ServiceEnvironment) -> Router<CircleRequestContext> {
         let router = Router(context: CircleRequestContext.self)
+        router.add(middleware: SecurityHeadersMiddleware())
         router.add(middleware: MetricsMiddleware())
         router.add(middleware: LogRequestsMiddleware(.debug))
         router.add(middleware: ProblemMiddleware())

@@ -124,6 +124,39 @@ struct CircleVectorTests {
         v["safety.half.alice"] = mine
         v["safety.half.peer"] = theirs
         v["safety.combined"] = SafetyNumber.combined(mine, theirs)
+        // Vault (PROTOCOL 9): one file of 100 bytes, its metadata, the owner's wrap, a link with a password.
+        let fileKey = filled(0x31), fileId = filled(0x32, 16), vaultSalt = filled(0x33, 16)
+        let content = (0..<100).map { UInt8($0) }
+        var sealer = VaultStreamSealer(fileKey: fileKey, size: UInt64(content.count), salt: vaultSalt)
+        let stream = sealer.header + (try sealer.seal(content)) + (try sealer.finish())
+        v["vault.fileKey"] = hex(fileKey)
+        v["vault.fileId"] = hex(fileId)
+        v["vault.salt"] = hex(vaultSalt)
+        v["vault.content"] = hex(content)
+        v["vault.stream"] = hex(stream)
+        let meta = VaultMetadata(name: "notes.txt", type: "text/plain", size: 100)
+        v["vault.meta.name"] = meta.name
+        v["vault.meta.type"] = meta.type
+        v["vault.meta.size"] = String(meta.size)
+        v["vault.meta.nonce"] = hex(filled(0x34, 12))
+        v["vault.meta.sealed"] = hex(try meta.seal(fileKey: fileKey, fileId: fileId, nonce: filled(0x34, 12)))
+        v["vault.owner"] = userId
+        v["vault.wrap.nonce"] = hex(filled(0x35, 12))
+        v["vault.wrap"] = hex(try VaultKeys.wrap(fileKey: fileKey, owner: userId, fileId: fileId, vaultMasterKey: filled(0x03), nonce: filled(0x35, 12)))
+        let linkId = filled(0x36, 16), linkKey = filled(0x37), linkSalt = filled(0x38, 16)
+        let linkSecrets = try VaultKeys.linkSecrets(linkKey: linkKey, password: "open sesame", salt: linkSalt)
+        v["vault.link.id"] = hex(linkId)
+        v["vault.link.key"] = hex(linkKey)
+        v["vault.link.salt"] = hex(linkSalt)
+        v["vault.link.password"] = "open sesame"
+        v["vault.link.access"] = hex(linkSecrets.access)
+        v["vault.link.verifier"] = hex(linkSecrets.verifier)
+        v["vault.link.unwrapKey"] = hex(linkSecrets.unwrapKey)
+        v["vault.link.nonce"] = hex(filled(0x39, 12))
+        v["vault.link.wrap"] = hex(try VaultKeys.wrapForLink(fileKey: fileKey, linkId: linkId, secrets: linkSecrets, nonce: filled(0x39, 12)))
+        let openLink = try VaultKeys.linkSecrets(linkKey: linkKey, password: nil, salt: nil)
+        v["vault.link.noPassword.access"] = hex(openLink.access)
+        v["vault.link.noPassword.unwrapKey"] = hex(openLink.unwrapKey)
         return v
     }
 

@@ -65,11 +65,12 @@ class CircleServe:
             if self.process.poll() is not None:
                 raise RuntimeError(f"circle serve exited with {self.process.returncode}; see {self.folder / 'circle.log'}")
             try:
-                with urllib.request.urlopen(self.origin + "/health/ready", timeout=1) as answer:
+                with urllib.request.urlopen(self.origin + "/readyz", timeout=1) as answer:
                     if answer.status == 200:
                         return self
             except OSError:
                 time.sleep(0.1)
+        self.stop()
         raise RuntimeError("circle serve did not become ready within 60 s")
 
     def stop(self):

@@ -5,7 +5,8 @@ let services = ["Gateway", "Messaging", "Vault", "Presence", "Signaling", "Clean
 /// What a service library needs beyond the shared set.
 let serviceExtras: [String: [Target.Dependency]] = [
     "Messaging": ["CircleKit"],
-    "Cleanup": ["Messaging"],
+    "Vault": ["CircleKit", "Messaging", .product(name: "_NIOFileSystem", package: "swift-nio")],
+    "Cleanup": ["Messaging", "Vault"],
 ]
 
 let hb = Target.Dependency.product(name: "Hummingbird", package: "hummingbird")
@@ -155,7 +156,7 @@ var targets: [Target] = [
     ),
     .testTarget(
         name: "MessagingTests",
-        dependencies: ["Messaging", "Cleanup", "AllInOne", "CircleKit", "CircleHTTP", "CircleStore", "CircleConfig", "CircleCore", "CircleCrypto",
+        dependencies: ["Messaging", "Vault", "Cleanup", "AllInOne", "CircleKit", "CircleHTTP", "CircleStore", "CircleConfig", "CircleCore", "CircleCrypto",
                        "CircleTestSupport", configuration, crypto,
                        .product(name: "SQLKit", package: "sql-kit"),
                        .product(name: "HummingbirdTesting", package: "hummingbird")],

@@ -38,6 +38,8 @@ if [ "$mode" = test ]; then
   python3 -c 'import jsonschema' 2>/dev/null || missing_pip+=(jsonschema)
   python3 -c 'import playwright' 2>/dev/null || missing_pip+=(playwright)
   python3 -c 'import axe_playwright_python' 2>/dev/null || missing_pip+=(axe-playwright-python)
+  python3 -c 'import cryptography' 2>/dev/null || missing_pip+=(cryptography)
+  python3 -c 'import tusclient' 2>/dev/null || missing_pip+=(tuspy)
   if [ ${#missing_pip[@]} -gt 0 ]; then
     if [ "$(id -u)" = 0 ]; then
       echo "Installing Python packages: ${missing_pip[*]}"

@@ -17,13 +17,14 @@ import Vault
 public func buildAllServices(_ environment: ServiceEnvironment, reader: ConfigReader) async throws -> [ServiceModule] {
     let gateway = try SettingsLoader.loadGateway(from: reader, settings: environment.settings)
     let retention = try SettingsLoader.loadEventRetention(from: reader)
+    let vault = try SettingsLoader.loadVault(from: reader)
     return [
         try await buildGateway(environment, settings: gateway),
         try await buildMessaging(environment),
-        try await buildVault(environment),
+        try await buildVault(environment, settings: vault),
         try await buildPresence(environment),
         try await buildSignaling(environment),
-        try await buildCleanup(environment, eventRetention: retention),
+        try await buildCleanup(environment, eventRetention: retention, vault: vault),
     ]
 }
 
@@ -38,6 +39,7 @@ public func buildEmbeddedServer(
     // Refuse bad gateway and cleanup keys before touching the database.
     _ = try SettingsLoader.loadGateway(from: reader, settings: settings)
     _ = try SettingsLoader.loadEventRetention(from: reader)
+    _ = try SettingsLoader.loadVault(from: reader)
     let logger = ServerBuilder.bootstrap(settings, label: "circle")
     let environment = try await ServiceEnvironment.open(settings, policy: .migrate, logger: logger)
     let modules = try await buildAllServices(environment, reader: reader)

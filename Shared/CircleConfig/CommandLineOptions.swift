@@ -134,3 +134,29 @@ public struct CleanupOptions: ParsableArguments {
         return out
     }
 }
+
+/// The vault's options (read by the vault and by cleanup, which removes expired files).
+public struct VaultOptions: ParsableArguments {
+    @Option(name: .customLong("vault-path"), help: ArgumentHelp(CircleConfigKey.vaultPath.help, valueName: "path"))
+    var vaultPath: String?
+
+    @Option(name: .customLong("vault-max-file-size"), help: ArgumentHelp(CircleConfigKey.vaultMaxFileSize.help, valueName: "bytes"))
+    var vaultMaxFileSize: String?
+
+    @Option(name: .customLong("vault-quota"), help: ArgumentHelp(CircleConfigKey.vaultQuota.help, valueName: "bytes"))
+    var vaultQuota: String?
+
+    @Option(name: .customLong("vault-upload-expiry"), help: ArgumentHelp(CircleConfigKey.vaultUploadExpiry.help, valueName: "duration"))
+    var vaultUploadExpiry: String?
+
+    public init() {}
+
+    public var values: [CircleConfigKey: String] {
+        var out: [CircleConfigKey: String] = [:]
+        out[.vaultPath] = vaultPath
+        out[.vaultMaxFileSize] = vaultMaxFileSize
+        out[.vaultQuota] = vaultQuota
+        out[.vaultUploadExpiry] = vaultUploadExpiry
+        return out
+    }
+}

@@ -20,6 +20,10 @@ public enum CircleConfigKey: String, CaseIterable, Sendable {
     case authRegistration = "auth.registration"
     case webRoot = "web.root"
     case eventsRetention = "events.retention"
+    case vaultPath = "vault.path"
+    case vaultMaxFileSize = "vault.maxFileSize"
+    case vaultQuota = "vault.quota"
+    case vaultUploadExpiry = "vault.uploadExpiry"
 
     /// The environment variable that sets this key.
     public var environmentName: String {
@@ -66,6 +70,10 @@ public enum CircleConfigKey: String, CaseIterable, Sendable {
         case .authRegistration: "Who may register: invite (with an invite from `circle invite create`) or open."
         case .webRoot: "Folder of the browser client (Web/ of the repository) that the gateway serves at /."
         case .eventsRetention: "How long the per-user event log is kept for clients to resume from, as 90s, 30m, 12h or 7d."
+        case .vaultPath: "Folder of the vault's encrypted files and unfinished uploads (shared by every vault and cleanup replica)."
+        case .vaultMaxFileSize: "Largest stored (encrypted) file, in bytes."
+        case .vaultQuota: "Bytes each member may store in the vault, unfinished uploads included."
+        case .vaultUploadExpiry: "How long an unfinished upload is kept for resuming, as 90s, 30m, 12h or 7d."
         }
     }
 
@@ -89,6 +97,10 @@ public enum CircleConfigKey: String, CaseIterable, Sendable {
         case .authRegistration: "invite"
         case .webRoot: "./Web"
         case .eventsRetention: "7d"
+        case .vaultPath: "./data/vault"
+        case .vaultMaxFileSize: "4294967296 (4 GiB)"
+        case .vaultQuota: "10737418240 (10 GiB)"
+        case .vaultUploadExpiry: "24h"
         }
     }
 

@@ -46,10 +46,16 @@ public struct ProblemMiddleware<Context: RequestContext>: RouterMiddleware {
 public struct BodyLimitMiddleware: RouterMiddleware {
     public typealias Context = CircleRequestContext
     let limit: Int
+    /// Paths whose handlers stream the body and enforce their own limits (vault uploads).
+    let streamingPrefixes: [String]
 
-    public init(limit: Int) { self.limit = limit }
+    public init(limit: Int, streamingPrefixes: [String] = []) {
+        self.limit = limit
+        self.streamingPrefixes = streamingPrefixes
+    }
 
     public func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response) async throws -> Response {
+        if streamingPrefixes.contains(where: { request.uri.path.hasPrefix($0) }) { return try await next(request, context) }
         if let declared = request.headers[.contentLength].flatMap(Int.init), declared > limit {
             throw Problem.payloadTooLarge("The request body is \(declared) bytes; the limit is \(limit) bytes.")
         }

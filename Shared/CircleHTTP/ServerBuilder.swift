@@ -20,7 +20,7 @@ public enum ServerBuilder {
         router.add(middleware: MetricsMiddleware())
         router.add(middleware: LogRequestsMiddleware(.debug))
         router.add(middleware: ProblemMiddleware())
-        router.add(middleware: BodyLimitMiddleware(limit: environment.settings.http.bodyLimit))
+        router.add(middleware: BodyLimitMiddleware(limit: environment.settings.http.bodyLimit, streamingPrefixes: ["/api/v1/vault/uploads"]))
         router.add(middleware: AuthMiddleware(validator: environment.sessions))
         HealthController(store: environment.store, bus: environment.bus).addRoutes(to: router)
         CircleMetrics.addRoutes(to: router)

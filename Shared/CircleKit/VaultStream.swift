@@ -37,7 +37,8 @@ public enum VaultStream {
         return UInt64(headerSize) + padded + UInt64(tagSize) * chunkCount(paddedLength: padded)
     }
 
-    /// Whether some stream has exactly this length (the server refuses uploads of other lengths).
+    /// Whether some stream has exactly this length: whole chunks and a Padmé length inside (the
+    /// server refuses uploads of other lengths).
     public static func isValidLength(_ length: UInt64) -> Bool {
         guard length >= UInt64(headerSize + tagSize) else { return false }
         let body = length - UInt64(headerSize)
@@ -45,7 +46,7 @@ public enum VaultStream {
         let chunks = max(1, (body + full - 1) / full)
         guard body >= chunks * UInt64(tagSize) else { return false }
         let padded = body - chunks * UInt64(tagSize)
-        return chunkCount(paddedLength: padded) == chunks
+        return chunkCount(paddedLength: padded) == chunks && padme(padded) == padded
     }
 
     static func payloadKey(fileKey: [UInt8], salt: [UInt8]) -> SymmetricKey {

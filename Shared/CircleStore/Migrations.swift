@@ -186,6 +186,80 @@ public enum Migrations {
                 """,
             ]
         },
+        Migration(version: 6, name: "vault", owner: "vault") { t in
+            [
+                // Stored files: ciphertext in blob storage, everything here opaque but the sizes.
+                """
+                CREATE TABLE vault_files (
+                    id TEXT PRIMARY KEY,
+                    owner_id TEXT NOT NULL REFERENCES users(id) ON DELETE CASCADE,
+                    level TEXT NOT NULL,
+                    conversation_id TEXT,
+                    meta \(t.bytes) NOT NULL,
+                    wrap \(t.bytes) NOT NULL,
+                    size \(t.bigint) NOT NULL,
+                    sha256 \(t.bytes) NOT NULL,
+                    created_at \(t.bigint) NOT NULL,
+                    expires_at \(t.bigint) NOT NULL
+                )
+                """,
+                "CREATE INDEX vault_files_owner ON vault_files (owner_id, created_at)",
+                "CREATE INDEX vault_files_conversation ON vault_files (conversation_id) WHERE conversation_id IS NOT NULL",
+                "CREATE INDEX vault_files_expiry ON vault_files (expires_at) WHERE expires_at > 0",
+                // Unfinished tus uploads; the bytes so far are in blob storage under the upload id.
+                """
+                CREATE TABLE vault_uploads (
+                    id TEXT PRIMARY KEY,
+                    owner_id TEXT NOT NULL REFERENCES users(id) ON DELETE CASCADE,
+                    file_id TEXT NOT NULL UNIQUE,
+                    length \(t.bigint) NOT NULL,
+                    upload_offset \(t.bigint) NOT NULL,
+                    level TEXT NOT NULL,
+                    conversation_id TEXT,
+                    meta \(t.bytes) NOT NULL,
+                    wrap \(t.bytes) NOT NULL,
+                    file_expires_at \(t.bigint) NOT NULL,
+                    created_at \(t.bigint) NOT NULL,
+                    expires_at \(t.bigint) NOT NULL
+                )
+                """,
+                "CREATE INDEX vault_uploads_expiry ON vault_uploads (expires_at)",
+                // Bytes each member holds (files and unfinished uploads), for the quota.
+                """
+                CREATE TABLE vault_usage (
+                    owner_id TEXT PRIMARY KEY REFERENCES users(id) ON DELETE CASCADE,
+                    used \(t.bigint) NOT NULL
+                )
+                """,
+                // Share links: the file key wrapped under the link's key, and the hash of its access value.
+                """
+                CREATE TABLE vault_links (
+                    id TEXT PRIMARY KEY,
+                    file_id TEXT NOT NULL,
+                    owner_id TEXT NOT NULL REFERENCES users(id) ON DELETE CASCADE,
+                    wrap \(t.bytes),
+                    verifier \(t.bytes),
+                    salt \(t.bytes),
+                    iterations \(t.bigint) NOT NULL,
+                    expires_at \(t.bigint) NOT NULL,
+                    max_downloads \(t.bigint) NOT NULL,
+                    downloads \(t.bigint) NOT NULL,
+                    created_at \(t.bigint) NOT NULL,
+                    revoked_at \(t.bigint)
+                )
+                """,
+                "CREATE INDEX vault_links_file ON vault_links (file_id)",
+                """
+                CREATE TABLE vault_link_uses (
+                    link_id TEXT NOT NULL REFERENCES vault_links(id) ON DELETE CASCADE,
+                    at \(t.bigint) NOT NULL,
+                    outcome TEXT NOT NULL,
+                    ip TEXT NOT NULL
+                )
+                """,
+                "CREATE INDEX vault_link_uses_link ON vault_link_uses (link_id, at)",
+            ]
+        },
     ]
 
     /// The schema version this build expects.

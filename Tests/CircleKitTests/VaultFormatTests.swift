@@ -81,6 +81,11 @@ struct VaultFormatTests {
         for length in valid { #expect(VaultStream.isValidLength(length)) }
         #expect(!VaultStream.isValidLength(0) && !VaultStream.isValidLength(16) && !VaultStream.isValidLength(32))
         #expect(!VaultStream.isValidLength(17 + 65_536 + 16 + 5), "a second chunk shorter than its tag")
+        #expect(!VaultStream.isValidLength(17 + 9 + 16), "Padmé never pads to 9 bytes")
+        // Exactly the lengths of real streams, every length up to 70,000.
+        let real = Set((0...UInt64(70_000)).map(VaultStream.ciphertextLength(size:)))
+        let accepted = (0...UInt64(70_000)).filter(VaultStream.isValidLength)
+        #expect(accepted == real.filter { $0 <= 70_000 }.sorted())
     }
 
     @Test("tampered, truncated, reordered, appended, moved or re-flagged chunks never open as complete")

@@ -8,19 +8,26 @@ public enum HTTPProbe {
         public let status: Int
         public let headers: [String: String]
         public let body: String
+        /// The body as bytes (downloads).
+        public let bytes: [UInt8]
     }
 
     /// One request; throws only when nothing answers.
     public static func request(_ method: String = "GET", _ url: String, body: String? = nil, headers: [String: String] = [:]) async throws -> Reply {
+        try await request(method, url, bytes: body.map { Array($0.utf8) }, headers: headers)
+    }
+
+    /// One request with a binary body; throws only when nothing answers.
+    public static func request(_ method: String = "GET", _ url: String, bytes: [UInt8]?, headers: [String: String] = [:]) async throws -> Reply {
         var request = HTTPClientRequest(url: url)
         request.method = .init(rawValue: method)
         for (name, value) in headers { request.headers.add(name: name, value: value) }
-        if let body { request.body = .bytes(ByteBuffer(string: body)) }
+        if let bytes { request.body = .bytes(ByteBuffer(bytes: bytes)) }
         let response = try await HTTPClient.shared.execute(request, timeout: .seconds(10))
         let buffer = try await response.body.collect(upTo: 16 << 20)
         var headerMap: [String: String] = [:]
         for header in response.headers { headerMap[header.name.lowercased()] = header.value }
-        return Reply(status: Int(response.status.code), headers: headerMap, body: String(buffer: buffer))
+        return Reply(status: Int(response.status.code), headers: headerMap, body: String(buffer: buffer), bytes: Array(buffer.readableBytesView))
     }
 
     /// Polls `url` until it answers `status` or the timeout passes; returns the last reply.

@@ -74,6 +74,14 @@ public struct APIClient: Sendable {
         return try await HTTPProbe.request(method, baseURL + path, body: json, headers: all)
     }
 
+    /// A request with a binary body (vault uploads).
+    @discardableResult
+    public func send(_ method: String, _ path: String, bytes: [UInt8]?, token: String? = nil, headers: [String: String] = [:]) async throws -> HTTPProbe.Reply {
+        var all = headers
+        if let token { all["Authorization"] = "Bearer \(token)" }
+        return try await HTTPProbe.request(method, baseURL + path, bytes: bytes, headers: all)
+    }
+
     /// Registers and returns the session token.
     public func register(_ account: TestAccount, invite: String?) async throws -> String {
         let reply = try await call("POST", "/api/v1/auth/register", json: account.registration(invite: invite))

@@ -24,11 +24,16 @@ enum Engine: String, CaseIterable, CustomTestStringConvertible, Sendable {
 struct MessagingHarness {
     let engine: Engine
     let folder: URL
+    let extra: [CircleConfigKey: String]
 
-    init(_ engine: Engine) {
+    init(_ engine: Engine, extra: [CircleConfigKey: String] = [:]) {
         self.engine = engine
+        self.extra = extra
         folder = FileManager.default.temporaryDirectory.appendingPathComponent("circle-messaging-\(UUID().uuidString)")
     }
+
+    /// Where the vault keeps its blobs in this harness.
+    var vaultPath: String { folder.appendingPathComponent("vault").path }
 
     func values() async throws -> [CircleConfigKey: String] {
         var values: [CircleConfigKey: String] = [
@@ -36,7 +41,9 @@ struct MessagingHarness {
             .authPepperFile: folder.appendingPathComponent("pepper.key").path,
             .authRegistration: "open",
             .logLevel: "error",
+            .vaultPath: vaultPath,
         ]
+        values.merge(extra) { _, new in new }
         switch engine {
         case .sqlite:
             values[.sqlitePath] = folder.appendingPathComponent("circle.sqlite").path

@@ -12,9 +12,10 @@ struct VaultCommand: AsyncParsableCommand {
     )
 
     @OptionGroup var options: ServerOptions
+    @OptionGroup var vault: VaultOptions
 
     func run() async throws {
-        let reader = ConfigSources.reader(commandLine: options.values)
+        let reader = ConfigSources.reader(commandLine: options.values.merging(vault.values) { first, _ in first })
         try await ServiceMain.run("circle-vault") { try await buildVaultServer(reader: reader) }
     }
 }

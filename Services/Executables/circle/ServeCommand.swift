@@ -22,11 +22,13 @@ struct ServeCommand: AsyncParsableCommand {
     @OptionGroup var embedded: EmbeddedOptions
     @OptionGroup var gateway: GatewayOptions
     @OptionGroup var cleanup: CleanupOptions
+    @OptionGroup var vault: VaultOptions
 
     func run() async throws {
         let values = server.values.merging(embedded.values) { first, _ in first }
             .merging(gateway.values) { first, _ in first }
             .merging(cleanup.values) { first, _ in first }
+            .merging(vault.values) { first, _ in first }
         let reader = ConfigSources.reader(commandLine: values)
         try await ServiceMain.run("circle serve") {
             try await buildEmbeddedServer(reader: reader) { channel, environment in

@@ -1,0 +1,163 @@
+import Crypto
+import Foundation
+import Hummingbird
+import NIOCore
+import NIOPosix
+import _NIOFileSystem
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// Blob storage on the local file system (or a volume shared by the replicas):
+/// `uploads/{uploadId}` while an upload streams in, then `files/{ab}/{name}` once complete.
+/// Every acknowledged byte is fsynced; a finished file is fsynced, renamed into place and its
+/// folder fsynced, so a crash leaves either the whole file or none.
+struct FileBlobStore: BlobStore {
+    let root: String
+    let fileIO: FileIO
+    let fileSystem: FileSystem
+    /// The vault's own threads for file I/O: large reads, writes and fsyncs never wait behind (or
+    /// hold up) the database's blocking calls on NIO's shared pool.
+    static let threadPool: NIOThreadPool = {
+        let pool = NIOThreadPool(numberOfThreads: 4)
+        pool.start()
+        return pool
+    }()
+    /// Incoming bytes are gathered to this size before each write.
+    static let writeSize = 1 << 20
+
+    init(root: String) throws {
+        self.root = URL(fileURLWithPath: root).standardizedFileURL.path
+        self.fileIO = FileIO(threadPool: Self.threadPool)
+        self.fileSystem = FileSystem(threadPool: Self.threadPool)
+        for folder in ["uploads", "files"] {
+            try FileManager.default.createDirectory(atPath: self.root + "/" + folder, withIntermediateDirectories: true,
+                                                    attributes: [.posixPermissions: 0o700])
+        }
+    }
+
+    static func checkName(_ name: String) {
+        precondition(!name.isEmpty && name.allSatisfy { $0.isASCII && ($0.isLetter || $0.isNumber || $0 == "-" || $0 == "_") },
+                     "blob names are made by the vault")
+    }
+
+    func uploadPath(_ id: String) -> String {
+        Self.checkName(id)
+        return "\(root)/uploads/\(id)"
+    }
+
+    func filePath(_ name: String) -> String {
+        Self.checkName(name)
+        return "\(root)/files/\(name.prefix(2))/\(name)"
+    }
+
+    func createUpload(_ id: String) async throws {
+        try await fileSystem.withFileHandle(forWritingAt: FilePath(uploadPath(id)), options: .newFile(replaceExisting: true, permissions: .ownerReadWrite)) { _ in }
+    }
+
+    func append<Body: AsyncSequence & Sendable>(
+        upload id: String, at offset: Int64, limit: Int64, body: Body, hashing: inout UploadHashing
+    ) async throws -> AppendResult where Body.Element == ByteBuffer {
+        let path = FilePath(uploadPath(id))
+        let handle = try await fileSystem.openFile(forWritingAt: path, options: .modifyFile(createIfNecessary: false))
+        var written: Int64 = 0
+        var failure: (any Error)?
+        var pending = ByteBuffer()
+        do {
+            try await handle.resize(to: .bytes(offset))
+            do {
+                for try await buffer in body {
+                    guard written + Int64(pending.readableBytes) + Int64(buffer.readableBytes) <= limit else { throw BodyTooLong() }
+                    hashing.update(buffer)
+                    if pending.readableBytes == 0, buffer.readableBytes >= Self.writeSize {
+                        written += try await handle.write(contentsOf: buffer.readableBytesView, toAbsoluteOffset: offset + written)
+                        continue
+                    }
+                    var copy = buffer
+                    pending.writeBuffer(&copy)
+                    if pending.readableBytes >= Self.writeSize {
+                        written += try await handle.write(contentsOf: pending.readableBytesView, toAbsoluteOffset: offset + written)
+                        pending.clear()
+                    }
+                }
+            } catch {
+                failure = error
+            }
+            if pending.readableBytes > 0, !(failure is BodyTooLong) {
+                written += try await handle.write(contentsOf: pending.readableBytesView, toAbsoluteOffset: offset + written)
+            }
+            try await handle.synchronize()
+            try await handle.close()
+        } catch {
+            try? await handle.close()
+            throw error
+        }
+        return AppendResult(written: written, failure: failure)
+    }
+
+    func truncateUpload(_ id: String, to length: Int64) async throws {
+        try await fileSystem.withFileHandle(forWritingAt: FilePath(uploadPath(id)), options: .modifyFile(createIfNecessary: false)) { handle in
+            try await handle.resize(to: .bytes(length))
+            try await handle.synchronize()
+        }
+    }
+
+    func hashUpload(_ id: String) async throws -> [UInt8] {
+        try await fileSystem.withFileHandle(forReadingAt: FilePath(uploadPath(id))) { handle in
+            var hasher = SHA256()
+            for try await chunk in handle.readChunks(chunkLength: .mebibytes(1)) {
+                chunk.withUnsafeReadableBytes { hasher.update(bufferPointer: $0) }
+            }
+            return Array(hasher.finalize())
+        }
+    }
+
+    /// Links the fsynced upload under the file's name (replacing a link left by an earlier attempt)
+    /// and fsyncs the folder. The upload's own name stays until the caller deletes it after the
+    /// database commit, so a crash in between loses nothing: the upload can still be finished.
+    func promote(upload id: String, toFile name: String) async throws {
+        let source = uploadPath(id), target = filePath(name)
+        let folder = (target as NSString).deletingLastPathComponent
+        try FileManager.default.createDirectory(atPath: folder, withIntermediateDirectories: true, attributes: [.posixPermissions: 0o700])
+        try await fileSystem.withFileHandle(forReadingAt: FilePath(source)) { handle in try await handle.synchronize() }
+        try await Self.threadPool.runIfActive {
+            if link(source, target) != 0 {
+                guard errno == EEXIST, unlink(target) == 0, link(source, target) == 0 else { throw FolderSyncError(path: target, code: errno) }
+            }
+        }
+        try await Self.syncFolder(folder)
+    }
+
+    func deleteUpload(_ id: String) async throws {
+        _ = try await fileSystem.removeItem(at: FilePath(uploadPath(id)), strategy: .platformDefault, recursively: false)
+    }
+
+    func deleteFile(_ name: String) async throws {
+        _ = try await fileSystem.removeItem(at: FilePath(filePath(name)), strategy: .platformDefault, recursively: false)
+    }
+
+    func read(file name: String, range: ClosedRange<Int64>?, context: some RequestContext) async throws -> ResponseBody {
+        let path = filePath(name)
+        if let range {
+            return try await fileIO.loadFile(path: path, range: Int(range.lowerBound)...Int(range.upperBound), context: context)
+        }
+        return try await fileIO.loadFile(path: path, context: context)
+    }
+
+    /// fsync of a folder, so a rename in it survives a crash.
+    static func syncFolder(_ path: String) async throws {
+        try await Self.threadPool.runIfActive {
+            let descriptor = open(path, O_RDONLY | O_DIRECTORY)
+            guard descriptor >= 0 else { throw FolderSyncError(path: path, code: errno) }
+            defer { close(descriptor) }
+            guard fsync(descriptor) == 0 else { throw FolderSyncError(path: path, code: errno) }
+        }
+    }
+}
+
+/// A folder could not be fsynced, or a file linked into it.
+struct FolderSyncError: Error, CustomStringConvertible {
+    let path: String
+    let code: Int32
+    var description: String { "storing \(path) failed (errno \(code))" }
+}

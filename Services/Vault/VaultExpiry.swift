@@ -1,0 +1,63 @@
+import CircleCore
+import CircleStore
+import Foundation
+import SQLKit
+
+/// What the cleanup service removes from the vault (DESIGN 8), in bounded batches that several
+/// replicas can run at once: rows are claimed with `FOR UPDATE SKIP LOCKED` on PostgreSQL
+/// (SQLite writes are serial), deleted with their quota share in one transaction, and the blobs
+/// removed after the commit (a blob left by a crash is unreachable and is removed by the next
+/// sweep of orphans).
+public enum VaultExpiry {
+    /// Deletes up to `limit` expired files; returns how many.
+    public static func deleteExpiredFiles(store: any DatabaseStore, root: String, now: Timestamp, limit: Int) async throws -> Int {
+        let skipLocked = store.engine == .postgres ? " FOR UPDATE SKIP LOCKED" : ""
+        let files = try await store.write { db in
+            let rows = try await db.raw(SQLQueryString("""
+                SELECT * FROM vault_files WHERE expires_at > 0 AND expires_at <= \(unsafeRaw: String(now.millis)) ORDER BY expires_at LIMIT \(unsafeRaw: String(limit))\(unsafeRaw: skipLocked)
+                """)).all()
+            let files = try rows.map(VaultRepository.decodeFile)
+            for file in files { try await VaultRepository.deleteFile(file, at: now, in: db) }
+            return files
+        }
+        let blobs = try FileBlobStore(root: root)
+        for file in files { try? await blobs.deleteFile(file.blobName) }
+        return files.count
+    }
+
+    /// Deletes up to `limit` uploads left unfinished past their expiry; returns how many.
+    public static func deleteStaleUploads(store: any DatabaseStore, root: String, now: Timestamp, limit: Int) async throws -> Int {
+        let skipLocked = store.engine == .postgres ? " FOR UPDATE SKIP LOCKED" : ""
+        let uploads = try await store.write { db in
+            let rows = try await db.raw(SQLQueryString("""
+                SELECT * FROM vault_uploads WHERE expires_at <= \(unsafeRaw: String(now.millis)) ORDER BY expires_at LIMIT \(unsafeRaw: String(limit))\(unsafeRaw: skipLocked)
+                """)).all()
+            let uploads = try rows.map(VaultRepository.decodeUpload)
+            for upload in uploads {
+                try await db.raw("DELETE FROM vault_uploads WHERE id = \(bind: upload.id)").run()
+                try await VaultRepository.release(upload.length, for: upload.ownerId, in: db)
+            }
+            return uploads
+        }
+        let blobs = try FileBlobStore(root: root)
+        for upload in uploads { try? await blobs.deleteUpload(upload.id) }
+        return uploads.count
+    }
+
+    /// Revokes up to `limit` links that expired or ran out of downloads (their wraps go; the
+    /// history stays for the owner); returns how many.
+    public static func revokeSpentLinks(store: any DatabaseStore, now: Timestamp, limit: Int) async throws -> Int {
+        let skipLocked = store.engine == .postgres ? " FOR UPDATE SKIP LOCKED" : ""
+        return try await store.write { db in
+            let ids = try await db.raw(SQLQueryString("""
+                SELECT id FROM vault_links WHERE revoked_at IS NULL
+                AND ((expires_at > 0 AND expires_at <= \(unsafeRaw: String(now.millis))) OR (max_downloads > 0 AND downloads >= max_downloads))
+                LIMIT \(unsafeRaw: String(limit))\(unsafeRaw: skipLocked)
+                """)).all().map { try $0.decode(column: "id", as: String.self) }
+            for id in ids {
+                try await db.raw("UPDATE vault_links SET wrap = NULL, verifier = NULL, revoked_at = \(bind: now.millis) WHERE id = \(bind: id)").run()
+            }
+            return ids.count
+        }
+    }
+}

@@ -1,0 +1,56 @@
+import Configuration
+import Foundation
+
+/// What the vault (and the cleanup of its files) is configured with.
+public struct VaultSettings: Sendable, Equatable {
+    /// Folder of stored files and unfinished uploads.
+    public var path: String
+    /// Largest stored file, in bytes (its encrypted length).
+    public var maxFileSize: Int64
+    /// Bytes per member, unfinished uploads included.
+    public var quota: Int64
+    /// How long an unfinished upload is kept.
+    public var uploadExpiry: Duration
+    /// Whether share-link uses are recorded with the X-Forwarded-For address (`http.trustForwardedFor`).
+    public var trustForwardedFor: Bool
+
+    public init(
+        path: String = "./data/vault", maxFileSize: Int64 = 4 << 30, quota: Int64 = 10 << 30,
+        uploadExpiry: Duration = .seconds(86_400), trustForwardedFor: Bool = false
+    ) {
+        self.path = path
+        self.maxFileSize = maxFileSize
+        self.quota = quota
+        self.uploadExpiry = uploadExpiry
+        self.trustForwardedFor = trustForwardedFor
+    }
+}
+
+extension SettingsLoader {
+    /// Reads the `vault.*` keys.
+    public static func loadVault(from reader: ConfigReader) throws -> VaultSettings {
+        func string(_ key: CircleConfigKey) -> String? {
+            reader.string(forKey: ConfigKey(key.rawValue))?.trimmingCharacters(in: .whitespaces).nilIfEmpty
+        }
+        func bytes(_ key: CircleConfigKey, default value: Int64) throws -> Int64 {
+            guard let text = string(key) else { return value }
+            guard let number = Int64(text), number > 0 else { throw ConfigError(key, "must be a positive number of bytes (got \(text))") }
+            return number
+        }
+        var settings = VaultSettings()
+        settings.path = string(.vaultPath) ?? settings.path
+        settings.maxFileSize = try bytes(.vaultMaxFileSize, default: settings.maxFileSize)
+        settings.quota = try bytes(.vaultQuota, default: settings.quota)
+        if let text = string(.vaultUploadExpiry) {
+            guard let duration = parseDuration(text), duration >= .seconds(60) else {
+                throw ConfigError(.vaultUploadExpiry, "must be a duration of at least a minute such as 90s, 30m, 12h or 7d (got \(text))")
+            }
+            settings.uploadExpiry = duration
+        }
+        if let text = string(.httpTrustForwardedFor) {
+            guard let trust = Bool(text.lowercased()) else { throw ConfigError(.httpTrustForwardedFor, "must be true or false (got \(text))") }
+            settings.trustForwardedFor = trust
+        }
+        return settings
+    }
+}

@@ -7,6 +7,7 @@ import { ProtocolError, concat, equal, fromHex, hex, random, u32, u8, utf8 } fro
 import * as ed25519 from './ed25519.js';
 import { aesGcmOpen, aesGcmSeal, hkdf, pbkdf2, sha256 } from './primitives.js';
 import { pinsKeyFromVmk } from './pins.js';
+import { vaultWrapKey } from './vault.js';
 import * as x25519 from './x25519.js';
 
 /** The only KDF clients accept, and its bounds. */
@@ -147,11 +148,13 @@ export async function openBundle(kek, sealed, userId) {
 
 /**
  * Imports the bundle's keys and refuses them ('weak-key') unless both public keys equal the
- * account's published ones. The caller's `bundleBytes` are left as they are.
+ * account's published ones. The caller's `bundleBytes` are left as they are. The vault master
+ * key is only kept as the two non-extractable keys derived from it: `pinsKey` (PROTOCOL 5.1)
+ * and `vaultWrapKey` (PROTOCOL 9.3, for vault.wrapFileKey / unwrapFileKey).
  * @param {Uint8Array} bundleBytes
  * @param {{userId: string, identityKey: Uint8Array, x25519Key: Uint8Array}} published
  * @returns {Promise<{userId: string, identity: {privateKey: CryptoKey, publicKey: Uint8Array},
- *   x25519: {privateKey: CryptoKey, publicKey: Uint8Array}, pinsKey: CryptoKey}>}
+ *   x25519: {privateKey: CryptoKey, publicKey: Uint8Array}, pinsKey: CryptoKey, vaultWrapKey: CryptoKey}>}
  */
 export async function unlockBundle(bundleBytes, { userId, identityKey, x25519Key }) {
   const keys = decodeBundle(bundleBytes);
@@ -161,7 +164,9 @@ export async function unlockBundle(bundleBytes, { userId, identityKey, x25519Key
     if (!equal(identity.publicKey, identityKey) || !equal(agreement.publicKey, x25519Key)) {
       throw new ProtocolError('weak-key', "the bundle's private keys do not match the account's public keys");
     }
-    return { userId, identity, x25519: agreement, pinsKey: await pinsKeyFromVmk(keys.vmk) };
+    return {
+      userId, identity, x25519: agreement, pinsKey: await pinsKeyFromVmk(keys.vmk), vaultWrapKey: await vaultWrapKey(keys.vmk),
+    };
   } finally {
     keys.identitySeed.fill(0);
     keys.x25519Private.fill(0);

@@ -13,4 +13,5 @@ export * as message from './message.js';
 export * as envelope from './envelope.js';
 export * as safety from './safety.js';
 export * as pins from './pins.js';
+export * as vault from './vault.js';
 export { ProtocolError } from './bytes.js';

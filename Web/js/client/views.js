@@ -1,0 +1,155 @@
+/**
+ * What the UI shows, composed from the verified chains and the decrypted cache: conversation
+ * summaries with members and trust, and messages with edits, deletes and read receipts applied.
+ * @module client/views
+ */
+import { b64u } from '../protocol/bytes.js';
+import { CONTENT_TYPES } from '../protocol/message.js';
+import { ApiError } from './api.js';
+import { applies } from './messaging.js';
+
+const PREVIEW_LENGTH = 140;
+
+/** Orders cached messages by sequence number; messages not yet stored by the server come last. */
+function bySeq(a, b) {
+  return (a.seq ?? Infinity) - (b.seq ?? Infinity) || a.sentAt - b.sentAt;
+}
+
+/**
+ * Text messages with their edits and deletes applied (each only from the original's author and
+ * naming its header hash), oldest first.
+ * @param {Map<string, object>} cache the conversation's cached messages by id
+ * @param {string} myUserId
+ * @returns {object[]} cache records with `text`, `edited`, `deleted` and `mine` as shown
+ */
+export function visibleMessages(cache, myUserId) {
+  const changes = new Map();
+  for (const message of cache.values()) {
+    if (message.kind === 'message' || !message.refersTo) continue;
+    if (!changes.has(message.refersTo)) changes.set(message.refersTo, []);
+    changes.get(message.refersTo).push(message);
+  }
+  const out = [];
+  const texts = [...cache.values()].filter((m) => m.kind === 'message' && m.contentType === CONTENT_TYPES.text).sort(bySeq);
+  for (const message of texts) {
+    const related = (changes.get(message.id) ?? []).filter((change) => applies(change, message)).sort(bySeq);
+    const deleted = message.deleted === true || related.some((change) => change.kind === 'delete');
+    const edits = related.filter((change) => change.kind === 'edit');
+    const edit = edits[edits.length - 1];
+    out.push({
+      ...message,
+      text: deleted ? '' : (edit ? edit.text : message.text),
+      edited: !deleted && Boolean(edit),
+      deleted,
+      mine: message.sender === myUserId,
+    });
+  }
+  return out;
+}
+
+/**
+ * One conversation as `CircleClient.conversations()` lists it. The chain is verified (and brought
+ * up to the listed head) first; one that fails is listed with `alarm` and no members.
+ * @param {import('./index.js').CircleClient} client
+ * @param {object} account
+ * @param {object} summary the server's listing entry
+ */
+export async function conversationView(client, account, summary) {
+  client.summaries.set(summary.id, summary);
+  const record = await client.conversation(summary.id);
+  if (summary.head > (record.maxHead ?? -1)) record.maxHead = summary.head;
+  let chain = null;
+  let alarm = null;
+  try {
+    chain = await client.chains.local(summary.id);
+    if (!chain || chain.head < summary.head || b64u(chain.epoch) !== summary.epoch) chain = await client.chains.refresh(summary.id);
+  } catch (error) {
+    if (!(error instanceof ApiError && error.transient && chain)) {
+      alarm = String(error?.message ?? error);
+      chain = null;
+    }
+  }
+  if (record.myReceipts === undefined) {
+    try {
+      record.myReceipts = (await client.api.get(`/api/v1/conversations/${summary.id}`)).readReceipts !== false;
+      await client.saveConversation(record);
+    } catch {
+      // Asked again next time.
+    }
+  }
+  const members = [];
+  for (const [userId, member] of chain?.members ?? []) {
+    members.push({
+      userId,
+      username: await client.directory.username(userId),
+      displayName: await client.directory.displayName(userId),
+      role: member.role,
+      trust: client.directory.trust(userId),
+    });
+  }
+  const me = account.userId;
+  members.sort((a, b) => (a.userId === me ? -1 : b.userId === me ? 1 : a.username.localeCompare(b.username)));
+  const others = members.filter((member) => member.userId !== me);
+  const kind = chain?.kind ?? summary.kind;
+  const title = kind === 'group'
+    ? (record.title?.text || others.map((member) => member.displayName).join(', ') || 'Group')
+    : (others[0]?.displayName ?? 'Conversation');
+  const shown = visibleMessages(await client.messaging.messagesOf(summary.id), me).filter((message) => !message.deleted);
+  const last = shown[shown.length - 1];
+  const lastMessage = last
+    ? {
+      preview: last.text.slice(0, PREVIEW_LENGTH),
+      sentAt: last.sentAt,
+      senderName: last.mine ? account.displayName : await client.directory.displayName(last.sender),
+    }
+    : null;
+  return {
+    id: summary.id,
+    kind,
+    title,
+    members,
+    unread: summary.unread,
+    lastMessage,
+    updatedAt: summary.updatedAt,
+    settings: chain ? { disappearSeconds: chain.settings.disappearSeconds, readReceipts: chain.settings.readReceipts } : null,
+    myRole: chain?.role(me) ?? summary.role,
+    myReceipts: record.myReceipts !== false,
+    alarm,
+  };
+}
+
+/**
+ * The messages of a conversation as `CircleClient.messages()` returns them, from the cache.
+ * Receipts show only while the conversation's signed setting and this user's switch allow them.
+ * @param {import('./index.js').CircleClient} client
+ * @param {string} convId
+ * @param {object} account
+ */
+export async function messageViews(client, convId, account) {
+  const record = await client.conversation(convId);
+  const chain = await client.chains.local(convId);
+  const showReads = Boolean(chain?.settings.readReceipts) && record.myReceipts !== false;
+  const views = [];
+  for (const message of visibleMessages(await client.messaging.messagesOf(convId), account.userId)) {
+    const readBy = [];
+    if (showReads && message.seq) {
+      for (const [userId, seq] of Object.entries(record.reads ?? {})) {
+        if (userId !== account.userId && userId !== message.sender && seq >= message.seq) readBy.push(await client.directory.displayName(userId));
+      }
+    }
+    readBy.sort();
+    views.push({
+      id: message.id,
+      sender: { userId: message.sender, displayName: message.mine ? account.displayName : await client.directory.displayName(message.sender) },
+      mine: message.mine,
+      text: message.text,
+      sentAt: message.sentAt,
+      expiresAt: message.localExpiresAt || null,
+      edited: message.edited,
+      deleted: message.deleted,
+      status: message.pending ? 'sending' : (message.mine && readBy.length ? 'read' : 'sent'),
+      readBy,
+    });
+  }
+  return views;
+}

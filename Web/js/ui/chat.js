@@ -1,0 +1,292 @@
+// One conversation: its header with the encryption state, alarm banners (fork, changed keys),
+// the live message list with countdowns, and the composer.
+
+import { h, replace } from './dom.js';
+import { icon } from './icons.js';
+import { alertSlot } from './errors.js';
+import { confirmDialog } from './dialog.js';
+import { announce } from './announcer.js';
+import { conversationTitle, disappearLabel } from './format.js';
+import { conversationTrust, changedMembers, otherMembers, trustBadge } from './trust.js';
+import { MessageList } from './message-list.js';
+import { Composer } from './composer.js';
+import { openMembers } from './members.js';
+import { openChatSettings } from './chat-settings.js';
+import { openSafetyNumber } from './safety-number.js';
+import { openPrivacyNote } from './privacy-note.js';
+
+const TICK_MS = 1000;
+const MARK_READ_DELAY_MS = 250;
+
+export class ChatView {
+  /**
+   * `getConversation()` returns the freshest copy from the app's list (or undefined),
+   * `refreshConversations()` reloads the list, `alarms` is the app's list of alarm events.
+   */
+  constructor({ client, me, convId, getConversation, isListLoaded, refreshConversations, alarms }) {
+    this.client = client;
+    this.isListLoaded = isListLoaded;
+    this.me = me;
+    this.convId = convId;
+    this.getConversation = getConversation;
+    this.refreshConversations = refreshConversations;
+    this.alarms = alarms;
+    this.alert = alertSlot();
+    this.destroyed = false;
+    this.loadingMessages = null;
+    this.reloadWanted = false;
+    this.messagesRequested = false;
+
+    this.title = h('h1', { class: 'chat-title', id: 'chat-title', tabindex: '-1' }, 'Conversation');
+    this.subtitle = h('p', { class: 'chat-subtitle' });
+    this.trustButton = h('button', { type: 'button', class: 'btn btn-small trust-button', onclick: () => this.openTrust() });
+    this.banners = h('div', { class: 'chat-banners' });
+    this.messageList = new MessageList({
+      onEdit: (message) => this.composer.startEdit(message),
+      onDelete: (message) => this.deleteMessage(message),
+      showSenders: () => (this.getConversation() || {}).kind === 'group',
+    });
+    this.composer = new Composer({
+      onSend: (text) => this.send(text),
+      onEdit: (message, text) => this.edit(message, text),
+    });
+    this.element = h('section', { class: 'chat', 'aria-labelledby': 'chat-title' },
+      h('header', { class: 'chat-header' },
+        h('a', { href: '/', 'data-route': true, class: 'btn-icon chat-back', 'aria-label': 'Back to conversations' }, icon('back')),
+        h('div', { class: 'chat-heading' }, this.title, this.subtitle),
+        h('div', { class: 'chat-tools' },
+          this.trustButton,
+          h('button', { type: 'button', class: 'btn-icon', 'aria-label': 'Members and safety numbers', onclick: () => this.openMembers() }, icon('users')),
+          h('button', { type: 'button', class: 'btn-icon', 'aria-label': 'Conversation settings', onclick: () => this.openSettings() }, icon('settings')),
+          h('button', { type: 'button', class: 'btn-icon', 'aria-label': 'What the server can see', onclick: () => openPrivacyNote() }, icon('eye')),
+        ),
+      ),
+      this.banners,
+      this.alert.element,
+      this.messageList.element,
+      this.composer.element,
+    );
+    this.timer = setInterval(() => this.tick(), TICK_MS);
+    this.onVisible = () => {
+      if (document.visibilityState === 'visible') this.scheduleMarkRead();
+    };
+    document.addEventListener('visibilitychange', this.onVisible);
+  }
+
+  /** First render: header from the cached conversation, then the messages. */
+  start({ focusComposer = true } = {}) {
+    this.updateConversation();
+    if (focusComposer) this.composer.focus();
+  }
+
+  destroy() {
+    this.destroyed = true;
+    clearInterval(this.timer);
+    clearTimeout(this.markReadTimer);
+    document.removeEventListener('visibilitychange', this.onVisible);
+  }
+
+  /** Called when the conversation list changed: header, trust, banners, blocking. */
+  updateConversation() {
+    const conversation = this.getConversation();
+    if (!conversation) {
+      const missing = this.isListLoaded();
+      this.title.textContent = missing ? 'Conversation not found' : 'Conversation';
+      this.subtitle.textContent = missing ? 'It does not exist, or you are not one of its members.' : 'Loading…';
+      this.element.classList.toggle('chat-missing', missing);
+      return;
+    }
+    this.element.classList.remove('chat-missing');
+    if (!this.messagesRequested) this.loadMessages();
+    const title = conversationTitle(conversation, this.me);
+    this.title.textContent = title;
+    document.title = `${title} · Circle`;
+    const count = (conversation.members || []).length;
+    const parts = ['End-to-end encrypted'];
+    if (conversation.kind === 'group') parts.push(`${count} ${count === 1 ? 'member' : 'members'}`);
+    const seconds = Number((conversation.settings || {}).disappearSeconds) || 0;
+    if (seconds > 0) parts.push(`Disappearing after ${disappearLabel(seconds)}`);
+    replace(this.subtitle, icon('lock'), ' ', parts.join(' · '));
+    const trust = conversationTrust(conversation, this.me);
+    replace(this.trustButton, trustBadge(trust));
+    this.trustButton.setAttribute('aria-label', `Encryption: ${trust === 'verified' ? 'verified' : trust === 'changed' ? 'a key changed' : 'not verified'}. Compare safety numbers`);
+    this.renderBanners(conversation);
+  }
+
+  renderBanners(conversation) {
+    const banners = [];
+    const forks = this.alarms.filter((alarm) => alarm.kind === 'fork' && alarm.convId === this.convId);
+    if (forks.length) {
+      const latest = forks[forks.length - 1];
+      banners.push(h('div', { class: 'banner banner-danger', role: 'alert', id: 'fork-banner' },
+        icon('alert'),
+        h('div', { class: 'banner-text' },
+          h('strong', {}, 'Fork alarm. '),
+          `${latest.message || 'Members see different histories of this conversation.'} `,
+          'Do not trust this conversation until its members compare safety numbers.'),
+        h('button', { type: 'button', class: 'btn btn-small', onclick: () => this.openMembers() }, 'Compare safety numbers'),
+      ));
+    }
+    if (conversation.alarm) {
+      banners.push(h('div', { class: 'banner banner-danger', role: 'alert', id: 'verify-banner' },
+        icon('alert'),
+        h('div', { class: 'banner-text' },
+          h('strong', {}, 'This conversation failed verification. '),
+          `${conversation.alarm}. Nothing can be sent or trusted here until its members compare safety numbers.`),
+      ));
+    }
+    const changed = changedMembers(conversation, this.me);
+    for (const member of changed) {
+      const name = member.displayName || member.username;
+      banners.push(h('div', { class: 'banner banner-warning', role: 'alert', id: `key-changed-${member.userId}` },
+        icon('alert'),
+        h('div', { class: 'banner-text' },
+          h('strong', {}, `${name}'s key changed. `),
+          'They may have reset their account, or someone may be trying to listen in. Sending is blocked until you acknowledge the new key.'),
+        h('div', { class: 'banner-actions' },
+          h('button', { type: 'button', class: 'btn btn-small', onclick: () => this.openSafety(member) }, 'Compare safety number'),
+          h('button', { type: 'button', class: 'btn btn-small btn-warning', onclick: () => this.acceptKey(member) }, 'Acknowledge new key'),
+        ),
+      ));
+    }
+    const previousIds = [...this.banners.children].map((child) => child.id).join(' ');
+    const nextIds = banners.map((banner) => banner.id).join(' ');
+    if (previousIds !== nextIds) replace(this.banners, banners);
+    if (conversation.alarm) {
+      this.composer.setBlocked('Sending is blocked: this conversation failed verification.', 'verify-banner');
+    } else if (changed.length) {
+      const names = changed.map((member) => member.displayName || member.username).join(', ');
+      this.composer.setBlocked(`Sending is blocked: the key of ${names} changed.`, changed.map((member) => `key-changed-${member.userId}`).join(' '));
+    } else {
+      this.composer.setBlocked(null);
+    }
+  }
+
+  /** Called for the client's 'alarm' events about this conversation. */
+  onAlarm() {
+    const conversation = this.getConversation();
+    if (conversation) this.renderBanners(conversation);
+  }
+
+  /** Called for the client's 'messages' events about this conversation. */
+  onMessages() {
+    this.loadMessages();
+  }
+
+  async loadMessages() {
+    this.messagesRequested = true;
+    if (this.loadingMessages) {
+      this.reloadWanted = true;
+      return;
+    }
+    this.loadingMessages = (async () => {
+      do {
+        this.reloadWanted = false;
+        try {
+          if (this.isListLoaded() && !this.getConversation()) continue;
+          const messages = await this.client.messages(this.convId);
+          if (this.destroyed) return;
+          const fresh = this.messageList.update(messages);
+          for (const message of fresh.slice(-3)) {
+            announce(`${message.sender ? message.sender.displayName : 'Someone'}: ${message.deleted ? 'deleted a message' : message.text}`);
+          }
+          const conversation = this.getConversation();
+          if (fresh.length || (conversation && conversation.unread > 0)) this.scheduleMarkRead();
+        } catch (error) {
+          if (!this.destroyed) this.alert.show(error);
+        }
+      } while (this.reloadWanted && !this.destroyed);
+    })();
+    await this.loadingMessages;
+    this.loadingMessages = null;
+  }
+
+  scheduleMarkRead() {
+    if (document.visibilityState !== 'visible' || this.destroyed) return;
+    clearTimeout(this.markReadTimer);
+    this.markReadTimer = setTimeout(() => {
+      this.client.markRead(this.convId).catch(() => {});
+    }, MARK_READ_DELAY_MS);
+  }
+
+  tick() {
+    if (this.messageList.tick()) this.refreshConversations();
+  }
+
+  async send(text) {
+    this.alert.clear();
+    try {
+      await this.client.send(this.convId, text);
+    } catch (error) {
+      this.alert.show(error);
+      throw error;
+    }
+  }
+
+  async edit(message, text) {
+    this.alert.clear();
+    try {
+      await this.client.edit(this.convId, message.id, text);
+      announce('Message edited.');
+    } catch (error) {
+      this.alert.show(error);
+      throw error;
+    }
+  }
+
+  async deleteMessage(message) {
+    const sure = await confirmDialog({
+      title: 'Delete for everyone?',
+      message: 'The message is replaced by a note that it was deleted, for every member.',
+      confirmLabel: 'Delete for everyone',
+      danger: true,
+    });
+    if (!sure) return;
+    this.alert.clear();
+    try {
+      await this.client.deleteMessage(this.convId, message.id);
+      announce('Message deleted.');
+      this.composer.focus();
+    } catch (error) {
+      this.alert.show(error);
+    }
+  }
+
+  async acceptKey(member) {
+    try {
+      await this.client.acceptNewKey(member.userId);
+      announce(`New key of ${member.displayName || member.username} acknowledged. Compare safety numbers to verify it.`);
+      await this.refreshConversations();
+      this.composer.focus();
+    } catch (error) {
+      this.alert.show(error);
+    }
+  }
+
+  openTrust() {
+    const conversation = this.getConversation();
+    if (!conversation) return;
+    const others = otherMembers(conversation, this.me);
+    if (conversation.kind === 'direct' && others.length === 1) this.openSafety(others[0]);
+    else this.openMembers();
+  }
+
+  openSafety(member) {
+    openSafetyNumber({ client: this.client, member, onChanged: () => this.refreshConversations() });
+  }
+
+  openMembers() {
+    openMembers({
+      client: this.client,
+      me: this.me,
+      getConversation: this.getConversation,
+      refresh: () => this.refreshConversations(),
+    });
+  }
+
+  openSettings() {
+    const conversation = this.getConversation();
+    if (!conversation) return;
+    openChatSettings({ client: this.client, conversation, refresh: () => this.refreshConversations() });
+  }
+}

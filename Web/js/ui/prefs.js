@@ -1,0 +1,53 @@
+// Preferences of this browser only (never sent to the server), and the user's motion setting.
+
+const TYPING_KEY = 'circle.typingIndicators';
+
+/** True when the user asked the system for reduced motion: then nothing animates. */
+export function prefersReducedMotion() {
+  return typeof matchMedia === 'function' && matchMedia('(prefers-reduced-motion: reduce)').matches;
+}
+
+function read(key, fallback) {
+  try {
+    const value = localStorage.getItem(key);
+    return value === null ? fallback : JSON.parse(value);
+  } catch {
+    return fallback;
+  }
+}
+
+function write(key, value) {
+  try {
+    localStorage.setItem(key, JSON.stringify(value));
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+/** Whether this device shares and shows typing indicators; off unless the user turns it on. */
+export function typingIndicatorsEnabled() {
+  return read(TYPING_KEY, false) === true;
+}
+
+export function setTypingIndicators(on) {
+  return write(TYPING_KEY, Boolean(on));
+}
+
+const THEME_KEY = 'circle.theme';
+export const THEMES = [['dark', 'Dark'], ['light', 'Light'], ['system', 'Match the system']];
+
+/** dark (the default), light, or system (follows prefers-color-scheme). */
+export function theme() {
+  const value = read(THEME_KEY, 'dark');
+  return THEMES.some(([name]) => name === value) ? value : 'dark';
+}
+
+export function applyTheme(name = theme()) {
+  document.documentElement.dataset.theme = name;
+}
+
+export function setTheme(name) {
+  write(THEME_KEY, name);
+  applyTheme(name);
+}

@@ -22,7 +22,7 @@ struct WebAppTests {
         defer { try? FileManager.default.removeItem(at: root.deletingLastPathComponent()) }
         let harness = GatewayHarness(registration: "open", extra: [.webRoot: root.path])
         try await harness.run { api in
-            for path in ["/", "/invite/abc", "/c/xyz", "/settings", "/sessions"] {
+            for path in ["/", "/invite/abc", "/c/xyz", "/settings", "/sessions", "/vault", "/s/abc"] {
                 let page = try await api.call("GET", path)
                 #expect(page.status == 200, "\(path)")
                 #expect(page.body.contains("<title>Circle</title>"), "\(path)")

@@ -1,0 +1,78 @@
+#!/usr/bin/env bash
+# The vault benchmark of BENCHMARKS.md (issue: encrypted file vault), on loopback, bounded:
+#   upload of a 1 GiB vault payload through tus (one streaming PATCH with curl) into `circle serve`,
+#   download of it again, and the serving process's memory during the upload, against raw disk
+#   write (dd conv=fsync) and read (dd iflag=direct) speed in the same folder, in the same run.
+# Usage: scripts/bench-vault.sh [size in MiB, default 1024] [folder, default $TMPDIR or /tmp]
+set -euo pipefail
+cd "$(dirname "$0")/.."
+MIB=${1:-1024}
+BASE=${2:-${TMPDIR:-/tmp}}
+
+# The payload's length: 17 + padme(size) + 16 per 64 KiB chunk (PROTOCOL.md 9.1).
+LENGTH=$(python3 -c "
+n = $MIB * 1048576
+e = n.bit_length() - 1; s = e.bit_length(); mask = (1 << (e - s)) - 1
+p = (n + mask) & ~mask
+print(17 + p + 16 * max(1, -(-p // 65536)))")
+NEED=$(( LENGTH * 4 / 1048576 + 512 ))   # payload, stored file, download, dd file, and room
+FREE=$(df -Pm "$BASE" | awk 'NR==2 {print $4}')
+if [ "$FREE" -lt "$NEED" ]; then
+  echo "Not enough free disk in $BASE for this benchmark: $FREE MiB free, $NEED MiB needed. Give a smaller size or another folder." >&2
+  exit 2
+fi
+
+scripts/ensure-deps.sh run
+swift build -c release --product circle >/dev/null
+BIN=$PWD/.build/release
+DIR=$(mktemp -d "$BASE/circle-vault-bench.XXXXXX")
+PORT=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
+URL=http://127.0.0.1:$PORT
+(cd "$DIR" && AUTH_REGISTRATION=open LOG_LEVEL=warning VAULT_MAX_FILE_SIZE=$((LENGTH * 2)) VAULT_QUOTA=$((LENGTH * 4)) \
+  exec "$BIN/circle" serve --http-port "$PORT" >"$DIR/serve.log" 2>&1) &
+SERVE=$!
+trap 'kill $SERVE 2>/dev/null || true; wait $SERVE 2>/dev/null || true; rm -rf "$DIR"' EXIT
+for _ in $(seq 1 200); do curl -sf "$URL/readyz" >/dev/null 2>&1 && break; sleep 0.1; done
+echo "machine: $(nproc) cores, $(free -g | awk '/Mem:/{print $2}') GiB, $(uname -sr), disk: $(df -P "$BASE" | awk 'NR==2 {print $1}') ($BASE); date: $(date -u +%Y-%m-%dT%H:%MZ)"
+
+echo "Benchmark password" | "$BIN/circle" register --server "$URL" --username bench --password-stdin --state "$DIR/bench.json" >/dev/null
+TOKEN=$(python3 -c "import json,sys; print(json.load(open(sys.argv[1]))['token'])" "$DIR/bench.json")
+
+echo "== payload: $MIB MiB of content = $LENGTH bytes stored"
+head -c "$LENGTH" /dev/urandom > "$DIR/payload"
+SUM=$(sha256sum "$DIR/payload" | cut -d' ' -f1)
+
+echo "== limit: raw disk, same folder"
+sync
+dd if=/dev/zero of="$DIR/dd.raw" bs=1M count="$MIB" conv=fsync 2>&1 | tail -1 | sed 's/^/write (dd conv=fsync): /'
+dd if="$DIR/dd.raw" of=/dev/null bs=1M iflag=direct 2>&1 | tail -1 | sed 's/^/read (dd iflag=direct): /'
+rm -f "$DIR/dd.raw"
+
+b64() { printf '%s' "$1" | base64 -w0; }
+rand64u() { head -c "$1" /dev/urandom | base64 -w0 | tr '+/' '-_' | tr -d '='; }
+META="fileId $(b64 "$(rand64u 16)"),meta $(b64 "$(rand64u 284)"),wrap $(b64 "$(rand64u 60)")"
+LOCATION=$(curl -sS -D - -o /dev/null -X POST "$URL/api/v1/vault/uploads" -H "Authorization: Bearer $TOKEN" \
+  -H "Tus-Resumable: 1.0.0" -H "Upload-Length: $LENGTH" -H "Upload-Metadata: $META" | tr -d '\r' | awk -F': ' 'tolower($1)=="location" {print $2}')
+[ -n "$LOCATION" ] || { echo "upload creation failed" >&2; exit 1; }
+
+rss() { awk '/VmRSS/ {print $2}' /proc/$SERVE/status; }
+BEFORE=$(rss)
+PEAK=$BEFORE
+( while kill -0 $SERVE 2>/dev/null; do rss; sleep 0.1; done ) > "$DIR/rss.log" &
+SAMPLER=$!
+START=$(date +%s.%N)
+STATUS=$(curl -sS -o /dev/null -w '%{http_code}' -X PATCH -T "$DIR/payload" "$URL$LOCATION" -H "Authorization: Bearer $TOKEN" \
+  -H "Tus-Resumable: 1.0.0" -H "Upload-Offset: 0" -H "Content-Type: application/offset+octet-stream")
+END=$(date +%s.%N)
+kill $SAMPLER 2>/dev/null || true
+PEAK=$(sort -n "$DIR/rss.log" | tail -1)
+[ "$STATUS" = 204 ] || { echo "upload failed: $STATUS" >&2; exit 1; }
+python3 -c "import sys; l,s,e=map(float,sys.argv[1:4]); print(f'upload through the vault (tus PATCH, fsynced, hashed): {l/(e-s)/1048576:.0f} MiB/s ({e-s:.2f} s)')" "$LENGTH" "$START" "$END"
+echo "vault process memory: RSS $((BEFORE / 1024)) MiB before, peak $((PEAK / 1024)) MiB during the upload: growth $(((PEAK - BEFORE) / 1024)) MiB"
+
+FILE_ID=$(curl -sS "$URL/api/v1/vault/files" -H "Authorization: Bearer $TOKEN" | python3 -c "import json,sys; print(json.load(sys.stdin)['files'][0]['id'])")
+START=$(date +%s.%N)
+curl -sS -o "$DIR/download" "$URL/api/v1/vault/files/$FILE_ID/content" -H "Authorization: Bearer $TOKEN"
+END=$(date +%s.%N)
+python3 -c "import sys; l,s,e=map(float,sys.argv[1:4]); print(f'download through the vault (curl to a file): {l/(e-s)/1048576:.0f} MiB/s ({e-s:.2f} s)')" "$LENGTH" "$START" "$END"
+[ "$(sha256sum "$DIR/download" | cut -d' ' -f1)" = "$SUM" ] && echo "downloaded bytes match the upload (sha256)" || { echo "download differs" >&2; exit 1; }

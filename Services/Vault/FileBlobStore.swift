@@ -24,7 +24,9 @@ struct FileBlobStore: BlobStore {
         return pool
     }()
     /// Incoming bytes are gathered to this size before each write.
-    static let writeSize = 1 << 20
+    static let writeSize = 2 << 20
+    /// Bytes read per chunk of a download.
+    static let readSize = 1 << 20
 
     init(root: String) throws {
         self.root = URL(fileURLWithPath: root).standardizedFileURL.path
@@ -55,40 +57,63 @@ struct FileBlobStore: BlobStore {
         try await fileSystem.withFileHandle(forWritingAt: FilePath(uploadPath(id)), options: .newFile(replaceExisting: true, permissions: .ownerReadWrite)) { _ in }
     }
 
+    /// Reading the body and storing it overlap: while one block is hashed and written (on the
+    /// vault's threads, the hash beside the write), the next block is read from the socket. At
+    /// most two blocks are held.
     func append<Body: AsyncSequence & Sendable>(
         upload id: String, at offset: Int64, limit: Int64, body: Body, hashing: inout UploadHashing
     ) async throws -> AppendResult where Body.Element == ByteBuffer {
         let path = FilePath(uploadPath(id))
         let handle = try await fileSystem.openFile(forWritingAt: path, options: .modifyFile(createIfNecessary: false))
         var written: Int64 = 0
+        var received: Int64 = 0
         var failure: (any Error)?
         var pending = ByteBuffer()
+        var inFlight: Task<(UploadHashing, Int64), any Error>?
+        /// Waits for the block being stored; returns the hashes so far.
+        func settle() async throws -> UploadHashing {
+            guard let task = inFlight else { return hashing }
+            inFlight = nil
+            let (hashes, count) = try await task.value
+            written += count
+            return hashes
+        }
+        func store(_ block: ByteBuffer) async throws {
+            hashing = try await settle()
+            let before = hashing, at = offset + written
+            inFlight = Task {
+                async let count = handle.write(contentsOf: block.readableBytesView, toAbsoluteOffset: at)
+                var hashes = before
+                hashes.update(block)
+                return (hashes, try await count)
+            }
+        }
         do {
             try await handle.resize(to: .bytes(offset))
             do {
                 for try await buffer in body {
-                    guard written + Int64(pending.readableBytes) + Int64(buffer.readableBytes) <= limit else { throw BodyTooLong() }
-                    hashing.update(buffer)
-                    if pending.readableBytes == 0, buffer.readableBytes >= Self.writeSize {
-                        written += try await handle.write(contentsOf: buffer.readableBytesView, toAbsoluteOffset: offset + written)
-                        continue
-                    }
+                    guard received + Int64(buffer.readableBytes) <= limit else { throw BodyTooLong() }
+                    received += Int64(buffer.readableBytes)
                     var copy = buffer
                     pending.writeBuffer(&copy)
                     if pending.readableBytes >= Self.writeSize {
-                        written += try await handle.write(contentsOf: pending.readableBytesView, toAbsoluteOffset: offset + written)
-                        pending.clear()
+                        try await store(pending)
+                        pending = ByteBuffer()
+                        pending.reserveCapacity(Self.writeSize + 65_536)
                     }
                 }
+            } catch let error as BodyTooLong {
+                failure = error
             } catch {
+                // The connection broke: what arrived is kept (tus resumes from there).
                 failure = error
             }
-            if pending.readableBytes > 0, !(failure is BodyTooLong) {
-                written += try await handle.write(contentsOf: pending.readableBytesView, toAbsoluteOffset: offset + written)
-            }
+            if pending.readableBytes > 0, !(failure is BodyTooLong) { try await store(pending) }
+            hashing = try await settle()
             try await handle.synchronize()
             try await handle.close()
         } catch {
+            _ = try? await inFlight?.value
             try? await handle.close()
             throw error
         }
@@ -139,9 +164,9 @@ struct FileBlobStore: BlobStore {
     func read(file name: String, range: ClosedRange<Int64>?, context: some RequestContext) async throws -> ResponseBody {
         let path = filePath(name)
         if let range {
-            return try await fileIO.loadFile(path: path, range: Int(range.lowerBound)...Int(range.upperBound), context: context)
+            return try await fileIO.loadFile(path: path, range: Int(range.lowerBound)...Int(range.upperBound), context: context, chunkLength: Self.readSize)
         }
-        return try await fileIO.loadFile(path: path, context: context)
+        return try await fileIO.loadFile(path: path, context: context, chunkLength: Self.readSize)
     }
 
     /// fsync of a folder, so a rename in it survives a crash.

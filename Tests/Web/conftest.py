@@ -189,3 +189,15 @@ def screenshot(page, name: str):
     """Saves a full-page screenshot for a person to look at (test-artifacts/web/, not committed)."""
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
     page.screenshot(path=str(ARTIFACTS / f"{name}.png"), full_page=True)
+
+
+@pytest.fixture
+def page(circle, new_page):
+    """A page of the real server's origin for the protocol tests (which import the modules with
+    `page.evaluate`); afterwards, no CSP violation and no error from a protocol module."""
+    page, watch = new_page(circle.origin)
+    page.goto(circle.origin + "/")
+    yield page
+    assert not watch.csp_violations, watch.csp_violations
+    protocol_errors = [e for e in watch.console_errors if "/js/protocol/" in e]
+    assert not protocol_errors, protocol_errors

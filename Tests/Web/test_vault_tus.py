@@ -17,21 +17,9 @@ import pytest
 from tusclient import client as tus
 from tusclient.uploader import Uploader
 
+from vaultformat import ciphertext_length
+
 PASSWORD = "correct horse battery staple"
-
-
-def padme(n: int) -> int:
-    if n < 2:
-        return n
-    e = n.bit_length() - 1
-    s = e.bit_length()
-    mask = (1 << (e - s)) - 1
-    return (n + mask) & ~mask
-
-
-def payload_length(size: int) -> int:
-    padded = padme(size)
-    return 17 + padded + 16 * max(1, -(-padded // 65536))
 
 
 def b64u(data: bytes) -> str:
@@ -67,7 +55,7 @@ def files(circle, token):
 def test_tuspy_uploads_in_chunks_with_and_without_checksums(circle, member):
     client = tus.TusClient(circle.origin + "/api/v1/vault/uploads", headers={"Authorization": f"Bearer {member}"})
     for uploader_class in (Uploader, Sha256Uploader):
-        data = os.urandom(payload_length(300_000))
+        data = os.urandom(ciphertext_length(300_000))
         fields = metadata()
         uploader = uploader_class(client=client, file_stream=io.BytesIO(data), chunk_size=64 * 1024, metadata=fields,
                                   upload_checksum=uploader_class is Sha256Uploader)
@@ -80,7 +68,7 @@ def test_tuspy_uploads_in_chunks_with_and_without_checksums(circle, member):
 
 def test_an_interrupted_upload_resumes_from_another_client(circle, member):
     client = tus.TusClient(circle.origin + "/api/v1/vault/uploads", headers={"Authorization": f"Bearer {member}"})
-    data = os.urandom(payload_length(500_000))
+    data = os.urandom(ciphertext_length(500_000))
     fields = metadata()
     first = Uploader(client=client, file_stream=io.BytesIO(data), chunk_size=100_000, metadata=fields)
     first.upload(stop_at=200_000)
@@ -95,7 +83,7 @@ def test_an_interrupted_upload_resumes_from_another_client(circle, member):
 
 def test_tuspy_sha1_checksums_are_refused_plainly(circle, member):
     client = tus.TusClient(circle.origin + "/api/v1/vault/uploads", headers={"Authorization": f"Bearer {member}"})
-    data = os.urandom(payload_length(1000))
+    data = os.urandom(ciphertext_length(1000))
     uploader = Uploader(client=client, file_stream=io.BytesIO(data), metadata=metadata(), upload_checksum=True)
     with pytest.raises(Exception) as refused:
         uploader.upload()
@@ -104,7 +92,7 @@ def test_tuspy_sha1_checksums_are_refused_plainly(circle, member):
 
 def test_without_a_session_nothing_is_created(circle):
     client = tus.TusClient(circle.origin + "/api/v1/vault/uploads")
-    uploader = Uploader(client=client, file_stream=io.BytesIO(os.urandom(payload_length(10))), metadata=metadata())
+    uploader = Uploader(client=client, file_stream=io.BytesIO(os.urandom(ciphertext_length(10))), metadata=metadata())
     with pytest.raises(Exception) as refused:
         uploader.upload()
     assert "401" in str(refused.value)

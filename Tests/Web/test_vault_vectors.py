@@ -18,6 +18,8 @@ from pathlib import Path
 
 import pytest
 
+from vaultformat import ciphertext_length, padme
+
 ROOT = Path(__file__).resolve().parents[2]
 VAULT_JS = ROOT / "Web" / "js" / "protocol" / "vault.js"
 CIRCLE_VECTORS = json.loads((ROOT / "Tests" / "Vectors" / "circle-v1.json").read_text())
@@ -124,17 +126,6 @@ def run(page, body, **arg):
     return page.evaluate(PRELUDE.replace("/*BODY*/", body), {"v": CIRCLE_VECTORS, **arg})
 
 
-@pytest.fixture
-def page(circle, new_page):
-    """A page of the real server's origin; after the test, no CSP violation may have happened."""
-    page, watch = new_page(circle.origin)
-    page.goto(circle.origin + "/")
-    yield page
-    assert not watch.csp_violations, watch.csp_violations
-    protocol_errors = [e for e in watch.console_errors if "/js/protocol/" in e]
-    assert not protocol_errors, protocol_errors
-
-
 VAULT_VECTORS = {k for k in CIRCLE_VECTORS if k.startswith("vault.")}
 CHECKED = {
     "vault.content", "vault.fileId", "vault.fileKey", "vault.salt", "vault.stream",
@@ -144,21 +135,6 @@ CHECKED = {
     "vault.link.verifier", "vault.link.unwrapKey", "vault.link.nonce", "vault.link.wrap",
     "vault.link.noPassword.access", "vault.link.noPassword.unwrapKey",
 }
-
-
-# Python references for Padmé and the stored length (from PROTOCOL 9.1's text).
-def padme(n: int) -> int:
-    if n < 2:
-        return n
-    e = n.bit_length() - 1
-    s = e.bit_length()
-    mask = (1 << (e - s)) - 1
-    return (n + mask) & ~mask
-
-
-def ciphertext_length(size: int) -> int:
-    p = padme(size)
-    return 17 + p + 16 * max(1, -(-p // 65536))
 
 
 def test_every_vault_vector_is_checked():

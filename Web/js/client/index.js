@@ -17,10 +17,12 @@ import { KeyedMutex } from './locks.js';
 import { Messaging } from './messaging.js';
 import * as session from './session.js';
 import { Store } from './store.js';
+import { Vault, parseAttachment } from './vault.js';
 import { conversationView, messageViews } from './views.js';
 
 export { ApiError } from './api.js';
 export { ForkError, KeyChangedError, RefusedError } from './errors.js';
+export { SharedLink, UploadPausedError, parseAttachment } from './vault.js';
 
 /** A conversation record as stored, with defaults for a conversation never seen before. */
 function newConversationRecord(userId, convId) {
@@ -32,7 +34,8 @@ function newConversationRecord(userId, convId) {
  *
  * Events (CustomEvent, `detail` as shown): `connection` `{state}`, `conversations` `{}`,
  * `messages` `{convId}`, `alarm` `{kind: 'key-changed'|'fork', convId, userId?, message}`,
- * `signed-out` `{reason}`.
+ * `signed-out` `{reason}`, `vault` `{type, fileId}` (a file of this account was created,
+ * changed or deleted, here or on another device).
  */
 export class CircleClient extends EventTarget {
   /** Use `CircleClient.open()`. @param {Store} store */
@@ -46,6 +49,7 @@ export class CircleClient extends EventTarget {
     this.directory = new Directory(this);
     this.chains = new Chains(this);
     this.messaging = new Messaging(this);
+    this.vault = new Vault(this);
     /** Conversation records in memory (one object per conversation). @type {Map<string, object>} */
     this.records = new Map();
     this.loading = new Map();
@@ -192,6 +196,7 @@ export class CircleClient extends EventTarget {
       this.summaries.clear();
       this.chains.clear();
       this.messaging.clear();
+      this.vault.clear();
       this.directory.cache.clear();
       const old = this.store;
       this.store = new Store(old.name);
@@ -440,11 +445,15 @@ export class CircleClient extends EventTarget {
     return id;
   }
 
-  /** The cached original of an edit or delete: this user's own, a text message, confirmed. */
-  async ownOriginal(convId, messageId) {
+  /**
+   * The cached original of an edit or delete: this user's own, a text message (or, to delete,
+   * an attachment), confirmed.
+   */
+  async ownOriginal(convId, messageId, { attachments = false } = {}) {
     const account = this.requireSession();
     const original = (await this.messaging.messagesOf(convId)).get(messageId);
-    if (!original || original.kind !== 'message' || original.contentType !== CONTENT_TYPES.text) throw new RefusedError('no such message');
+    const typeOk = original?.contentType === CONTENT_TYPES.text || (attachments && original?.contentType === CONTENT_TYPES.attachment);
+    if (!original || original.kind !== 'message' || !typeOk) throw new RefusedError('no such message');
     if (original.sender !== account.userId) throw new RefusedError('only the author edits or deletes a message');
     if (original.pending) throw new RefusedError('the message is not sent yet');
     if (original.deleted) throw new RefusedError('the message was deleted');
@@ -462,15 +471,26 @@ export class CircleClient extends EventTarget {
     this.notify('messages', { convId });
   }
 
-  /** Deletes one of this user's messages for everyone (its plaintext is erased here too). */
+  /**
+   * Deletes one of this user's messages for everyone (its plaintext is erased here too); an
+   * attachment's file is deleted from the vault as well.
+   */
   async deleteMessage(convId, messageId) {
-    const original = await this.ownOriginal(convId, messageId);
+    const original = await this.ownOriginal(convId, messageId, { attachments: true });
+    const attachment = original.contentType === CONTENT_TYPES.attachment ? parseAttachment(original.text) : null;
     const id = await this.messaging.send(convId, {
       contentType: CONTENT_TYPES.delete, content: original.headerHash, kind: 'delete', refersTo: fromB64u(messageId), text: '',
     });
     const record = (await this.messaging.messagesOf(convId)).get(id);
     if (record) await this.messaging.eraseDeleted(convId, [record]);
     this.notify('messages', { convId });
+    if (attachment) {
+      try {
+        await this.vault.deleteFile(attachment.fileId);
+      } catch (error) {
+        if (!(error instanceof ApiError && error.status === 404)) throw error;
+      }
+    }
   }
 
   /** Moves this user's read marker to the newest message handled here. */
@@ -485,6 +505,118 @@ export class CircleClient extends EventTarget {
     const summary = this.summaries.get(convId);
     if (summary) summary.unread = 0;
     this.notify('conversations', {});
+  }
+
+  // MARK: Vault (PROTOCOL 9, client/vault.js)
+
+  /**
+   * This account's vault files, decrypted, newest first: `[{id, name, type, size, storedSize,
+   * sha256, level, conversationId, createdAt, expiresAt, links, error}]` (`size` is the content's,
+   * `storedSize` the encrypted payload's; `links` a public file's share links).
+   */
+  vaultFiles() {
+    return this.vault.list();
+  }
+
+  /**
+   * Encrypts and uploads a file, streaming it (tus, PATCHes of a few MiB with SHA-256 checksums),
+   * then checks the server's hash of the stored file. `onProgress({stage, done, total, handle})`
+   * with stage 'encrypting', 'uploading' or 'verifying'; aborting `signal` pauses (rejects with
+   * UploadPausedError, whose `handle` goes to `resumeUpload`).
+   * @param {Blob} file
+   * @param {{level?: 'private'|'conversation', conversationId?: string, expiresAt?: number, name?: string,
+   *   onProgress?: Function, signal?: AbortSignal, onHandle?: (handle: string) => void}} [options]
+   */
+  upload(file, options) {
+    return this.vault.upload(file, options);
+  }
+
+  /**
+   * Resumes an unfinished upload from the server's offset (HEAD). After a reload the file must be
+   * given again (`{file}`); the final hash check refuses another file.
+   * @param {string} handle
+   * @param {{file?: Blob, onProgress?: Function, signal?: AbortSignal}} [options]
+   */
+  resumeUpload(handle, options) {
+    return this.vault.resumeUpload(handle, options);
+  }
+
+  /** Unfinished uploads kept on this device: `[{handle, name, size, level, conversationId, createdAt, held, active}]`. */
+  pendingUploads() {
+    return this.vault.pendingUploads();
+  }
+
+  /** Abandons an unfinished upload (the server releases its bytes). */
+  async cancelUpload(handle) {
+    await this.vault.cancelUpload(handle);
+  }
+
+  /**
+   * One of this account's files, decrypted and verified: a Blob of its content.
+   * @param {string} fileId
+   * @param {{onProgress?: Function, signal?: AbortSignal}} [options]
+   */
+  download(fileId, options) {
+    return this.vault.download(fileId, options);
+  }
+
+  /** Deletes one of this account's files (its share links end with it). */
+  async deleteFile(fileId) {
+    await this.vault.deleteFile(fileId);
+    this.notify('vault', { type: 'deleted', fileId });
+  }
+
+  /**
+   * Creates a share link (the file becomes public); resolves to the full URL
+   * `${location.origin}/s/${linkId}#${linkKey}`, whose key the server never sees.
+   * @param {string} fileId
+   * @param {{password?: string, expiresAt?: number, maxDownloads?: number}} [options]
+   */
+  async shareLink(fileId, options) {
+    const url = await this.vault.shareLink(fileId, options);
+    this.notify('vault', { type: 'changed', fileId });
+    return url;
+  }
+
+  /** A file's share links with their uses. */
+  links(fileId) {
+    return this.vault.links(fileId);
+  }
+
+  /** Revokes a share link. */
+  async revokeLink(linkId) {
+    await this.vault.revokeLink(linkId);
+    this.notify('vault', { type: 'changed', linkId });
+  }
+
+  /**
+   * Sends a file to a conversation: uploaded as a conversation file, then an end-to-end message
+   * of content type 4 carrying its id, key, name, type, size and SHA-256. Resolves to
+   * `{messageId, file}`.
+   * @param {string} convId
+   * @param {Blob} file
+   * @param {Function} [onProgress]
+   * @param {{signal?: AbortSignal, onHandle?: (handle: string) => void}} [options]
+   */
+  attach(convId, file, onProgress, options = {}) {
+    this.requireSession();
+    return this.vault.attach(convId, file, { ...options, onProgress });
+  }
+
+  /** Resumes a paused attachment upload and sends its message. */
+  resumeAttachment(convId, handle, options) {
+    return this.vault.resumeAttachment(convId, handle, options);
+  }
+
+  /**
+   * An attachment of a conversation, downloaded and checked against the SHA-256 in its message
+   * before it is opened: `{blob, name, type, size}`.
+   * @param {string} convId
+   * @param {string} messageId
+   * @param {{onProgress?: Function, signal?: AbortSignal}} [options]
+   */
+  downloadAttachment(convId, messageId, options) {
+    return this.vault.downloadAttachment(convId, messageId, options);
   }
 
   // MARK: Trust
@@ -595,6 +727,11 @@ export class CircleClient extends EventTarget {
         this.notify('messages', { convId: data.conversationId });
         break;
       }
+      case 'vault.file.created':
+      case 'vault.file.changed':
+      case 'vault.file.deleted':
+        this.notify('vault', { type: type.slice('vault.file.'.length), fileId: data.fileId ?? data.id ?? null });
+        break;
       case 'session.revoked':
         if (data.sessionId === this.account?.sessionId) await this.signOut('revoked');
         break;

@@ -7,6 +7,7 @@ import { b64u } from '../protocol/bytes.js';
 import { CONTENT_TYPES } from '../protocol/message.js';
 import { ApiError } from './api.js';
 import { applies } from './messaging.js';
+import { parseAttachment } from './vault.js';
 
 const PREVIEW_LENGTH = 140;
 
@@ -17,7 +18,8 @@ function bySeq(a, b) {
 
 /**
  * Text messages with their edits and deletes applied (each only from the original's author and
- * naming its header hash), oldest first.
+ * naming its header hash), and attachments (content type 4; the `text` is the file's name,
+ * `attachment` is `{fileId, name, type, size, sha256}` without the key), oldest first.
  * @param {Map<string, object>} cache the conversation's cached messages by id
  * @param {string} myUserId
  * @returns {object[]} cache records with `text`, `edited`, `deleted` and `mine` as shown
@@ -30,8 +32,21 @@ export function visibleMessages(cache, myUserId) {
     changes.get(message.refersTo).push(message);
   }
   const out = [];
-  const texts = [...cache.values()].filter((m) => m.kind === 'message' && m.contentType === CONTENT_TYPES.text).sort(bySeq);
+  const shown = (m) => m.kind === 'message' && (m.contentType === CONTENT_TYPES.text || m.contentType === CONTENT_TYPES.attachment);
+  const texts = [...cache.values()].filter(shown).sort(bySeq);
   for (const message of texts) {
+    if (message.contentType === CONTENT_TYPES.attachment) {
+      const deleted = message.deleted === true
+        || (changes.get(message.id) ?? []).some((change) => change.kind === 'delete' && applies(change, message));
+      const attachment = deleted ? null : parseAttachment(message.text);
+      if (!deleted && !attachment) continue;
+      const view = { ...message, text: deleted ? '' : attachment.name, edited: false, deleted, mine: message.sender === myUserId };
+      if (attachment) {
+        view.attachment = { fileId: attachment.fileId, name: attachment.name, type: attachment.type, size: attachment.size, sha256: attachment.sha256 };
+      }
+      out.push(view);
+      continue;
+    }
     const related = (changes.get(message.id) ?? []).filter((change) => applies(change, message)).sort(bySeq);
     const deleted = message.deleted === true || related.some((change) => change.kind === 'delete');
     const edits = related.filter((change) => change.kind === 'edit');
@@ -98,7 +113,7 @@ export async function conversationView(client, account, summary) {
   const last = shown[shown.length - 1];
   const lastMessage = last
     ? {
-      preview: last.text.slice(0, PREVIEW_LENGTH),
+      preview: (last.attachment ? `Attachment: ${last.text}` : last.text).slice(0, PREVIEW_LENGTH),
       sentAt: last.sentAt,
       senderName: last.mine ? account.displayName : await client.directory.displayName(last.sender),
     }
@@ -138,7 +153,9 @@ export async function messageViews(client, convId, account) {
       }
     }
     readBy.sort();
+    const extra = message.attachment ? { attachment: message.attachment } : {};
     views.push({
+      ...extra,
       id: message.id,
       sender: { userId: message.sender, displayName: message.mine ? account.displayName : await client.directory.displayName(message.sender) },
       mine: message.mine,

@@ -14,6 +14,7 @@ import { openMembers } from './members.js';
 import { openChatSettings } from './chat-settings.js';
 import { openSafetyNumber } from './safety-number.js';
 import { openPrivacyNote } from './privacy-note.js';
+import { AttachButton, AttachmentUploads, attachmentView, downloadAttachment } from './vault-attachment.js';
 
 const TICK_MS = 1000;
 const MARK_READ_DELAY_MS = 250;
@@ -45,11 +46,18 @@ export class ChatView {
       onEdit: (message) => this.composer.startEdit(message),
       onDelete: (message) => this.deleteMessage(message),
       showSenders: () => (this.getConversation() || {}).kind === 'group',
+      renderAttachment: (message) => attachmentView(message, {
+        onDownload: (shown, onProgress) => downloadAttachment(this.client, this.convId, shown, onProgress),
+      }),
     });
     this.composer = new Composer({
       onSend: (text) => this.send(text),
       onEdit: (message, text) => this.edit(message, text),
     });
+    // Attachments: a file picker at the start of the composer's row, uploads above it.
+    this.attachments = new AttachmentUploads({ client, convId });
+    this.attach = new AttachButton({ onFiles: (files) => this.sendFiles(files) });
+    this.composer.element.querySelector('.composer-row').prepend(this.attach.element);
     this.element = h('section', { class: 'chat', 'aria-labelledby': 'chat-title' },
       h('header', { class: 'chat-header' },
         h('a', { href: '/', 'data-route': true, class: 'btn-icon chat-back', 'aria-label': 'Back to conversations' }, icon('back')),
@@ -64,6 +72,7 @@ export class ChatView {
       this.banners,
       this.alert.element,
       this.messageList.element,
+      this.attachments.element,
       this.composer.element,
     );
     this.timer = setInterval(() => this.tick(), TICK_MS);
@@ -160,6 +169,7 @@ export class ChatView {
     } else {
       this.composer.setBlocked(null);
     }
+    this.attach.setDisabled(Boolean(this.composer.blockedReason));
   }
 
   /** Called for the client's 'alarm' events about this conversation. */
@@ -188,7 +198,8 @@ export class ChatView {
           if (this.destroyed) return;
           const fresh = this.messageList.update(messages);
           for (const message of fresh.slice(-3)) {
-            announce(`${message.sender ? message.sender.displayName : 'Someone'}: ${message.deleted ? 'deleted a message' : message.text}`);
+            const what = message.deleted ? 'deleted a message' : message.attachment ? `sent a file, ${message.text}` : message.text;
+            announce(`${message.sender ? message.sender.displayName : 'Someone'}: ${what}`);
           }
           const conversation = this.getConversation();
           if (fresh.length || (conversation && conversation.unread > 0)) this.scheduleMarkRead();
@@ -221,6 +232,16 @@ export class ChatView {
       this.alert.show(error);
       throw error;
     }
+  }
+
+  /** Sends files as attachments (each encrypted, uploaded, then announced in a message). */
+  sendFiles(files) {
+    this.alert.clear();
+    if (this.composer.blockedReason) {
+      this.alert.show(this.composer.blockedReason);
+      return;
+    }
+    for (const file of files) this.attachments.add(file);
   }
 
   async edit(message, text) {

@@ -8,6 +8,8 @@ import { DoorScreen } from './door-screen.js';
 import { Shell, homeView } from './shell.js';
 import { ChatView } from './chat.js';
 import { SettingsView } from './settings.js';
+import { VaultView } from './vault.js';
+import { SharePage } from './share-page.js';
 import { openNewConversation } from './new-conversation.js';
 import { describeError } from './errors.js';
 import { toast, announce } from './announcer.js';
@@ -29,6 +31,7 @@ export class App {
     this.client = client;
     this.door = null;
     this.shell = null;
+    this.sharePage = null;
     this.conversations = null;
     this.alarms = [];
     this.pendingNotice = null;
@@ -49,12 +52,15 @@ export class App {
       this.refreshConversations();
     });
     on('alarm', (detail) => this.alarm(detail));
+    on('vault', () => {
+      if (this.shell && this.shell.view instanceof VaultView) this.shell.view.refresh();
+    });
     on('signed-out', ({ reason }) => {
       if (this.shell && !this.signingOut) this.showSignedOut(SIGNED_OUT_TEXT[reason] || (reason ? `You were signed out: ${reason}.` : 'You were signed out.'));
     });
 
     replace(this.root);
-    if (this.client.signedIn) this.arrive();
+    if (this.client.signedIn && parseRoute().name !== 'share') this.arrive();
     this.router.start();
   }
 
@@ -68,6 +74,11 @@ export class App {
   }
 
   route(route) {
+    if (route.name === 'share') {
+      this.showShare(route);
+      return;
+    }
+    this.leaveShare();
     if (this.door && (!this.client.signedIn || this.door.view === 'recoveryKey')) {
       this.door.show(route);
       return;
@@ -82,6 +93,24 @@ export class App {
     }
     this.ensureShell();
     this.showRoute(route);
+  }
+
+  /** A share link's public page: the whole window, signed in or not. */
+  showShare(route) {
+    this.leaveShare();
+    if (this.shell) this.destroyShell();
+    this.door = null;
+    for (const dialog of document.querySelectorAll('dialog')) dialog.close();
+    this.sharePage = new SharePage({ linkId: route.params.linkId });
+    replace(this.root, this.sharePage.element);
+    this.sharePage.start();
+  }
+
+  leaveShare() {
+    if (!this.sharePage) return;
+    this.sharePage.destroy();
+    this.sharePage.element.remove();
+    this.sharePage = null;
   }
 
   showDoor(route) {
@@ -156,6 +185,15 @@ export class App {
       return;
     }
     shell.conversationList.setActive(null);
+    if (route.name === 'vault') {
+      if (shell.view instanceof VaultView) return;
+      const view = new VaultView({ client: this.client });
+      shell.show('vault', view);
+      view.start();
+      document.title = 'Vault · Circle';
+      this.focusHeading();
+      return;
+    }
     if (route.name === 'settings') {
       const view = new SettingsView({ client: this.client, me, onSignOut: () => this.signOut() });
       shell.show('settings', view);

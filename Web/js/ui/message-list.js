@@ -18,9 +18,13 @@ function statusText(message) {
 }
 
 export class MessageList {
-  /** `onEdit(message)` and `onDelete(message)` are called from each own message's buttons. */
-  constructor({ onEdit, onDelete, showSenders }) {
+  /**
+   * `onEdit(message)` and `onDelete(message)` are called from each own message's buttons;
+   * `renderAttachment(message)` draws a message's attachment (name, size, Download).
+   */
+  constructor({ onEdit, onDelete, showSenders, renderAttachment = null }) {
     this.onEdit = onEdit;
+    this.renderAttachment = renderAttachment;
     this.onDelete = onDelete;
     this.showSenders = showSenders;
     this.items = new Map();
@@ -43,7 +47,7 @@ export class MessageList {
     for (const message of visible) {
       seen.add(message.id);
       let entry = this.items.get(message.id);
-      const signature = JSON.stringify([message.text, message.edited, message.deleted, message.status, message.readBy, message.expiresAt, message.sender && message.sender.displayName]);
+      const signature = JSON.stringify([message.attachment ? message.attachment.fileId : null, message.text, message.edited, message.deleted, message.status, message.readBy, message.expiresAt, message.sender && message.sender.displayName]);
       if (!entry) {
         entry = { element: h('li', { class: 'message', dataset: { id: message.id } }), signature: null };
         this.items.set(message.id, entry);
@@ -102,9 +106,10 @@ export class MessageList {
         title: message.status === 'read' ? 'Read receipts are reported by the server, which could forge them.' : null,
       }, statusText(message)));
     }
+    const attachment = message.attachment && !message.deleted && this.renderAttachment ? this.renderAttachment(message) : null;
     const actions = message.mine && !message.deleted && message.status !== 'sending'
       ? h('div', { class: 'message-actions' },
-        h('button', { type: 'button', class: 'btn-text', dataset: { action: 'edit' }, onclick: () => this.onEdit(message) }, 'Edit'),
+        attachment ? null : h('button', { type: 'button', class: 'btn-text', dataset: { action: 'edit' }, onclick: () => this.onEdit(message) }, 'Edit'),
         h('button', { type: 'button', class: 'btn-text btn-text-danger', dataset: { action: 'delete' }, onclick: () => this.onDelete(message) }, 'Delete'))
       : null;
     replace(element,
@@ -114,7 +119,7 @@ export class MessageList {
         message.mine ? h('span', { class: 'visually-hidden' }, 'You: ') : null,
         message.deleted
           ? h('p', { class: 'message-text message-text-deleted' }, 'This message was deleted.')
-          : h('p', { class: 'message-text' }, message.text),
+          : attachment || h('p', { class: 'message-text' }, message.text),
         h('p', { class: 'message-meta' }, meta),
       ),
       actions,

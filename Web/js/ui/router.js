@@ -8,6 +8,8 @@
 //                          #/invite/{code} links that `circle invite create` prints
 //   /c/{convId}            one conversation
 //   /settings, /sessions   account settings (sessions section)
+//   /vault                 the encrypted file vault
+//   /s/{linkId}#{linkKey}  a share link's public page (no account; the key never leaves the fragment)
 
 function decode(part) {
   try {
@@ -20,6 +22,8 @@ function decode(part) {
 /** The route of a URL: {name, params}. */
 export function parseRoute(url = window.location) {
   const query = new URLSearchParams(url.search);
+  const share = /^\/s\/([^/?#]+)\/?$/.exec(url.pathname);
+  if (share) return { name: 'share', params: { linkId: decode(share[1]) } };
   const hashInvite = /^#\/invite\/([^/?#]+)/.exec(url.hash || '');
   if (hashInvite) return { name: 'invite', params: { code: decode(hashInvite[1]) } };
   if (query.get('invite')) return { name: 'invite', params: { code: query.get('invite') } };
@@ -30,6 +34,7 @@ export function parseRoute(url = window.location) {
   const chat = /^\/c\/([^/]+)$/.exec(path);
   if (chat) return { name: 'chat', params: { convId: decode(chat[1]) } };
   if (path === '/settings') return { name: 'settings', params: {} };
+  if (path === '/vault') return { name: 'vault', params: {} };
   if (path === '/sessions') return { name: 'settings', params: { section: 'sessions' } };
   if (path === '/') {
     const view = query.get('view');

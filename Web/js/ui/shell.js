@@ -7,6 +7,7 @@ import { icon } from './icons.js';
 import { ConnectionIndicator } from './connection-indicator.js';
 import { ConversationList } from './conversation-list.js';
 import { openPrivacyNote } from './privacy-note.js';
+import { vaultIcon } from './vault-common.js';
 
 export class Shell {
   constructor({ me, connection, onNew, onSignOut }) {
@@ -14,6 +15,7 @@ export class Shell {
     this.conversationList = new ConversationList({ me, onNew });
     this.main = h('main', { class: 'content', id: 'main', tabindex: '-1' });
     this.chatsLink = h('a', { href: '/', 'data-route': true, class: 'nav-link' }, icon('lock'), h('span', {}, 'Chats'));
+    this.vaultLink = h('a', { href: '/vault', 'data-route': true, class: 'nav-link' }, vaultIcon('vault'), h('span', {}, 'Vault'));
     this.settingsLink = h('a', { href: '/settings', 'data-route': true, class: 'nav-link' }, icon('settings'), h('span', {}, 'Settings'));
     this.workspace = h('div', { class: 'workspace', dataset: { view: 'home' } },
       h('aside', { class: 'sidebar', 'aria-label': 'Conversations' }, this.conversationList.element),
@@ -33,6 +35,7 @@ export class Shell {
         this.connection.element,
         h('nav', { class: 'topnav', 'aria-label': 'Main' },
           this.chatsLink,
+          this.vaultLink,
           this.settingsLink,
           h('button', { type: 'button', class: 'nav-link', onclick: onSignOut }, icon('logout'), h('span', {}, 'Sign out')),
         ),
@@ -42,14 +45,14 @@ export class Shell {
     this.view = null;
   }
 
-  /** Puts a view ({element, start?, destroy?}) in the main area; `kind` is home, chat or settings. */
+  /** Puts a view ({element, start?, destroy?}) in the main area; `kind` is home, chat, vault or settings. */
   show(kind, view) {
     if (this.view && this.view.destroy) this.view.destroy();
     this.view = view;
     this.workspace.dataset.view = kind;
     replace(this.main, view.element);
-    const current = kind === 'settings' ? this.settingsLink : kind === 'home' || kind === 'chat' ? this.chatsLink : null;
-    for (const link of [this.chatsLink, this.settingsLink]) {
+    const current = kind === 'settings' ? this.settingsLink : kind === 'vault' ? this.vaultLink : kind === 'home' || kind === 'chat' ? this.chatsLink : null;
+    for (const link of [this.chatsLink, this.vaultLink, this.settingsLink]) {
       if (link === current) link.setAttribute('aria-current', 'page');
       else link.removeAttribute('aria-current');
     }

@@ -1,0 +1,314 @@
+// The vault screen (/vault): a drop zone and a keyboard-accessible file picker, each upload by
+// stage (encrypting, uploading, verifying) with pause and resume, and the list of this
+// account's files with their decrypted names and sizes, to download, share by link or delete.
+
+import { h, replace, uid } from './dom.js';
+import { alertSlot, describeError } from './errors.js';
+import { announce, toast } from './announcer.js';
+import { confirmDialog } from './dialog.js';
+import { fullTime, shortTime } from './format.js';
+import { UploadItem, formatBytes, percent, saveBlob, vaultIcon } from './vault-common.js';
+import { openShareDialog, linkState } from './vault-share.js';
+
+/**
+ * Uploads started here live as long as the page (leaving the vault screen does not stop or hide
+ * them), for one signed-in user.
+ */
+const registry = { userId: null, items: new Set() };
+let current = null;
+
+function uploadsOf(userId) {
+  if (registry.userId !== userId) {
+    for (const item of registry.items) item.controller?.abort();
+    registry.userId = userId;
+    registry.items = new Set();
+  }
+  return registry.items;
+}
+
+const LEVELS = {
+  private: 'Private',
+  conversation: 'In a conversation',
+  public: 'Shared by link',
+};
+
+export class VaultView {
+  constructor({ client }) {
+    this.client = client;
+    this.alert = alertSlot();
+    this.destroyed = false;
+    this.loading = null;
+    this.reloadWanted = false;
+    this.files = [];
+    this.uploads = uploadsOf(client.me?.userId ?? null);
+
+    const pickerId = uid('vault-files');
+    const hintId = `${pickerId}-hint`;
+    this.picker = h('input', {
+      type: 'file', id: pickerId, multiple: true, class: 'visually-hidden file-input', 'aria-describedby': hintId,
+      onchange: () => {
+        const files = [...this.picker.files];
+        this.picker.value = '';
+        this.addFiles(files);
+      },
+    });
+    this.dropZone = h('div', { class: 'dropzone', dataset: { active: 'false' } },
+      vaultIcon('upload', 'dropzone-icon'),
+      h('p', { class: 'dropzone-text' }, 'Drop files here to encrypt and upload them'),
+      h('span', { class: 'file-picker' }, this.picker, h('label', { for: pickerId, class: 'btn btn-primary' }, 'Choose files')),
+      h('p', { class: 'field-hint', id: hintId }, 'Each file is encrypted on this device with its own key before a byte leaves it. Its name is encrypted too.'),
+    );
+    this.dropZone.addEventListener('dragenter', (event) => this.dragOver(event));
+    this.dropZone.addEventListener('dragover', (event) => this.dragOver(event));
+    this.dropZone.addEventListener('dragleave', (event) => {
+      if (!this.dropZone.contains(event.relatedTarget)) this.dropZone.dataset.active = 'false';
+    });
+    this.dropZone.addEventListener('drop', (event) => {
+      event.preventDefault();
+      this.dropZone.dataset.active = 'false';
+      const files = [...(event.dataTransfer?.files ?? [])];
+      if (files.length) this.addFiles(files);
+    });
+
+    this.uploadList = h('ul', { class: 'upload-list', 'aria-label': 'Uploads' });
+    this.uploadSection = h('section', { class: 'vault-section', 'aria-labelledby': 'vault-uploads-title', hidden: true },
+      h('h2', { id: 'vault-uploads-title' }, 'Uploads'),
+      this.uploadList,
+    );
+    this.listStatus = h('p', { class: 'list-status', role: 'status' }, 'Loading your files…');
+    this.fileList = h('ul', { class: 'file-list', 'aria-label': 'Your files' });
+
+    this.element = h('div', { class: 'vault-page' },
+      h('div', { class: 'vault-heading' },
+        h('h1', { class: 'page-title', id: 'vault-title', tabindex: '-1' }, 'Vault'),
+        h('p', { class: 'section-lead' }, 'Files you keep here are end-to-end encrypted: the server stores ciphertext it cannot read, and never learns their names.'),
+      ),
+      this.alert.element,
+      h('section', { class: 'vault-section', 'aria-labelledby': 'vault-add-title' },
+        h('h2', { id: 'vault-add-title' }, 'Add files'),
+        this.dropZone,
+      ),
+      this.uploadSection,
+      h('section', { class: 'vault-section', 'aria-labelledby': 'vault-files-title' },
+        h('h2', { id: 'vault-files-title' }, 'Your files'),
+        this.listStatus,
+        this.fileList,
+      ),
+    );
+  }
+
+  start() {
+    current = this;
+    for (const item of this.uploads) this.uploadList.append(item.element);
+    this.showInterrupted();
+    this.updateUploadSection();
+    this.refresh();
+  }
+
+  destroy() {
+    this.destroyed = true;
+    if (current === this) current = null;
+  }
+
+  dragOver(event) {
+    if (![...(event.dataTransfer?.types ?? [])].includes('Files')) return;
+    event.preventDefault();
+    if (event.dataTransfer) event.dataTransfer.dropEffect = 'copy';
+    this.dropZone.dataset.active = 'true';
+  }
+
+  // MARK: Uploads
+
+  addFiles(files) {
+    this.alert.clear();
+    for (const file of files) this.addUpload(file);
+  }
+
+  track(item) {
+    this.uploads.add(item);
+    this.uploadList.append(item.element);
+    this.updateUploadSection();
+  }
+
+  updateUploadSection() {
+    this.uploadSection.hidden = this.uploads.size === 0;
+  }
+
+  /** What every upload item calls back into: the vault screen on show, if any. */
+  callbacks() {
+    const items = this.uploads;
+    return {
+      onDone: () => current?.refresh(),
+      onCancel: (handle) => this.client.cancelUpload(handle),
+      onRemove: (gone) => {
+        items.delete(gone);
+        current?.updateUploadSection();
+      },
+    };
+  }
+
+  addUpload(file) {
+    const item = new UploadItem({
+      name: file.name || 'file',
+      size: file.size,
+      start: ({ signal, onProgress, onHandle }) => this.client.upload(file, { signal, onProgress, onHandle }),
+      resume: (handle, options) => this.client.resumeUpload(handle, options),
+      ...this.callbacks(),
+    });
+    this.track(item);
+    announce(`Encrypting and uploading ${file.name || 'a file'}.`);
+    item.start();
+  }
+
+  /**
+   * Unfinished uploads kept on this device that no item shows: paused ones (this page still
+   * holds the file) and ones a reload interrupted (the file must be chosen again). An
+   * attachment's upload, resumed here, also sends its message.
+   */
+  showInterrupted() {
+    let pending = [];
+    try {
+      pending = this.client.pendingUploads();
+    } catch {
+      return;
+    }
+    const shown = new Set([...this.uploads].map((item) => item.handle));
+    for (const upload of pending) {
+      if (upload.active || shown.has(upload.handle)) continue;
+      const conversation = upload.level === 'conversation' ? upload.conversationId : null;
+      const item = new UploadItem({
+        name: upload.name,
+        size: upload.size,
+        interrupted: upload.handle,
+        held: upload.held,
+        start: () => Promise.reject(new Error('nothing to start')),
+        resume: (handle, options) => (conversation
+          ? this.client.resumeAttachment(conversation, handle, options)
+          : this.client.resumeUpload(handle, options)),
+        ...this.callbacks(),
+      });
+      this.track(item);
+    }
+  }
+
+  // MARK: Files
+
+  /** Reloads the list of files (coalescing overlapping calls). */
+  async refresh() {
+    if (this.loading) {
+      this.reloadWanted = true;
+      return this.loading;
+    }
+    this.loading = (async () => {
+      do {
+        this.reloadWanted = false;
+        try {
+          const files = await this.client.vaultFiles();
+          if (this.destroyed) return;
+          this.files = files;
+          this.render();
+        } catch (error) {
+          if (this.destroyed) return;
+          this.listStatus.textContent = '';
+          this.alert.show(error);
+        }
+      } while (this.reloadWanted && !this.destroyed);
+    })();
+    try {
+      await this.loading;
+    } finally {
+      this.loading = null;
+    }
+    return undefined;
+  }
+
+  render() {
+    const focusedId = this.fileList.contains(document.activeElement) ? document.activeElement.closest('[data-file-id]')?.dataset.fileId : null;
+    const focusedAction = focusedId ? document.activeElement.dataset.action : null;
+    replace(this.fileList, this.files.map((file) => this.fileItem(file)));
+    const count = this.files.length;
+    this.listStatus.textContent = count ? `${count} ${count === 1 ? 'file' : 'files'}` : 'No files yet. Add one above: it is encrypted before it leaves this device.';
+    if (focusedId) {
+      const row = [...this.fileList.querySelectorAll('[data-file-id]')].find((element) => element.dataset.fileId === focusedId);
+      const again = row?.querySelector(`[data-action="${focusedAction}"]`);
+      if (again) again.focus();
+    }
+  }
+
+  fileItem(file) {
+    const nameId = uid('file-name');
+    const liveLinks = (file.links || []).filter((link) => linkState(link) === 'live').length;
+    const status = h('p', { class: 'file-progress', role: 'status' });
+    const name = file.name ?? 'A file that could not be opened';
+    const facts = [
+      file.size !== null ? formatBytes(file.size) : null,
+      LEVELS[file.level] || file.level,
+      liveLinks ? `${liveLinks} live ${liveLinks === 1 ? 'link' : 'links'}` : null,
+      file.expiresAt ? `expires ${shortTime(file.expiresAt)}` : null,
+    ].filter(Boolean).join(' · ');
+    const actions = file.error
+      ? h('div', { class: 'file-actions' },
+        h('button', { type: 'button', class: 'btn btn-small btn-danger', dataset: { action: 'delete' }, 'aria-describedby': nameId, onclick: () => this.remove(file) }, vaultIcon('trash'), 'Delete'))
+      : h('div', { class: 'file-actions' },
+        h('button', { type: 'button', class: 'btn btn-small', dataset: { action: 'download' }, 'aria-describedby': nameId, onclick: (event) => this.download(file, event.currentTarget, status) }, vaultIcon('download'), 'Download'),
+        h('button', { type: 'button', class: 'btn btn-small', dataset: { action: 'share' }, 'aria-describedby': nameId, onclick: () => this.share(file) }, vaultIcon('link'), 'Share'),
+        h('button', { type: 'button', class: 'btn btn-small btn-danger', dataset: { action: 'delete' }, 'aria-describedby': nameId, onclick: () => this.remove(file) }, vaultIcon('trash'), 'Delete'));
+    return h('li', { class: ['file-item', file.error ? 'file-broken' : ''], 'aria-labelledby': nameId, dataset: { fileId: file.id } },
+      vaultIcon('file', 'file-icon'),
+      h('div', { class: 'file-main' },
+        h('span', { class: 'file-name', id: nameId }, name),
+        h('span', { class: 'file-meta' },
+          facts,
+          file.createdAt ? h('time', { datetime: new Date(file.createdAt).toISOString(), title: fullTime(file.createdAt) }, ` · added ${shortTime(file.createdAt)}`) : null),
+        file.error ? h('span', { class: 'file-error' }, `It does not open: ${file.error}`) : null,
+        status,
+      ),
+      actions,
+    );
+  }
+
+  async download(file, button, status) {
+    this.alert.clear();
+    button.disabled = true;
+    status.textContent = 'Downloading…';
+    try {
+      const blob = await this.client.download(file.id, {
+        onProgress: ({ stage, done, total }) => {
+          status.textContent = `${stage === 'downloading' ? 'Downloading' : 'Decrypting'}… ${percent(done, total)}%`;
+        },
+      });
+      saveBlob(blob, file.name);
+      status.textContent = 'Decrypted and verified on this device.';
+      announce(`${file.name} decrypted and saved.`);
+    } catch (error) {
+      status.textContent = '';
+      this.alert.show(`${file.name}: ${describeError(error)}`);
+    } finally {
+      button.disabled = false;
+    }
+  }
+
+  share(file) {
+    openShareDialog({ client: this.client, file, onChanged: () => this.refresh() });
+  }
+
+  async remove(file) {
+    const name = file.name ?? 'this file';
+    const sure = await confirmDialog({
+      title: `Delete ${name}?`,
+      message: 'The encrypted file is removed from the server, and every share link to it stops working. This cannot be undone.',
+      confirmLabel: 'Delete file',
+      danger: true,
+    });
+    if (!sure) return;
+    try {
+      await this.client.deleteFile(file.id);
+      announce(`${name} deleted.`);
+      toast(`${name} deleted.`, { kind: 'success' });
+      await this.refresh();
+      this.element.querySelector('#vault-title')?.focus();
+    } catch (error) {
+      this.alert.show(error);
+    }
+  }
+}

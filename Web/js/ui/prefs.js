@@ -43,9 +43,17 @@ export function theme() {
   return THEMES.some(([name]) => name === value) ? value : 'dark';
 }
 
+const systemPrefersLight = window.matchMedia('(prefers-color-scheme: light)');
+
+/** Sets the palette: `system` resolves to light or dark now, and again when the system changes. */
 export function applyTheme(name = theme()) {
-  document.documentElement.dataset.theme = name;
+  const resolved = name === 'system' ? (systemPrefersLight.matches ? 'light' : 'dark') : name;
+  document.documentElement.dataset.theme = resolved;
 }
+
+systemPrefersLight.addEventListener('change', () => {
+  if (theme() === 'system') applyTheme('system');
+});
 
 export function setTheme(name) {
   write(THEME_KEY, name);

@@ -71,14 +71,3 @@ def test_put_ls_get_share_revoke_rm(circle, state, tmp_path):
     missing = circle.cli("vault", "get", file_id, "-o", str(tmp_path / "gone"), state=state)
     assert missing.returncode != 0 and "404" in missing.stderr
     assert not (tmp_path / "gone").exists()
-
-
-def test_an_empty_file_round_trips(circle, state, tmp_path):
-    empty = tmp_path / "empty.txt"
-    empty.write_bytes(b"")
-    put = circle.cli("vault", "put", str(empty), "--quiet", state=state)
-    assert put.returncode == 0, put.stderr
-    out = tmp_path / "out.txt"
-    got = circle.cli("vault", "get", put.stdout.strip(), "-o", str(out), state=state)
-    assert got.returncode == 0, got.stderr
-    assert out.read_bytes() == b""

@@ -206,11 +206,7 @@ extension CircleAPI {
             throw CircleAPIError(status: 0, slug: "transport", detail: "\(error)")
         }
         guard (200..<300).contains(Int(response.status.code)) else {
-            let data = Data(buffer: (try? await response.body.collect(upTo: 1 << 20)) ?? ByteBuffer())
-            let object = (try? JSONSerialization.jsonObject(with: data)) as? [String: Any]
-            let type = object?["type"] as? String ?? "urn:circle:problem:http-\(response.status.code)"
-            throw CircleAPIError(status: Int(response.status.code), slug: String(type.split(separator: ":").last ?? ""),
-                                 detail: object?["detail"] as? String ?? response.status.reasonPhrase)
+            throw CircleAPIError(problem: Data(buffer: (try? await response.body.collect(upTo: 1 << 20)) ?? ByteBuffer()), status: response.status)
         }
         return response
     }

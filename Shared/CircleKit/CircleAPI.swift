@@ -13,6 +13,19 @@ public struct CircleAPIError: Error, CustomStringConvertible, Sendable {
     public let detail: String
 
     public var description: String { status == 0 ? "cannot reach the server: \(detail)" : "\(status) \(slug): \(detail)" }
+
+    init(status: Int, slug: String, detail: String) {
+        self.status = status
+        self.slug = slug
+        self.detail = detail
+    }
+
+    /// The error of a non-2xx answer, from its problem+json body when it has one.
+    init(problem body: Data, status: HTTPResponseStatus) {
+        let object = (try? JSONSerialization.jsonObject(with: body)) as? [String: Any]
+        let type = object?["type"] as? String ?? "urn:circle:problem:http-\(status.code)"
+        self.init(status: Int(status.code), slug: String(type.split(separator: ":").last ?? ""), detail: object?["detail"] as? String ?? status.reasonPhrase)
+    }
 }
 
 /// The HTTP client for the whole Circle API (docs/API.md): JSON in and out, bearer tokens,
@@ -79,12 +92,7 @@ public struct CircleAPI: Sendable {
             throw CircleAPIError(status: 0, slug: "transport", detail: "\(error)")
         }
         let data = Data(buffer: bytes)
-        guard (200..<300).contains(Int(response.status.code)) else {
-            let object = (try? JSONSerialization.jsonObject(with: data)) as? [String: Any]
-            let type = object?["type"] as? String ?? "urn:circle:problem:http-\(response.status.code)"
-            throw CircleAPIError(status: Int(response.status.code), slug: String(type.split(separator: ":").last ?? ""),
-                                 detail: object?["detail"] as? String ?? response.status.reasonPhrase)
-        }
+        guard (200..<300).contains(Int(response.status.code)) else { throw CircleAPIError(problem: data, status: response.status) }
         return data
     }
 }

@@ -51,6 +51,18 @@ export class Api {
     /** @type {string|null} */
     this.token = token;
     this.onUnauthorized = onUnauthorized;
+    /** The controllers of the calls now in flight with the session's token. */
+    this.inflight = new Set();
+  }
+
+  /**
+   * Abandons every call now in flight with the session's token (they reject as transport
+   * failures). Signing out calls this before ending the session, so that no request still on
+   * its way is answered 401 by a server that has already revoked the token.
+   */
+  abandonSessionCalls() {
+    for (const controller of this.inflight) controller.abort('abandoned: signing out');
+    this.inflight.clear();
   }
 
   /**
@@ -64,6 +76,10 @@ export class Api {
    */
   async call(method, path, body = undefined, options = {}) {
     const token = 'token' in options ? options.token : this.token;
+    // A session call once signed out (or while signing out) is not sent: the server would only say 401.
+    if (!('token' in options) && token === null) {
+      throw new ApiError({ status: 401, type: 'urn:circle:problem:signed-out', detail: 'not signed in on this device' });
+    }
     const headers = { Accept: 'application/json' };
     if (token) headers.Authorization = `Bearer ${token}`;
     const init = { method, headers, credentials: 'omit', cache: 'no-store', redirect: 'error' };
@@ -72,17 +88,20 @@ export class Api {
       init.body = JSON.stringify(body);
     }
     const controller = new AbortController();
-    const timer = setTimeout(() => controller.abort(), TIMEOUT_MS);
+    const timer = setTimeout(() => controller.abort('timed out'), TIMEOUT_MS);
     init.signal = controller.signal;
+    const tracked = token !== null && token === this.token;
+    if (tracked) this.inflight.add(controller);
     let response;
     let text;
     try {
       response = await fetch(path, init);
       text = await response.text();
     } catch (error) {
-      throw new ApiError({ status: 0, type: 'transport', detail: controller.signal.aborted ? 'timed out' : String(error?.message ?? error) });
+      throw new ApiError({ status: 0, type: 'transport', detail: controller.signal.aborted ? String(controller.signal.reason) : String(error?.message ?? error) });
     } finally {
       clearTimeout(timer);
+      if (tracked) this.inflight.delete(controller);
     }
     if (!response.ok) {
       const error = problem(response, text);

@@ -192,6 +192,7 @@ export class CircleClient extends EventTarget {
       this.stream = null;
       this.account = null;
       this.api.token = null;
+      this.api.abandonSessionCalls();
       this.records.clear();
       this.summaries.clear();
       this.chains.clear();
@@ -254,8 +255,12 @@ export class CircleClient extends EventTarget {
     // The server's revocation (event, close code) must not be taken for a revocation from elsewhere.
     this.leaving = 'logout';
     this.stream?.stop();
+    // Calls still on their way would reach a revoked session: abandon them first.
+    const { token } = this.account;
+    this.api.token = null;
+    this.api.abandonSessionCalls();
     try {
-      await this.api.post('/api/v1/auth/logout');
+      await this.api.call('POST', '/api/v1/auth/logout', undefined, { token });
     } catch {
       // Signed out here regardless; the server's session is revoked or expires.
     }
@@ -278,7 +283,11 @@ export class CircleClient extends EventTarget {
       this.leaving = null;
       throw error;
     }
-    if (id === account.sessionId) await this.signOut('logout');
+    if (id === account.sessionId) {
+      this.api.token = null;
+      this.api.abandonSessionCalls();
+      await this.signOut('logout');
+    }
   }
 
   /** Ends every other session of this account; resolves to their ids. */

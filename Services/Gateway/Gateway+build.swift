@@ -18,7 +18,10 @@ public func buildGateway(_ environment: ServiceEnvironment, settings: GatewaySet
         settings: settings, clock: environment.clock, logger: environment.logger, serverID: serverID,
         activity: SessionActivity(store: environment.store, clock: environment.clock, logger: environment.logger)
     )
-    let registry = SocketRegistry(store: environment.store, logger: environment.logger)
+    let registry = SocketRegistry(
+        store: environment.store, logger: environment.logger,
+        keepalive: .init(pingInterval: settings.socketPingInterval, silenceLimit: settings.socketSilenceLimit)
+    )
     let info = ServerInfoController(serverID: serverID, mode: environment.settings.isScaled ? "scaled" : "embedded")
     let auth = AuthController(state: state)
     let account = AccountController(state: state)

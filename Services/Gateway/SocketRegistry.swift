@@ -3,6 +3,7 @@ import CircleHTTP
 import CircleStore
 import Logging
 import Metrics
+import NIOCore
 import ServiceLifecycle
 
 /// Why the server ends a socket.
@@ -11,17 +12,27 @@ enum SocketSignal: Sendable {
     case revoked
     /// The server is stopping: close with 1012 so the client reconnects elsewhere.
     case shutdown
+    /// The client sent nothing, not even a pong, for longer than the silence limit: close with 1001.
+    case silent
 }
 
 /// Every live realtime socket of this replica.
 ///
 /// Once a second it checks, in one query, that each socket's session is still live (the
-/// revocation event usually closes it sooner). On shutdown it tells every socket to close with
+/// revocation event usually closes it sooner), pings the sockets whose last ping is a ping
+/// interval old and tells the ones silent for longer than the silence limit to close. On shutdown it tells every socket to close with
 /// 1012 and waits for them, before the HTTP server itself stops.
 actor SocketRegistry: Service {
     private struct Entry {
         let identity: Identity
+        let keepalive: SocketKeepalive?
         let signal: @Sendable (SocketSignal) -> Void
+    }
+
+    /// How often sockets are pinged, and how long one may stay silent.
+    struct Keepalive: Sendable {
+        var pingInterval: Duration = .seconds(25)
+        var silenceLimit: Duration = .seconds(60)
     }
 
     private let store: any DatabaseStore
@@ -30,19 +41,23 @@ actor SocketRegistry: Service {
     private var nextID: UInt64 = 0
     private var draining = false
     private let gauge = Gauge(label: "circle_gateway_sockets")
+    private let keepalive: Keepalive
 
-    init(store: any DatabaseStore, logger: Logger) {
+    init(store: any DatabaseStore, logger: Logger, keepalive: Keepalive = Keepalive()) {
         self.store = store
         self.logger = logger
+        self.keepalive = keepalive
     }
 
     var count: Int { sockets.count }
 
     /// Registers a socket and how to tell it to close; nil when the server is already stopping.
-    func register(_ identity: Identity, signal: @escaping @Sendable (SocketSignal) -> Void) -> UInt64? {
+    func register(
+        _ identity: Identity, keepalive: SocketKeepalive? = nil, signal: @escaping @Sendable (SocketSignal) -> Void
+    ) -> UInt64? {
         guard !draining else { return nil }
         nextID += 1
-        sockets[nextID] = Entry(identity: identity, signal: signal)
+        sockets[nextID] = Entry(identity: identity, keepalive: keepalive, signal: signal)
         gauge.record(sockets.count)
         return nextID
     }
@@ -55,9 +70,22 @@ actor SocketRegistry: Service {
     func run() async throws {
         let ticks = AsyncTimerSequence(interval: .seconds(1), clock: .continuous).cancelOnGracefulShutdown()
         for await _ in ticks {
+            keepSocketsAlive()
             await closeRevoked()
         }
         await drain()
+    }
+
+    /// Pings the sockets that are due and tells the silent ones to close.
+    func keepSocketsAlive(at now: NIODeadline = .now()) {
+        for entry in sockets.values {
+            guard let socket = entry.keepalive else { continue }
+            if socket.isSilent(for: keepalive.silenceLimit, at: now) {
+                entry.signal(.silent)
+            } else {
+                socket.pingIfDue(every: keepalive.pingInterval, at: now)
+            }
+        }
     }
 
     /// Closes sockets whose session is no longer live.

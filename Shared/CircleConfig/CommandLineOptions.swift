@@ -107,6 +107,12 @@ public struct GatewayOptions: ParsableArguments {
     @Option(name: .customLong("web-root"), help: ArgumentHelp(CircleConfigKey.webRoot.help, valueName: "path"))
     var webRoot: String?
 
+    @Option(name: .customLong("socket-ping-interval"), help: ArgumentHelp(CircleConfigKey.socketPingInterval.help, valueName: "duration"))
+    var socketPingInterval: String?
+
+    @Option(name: .customLong("socket-silence-limit"), help: ArgumentHelp(CircleConfigKey.socketSilenceLimit.help, valueName: "duration"))
+    var socketSilenceLimit: String?
+
     public init() {}
 
     public var values: [CircleConfigKey: String] {
@@ -117,6 +123,8 @@ public struct GatewayOptions: ParsableArguments {
         out[.authPepperFile] = authPepperFile
         out[.authRegistration] = authRegistration
         out[.webRoot] = webRoot
+        out[.socketPingInterval] = socketPingInterval
+        out[.socketSilenceLimit] = socketSilenceLimit
         return out
     }
 }

@@ -19,16 +19,23 @@ public struct GatewaySettings: Sendable, Equatable {
     public var trustForwardedFor: Bool
     /// The browser client's folder, served at `/`.
     public var webRoot: String
+    /// How often each realtime socket is pinged.
+    public var socketPingInterval: Duration
+    /// How long a realtime socket may stay silent (no frame, not even a pong) before it is closed.
+    public var socketSilenceLimit: Duration
 
     public init(
         pepper: [UInt8], registration: RegistrationPolicy = .invite, publicURL: String,
-        trustForwardedFor: Bool = false, webRoot: String = "./Web"
+        trustForwardedFor: Bool = false, webRoot: String = "./Web",
+        socketPingInterval: Duration = .seconds(25), socketSilenceLimit: Duration = .seconds(60)
     ) {
         self.pepper = pepper
         self.registration = registration
         self.publicURL = publicURL
         self.trustForwardedFor = trustForwardedFor
         self.webRoot = webRoot
+        self.socketPingInterval = socketPingInterval
+        self.socketSilenceLimit = socketSilenceLimit
     }
 }
 
@@ -62,11 +69,20 @@ extension SettingsLoader {
         guard let trust = Bool(trustText.lowercased()) else {
             throw ConfigError(.httpTrustForwardedFor, "must be true or false (got \(trustText))")
         }
+        let pingText = string(.socketPingInterval) ?? "25s"
+        guard let ping = parseDuration(pingText), ping >= .seconds(1) else {
+            throw ConfigError(.socketPingInterval, "must be a duration of at least a second such as 25s or 1m (got \(pingText))")
+        }
+        let silenceText = string(.socketSilenceLimit) ?? "60s"
+        guard let silence = parseDuration(silenceText), silence > ping else {
+            throw ConfigError(.socketSilenceLimit, "must be a duration longer than socket.pingInterval such as 60s or 2m (got \(silenceText))")
+        }
         return GatewaySettings(
             pepper: pepper, registration: registration,
             publicURL: publicURL.hasSuffix("/") ? String(publicURL.dropLast()) : publicURL,
             trustForwardedFor: trust,
-            webRoot: string(.webRoot) ?? "./Web"
+            webRoot: string(.webRoot) ?? "./Web",
+            socketPingInterval: ping, socketSilenceLimit: silence
         )
     }
 

@@ -48,7 +48,9 @@ public enum ServerBuilder {
             for add in socketRoutes { add(socketRouter) }
             server = .http1WebSocketUpgrade(
                 webSocketRouter: socketRouter,
-                configuration: .init(ws: .init(maxFrameSize: 1 << 16, autoPing: .enabled(timePeriod: .seconds(25))))
+                // Pings come from each service's own socket registry: one timer for every socket
+                // instead of the library's task per socket (an idle socket's memory).
+                configuration: .init(ws: .init(maxFrameSize: 1 << 16, autoPing: .disabled))
             )
         }
         let application = Application(
@@ -105,5 +107,17 @@ public struct CircleServer: Sendable {
             logger: logger
         ))
         try await group.run()
+    }
+
+    /// Runs the `shutdownFirst` services beside `body` and stops them after it: for tests that
+    /// drive `application` with `test(.live)`, which runs the application's own services only.
+    public func withShutdownFirstServices<T: Sendable>(_ body: @Sendable () async throws -> T) async throws -> T {
+        try await withThrowingTaskGroup(of: Void.self) { group in
+            for service in shutdownFirst {
+                group.addTask { try await service.run() }
+            }
+            defer { group.cancelAll() }
+            return try await body()
+        }
     }
 }

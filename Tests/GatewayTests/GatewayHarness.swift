@@ -30,7 +30,10 @@ struct GatewayHarness {
         defer { try? FileManager.default.removeItem(at: folder) }
         let server = try await buildEmbeddedServer(reader: ConfigSources.reader(values: values))
         try await server.application.test(.live) { client in
-            try await body(APIClient(baseURL: "http://127.0.0.1:\(client.port!)"))
+            // With the socket registry's timer (revocation checks, pings), as in `runService`.
+            try await server.withShutdownFirstServices {
+                try await body(APIClient(baseURL: "http://127.0.0.1:\(client.port!)"))
+            }
         }
     }
 

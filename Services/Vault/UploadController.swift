@@ -132,7 +132,7 @@ struct UploadController: Sendable {
             guard await state.locks.acquire(uploadId) else { throw lockedProblem }
             defer { Task { await state.locks.release(uploadId) } }
             guard let upload = try await state.store.read({ db in try await VaultRepository.upload(uploadId, in: db) }) else { throw Self.noSuchUpload }
-            let offset = try await receive(request, into: upload)
+            let offset = try await receive(request, into: upload, channel: context.channel)
             fields[Self.uploadOffset] = String(offset)
         }
         return Response(status: .created, headers: fields)
@@ -164,7 +164,7 @@ struct UploadController: Sendable {
         guard offset == upload.offset else {
             throw tusProblem(409, "offset-mismatch", "Offset mismatch", "The upload is at offset \(upload.offset), not \(offset): send HEAD and resume from there.")
         }
-        let newOffset = try await receive(request, into: upload)
+        let newOffset = try await receive(request, into: upload, channel: context.channel)
         return Response(status: .noContent, headers: headers(offset: newOffset, expires: newOffset == upload.length ? nil : upload.expiresAt))
     }
 
@@ -186,6 +186,8 @@ struct UploadController: Sendable {
 
     // MARK: receiving bytes
 
+    static let bodyReads = AdaptiveRecvByteBufferAllocator(minimum: 64, initial: 64 << 10, maximum: 1 << 20)
+
     static let noSuchUpload = Problem(status: 404, slug: "not-found", title: "Not found", detail: "No such upload (it may have finished or expired).",
                                       headers: ["Tus-Resumable": tusVersion])
     var lockedProblem: Problem { tusProblem(409, "upload-busy", "Upload busy", "Another request is writing this upload; retry after it ends.") }
@@ -200,8 +202,13 @@ struct UploadController: Sendable {
 
     /// Streams the request's body into the upload at its offset; returns the new offset, after
     /// finishing the file when the last byte arrived.
-    func receive(_ request: Request, into upload: VaultUploadRecord) async throws -> Int64 {
+    func receive(_ request: Request, into upload: VaultUploadRecord, channel: any Channel) async throws -> Int64 {
         let checksum = try requestChecksum(request)
+        // Reads of up to 1 MiB while the body streams in (NIO's default stops at 64 KiB): each
+        // read costs a trip through the HTTP decoder and the body sequence, whatever its size.
+        // Back to the default afterwards, so an idle keep-alive connection keeps small buffers.
+        try? await channel.setOption(ChannelOptions.recvAllocator, value: Self.bodyReads).get()
+        defer { channel.setOption(ChannelOptions.recvAllocator, value: AdaptiveRecvByteBufferAllocator()).whenComplete { _ in } }
         var hashing = UploadHashing(whole: await state.hashers.take(upload.id, at: upload.offset), request: checksum == nil ? nil : SHA256())
         let result = try await state.blobs.append(upload: upload.id, at: upload.offset, limit: upload.length - upload.offset,
                                                   body: request.body, hashing: &hashing)

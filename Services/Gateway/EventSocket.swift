@@ -297,6 +297,9 @@ final class LiveSocket: Sendable {
     private struct Mailbox {
         /// Small until needed: most sockets are idle.
         var inputs = CircularBuffer<EventSocket.Input>(initialCapacity: 2)
+        /// Nothing is delivered before the catch-up is queued (events that arrive between
+        /// subscribing and `start` wait behind it).
+        var started = false
         var delivering = false
         var finished = false
     }
@@ -342,8 +345,13 @@ final class LiveSocket: Sendable {
                 box.inputs.removeAll()
                 return .overflowed
             }
-            if first { box.inputs.prepend(input) } else { box.inputs.append(input) }
-            if box.delivering { return .queued }
+            if first {
+                box.inputs.prepend(input)
+                box.started = true
+            } else {
+                box.inputs.append(input)
+            }
+            if box.delivering || !box.started { return .queued }
             box.delivering = true
             return .deliver
         }

@@ -59,6 +59,46 @@ struct SocketTests {
         }
     }
 
+    @Test("events that arrive while sockets open come after each socket's ready frame, each once and in order")
+    func eventsWhileOpening() async throws {
+        let harness = GatewayHarness(registration: "open")
+        try await harness.run { api in
+            let ova = TestAccount(username: "ova")
+            let token = try await api.register(ova, invite: nil)
+            for index in 0..<5 { _ = try await api.login(ova, device: "old \(index)") }
+            // Sessions (each an event) keep being created, four at a time, while the sockets
+            // authenticate: some events reach a socket between its subscription and its catch-up.
+            let churn = Task {
+                try await withThrowingTaskGroup(of: Void.self) { group in
+                    for worker in 0..<4 {
+                        group.addTask { for index in 0..<40 { _ = try await api.login(ova, device: "churn \(worker).\(index)") } }
+                    }
+                    try await group.waitForAll()
+                }
+            }
+            var sockets: [TestSocket] = []
+            for _ in 0..<40 {
+                let socket = try await TestSocket.connect(api.socketURL)
+                socket.send(TestSocket.authFrame(token: token))
+                sockets.append(socket)
+                try await Task.sleep(for: .milliseconds(5))
+            }
+            try await churn.value
+            let head = 1 + 5 + 160
+            for socket in sockets {
+                let ready = try #require(try await socket.next())
+                #expect(TestJSON.string(ready, path: ["type"]) == "ready", "the first frame is ready, not \(ready)")
+                var expected = try #require(TestJSON.int(ready, path: ["data", "lastSeq"])) + 1
+                while expected <= head {
+                    let frame = try #require(try await socket.next())
+                    #expect(TestJSON.int(frame, path: ["seq"]) == expected, "got \(frame)")
+                    expected += 1
+                }
+                socket.close()
+            }
+        }
+    }
+
     @Test("a socket whose session is revoked while connected is told, then closed with 4001")
     func revokedWhileConnected() async throws {
         let harness = GatewayHarness(registration: "open")

@@ -77,11 +77,33 @@ public final class StalledSocket: Sendable {
     /// Starts reading at full speed.
     public func speedUp() { slow.withLockedValue { $0 = false } }
 
-    /// Finds the close frame (opcode 8) among the unmasked server frames after the HTTP head.
+    /// Reads until the server's close frame arrives (or the connection ends, nil): its code.
+    public func closeFrame(timeout: Duration = .seconds(60)) async throws -> UInt16? {
+        let deadline = ContinuousClock.now + timeout
+        while true {
+            if let code = Self.lastCloseCode(collector.bytes.withLockedValue { $0 }) { return code }
+            if collector.closed.withLockedValue({ $0 }) { return nil }
+            guard ContinuousClock.now < deadline else { throw TestSupportError("no close frame within \(timeout)") }
+            channel.read()
+            try await Task.sleep(for: .milliseconds(20))
+        }
+    }
+
+    /// How many pings (opcode 9) the server has sent that were read so far.
+    public var pings: Int {
+        Self.frames(collector.bytes.withLockedValue { $0 }).filter { $0.opcode == 9 }.count
+    }
+
+    /// The code of the close frame (opcode 8) among the server's frames, if there is one.
     static func lastCloseCode(_ bytes: [UInt8]) -> UInt16? {
-        guard let headEnd = bytes.indices.dropLast(3).first(where: { bytes[$0] == 13 && bytes[$0 + 1] == 10 && bytes[$0 + 2] == 13 && bytes[$0 + 3] == 10 }) else { return nil }
+        frames(bytes).last { $0.opcode == 8 && $0.payload.count >= 2 }.map { UInt16($0.payload.first!) << 8 | UInt16($0.payload.dropFirst().first!) }
+    }
+
+    /// The complete unmasked server frames after the HTTP head.
+    static func frames(_ bytes: [UInt8]) -> [(opcode: UInt8, payload: ArraySlice<UInt8>)] {
+        guard let headEnd = bytes.indices.dropLast(3).first(where: { bytes[$0] == 13 && bytes[$0 + 1] == 10 && bytes[$0 + 2] == 13 && bytes[$0 + 3] == 10 }) else { return [] }
         var index = headEnd + 4
-        var code: UInt16?
+        var frames: [(opcode: UInt8, payload: ArraySlice<UInt8>)] = []
         while index + 2 <= bytes.count {
             let opcode = bytes[index] & 0x0f
             var length = Int(bytes[index + 1] & 0x7f)
@@ -96,10 +118,10 @@ public final class StalledSocket: Sendable {
                 offset += 8
             }
             guard offset + length <= bytes.count else { break }
-            if opcode == 8, length >= 2 { code = UInt16(bytes[offset]) << 8 | UInt16(bytes[offset + 1]) }
+            frames.append((opcode, bytes[offset..<(offset + length)]))
             index = offset + length
         }
-        return code
+        return frames
     }
 
     static func maskedTextFrame(_ text: String) -> [UInt8] {

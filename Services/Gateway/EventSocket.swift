@@ -304,6 +304,9 @@ final class LiveSocket: Sendable {
         var finished = false
     }
 
+    /// Above this many slots, an emptied queue is replaced by a small one.
+    static let idleCapacity = 64
+
     private let socket: EventSocket
     private let delivery: EventSocket.Delivery
     private let mailbox = Mutex(Mailbox())
@@ -380,6 +383,8 @@ final class LiveSocket: Sendable {
             let next = mailbox.withLock { box -> EventSocket.Input? in
                 guard !box.finished, let input = box.inputs.popFirst() else {
                     box.delivering = false
+                    // A burst's room is given back once it is delivered (the buffer never shrinks itself).
+                    if box.inputs.isEmpty, box.inputs.capacity > Self.idleCapacity { box.inputs = CircularBuffer(initialCapacity: 2) }
                     return nil
                 }
                 return input

@@ -46,12 +46,19 @@ public enum ServerBuilder {
             let socketRouter = Router(context: CircleRequestContext.self)
             socketRouter.add(middleware: ProblemMiddleware())
             for add in socketRoutes { add(socketRouter) }
-            server = .http1WebSocketUpgrade(
-                webSocketRouter: socketRouter,
-                // Pings come from each service's own socket registry: one timer for every socket
-                // instead of the library's task per socket (an idle socket's memory).
-                configuration: .init(ws: .init(maxFrameSize: 1 << 16, autoPing: .disabled))
-            )
+            let socketResponder = socketRouter.buildResponder()
+            server = HTTPServerBuilder { responder in
+                BoundedShutdownChannel(
+                    inner: HTTP1WebSocketUpgradeChannel(
+                        responder: responder,
+                        webSocketResponder: socketResponder,
+                        // Pings come from each service's own socket registry: one timer for every
+                        // socket instead of the library's task per socket (an idle socket's memory).
+                        configuration: .init(ws: .init(maxFrameSize: 1 << 16, autoPing: .disabled))
+                    ),
+                    grace: .seconds(5)
+                )
+            }
         }
         let application = Application(
             router: router,

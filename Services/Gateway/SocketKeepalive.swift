@@ -43,11 +43,6 @@ final class SocketKeepalive: Sendable {
         payload.writeInteger(now.uptimeNanoseconds)
         channel.writeAndFlush(WebSocketFrame(fin: true, opcode: .ping, data: payload), promise: nil)
     }
-
-    /// Drops the connection (a silent peer will not answer a close frame either).
-    func drop() {
-        channel.close(promise: nil)
-    }
 }
 
 /// Notes every read of a socket for its keepalive and passes the bytes on unchanged.

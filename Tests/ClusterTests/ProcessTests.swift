@@ -130,7 +130,7 @@ struct ScaledProcessTests {
         let info = try await HTTPProbe.request("GET", "http://127.0.0.1:\(running[0].1)/api/v1/server")
         #expect(info.body.contains(#""mode":"scaled""#))
         // A client connected to each that never sends its first request does not hold up the stop.
-        let quiet = try running.map { try IdleConnection(port: $0.1) }
+        let quiet = try running.map { try LoopbackConnection(port: $0.1) }
         defer { quiet.forEach { $0.close() } }
         for (process, _) in running {
             process.signal(SIGTERM)

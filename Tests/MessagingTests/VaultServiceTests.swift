@@ -369,27 +369,11 @@ enum RawHTTP {
     }
 
     static func blockingSendPartial(to baseURL: String, path: String, headers: [String: String], body: [UInt8]) throws {
-        let url = URL(string: baseURL)!
-        let descriptor = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
-        guard descriptor >= 0 else { throw TestSupportError("socket failed") }
-        defer { close(descriptor) }
-        var address = sockaddr_in()
-        address.sin_family = sa_family_t(AF_INET)
-        address.sin_port = in_port_t(UInt16(url.port!).bigEndian)
-        address.sin_addr.s_addr = inet_addr("127.0.0.1")
-        let connected = withUnsafePointer(to: &address) {
-            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(descriptor, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
-        }
-        guard connected == 0 else { throw TestSupportError("connect failed") }
+        let connection = try LoopbackConnection(port: URL(string: baseURL)!.port!)
+        defer { connection.close() }
         var head = "PATCH \(path) HTTP/1.1\r\nHost: 127.0.0.1\r\n"
         for (name, value) in headers { head += "\(name): \(value)\r\n" }
-        let bytes = Array((head + "\r\n").utf8) + body
-        var sent = 0
-        while sent < bytes.count {
-            let n = bytes[sent...].withUnsafeBytes { write(descriptor, $0.baseAddress, $0.count) }
-            guard n > 0 else { throw TestSupportError("write failed") }
-            sent += n
-        }
+        try connection.write(Array((head + "\r\n").utf8) + body)
         usleep(300_000)
     }
 }

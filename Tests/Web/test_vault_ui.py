@@ -64,6 +64,14 @@ def expect_stages_done(item, timeout=UPLOAD_TIMEOUT):
     expect(item).to_contain_text("Encrypted, uploaded and verified.")
 
 
+def upload_new_file(page, tmp_path, name, size):
+    """Uploads a new random file through the vault page's picker; returns its path and bytes."""
+    path, original = random_file(tmp_path, name, size)
+    page.get_by_label("Choose files").set_input_files(str(path))
+    expect_stages_done(upload_item(page, name))
+    return path, original
+
+
 def file_row(page, name):
     return page.get_by_role("list", name="Your files").get_by_role("listitem").filter(has_text=name)
 
@@ -330,9 +338,7 @@ def test_share_links_open_in_a_fresh_browser_with_and_without_password(new_page,
     register(owner, circle.origin, unique("sam"), "Sam")
     open_vault(owner)
     name = "shared report.pdf"
-    path, original = random_file(tmp_path, name, 1_500_000)
-    owner.get_by_label("Choose files").set_input_files(str(path))
-    expect_stages_done(upload_item(owner, name))
+    path, original = upload_new_file(owner, tmp_path, name, 1_500_000)
 
     # Without a password: the link alone opens it.
     dialog, plain_url = create_link(owner, name)
@@ -387,9 +393,7 @@ def test_download_limit_and_revocation_end_a_link(new_page, circle, tmp_path):
     register(owner, circle.origin, unique("lia"), "Lia")
     open_vault(owner)
     name = "once.bin"
-    path, original = random_file(tmp_path, name, 700_000)
-    owner.get_by_label("Choose files").set_input_files(str(path))
-    expect_stages_done(upload_item(owner, name))
+    path, original = upload_new_file(owner, tmp_path, name, 700_000)
 
     # One download only: the first works, the second is refused.
     dialog, once_url = create_link(owner, name, limit=1, expiry="In 1 day")
@@ -528,9 +532,7 @@ def test_phone_layout_of_the_vault(new_page, circle, tmp_path):
     register(page, circle.origin, unique("phil"), "Phil")
     door_gone(page)
     open_vault(page)
-    path, _ = random_file(tmp_path, "phone.bin", 300_000)
-    page.get_by_label("Choose files").set_input_files(str(path))
-    expect_stages_done(upload_item(page, "phone.bin"))
+    upload_new_file(page, tmp_path, "phone.bin", 300_000)
     expect(file_row(page, "phone.bin")).to_be_visible(timeout=LIVE_TIMEOUT)
     width = page.evaluate("document.documentElement.scrollWidth")
     assert width <= 390, f"the vault is wider than the phone: {width}px"

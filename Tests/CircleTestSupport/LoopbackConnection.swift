@@ -3,9 +3,9 @@ import Foundation
 import Glibc
 #endif
 
-/// A TCP connection to a local port that never sends a byte: a client that connected and went
-/// quiet before its first request.
-public final class IdleConnection: Sendable {
+/// A plain TCP connection to a local port, for bytes no HTTP or WebSocket client would send
+/// (or none at all: a client that connected and went quiet before its first request).
+public final class LoopbackConnection: Sendable {
     private let descriptor: Int32
 
     public init(port: Int) throws {
@@ -23,6 +23,16 @@ public final class IdleConnection: Sendable {
             throw TestSupportError("connect to port \(port) failed")
         }
         self.descriptor = descriptor
+    }
+
+    /// Writes all of `bytes` (blocking).
+    public func write(_ bytes: [UInt8]) throws {
+        var sent = 0
+        while sent < bytes.count {
+            let n = bytes[sent...].withUnsafeBytes { Glibc.write(descriptor, $0.baseAddress, $0.count) }
+            guard n > 0 else { throw TestSupportError("write failed") }
+            sent += n
+        }
     }
 
     public func close() {

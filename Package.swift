@@ -151,6 +151,7 @@ var targets: [Target] = [
         dependencies: ["Gateway", "AllInOne", "CircleHTTP", "CircleStore", "CircleConfig", "CircleCore", "CircleTestSupport", configuration,
                        .product(name: "SQLKit", package: "sql-kit"),
                        .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
+                       .product(name: "NIOEmbedded", package: "swift-nio"),
                        .product(name: "HummingbirdTesting", package: "hummingbird")],
         path: "Tests/GatewayTests"
     ),

@@ -80,7 +80,7 @@ actor SocketRegistry: Service {
     func keepSocketsAlive(at now: NIODeadline = .now()) {
         for entry in sockets.values {
             guard let socket = entry.keepalive else { continue }
-            if socket.isSilent(for: keepalive.silenceLimit, at: now) {
+            if socket.isSilent(for: keepalive.silenceLimit, answerTime: keepalive.silenceLimit - keepalive.pingInterval, at: now) {
                 entry.signal(.silent)
             } else {
                 socket.pingIfDue(every: keepalive.pingInterval, at: now)

@@ -1,6 +1,10 @@
 import CircleCore
 import CircleTestSupport
 import Foundation
+@testable import Gateway
+import NIOCore
+import NIOEmbedded
+import NIOWebSocket
 import Testing
 
 @Suite("Realtime socket keepalive")
@@ -30,11 +34,53 @@ struct SocketKeepaliveTests {
 
             // The socket that answered its pings all along is still open and live.
             let phone = try await api.login(ida, device: "phone")
-            let created = try #require(try await answering.next())
+            let frame = try await answering.next()
+            let closed = frame == nil ? try? await answering.closeCode(timeout: .seconds(2)) : nil
+            let created = try #require(frame, "the answering socket closed with \(String(describing: closed))")
             #expect(TestJSON.string(created, path: ["type"]) == "session.created")
             #expect(TestJSON.string(created, path: ["data", "sessionId"]) == phone.sessionId)
             answering.close()
         }
+    }
+
+    @Test("silence is judged by pings actually sent: late ticks never close a client that answers; one that leaves a ping unanswered is closed")
+    func lateTicks() async throws {
+        let channel = EmbeddedChannel()
+        try await channel.connect(to: SocketAddress(ipAddress: "127.0.0.1", port: 9)).get()
+        let start = NIODeadline.uptimeNanoseconds(1_000_000_000_000)
+        func at(_ ms: Int64) -> NIODeadline { start + .milliseconds(ms) }
+        let socket = SocketKeepalive(channel: channel, now: start)
+        let (limit, interval) = (Duration.seconds(3), Duration.seconds(1))
+        func tick(_ ms: Int64) -> Bool {
+            if socket.isSilent(for: limit, answerTime: limit - interval, at: at(ms)) { return true }
+            socket.pingIfDue(every: interval, at: at(ms))
+            return false
+        }
+        func pings() throws -> Int {
+            var count = 0
+            while let frame = try channel.readOutbound(as: WebSocketFrame.self) {
+                #expect(frame.opcode == .ping)
+                count += 1
+            }
+            return count
+        }
+        // The timer stalls for 5 s (a slow database, a loaded machine): the client was never
+        // pinged meanwhile, so it is not silent; it is pinged now and answers.
+        #expect(!tick(5_000))
+        socket.heard(at: at(5_100))
+        // It stalls again, for almost 4 s: the client answered the last ping sent, so it stays.
+        #expect(!tick(9_000))
+        socket.heard(at: at(9_050))
+        #expect(!tick(10_000))
+        #expect(try pings() == 3)
+        // From now on it answers nothing: pinged every second, closed once the first ping after
+        // it last spoke (at 10 s) is the silence limit minus the interval old and it has been
+        // silent for the limit.
+        #expect(!tick(11_000))
+        #expect(!tick(12_000))
+        #expect(tick(12_100))
+        #expect(try pings() == 2)
+        _ = try await channel.finish()
     }
 
     @Test("the ping interval and silence limit are checked: a silence limit not above the interval is refused")

@@ -265,12 +265,19 @@ struct MessageServiceTests {
             // Some expire (the server's own clock is real, so those rows are aged): never served.
             try await store.write { db in try await db.raw("UPDATE messages SET expires_at = \(bind: Timestamp.now().millis - 1) WHERE seq <= 5").run() }
             #expect(try await served() == 25)
-            // Two minutes later (the sweepers' clock is injected) all have expired: two sweepers
-            // running at once in small batches delete each exactly once. (The server's own sweeper
-            // may already have taken the aged ones.)
+            // The aged ones go at the next sweep: this test's or the server's own (every 5 s,
+            // real clock), whichever comes first; wait until they are gone so that the server's
+            // sweeper has nothing left that it could take during the race below.
             let count = { try await store.read { db in try await db.raw("SELECT COUNT(*) AS n FROM messages").first()!.decode(column: "n", as: Int.self) } }
+            let deadline = ContinuousClock.now + .seconds(15)
+            while try await count() > 25, ContinuousClock.now < deadline {
+                try await ExpiredMessageSweeper(store: store, clock: SystemWallClock(), logger: TestServers.quietLogger).sweep()
+                try await Task.sleep(for: .milliseconds(50))
+            }
             let present = try await count()
-            #expect(present >= 25)
+            #expect(present == 25)
+            // Two minutes later (the sweepers' clock is injected) all have expired: two sweepers
+            // running at once in small batches delete each exactly once.
             let later = FixedClock(Timestamp(millis: Timestamp.now().millis + 120_000))
             let logger = TestServers.quietLogger
             async let a = ExpiredMessageSweeper(store: store, clock: later, logger: logger, batch: 3).sweep()

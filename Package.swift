@@ -158,7 +158,7 @@ var targets: [Target] = [
     .testTarget(
         name: "MessagingTests",
         dependencies: ["Messaging", "Vault", "Cleanup", "AllInOne", "CircleKit", "CircleHTTP", "CircleStore", "CircleConfig", "CircleCore", "CircleCrypto",
-                       "CircleTestSupport", configuration, crypto,
+                       "CircleEvents", "CircleBus", "CircleTestSupport", configuration, crypto,
                        .product(name: "SQLKit", package: "sql-kit"),
                        .product(name: "HummingbirdTesting", package: "hummingbird")],
         path: "Tests/MessagingTests"

@@ -4,7 +4,7 @@
 #   verified and decrypted) in the embedded mode (circle serve, SQLite) and in the scaled mode
 #   (circle-gateway + circle-messaging behind nginx, PostgreSQL + Redis), with, in the same run,
 #   the limits: pgbench's raw single-row INSERT transactions and redis-benchmark's raw PUBLISH.
-# Usage: scripts/bench-messaging.sh [embedded|scaled|both] [extra circle-bench messages options]
+# Usage: [BIN=folder] scripts/bench-messaging.sh [embedded|scaled|both] [extra circle-bench messages options]
 set -euo pipefail
 cd "$(dirname "$0")/.."
 MODE=${1:-both}
@@ -12,8 +12,12 @@ shift || true
 EXTRA="$*"
 
 scripts/ensure-deps.sh test
-for product in circle circle-gateway circle-messaging circle-bench; do swift build -c release --product $product >/dev/null; done
-BIN=$PWD/.build/release
+# BIN=folder runs binaries built elsewhere (to compare two builds in one sitting); by default
+# this tree's release build.
+if [ -z "${BIN:-}" ]; then
+  for product in circle circle-gateway circle-messaging circle-bench; do swift build -c release --product $product >/dev/null; done
+  BIN=$PWD/.build/release
+fi
 free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
 wait_ready() { for _ in $(seq 1 200); do curl -sf "$1/readyz" >/dev/null 2>&1 && return 0; sleep 0.1; done; echo "not ready: $1" >&2; return 1; }
 echo "machine: $(nproc) cores, $(free -g | awk '/Mem:/{print $2}') GiB, $(uname -sr); date: $(date -u +%Y-%m-%dT%H:%MZ)"

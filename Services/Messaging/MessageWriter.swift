@@ -38,11 +38,16 @@ actor MessageWriter {
     let logger: Logger
     /// The most messages in one transaction.
     let batchLimit: Int
+    /// Runs between the read and the write of a batch stored in one statement (tests use it to
+    /// change a conversation in between).
+    let afterRead: (@Sendable () async -> Void)?
 
     private var queue: [(PendingMessage, CheckedContinuation<WriteOutcome, any Error>)] = []
     private var running = false
 
-    init(store: any DatabaseStore, events: EventPublisher, clock: any WallClock, limits: MessagingLimits, logger: Logger, batchLimit: Int = 128) {
+    init(store: any DatabaseStore, events: EventPublisher, clock: any WallClock, limits: MessagingLimits, logger: Logger, batchLimit: Int = 128,
+         afterRead: (@Sendable () async -> Void)? = nil) {
+        self.afterRead = afterRead
         self.store = store
         self.events = events
         self.clock = clock
@@ -79,9 +84,150 @@ actor MessageWriter {
         running = false
     }
 
-    /// One transaction for the whole batch; returns each message's outcome and the events to publish.
+    /// How batches were stored, for tests: in one statement, or in a transaction with row locks.
+    private(set) var batchesAtOnce = 0
+    private(set) var batchesLocked = 0
+
+    /// Stores a batch; returns each message's outcome and the events to publish.
+    ///
+    /// On PostgreSQL a batch normally takes two round trips: one read, then one statement that
+    /// stores the messages and their events only if no conversation changed since the read. When
+    /// one did (another replica wrote to it), a message repeats an earlier one, or the batch is too
+    /// large for one statement, the batch is stored again the careful way: one transaction that
+    /// locks the conversations first.
     private func write(_ messages: [PendingMessage]) async throws -> ([Result<WriteOutcome, any Error>], [UserEvent]) {
         let now = clock.now()
+        if store.engine == .postgres {
+            do {
+                if let result = try await writeAtOnce(messages, now: now) {
+                    batchesAtOnce += 1
+                    return result
+                }
+            } catch {
+                // Nothing was stored unless the commit's answer was lost; then the careful path
+                // finds the messages and answers them as repeats.
+                logger.warning("storing a message batch in one statement failed; storing it in a transaction", metadata: ["error": "\(String(reflecting: error))"])
+            }
+        }
+        batchesLocked += 1
+        return try await writeLocked(messages, now: now)
+    }
+
+    /// What a batch comes to, decided from its conversations as read.
+    struct Plan {
+        var outcomes: [Result<WriteOutcome, any Error>] = []
+        var accepted: [MessageRecord] = []
+        var events: [NewUserEvent] = []
+        /// Each written conversation's new last sequence number.
+        var lastSeq: [String: Int64] = [:]
+    }
+
+    /// Checks each message on its own against its conversation, its members and the messages
+    /// already stored under its id, and numbers the accepted ones.
+    static func plan(_ messages: [PendingMessage], conversations: [String: ConversationRecord], members: [String: [String]],
+                     existing stored: [String: MessageRecord], now: Timestamp, limits: MessagingLimits) -> Plan {
+        var plan = Plan()
+        var existing = stored
+        for message in messages {
+            let key = "\(message.conversationId)/\(message.messageId)"
+            do {
+                guard let conversation = conversations[message.conversationId], let present = members[message.conversationId],
+                      present.contains(message.sender) else { throw Problem.notFound("No such conversation.") }
+                guard message.header.convId == message.convId else { throw Problem.invalidField("header", "names another conversation") }
+                guard message.header.senderUserId == message.sender else { throw Problem.forbidden("A message's header names its sender, the caller.") }
+                if let earlier = existing[key] {
+                    guard earlier.header == message.headerBytes, earlier.ciphertext == message.ciphertext || earlier.deletedAt != nil,
+                          earlier.signature == message.signature else {
+                        throw Problem(status: 409, slug: "message-id-conflict", title: "Message id conflict", detail: "Another message already has this id.")
+                    }
+                    plan.outcomes.append(.success(.duplicate(earlier)))
+                    continue
+                }
+                guard message.header.epoch == conversation.epoch else {
+                    throw Problem(status: 409, slug: "stale-epoch", title: "Stale epoch", detail: "The conversation's membership changed: fetch the ops, start a new chain and send again.")
+                }
+                let expiresAt = try MessageController.checkExpiry(message.header, conversation: conversation, now: now, limits: limits)
+                let seq = (plan.lastSeq[message.conversationId] ?? conversation.lastSeq) + 1
+                plan.lastSeq[message.conversationId] = seq
+                let record = MessageRecord(
+                    conversationId: message.conversationId, id: message.messageId, seq: seq, senderId: message.sender,
+                    kind: Int64(MessageHeader.Kind.message.rawValue), refersTo: nil, header: message.headerBytes, ciphertext: message.ciphertext,
+                    signature: message.signature, expiresAt: expiresAt, createdAt: now.millis, editedBy: nil, deletedAt: nil)
+                existing[key] = record
+                plan.accepted.append(record)
+                let data = EventData.json(record.view)
+                plan.events += present.map { NewUserEvent(userId: $0, type: "message.new", data: data) }
+                plan.outcomes.append(.success(.stored(record)))
+            } catch {
+                plan.outcomes.append(.failure(error))
+            }
+        }
+        return plan
+    }
+
+    /// The most events one statement carries (six bound parameters each, well below PostgreSQL's 65,535).
+    static let eventsPerStatement = 4000
+
+    /// PostgreSQL, two round trips: reads the conversations, their members and whether any
+    /// message id is taken; then one statement updates the conversations only where the sequence
+    /// number and epoch are still those read, and stores the messages and events only if every
+    /// conversation was updated. Nil when the careful path must do it (see `write`).
+    private func writeAtOnce(_ messages: [PendingMessage], now: Timestamp) async throws -> ([Result<WriteOutcome, any Error>], [UserEvent])? {
+        let ids = Array(Set(messages.map(\.conversationId))).sorted()
+        var read = SQLQueryString("""
+            SELECT c.*, ARRAY(SELECT m.user_id FROM conversation_members m WHERE m.conversation_id = c.id) AS member_ids,
+            EXISTS(SELECT 1 FROM messages x WHERE x.conversation_id = c.id AND x.id IN (
+            """)
+        for (index, message) in messages.enumerated() { read += index == 0 ? "\(bind: message.messageId)" : ", \(bind: message.messageId)" }
+        read += ")) AS repeats FROM conversations c WHERE c.id IN ("
+        for (index, id) in ids.enumerated() { read += index == 0 ? "\(bind: id)" : ", \(bind: id)" }
+        read += ")"
+        let query = read
+        let rows = try await store.read { db in try await db.raw(query).all() }
+        var conversations: [String: ConversationRecord] = [:]
+        var members: [String: [String]] = [:]
+        for row in rows {
+            if try row.decode(column: "repeats", as: Bool.self) { return nil }
+            let record = try ConversationRepository.decodeConversation(row)
+            conversations[record.id] = record
+            members[record.id] = try row.decode(column: "member_ids", as: [String].self)
+        }
+        let plan = Self.plan(messages, conversations: conversations, members: members, existing: [:], now: now, limits: limits)
+        guard !plan.accepted.isEmpty else { return (plan.outcomes, []) }
+        guard plan.events.count <= Self.eventsPerStatement else { return nil }
+        await afterRead?()
+
+        let written = plan.lastSeq.keys.sorted()
+        var statement = SQLQueryString("WITH locked AS (SELECT id FROM conversations WHERE id IN (")
+        for (index, id) in written.enumerated() { statement += index == 0 ? "\(bind: id)" : ", \(bind: id)" }
+        statement += ") ORDER BY id FOR UPDATE), numbered AS (UPDATE conversations c SET updated_at = \(bind: now.millis), last_seq = CASE c.id"
+        for id in written { statement += " WHEN \(bind: id) THEN \(bind: plan.lastSeq[id]!)" }
+        statement += " END FROM locked WHERE c.id = locked.id AND ("
+        for (index, id) in written.enumerated() {
+            let read = conversations[id]!
+            statement += index == 0 ? "" : " OR "
+            statement += "(c.id = \(bind: id) AND c.last_seq = \(bind: read.lastSeq) AND c.epoch = \(bind: Data(read.epoch)))"
+        }
+        statement += ") RETURNING c.id), unchanged AS (SELECT count(*) = \(bind: Int64(written.count)) AS ok FROM numbered), "
+        statement += "stored AS (INSERT INTO messages (conversation_id, id, seq, sender_id, kind, header, ciphertext, signature, expires_at, created_at) SELECT v.* FROM (VALUES "
+        for (index, record) in plan.accepted.enumerated() {
+            statement += index == 0 ? "" : ", "
+            statement += """
+                (\(bind: record.conversationId), \(bind: record.id), \(bind: record.seq), \(bind: record.senderId), \(bind: record.kind),
+                 \(bind: Data(record.header)), \(bind: Data(record.ciphertext)), \(bind: Data(record.signature)), \(bind: record.expiresAt), \(bind: record.createdAt))
+                """
+        }
+        statement += ") AS v WHERE (SELECT ok FROM unchanged)), "
+        UserEventLog.appendingStatement(plan.events, at: now, when: "(SELECT ok FROM unchanged)", to: &statement)
+        let write = statement
+        let counters = try await store.statement { db in try await db.raw(write).all() }
+        // No rows: a conversation changed since the read, and nothing was stored.
+        guard !counters.isEmpty else { return nil }
+        return (plan.outcomes, try UserEventLog.numbered(plan.events, lastSeqs: counters, at: now))
+    }
+
+    /// One transaction for the whole batch that locks its conversations first (every engine).
+    private func writeLocked(_ messages: [PendingMessage], now: Timestamp) async throws -> ([Result<WriteOutcome, any Error>], [UserEvent]) {
         let limits = self.limits
         let engine = store.engine
         return try await store.write { db in
@@ -112,54 +258,16 @@ actor MessageWriter {
                 let record = try MessageRepository.decode(row)
                 existing["\(record.conversationId)/\(record.id)"] = record
             }
-
-            var outcomes: [Result<WriteOutcome, any Error>] = []
-            var accepted: [MessageRecord] = []
-            var newEvents: [NewUserEvent] = []
-            var lastSeq: [String: Int64] = [:]
-            for message in messages {
-                let key = "\(message.conversationId)/\(message.messageId)"
-                do {
-                    guard let conversation = conversations[message.conversationId], let present = members[message.conversationId],
-                          present.contains(message.sender) else { throw Problem.notFound("No such conversation.") }
-                    guard message.header.convId == message.convId else { throw Problem.invalidField("header", "names another conversation") }
-                    guard message.header.senderUserId == message.sender else { throw Problem.forbidden("A message's header names its sender, the caller.") }
-                    if let earlier = existing[key] {
-                        guard earlier.header == message.headerBytes, earlier.ciphertext == message.ciphertext || earlier.deletedAt != nil,
-                              earlier.signature == message.signature else {
-                            throw Problem(status: 409, slug: "message-id-conflict", title: "Message id conflict", detail: "Another message already has this id.")
-                        }
-                        outcomes.append(.success(.duplicate(earlier)))
-                        continue
-                    }
-                    guard message.header.epoch == conversation.epoch else {
-                        throw Problem(status: 409, slug: "stale-epoch", title: "Stale epoch", detail: "The conversation's membership changed: fetch the ops, start a new chain and send again.")
-                    }
-                    let expiresAt = try MessageController.checkExpiry(message.header, conversation: conversation, now: now, limits: limits)
-                    let seq = (lastSeq[message.conversationId] ?? conversation.lastSeq) + 1
-                    lastSeq[message.conversationId] = seq
-                    let record = MessageRecord(
-                        conversationId: message.conversationId, id: message.messageId, seq: seq, senderId: message.sender,
-                        kind: Int64(MessageHeader.Kind.message.rawValue), refersTo: nil, header: message.headerBytes, ciphertext: message.ciphertext,
-                        signature: message.signature, expiresAt: expiresAt, createdAt: now.millis, editedBy: nil, deletedAt: nil)
-                    existing[key] = record
-                    accepted.append(record)
-                    let data = EventData.json(record.view)
-                    newEvents += present.map { NewUserEvent(userId: $0, type: "message.new", data: data) }
-                    outcomes.append(.success(.stored(record)))
-                } catch {
-                    outcomes.append(.failure(error))
-                }
-            }
-            guard !accepted.isEmpty else { return (outcomes, []) }
+            let plan = Self.plan(messages, conversations: conversations, members: members, existing: existing, now: now, limits: limits)
+            guard !plan.accepted.isEmpty else { return (plan.outcomes, []) }
             var seqUpdate = SQLQueryString("UPDATE conversations SET updated_at = \(bind: now.millis), last_seq = CASE id")
-            for (id, seq) in lastSeq.sorted(by: { $0.key < $1.key }) { seqUpdate += " WHEN \(bind: id) THEN \(bind: seq)" }
+            for (id, seq) in plan.lastSeq.sorted(by: { $0.key < $1.key }) { seqUpdate += " WHEN \(bind: id) THEN \(bind: seq)" }
             seqUpdate += " END WHERE id IN ("
-            for (index, id) in lastSeq.keys.sorted().enumerated() { seqUpdate += index == 0 ? "\(bind: id)" : ", \(bind: id)" }
+            for (index, id) in plan.lastSeq.keys.sorted().enumerated() { seqUpdate += index == 0 ? "\(bind: id)" : ", \(bind: id)" }
             seqUpdate += ")"
             try await db.raw(seqUpdate).run()
-            try await MessageRepository.insert(accepted, in: db)
-            return (outcomes, try await UserEventLog.append(newEvents, at: now, in: db))
+            try await MessageRepository.insert(plan.accepted, in: db)
+            return (plan.outcomes, try await UserEventLog.append(plan.events, at: now, in: db))
         }
     }
 }

@@ -75,8 +75,10 @@ public struct EventPublisher: Sendable {
 }
 
 /// Marks of published events, written together: the first mark starts a short timer, and
-/// everything marked until it fires goes out in one transaction per 500 events. A mark lost
+/// everything marked until it fires goes out in one statement per 500 events. A mark lost
 /// (crash, database error) costs only a repeated delivery by the relay, which sockets drop by seq.
+/// The timer (200 ms, well inside the relay's 2 s grace) keeps the marks' commits, each a disk
+/// flush, from queueing with the messages' own at every send.
 actor PublishedMarks {
     let store: any DatabaseStore
     let clock: any WallClock
@@ -85,7 +87,7 @@ actor PublishedMarks {
     private var pending: [UserEvent] = []
     private var scheduled = false
 
-    init(store: any DatabaseStore, clock: any WallClock, logger: Logger, delay: Duration = .milliseconds(25)) {
+    init(store: any DatabaseStore, clock: any WallClock, logger: Logger, delay: Duration = .milliseconds(200)) {
         self.store = store
         self.clock = clock
         self.logger = logger
@@ -109,7 +111,7 @@ actor PublishedMarks {
             let batch = Array(pending.prefix(500))
             pending.removeFirst(batch.count)
             do {
-                try await store.write { db in try await UserEventLog.markPublished(batch, at: clock.now(), in: db) }
+                try await store.statement { db in try await UserEventLog.markPublished(batch, at: clock.now(), in: db) }
             } catch {
                 logger.warning("marking events published failed; the relay may resend them", metadata: ["error": "\(error)"])
             }

@@ -20,11 +20,20 @@ public protocol DatabaseStore: Sendable {
     /// Runs `body` inside one transaction, committed if it returns and rolled back if it throws.
     func write<R: Sendable>(_ body: @Sendable (any SQLDatabase) async throws -> R) async throws -> R
 
+    /// Runs `body`, a write of one statement, without an explicit transaction: the statement is
+    /// its own transaction, committed before this returns (two round trips fewer than `write` on
+    /// PostgreSQL). Engines without the saving run it as `write`.
+    func statement<R: Sendable>(_ body: @Sendable (any SQLDatabase) async throws -> R) async throws -> R
+
     /// Answers when the database does (readiness).
     func ping() async throws
 }
 
 extension DatabaseStore {
+    public func statement<R: Sendable>(_ body: @Sendable (any SQLDatabase) async throws -> R) async throws -> R {
+        try await write(body)
+    }
+
     public func ping() async throws {
         try await read { db in try await db.raw("SELECT 1").run() }
     }

@@ -29,28 +29,41 @@ public final class PostgresStore: DatabaseStore, Service {
 
     public func read<R: Sendable>(_ body: @Sendable (any SQLDatabase) async throws -> R) async throws -> R {
         try await client.withConnection { connection in
-            try await body(connection.sql(queryLogLevel: nil))
+            try await withTaskExecutorPreference(EventLoopTaskExecutor(connection.eventLoop)) {
+                try await body(connection.sql(queryLogLevel: nil))
+            }
         }
+    }
+
+    public func statement<R: Sendable>(_ body: @Sendable (any SQLDatabase) async throws -> R) async throws -> R {
+        try await read(body)
     }
 
     public func write<R: Sendable>(_ body: @Sendable (any SQLDatabase) async throws -> R) async throws -> R {
         try await client.withConnection { connection in
-            let db = connection.sql(queryLogLevel: nil)
-            try await db.raw("BEGIN").run()
-            do {
-                let result = try await body(db)
-                try await db.raw("COMMIT").run()
-                return result
-            } catch {
-                // The caller's error is what matters; a failed rollback closes the connection.
-                do {
-                    try await db.raw("ROLLBACK").run()
-                } catch {
-                    logger.error("rollback failed", metadata: ["error": "\(PostgresStore.describe(error))"])
-                    try? await connection.close()
-                }
-                throw error
+            try await withTaskExecutorPreference(EventLoopTaskExecutor(connection.eventLoop)) {
+                try await transaction(on: connection, body)
             }
+        }
+    }
+
+    /// `body` between BEGIN and COMMIT (ROLLBACK when it throws) on one connection.
+    private func transaction<R: Sendable>(on connection: PostgresConnection, _ body: @Sendable (any SQLDatabase) async throws -> R) async throws -> R {
+        let db = connection.sql(queryLogLevel: nil)
+        try await db.raw("BEGIN").run()
+        do {
+            let result = try await body(db)
+            try await db.raw("COMMIT").run()
+            return result
+        } catch {
+            // The caller's error is what matters; a failed rollback closes the connection.
+            do {
+                try await db.raw("ROLLBACK").run()
+            } catch {
+                logger.error("rollback failed", metadata: ["error": "\(PostgresStore.describe(error))"])
+                try? await connection.close()
+            }
+            throw error
         }
     }
 

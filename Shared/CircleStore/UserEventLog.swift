@@ -57,14 +57,32 @@ public enum UserEventLog {
         for event in events { countByUser[event.userId, default: 0] += 1 }
         // One statement takes every counter, in user-id order (the rows are locked in the
         // order of VALUES), so concurrent writers cannot deadlock.
-        var nextSeq: [String: Int64] = [:]
         var upsert = SQLQueryString("INSERT INTO user_event_counters (user_id, last_seq) VALUES ")
         for (index, userId) in countByUser.keys.sorted().enumerated() {
             if index > 0 { upsert += ", " }
             upsert += "(\(bind: userId), \(bind: countByUser[userId]!))"
         }
         upsert += " ON CONFLICT (user_id) DO UPDATE SET last_seq = user_event_counters.last_seq + excluded.last_seq RETURNING user_id, last_seq"
-        for row in try await db.raw(upsert).all() {
+        let stored = try numbered(events, lastSeqs: try await db.raw(upsert).all(), at: now)
+        // In chunks, to stay below the engines' limits on bound parameters.
+        for start in stride(from: 0, to: stored.count, by: 1000) {
+            var insert = SQLQueryString("INSERT INTO user_events (user_id, seq, type, payload, created_at) VALUES ")
+            for (index, event) in stored[start..<min(start + 1000, stored.count)].enumerated() {
+                if index > 0 { insert += ", " }
+                insert += "(\(bind: event.userId), \(bind: event.seq), \(bind: event.type), \(bind: event.data), \(bind: now.millis))"
+            }
+            try await db.raw(insert).run()
+        }
+        return stored
+    }
+
+    /// The events with their sequence numbers, from the counters' new values (rows of `user_id`,
+    /// `last_seq`): each user's events take the numbers up to the new value, in order.
+    public static func numbered(_ events: [NewUserEvent], lastSeqs rows: [any SQLRow], at now: Timestamp) throws -> [UserEvent] {
+        var countByUser: [String: Int64] = [:]
+        for event in events { countByUser[event.userId, default: 0] += 1 }
+        var nextSeq: [String: Int64] = [:]
+        for row in rows {
             let userId = try row.decode(column: "user_id", as: String.self)
             let last = try row.decode(column: "last_seq", as: Int64.self)
             guard let count = countByUser[userId] else { throw StoreError.corrupt("event counter update returned an unknown user") }
@@ -78,16 +96,34 @@ public enum UserEventLog {
             nextSeq[event.userId] = seq + 1
             stored.append(UserEvent(userId: event.userId, seq: seq, type: event.type, data: event.data, createdAt: now))
         }
-        // In chunks, to stay below the engines' limits on bound parameters.
-        for start in stride(from: 0, to: stored.count, by: 1000) {
-            var insert = SQLQueryString("INSERT INTO user_events (user_id, seq, type, payload, created_at) VALUES ")
-            for (index, event) in stored[start..<min(start + 1000, stored.count)].enumerated() {
-                if index > 0 { insert += ", " }
-                insert += "(\(bind: event.userId), \(bind: event.seq), \(bind: event.type), \(bind: event.data), \(bind: now.millis))"
-            }
-            try await db.raw(insert).run()
-        }
         return stored
+    }
+
+    /// Ends a PostgreSQL statement under construction (`WITH ..., ` so far) with the parts that
+    /// append `events` to the log only if `condition` (an SQL boolean over the earlier parts) holds:
+    /// the counters, taken in user-id order as in `append`, then the events; the statement returns
+    /// the counters' new values for `numbered`, and no rows when the condition is false. One
+    /// statement, so a writer can put its own change and its events in one round trip.
+    public static func appendingStatement(_ events: [NewUserEvent], at now: Timestamp, when condition: String, to query: inout SQLQueryString) {
+        var countByUser: [String: Int64] = [:]
+        for event in events { countByUser[event.userId, default: 0] += 1 }
+        query += "counters AS (INSERT INTO user_event_counters (user_id, last_seq) SELECT v.user_id, v.n FROM (VALUES "
+        for (index, userId) in countByUser.keys.sorted().enumerated() {
+            if index > 0 { query += ", " }
+            query += "(\(bind: userId), \(bind: countByUser[userId]!))"
+        }
+        query += ") AS v (user_id, n) WHERE \(unsafeRaw: condition) ORDER BY v.user_id"
+        query += " ON CONFLICT (user_id) DO UPDATE SET last_seq = user_event_counters.last_seq + excluded.last_seq RETURNING user_id, last_seq), "
+        query += "appended AS (INSERT INTO user_events (user_id, seq, type, payload, created_at) SELECT v.user_id, counters.last_seq - v.n + v.k, v.type, v.payload, v.created_at FROM (VALUES "
+        var position: [String: Int64] = [:]
+        for (index, event) in events.enumerated() {
+            let k = (position[event.userId] ?? 0) + 1
+            position[event.userId] = k
+            if index > 0 { query += ", " }
+            query += "(\(bind: event.userId), \(bind: k), \(bind: countByUser[event.userId]!), \(bind: event.type), \(bind: event.data), \(bind: now.millis))"
+        }
+        query += ") AS v (user_id, k, n, type, payload, created_at) JOIN counters ON counters.user_id = v.user_id) "
+        query += "SELECT user_id, last_seq FROM counters"
     }
 
     /// The user's events after `since`, oldest first, at most `limit`.

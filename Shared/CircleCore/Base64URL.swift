@@ -9,6 +9,13 @@ public enum Base64URL {
         return table
     }()
 
+    /// Whether the encoding of `bytes` does not start with "-" (that is, the first byte is not
+    /// 0xF8 to 0xFB), so that it can be given as a command line argument without being taken for
+    /// an option. Clients draw ids they make until this holds; ids made elsewhere go after `--`.
+    public static func isCommandLineSafe(_ bytes: [UInt8]) -> Bool {
+        bytes.first.map { $0 >> 2 != 62 } ?? true
+    }
+
     public static func encode<D: DataProtocol>(_ bytes: D) -> String {
         let input = Array(bytes)
         var output = [UInt8]()

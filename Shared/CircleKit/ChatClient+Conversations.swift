@@ -18,8 +18,14 @@ extension ChatClient {
         let identity = try state.identity
         let mine = Array(identity.publicKey.rawRepresentation)
         let now = UInt64(Timestamp.now().millis)
-        let genesis = try MembershipOp.genesis(creator: state.userId, creatorIdentity: mine,
-                                               settings: .init(kind: kind, disappearSeconds: disappearSeconds, readReceipts: readReceipts), createdAt: now).sign(with: identity)
+        // A fresh nonce until the id does not start with "-", so it can be typed as a command
+        // line argument (see `Base64URL.isCommandLineSafe`).
+        var unsigned: MembershipOp
+        repeat {
+            unsigned = MembershipOp.genesis(creator: state.userId, creatorIdentity: mine,
+                                            settings: .init(kind: kind, disappearSeconds: disappearSeconds, readReceipts: readReceipts), createdAt: now)
+        } while !Base64URL.isCommandLineSafe(MembershipOp.hash(unsigned.bytes))
+        let genesis = try unsigned.sign(with: identity)
         var chain = try MembershipChain(genesis: genesis, creatorIdentity: mine)
         var ops: [SignedOp] = []
         for username in usernames {

@@ -45,7 +45,9 @@ extension ChatClient {
         defer { try? handle.close() }
         let size = try handle.seekToEnd()
         try handle.seek(toOffset: 0)
-        let fileKey = SecureRandom.bytes(32), fileIdBytes = SecureRandom.bytes(VaultKeys.fileIdSize)
+        let fileKey = SecureRandom.bytes(32)
+        var fileIdBytes: [UInt8]
+        repeat { fileIdBytes = SecureRandom.bytes(VaultKeys.fileIdSize) } while !Base64URL.isCommandLineSafe(fileIdBytes)
         let fileId = Base64URL.encode(fileIdBytes)
         let metadata = try VaultMetadata(name: name ?? URL(fileURLWithPath: path).lastPathComponent, type: type, size: size)
             .seal(fileKey: fileKey, fileId: fileIdBytes)

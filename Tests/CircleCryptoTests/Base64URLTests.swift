@@ -24,4 +24,14 @@ struct Base64URLTests {
         #expect(Base64URL.decode("AAA") == Data([0, 0]))
         #expect(Base64URL.decode("") == Data())
     }
+
+    @Test("an id is safe on the command line exactly when its encoding does not start with \"-\"")
+    func commandLineSafe() {
+        for first in 0...255 {
+            let bytes = [UInt8(first)] + [UInt8](repeating: 0xAB, count: 15)
+            #expect(Base64URL.isCommandLineSafe(bytes) == !Base64URL.encode(bytes).hasPrefix("-"), "\(first)")
+        }
+        #expect(!Base64URL.isCommandLineSafe([0xF8]) && !Base64URL.isCommandLineSafe([0xFB]))
+        #expect(Base64URL.isCommandLineSafe([0xF7]) && Base64URL.isCommandLineSafe([0xFC]) && Base64URL.isCommandLineSafe([]))
+    }
 }

@@ -36,6 +36,9 @@ struct ChatClientTests {
             let conv = try await alice.createConversation(.direct, with: ["bob"])
             try await alice.send("hello bob", to: conv)
             try await alice.send("are you there?", to: conv)
+            // Ids CircleKit makes never start with "-", so they can be typed on a command line
+            // (one in 64 random ids would).
+            for _ in 0..<40 { #expect(!(try await alice.createConversation(.group, with: [])).hasPrefix("-")) }
             #expect(try await bob.receive(conv).messages.map(\.text) == ["hello bob", "are you there?"])
             try await bob.send("yes!", to: conv)
             #expect(try await alice.receive(conv).messages.map(\.text) == ["hello bob", "are you there?", "yes!"])

@@ -303,15 +303,16 @@ def test_cli_and_browser_talk_both_ways(new_page, circle, tmp_path):
     state = cli_register(circle, tmp_path, cli_name)
     web = Browser(new_page, circle, unique("web")).register().wait_online()
 
-    # The browser starts the conversation and writes first; CircleKit reads it.
+    # The browser starts the conversation and writes first; CircleKit reads it. (Ids made by the
+    # browser may start with "-": the CLI takes them after "--".)
     conv = web.run("return await circle.createDirect(a);", cli_name)
     web.send(conv, "hello from the browser")
-    read = circle.cli("chat", "read", conv, state=state)
+    read = circle.cli("chat", "read", "--", conv, state=state)
     assert read.returncode == 0, read.stderr
     assert f"{web.username}: hello from the browser" in read.stdout, read.stdout
 
     # CircleKit answers; the browser gets it live.
-    sent = circle.cli("chat", "send", conv, "hello", "from", "the", "CLI", state=state)
+    sent = circle.cli("chat", "send", "--", conv, "hello", "from", "the", "CLI", state=state)
     assert sent.returncode == 0, sent.stderr
     got = web.wait_live_text(conv, "hello from the CLI")
     assert got["sender"]["displayName"] == cli_name and got["mine"] is False
@@ -319,13 +320,13 @@ def test_cli_and_browser_talk_both_ways(new_page, circle, tmp_path):
     # An edit from the browser reaches CircleKit as an edit of the original.
     first = next(m for m in web.messages(conv) if m["text"] == "hello from the browser")
     web.run("await circle.edit(a.conv, a.id, 'hello again');", {"conv": conv, "id": first["id"]})
-    read = circle.cli("chat", "read", conv, state=state)
+    read = circle.cli("chat", "read", "--", conv, state=state)
     assert read.returncode == 0, read.stderr
     assert "(edit) hello again" in read.stdout, read.stdout
 
     # A group made in the browser with the CLI user in it: the CLI sends into it.
     group = web.run("return await circle.createGroup('Team', [a]);", cli_name)
-    sent = circle.cli("chat", "send", group, "group hello", state=state)
+    sent = circle.cli("chat", "send", "--", group, "group hello", state=state)
     assert sent.returncode == 0, sent.stderr
     web.wait_live_text(group, "group hello")
     listed = next(c for c in web.run("return await circle.conversations();") if c["id"] == group)

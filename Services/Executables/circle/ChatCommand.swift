@@ -66,7 +66,7 @@ struct ChatCommand: AsyncParsableCommand {
     struct Add: AsyncParsableCommand {
         static let configuration = CommandConfiguration(abstract: "Add a member to a group (admins).")
         @OptionGroup var client: ClientOptions
-        @Argument var conversation: String
+        @Argument(help: IdHelp.conversation) var conversation: String
         @Argument var username: String
 
         func run() async throws {
@@ -81,7 +81,7 @@ struct ChatCommand: AsyncParsableCommand {
     struct Remove: AsyncParsableCommand {
         static let configuration = CommandConfiguration(abstract: "Remove a member from a group (admins); everyone's next message uses new keys.")
         @OptionGroup var client: ClientOptions
-        @Argument var conversation: String
+        @Argument(help: IdHelp.conversation) var conversation: String
         @Argument var username: String
 
         func run() async throws {
@@ -96,7 +96,7 @@ struct ChatCommand: AsyncParsableCommand {
     struct Send: AsyncParsableCommand {
         static let configuration = CommandConfiguration(abstract: "Encrypt and send a message; prints its sequence number.")
         @OptionGroup var client: ClientOptions
-        @Argument var conversation: String
+        @Argument(help: IdHelp.conversation) var conversation: String
         @Argument(help: "The message (words are joined with spaces); omit to read standard input.") var words: [String] = []
 
         func run() async throws {
@@ -112,7 +112,7 @@ struct ChatCommand: AsyncParsableCommand {
     struct Read: AsyncParsableCommand {
         static let configuration = CommandConfiguration(abstract: "Show new messages of a conversation, decrypted and checked, and mark them read.")
         @OptionGroup var client: ClientOptions
-        @Argument var conversation: String
+        @Argument(help: IdHelp.conversation) var conversation: String
 
         func run() async throws {
             try await Out.run {

@@ -40,7 +40,7 @@ struct VaultCommand: AsyncParsableCommand {
     struct Get: AsyncParsableCommand {
         static let configuration = CommandConfiguration(abstract: "Download, check and decrypt a file.")
         @OptionGroup var client: ClientOptions
-        @Argument(help: "The file's id.") var id: String
+        @Argument(help: IdHelp.file) var id: String
         @Option(name: .shortAndLong, help: "Where to write it; default: its stored name in the current folder.") var output: String?
 
         func run() async throws {
@@ -78,7 +78,7 @@ struct VaultCommand: AsyncParsableCommand {
     struct Share: AsyncParsableCommand {
         static let configuration = CommandConfiguration(abstract: "Make a share link (the key is in the part after #, which browsers never send).")
         @OptionGroup var client: ClientOptions
-        @Argument(help: "The file's id.") var id: String
+        @Argument(help: IdHelp.file) var id: String
         @Flag(help: "Protect the link with a password (read from standard input or the terminal).") var password = false
         @Option(help: "The link stops working after this many hours (0: no expiry).") var expiresInHours: Int64 = 0
         @Option(help: "The link stops working after this many downloads (0: no limit).") var maxDownloads: Int64 = 0
@@ -110,7 +110,7 @@ struct VaultCommand: AsyncParsableCommand {
     struct Remove: AsyncParsableCommand {
         static let configuration = CommandConfiguration(commandName: "rm", abstract: "Delete a file (its links stop working).")
         @OptionGroup var client: ClientOptions
-        @Argument var id: String
+        @Argument(help: IdHelp.file) var id: String
 
         func run() async throws {
             try await Out.run {

@@ -98,11 +98,22 @@ struct MessagesBench: AsyncParsableCommand {
             _ = await iterator.next()
         }
         follower.cancel()
+        // The floor under the send call: the same HTTP client and path to the server for a call
+        // that does nothing (GET /api/v1/server, answered by the gateway from memory).
+        let api = CircleAPI(baseURL: url)
+        let floor = LatencyRecorder()
+        for _ in 0..<idle {
+            let start = Self.now()
+            _ = try await api.call(.GET, "/api/v1/server", as: APITypes.ServerInfo.self)
+            floor.record(Self.now() - start)
+        }
         let summary = LatencySummary(recorder.snapshot())
         let call = LatencySummary(calls.snapshot())
+        let bare = LatencySummary(floor.snapshot())
         report("""
             idle: \(summary.count) messages one at a time: send-to-decrypted latency p50 \(f(summary.p50)) ms, p99 \(f(summary.p99)) ms, max \(f(summary.max)) ms
               of which the send call (seal, POST, stored, answered): p50 \(f(call.p50)) ms, p99 \(f(call.p99)) ms
+              floor: the same client's call that does nothing (GET /api/v1/server): p50 \(f(bare.p50)) ms, p99 \(f(bare.p99)) ms
             """)
     }
 

@@ -42,13 +42,13 @@ public final class PostgresStore: DatabaseStore, Service {
     public func write<R: Sendable>(_ body: @Sendable (any SQLDatabase) async throws -> R) async throws -> R {
         try await client.withConnection { connection in
             try await withTaskExecutorPreference(EventLoopTaskExecutor(connection.eventLoop)) {
-                try await transaction(on: connection, body)
+                try await Self.transaction(on: connection, logger: logger, body)
             }
         }
     }
 
     /// `body` between BEGIN and COMMIT (ROLLBACK when it throws) on one connection.
-    private func transaction<R: Sendable>(on connection: PostgresConnection, _ body: @Sendable (any SQLDatabase) async throws -> R) async throws -> R {
+    static func transaction<R: Sendable>(on connection: PostgresConnection, logger: Logger, _ body: @Sendable (any SQLDatabase) async throws -> R) async throws -> R {
         let db = connection.sql(queryLogLevel: nil)
         try await db.raw("BEGIN").run()
         do {
@@ -134,17 +134,6 @@ final class SingleConnectionStore: DatabaseStore {
     }
 
     func write<R: Sendable>(_ body: @Sendable (any SQLDatabase) async throws -> R) async throws -> R {
-        try await gate.withGate {
-            let db = connection.sql(queryLogLevel: nil)
-            try await db.raw("BEGIN").run()
-            do {
-                let result = try await body(db)
-                try await db.raw("COMMIT").run()
-                return result
-            } catch {
-                try? await db.raw("ROLLBACK").run()
-                throw error
-            }
-        }
+        try await gate.withGate { try await PostgresStore.transaction(on: connection, logger: logger, body) }
     }
 }

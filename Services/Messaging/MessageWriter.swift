@@ -178,9 +178,9 @@ actor MessageWriter {
             SELECT c.*, ARRAY(SELECT m.user_id FROM conversation_members m WHERE m.conversation_id = c.id) AS member_ids,
             EXISTS(SELECT 1 FROM messages x WHERE x.conversation_id = c.id AND x.id IN (
             """)
-        for (index, message) in messages.enumerated() { read += index == 0 ? "\(bind: message.messageId)" : ", \(bind: message.messageId)" }
+        read.appendBinds(messages.map(\.messageId))
         read += ")) AS repeats FROM conversations c WHERE c.id IN ("
-        for (index, id) in ids.enumerated() { read += index == 0 ? "\(bind: id)" : ", \(bind: id)" }
+        read.appendBinds(ids)
         read += ")"
         let query = read
         let rows = try await store.read { db in try await db.raw(query).all() }
@@ -199,7 +199,7 @@ actor MessageWriter {
 
         let written = plan.lastSeq.keys.sorted()
         var statement = SQLQueryString("WITH locked AS (SELECT id FROM conversations WHERE id IN (")
-        for (index, id) in written.enumerated() { statement += index == 0 ? "\(bind: id)" : ", \(bind: id)" }
+        statement.appendBinds(written)
         statement += ") ORDER BY id FOR UPDATE), numbered AS (UPDATE conversations c SET updated_at = \(bind: now.millis), last_seq = CASE c.id"
         for id in written { statement += " WHEN \(bind: id) THEN \(bind: plan.lastSeq[id]!)" }
         statement += " END FROM locked WHERE c.id = locked.id AND ("
@@ -234,7 +234,7 @@ actor MessageWriter {
             let ids = Array(Set(messages.map(\.conversationId))).sorted()
             // Lock the conversations in id order (two writers never wait on each other in a cycle).
             var lockQuery = SQLQueryString("SELECT * FROM conversations WHERE id IN (")
-            for (index, id) in ids.enumerated() { lockQuery += index == 0 ? "\(bind: id)" : ", \(bind: id)" }
+            lockQuery.appendBinds(ids)
             lockQuery += ") ORDER BY id\(unsafeRaw: engine == .postgres ? " FOR UPDATE" : "")"
             var conversations: [String: ConversationRecord] = [:]
             for row in try await db.raw(lockQuery).all() {
@@ -242,7 +242,7 @@ actor MessageWriter {
                 conversations[record.id] = record
             }
             var membersQuery = SQLQueryString("SELECT conversation_id, user_id FROM conversation_members WHERE conversation_id IN (")
-            for (index, id) in ids.enumerated() { membersQuery += index == 0 ? "\(bind: id)" : ", \(bind: id)" }
+            membersQuery.appendBinds(ids)
             membersQuery += ")"
             var members: [String: [String]] = [:]
             for row in try await db.raw(membersQuery).all() {
@@ -263,7 +263,7 @@ actor MessageWriter {
             var seqUpdate = SQLQueryString("UPDATE conversations SET updated_at = \(bind: now.millis), last_seq = CASE id")
             for (id, seq) in plan.lastSeq.sorted(by: { $0.key < $1.key }) { seqUpdate += " WHEN \(bind: id) THEN \(bind: seq)" }
             seqUpdate += " END WHERE id IN ("
-            for (index, id) in plan.lastSeq.keys.sorted().enumerated() { seqUpdate += index == 0 ? "\(bind: id)" : ", \(bind: id)" }
+            seqUpdate.appendBinds(plan.lastSeq.keys.sorted())
             seqUpdate += ")"
             try await db.raw(seqUpdate).run()
             try await MessageRepository.insert(plan.accepted, in: db)

@@ -4,7 +4,7 @@ import PackageDescription
 let services = ["Gateway", "Messaging", "Vault", "Presence", "Signaling", "Cleanup"]
 /// What a service library needs beyond the shared set.
 let serviceExtras: [String: [Target.Dependency]] = [
-    "Messaging": ["CircleKit"],
+    "Messaging": ["CircleKit", .product(name: "PostgresNIO", package: "postgres-nio"), .product(name: "PostgresKit", package: "postgres-kit")],
     "Vault": ["CircleKit", "Messaging", .product(name: "_NIOFileSystem", package: "swift-nio")],
     "Cleanup": ["Messaging", "Vault"],
 ]

@@ -46,9 +46,11 @@ pg_port=$(free_port)
 # Tests trade durability for speed; benchmarks (CIRCLE_TEST_PG_DURABLE=1) keep PostgreSQL's defaults.
 pg_speed=(-c fsync=off -c synchronous_commit=off -c full_page_writes=off)
 [ "${CIRCLE_TEST_PG_DURABLE:-0}" = 1 ] && pg_speed=(-c fsync=on)
+# Extra server settings for profiling, e.g. CIRCLE_TEST_PG_OPTS="-c shared_preload_libraries=pg_stat_statements".
+read -r -a pg_extra <<<"${CIRCLE_TEST_PG_OPTS:-}"
 "${as_pg[@]}" "$pgbin/postgres" -D "$work/pg/data" -p "$pg_port" -k "$work/pg" \
   -c listen_addresses=127.0.0.1 "${pg_speed[@]}" \
-  -c max_connections=400 >"$work/postgres.log" 2>&1 &
+  -c max_connections=400 "${pg_extra[@]}" >"$work/postgres.log" 2>&1 &
 pg_pid=$!
 
 redis_port=$(free_port)

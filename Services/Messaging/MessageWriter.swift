@@ -5,6 +5,8 @@ import CircleKit
 import CircleStore
 import Foundation
 import Logging
+import PostgresKit
+import PostgresNIO
 import SQLKit
 
 /// A new message (not an edit or delete) waiting to be stored.
@@ -97,16 +99,16 @@ actor MessageWriter {
     /// locks the conversations first.
     private func write(_ messages: [PendingMessage]) async throws -> ([Result<WriteOutcome, any Error>], [UserEvent]) {
         let now = clock.now()
-        if store.engine == .postgres {
+        if let postgres = store as? any PostgresConnectionStore {
             do {
-                if let result = try await writeAtOnce(messages, now: now) {
+                if let result = try await writeAtOnce(messages, on: postgres, now: now) {
                     batchesAtOnce += 1
                     return result
                 }
             } catch {
                 // Nothing was stored unless the commit's answer was lost; then the careful path
                 // finds the messages and answers them as repeats.
-                logger.warning("storing a message batch in one statement failed; storing it in a transaction", metadata: ["error": "\(String(reflecting: error))"])
+                        logger.warning("storing a message batch in one statement failed; storing it in a transaction", metadata: ["error": "\(String(reflecting: error))"])
             }
         }
         batchesLocked += 1
@@ -165,25 +167,21 @@ actor MessageWriter {
         return plan
     }
 
-    /// The most events one statement carries (six bound parameters each, well below PostgreSQL's 65,535).
+    /// The most events one statement carries (each list is one array parameter; this keeps a
+    /// statement's size bounded).
     static let eventsPerStatement = 4000
 
-    /// PostgreSQL, two round trips: reads the conversations, their members and whether any
-    /// message id is taken; then one statement updates the conversations only where the sequence
-    /// number and epoch are still those read, and stores the messages and events only if every
-    /// conversation was updated. Nil when the careful path must do it (see `write`).
-    private func writeAtOnce(_ messages: [PendingMessage], now: Timestamp) async throws -> ([Result<WriteOutcome, any Error>], [UserEvent])? {
-        let ids = Array(Set(messages.map(\.conversationId))).sorted()
-        var read = SQLQueryString("""
-            SELECT c.*, ARRAY(SELECT m.user_id FROM conversation_members m WHERE m.conversation_id = c.id) AS member_ids,
-            EXISTS(SELECT 1 FROM messages x WHERE x.conversation_id = c.id AND x.id IN (
-            """)
-        read.appendBinds(messages.map(\.messageId))
-        read += ")) AS repeats FROM conversations c WHERE c.id IN ("
-        read.appendBinds(ids)
-        read += ")"
-        let query = read
-        let rows = try await store.read { db in try await db.raw(query).all() }
+    /// PostgreSQL, two round trips of prepared statements (`MessageBatchStatements`): reads the
+    /// conversations, their members and whether any message id is taken; then one statement
+    /// updates the conversations only where the sequence number and epoch are still those read,
+    /// and stores the messages and events only if every conversation was updated. Nil when the
+    /// careful path must do it (see `write`).
+    private func writeAtOnce(_ messages: [PendingMessage], on postgres: any PostgresConnectionStore, now: Timestamp) async throws -> ([Result<WriteOutcome, any Error>], [UserEvent])? {
+        let read = MessageBatchStatements.Read(conversationIds: Array(Set(messages.map(\.conversationId))).sorted(), messageIds: messages.map(\.messageId))
+        let logger = self.logger
+        let rows = try await postgres.withConnection { connection in
+            try await connection.execute(read, logger: logger).reduce(into: []) { $0.append($1.sql()) }
+        }
         var conversations: [String: ConversationRecord] = [:]
         var members: [String: [String]] = [:]
         for row in rows {
@@ -197,30 +195,16 @@ actor MessageWriter {
         guard plan.events.count <= Self.eventsPerStatement else { return nil }
         await afterRead?()
 
-        let written = plan.lastSeq.keys.sorted()
-        var statement = SQLQueryString("WITH locked AS (SELECT id FROM conversations WHERE id IN (")
-        statement.appendBinds(written)
-        statement += ") ORDER BY id FOR UPDATE), numbered AS (UPDATE conversations c SET updated_at = \(bind: now.millis), last_seq = CASE c.id"
-        for id in written { statement += " WHEN \(bind: id) THEN \(bind: plan.lastSeq[id]!)" }
-        statement += " END FROM locked WHERE c.id = locked.id AND ("
-        for (index, id) in written.enumerated() {
-            let read = conversations[id]!
-            statement += index == 0 ? "" : " OR "
-            statement += "(c.id = \(bind: id) AND c.last_seq = \(bind: read.lastSeq) AND c.epoch = \(bind: Data(read.epoch)))"
+        let write = MessageBatchStatements.Write(
+            conversations: plan.lastSeq.keys.sorted().map { id in
+                .init(id: id, readSeq: conversations[id]!.lastSeq, epoch: conversations[id]!.epoch, lastSeq: plan.lastSeq[id]!)
+            },
+            messages: plan.accepted, events: plan.events, now: now)
+        let counters = try await postgres.withConnection { connection in
+            try await connection.execute(write, logger: logger).reduce(into: [(userId: String, lastSeq: Int64)]()) {
+                $0.append(try $1.decode((String, Int64).self))
+            }
         }
-        statement += ") RETURNING c.id), unchanged AS (SELECT count(*) = \(bind: Int64(written.count)) AS ok FROM numbered), "
-        statement += "stored AS (INSERT INTO messages (conversation_id, id, seq, sender_id, kind, header, ciphertext, signature, expires_at, created_at) SELECT v.* FROM (VALUES "
-        for (index, record) in plan.accepted.enumerated() {
-            statement += index == 0 ? "" : ", "
-            statement += """
-                (\(bind: record.conversationId), \(bind: record.id), \(bind: record.seq), \(bind: record.senderId), \(bind: record.kind),
-                 \(bind: Data(record.header)), \(bind: Data(record.ciphertext)), \(bind: Data(record.signature)), \(bind: record.expiresAt), \(bind: record.createdAt))
-                """
-        }
-        statement += ") AS v WHERE (SELECT ok FROM unchanged)), "
-        UserEventLog.appendingStatement(plan.events, at: now, when: "(SELECT ok FROM unchanged)", to: &statement)
-        let write = statement
-        let counters = try await store.statement { db in try await db.raw(write).all() }
         // No rows: a conversation changed since the read, and nothing was stored.
         guard !counters.isEmpty else { return nil }
         return (plan.outcomes, try UserEventLog.numbered(plan.events, lastSeqs: counters, at: now))

@@ -8,10 +8,17 @@ import PostgresNIO
 import SQLKit
 import ServiceLifecycle
 
+/// A PostgreSQL store that also lends a connection itself, for what only PostgreSQL does
+/// (prepared statements, array parameters).
+public protocol PostgresConnectionStore: DatabaseStore {
+    /// Runs `body` with one connection (on its event loop when pooled).
+    func withConnection<R: Sendable>(_ body: @Sendable (PostgresConnection) async throws -> R) async throws -> R
+}
+
 /// The PostgreSQL engine: a connection pool (PostgresNIO's `PostgresClient`) seen through SQLKit.
 ///
 /// It is a `Service`: the pool runs while the service group runs and closes on shutdown.
-public final class PostgresStore: DatabaseStore, Service {
+public final class PostgresStore: PostgresConnectionStore, Service {
     public let engine = DatabaseEngine.postgres
     let client: PostgresClient
     let logger: Logger
@@ -28,9 +35,13 @@ public final class PostgresStore: DatabaseStore, Service {
     }
 
     public func read<R: Sendable>(_ body: @Sendable (any SQLDatabase) async throws -> R) async throws -> R {
+        try await withConnection { connection in try await body(connection.sql(queryLogLevel: nil)) }
+    }
+
+    public func withConnection<R: Sendable>(_ body: @Sendable (PostgresConnection) async throws -> R) async throws -> R {
         try await client.withConnection { connection in
             try await withTaskExecutorPreference(EventLoopTaskExecutor(connection.eventLoop)) {
-                try await body(connection.sql(queryLogLevel: nil))
+                try await body(connection)
             }
         }
     }
@@ -40,11 +51,7 @@ public final class PostgresStore: DatabaseStore, Service {
     }
 
     public func write<R: Sendable>(_ body: @Sendable (any SQLDatabase) async throws -> R) async throws -> R {
-        try await client.withConnection { connection in
-            try await withTaskExecutorPreference(EventLoopTaskExecutor(connection.eventLoop)) {
-                try await Self.transaction(on: connection, logger: logger, body)
-            }
-        }
+        try await withConnection { connection in try await Self.transaction(on: connection, logger: self.logger, body) }
     }
 
     /// `body` between BEGIN and COMMIT (ROLLBACK when it throws) on one connection.
@@ -118,7 +125,7 @@ public final class PostgresStore: DatabaseStore, Service {
 }
 
 /// One PostgreSQL connection seen as a store, used by one caller at a time (start-up work).
-final class SingleConnectionStore: DatabaseStore {
+final class SingleConnectionStore: PostgresConnectionStore {
     let engine = DatabaseEngine.postgres
     let connection: PostgresConnection
     let gate = AsyncGate()
@@ -135,5 +142,9 @@ final class SingleConnectionStore: DatabaseStore {
 
     func write<R: Sendable>(_ body: @Sendable (any SQLDatabase) async throws -> R) async throws -> R {
         try await gate.withGate { try await PostgresStore.transaction(on: connection, logger: logger, body) }
+    }
+
+    func withConnection<R: Sendable>(_ body: @Sendable (PostgresConnection) async throws -> R) async throws -> R {
+        try await gate.withGate { try await body(connection) }
     }
 }

@@ -1,4 +1,5 @@
 import CircleCore
+import PostgresNIO
 import SQLKit
 
 /// An event to append to a user's log.
@@ -79,12 +80,15 @@ public enum UserEventLog {
     /// The events with their sequence numbers, from the counters' new values (rows of `user_id`,
     /// `last_seq`): each user's events take the numbers up to the new value, in order.
     public static func numbered(_ events: [NewUserEvent], lastSeqs rows: [any SQLRow], at now: Timestamp) throws -> [UserEvent] {
+        try numbered(events, lastSeqs: rows.map { (try $0.decode(column: "user_id", as: String.self), try $0.decode(column: "last_seq", as: Int64.self)) }, at: now)
+    }
+
+    /// `numbered` from (user id, new last sequence number) pairs.
+    public static func numbered(_ events: [NewUserEvent], lastSeqs: [(userId: String, lastSeq: Int64)], at now: Timestamp) throws -> [UserEvent] {
         var countByUser: [String: Int64] = [:]
         for event in events { countByUser[event.userId, default: 0] += 1 }
         var nextSeq: [String: Int64] = [:]
-        for row in rows {
-            let userId = try row.decode(column: "user_id", as: String.self)
-            let last = try row.decode(column: "last_seq", as: Int64.self)
+        for (userId, last) in lastSeqs {
             guard let count = countByUser[userId] else { throw StoreError.corrupt("event counter update returned an unknown user") }
             nextSeq[userId] = last - count + 1
         }
@@ -99,31 +103,54 @@ public enum UserEventLog {
         return stored
     }
 
-    /// Ends a PostgreSQL statement under construction (`WITH ..., ` so far) with the parts that
-    /// append `events` to the log only if `condition` (an SQL boolean over the earlier parts) holds:
-    /// the counters, taken in user-id order as in `append`, then the events; the statement returns
-    /// the counters' new values for `numbered`, and no rows when the condition is false. One
-    /// statement, so a writer can put its own change and its events in one round trip.
-    public static func appendingStatement(_ events: [NewUserEvent], at now: Timestamp, when condition: String, to query: inout SQLQueryString) {
+    /// The end of a PostgreSQL statement (after `WITH ..., `) that appends events to the log
+    /// only if `condition` (an SQL boolean over the earlier parts) holds: the counters, taken in
+    /// user-id order as in `append`, then the events; the statement returns the counters' new
+    /// values for `numbered`, and no rows when the condition is false. The events come as array
+    /// parameters (`appendArrayBindings`) numbered from `userIds`, so the text is the same for
+    /// any events and the statement can be prepared once; `createdAt` is the parameter holding
+    /// the time. One statement, so a writer can put its own change and its events in one round trip.
+    public static func appendingFromArrays(userIds first: Int, createdAt: Int, when condition: String) -> String {
+        """
+        counters AS (
+          INSERT INTO user_event_counters (user_id, last_seq)
+          SELECT v.user_id, v.n FROM unnest($\(first)::text[], $\(first + 1)::int8[]) AS v (user_id, n) WHERE \(condition) ORDER BY v.user_id
+          ON CONFLICT (user_id) DO UPDATE SET last_seq = user_event_counters.last_seq + excluded.last_seq RETURNING user_id, last_seq
+        ), appended AS (
+          INSERT INTO user_events (user_id, seq, type, payload, created_at)
+          SELECT v.user_id, counters.last_seq - v.n + v.k, v.type, v.payload, $\(createdAt)::int8
+          FROM unnest($\(first + 2)::text[], $\(first + 3)::int8[], $\(first + 4)::int8[], $\(first + 5)::text[], $\(first + 6)::text[])
+            AS v (user_id, k, n, type, payload) JOIN counters ON counters.user_id = v.user_id
+        )
+        SELECT user_id, last_seq FROM counters
+        """
+    }
+
+    /// How many parameters `appendArrayBindings` adds.
+    public static let arrayParameterCount = 7
+
+    /// The parameters of `appendingFromArrays`: each user's id and event count (in user-id
+    /// order), then each event's user, place among that user's events, the user's count, type
+    /// and data.
+    public static func appendArrayBindings(_ events: [NewUserEvent], to bindings: inout PostgresBindings) {
         var countByUser: [String: Int64] = [:]
         for event in events { countByUser[event.userId, default: 0] += 1 }
-        query += "counters AS (INSERT INTO user_event_counters (user_id, last_seq) SELECT v.user_id, v.n FROM (VALUES "
-        for (index, userId) in countByUser.keys.sorted().enumerated() {
-            if index > 0 { query += ", " }
-            query += "(\(bind: userId), \(bind: countByUser[userId]!))"
-        }
-        query += ") AS v (user_id, n) WHERE \(unsafeRaw: condition) ORDER BY v.user_id"
-        query += " ON CONFLICT (user_id) DO UPDATE SET last_seq = user_event_counters.last_seq + excluded.last_seq RETURNING user_id, last_seq), "
-        query += "appended AS (INSERT INTO user_events (user_id, seq, type, payload, created_at) SELECT v.user_id, counters.last_seq - v.n + v.k, v.type, v.payload, v.created_at FROM (VALUES "
+        let users = countByUser.keys.sorted()
+        bindings.append(users)
+        bindings.append(users.map { countByUser[$0]! })
         var position: [String: Int64] = [:]
-        for (index, event) in events.enumerated() {
+        var places: [Int64] = []
+        places.reserveCapacity(events.count)
+        for event in events {
             let k = (position[event.userId] ?? 0) + 1
             position[event.userId] = k
-            if index > 0 { query += ", " }
-            query += "(\(bind: event.userId), \(bind: k), \(bind: countByUser[event.userId]!), \(bind: event.type), \(bind: event.data), \(bind: now.millis))"
+            places.append(k)
         }
-        query += ") AS v (user_id, k, n, type, payload, created_at) JOIN counters ON counters.user_id = v.user_id) "
-        query += "SELECT user_id, last_seq FROM counters"
+        bindings.append(events.map(\.userId))
+        bindings.append(places)
+        bindings.append(events.map { countByUser[$0.userId]! })
+        bindings.append(events.map(\.type))
+        bindings.append(events.map(\.data))
     }
 
     /// The user's events after `since`, oldest first, at most `limit`.

@@ -1,0 +1,97 @@
+import CircleCore
+import CircleStore
+import Foundation
+import NIOCore
+import PostgresNIO
+
+/// The two statements of a message batch on PostgreSQL (`MessageWriter.writeAtOnce`), each with
+/// one fixed text whatever the batch holds: lists travel as array parameters. PostgreSQL parses
+/// and plans each once per connection (a prepared statement) instead of once per batch; before,
+/// planning took more of the database's time than running them (pg_stat_statements, BENCHMARKS.md).
+enum MessageBatchStatements {
+    /// The batch's conversations as read: each with its member ids, and whether any of the
+    /// batch's message ids is already taken in it.
+    struct Read: PostgresPreparedStatement {
+        static let name = "circle_message_batch_read"
+        static let sql = """
+            SELECT c.id, c.kind, c.head_n, c.epoch, c.disappear_seconds, c.read_receipts, c.last_seq, c.updated_at,
+            ARRAY(SELECT m.user_id FROM conversation_members m WHERE m.conversation_id = c.id) AS member_ids,
+            EXISTS(SELECT 1 FROM messages x WHERE x.conversation_id = c.id AND x.id = ANY($2::text[])) AS repeats
+            FROM conversations c WHERE c.id = ANY($1::text[])
+            """
+        typealias Row = PostgresRow
+
+        let conversationIds: [String]
+        let messageIds: [String]
+
+        func makeBindings() throws -> PostgresBindings {
+            var bindings = PostgresBindings(capacity: 2)
+            bindings.append(conversationIds)
+            bindings.append(messageIds)
+            return bindings
+        }
+
+        func decodeRow(_ row: PostgresRow) throws -> PostgresRow { row }
+    }
+
+    /// Updates each conversation only where its sequence number and epoch are still those read,
+    /// and stores the messages, the event counters and the events only if every conversation was
+    /// updated (all parts see one snapshot; the statement is atomic). Returns each member's new
+    /// event counter, or no rows when a conversation changed.
+    struct Write: PostgresPreparedStatement {
+        static let name = "circle_message_batch_write"
+        static let sql = """
+            WITH expected AS (
+              SELECT * FROM unnest($1::text[], $2::int8[], $3::bytea[], $4::int8[]) AS e (id, read_seq, epoch, last_seq)
+            ), locked AS (
+              SELECT c.id FROM conversations c WHERE c.id = ANY($1::text[]) ORDER BY c.id FOR UPDATE
+            ), numbered AS (
+              UPDATE conversations c SET updated_at = $5::int8, last_seq = e.last_seq FROM expected e, locked l
+              WHERE c.id = e.id AND l.id = e.id AND c.last_seq = e.read_seq AND c.epoch = e.epoch RETURNING c.id
+            ), unchanged AS (
+              SELECT count(*) = cardinality($1::text[]) AS ok FROM numbered
+            ), stored AS (
+              INSERT INTO messages (conversation_id, id, seq, sender_id, kind, header, ciphertext, signature, expires_at, created_at)
+              SELECT m.conversation_id, m.id, m.seq, m.sender_id, m.kind, m.header, m.ciphertext, m.signature, m.expires_at, $5::int8
+              FROM unnest($6::text[], $7::text[], $8::int8[], $9::text[], $10::int8[], $11::bytea[], $12::bytea[], $13::bytea[], $14::int8[])
+                AS m (conversation_id, id, seq, sender_id, kind, header, ciphertext, signature, expires_at)
+              WHERE (SELECT ok FROM unchanged)
+            ), \(UserEventLog.appendingFromArrays(userIds: 15, createdAt: 5, when: "(SELECT ok FROM unchanged)"))
+            """
+        typealias Row = PostgresRow
+
+        struct Expected {
+            let id: String
+            let readSeq: Int64
+            let epoch: [UInt8]
+            let lastSeq: Int64
+        }
+
+        let conversations: [Expected]
+        let messages: [MessageRecord]
+        let events: [NewUserEvent]
+        let now: Timestamp
+
+        func makeBindings() throws -> PostgresBindings {
+            var bindings = PostgresBindings(capacity: 14 + UserEventLog.arrayParameterCount)
+            bindings.append(conversations.map(\.id))
+            bindings.append(conversations.map(\.readSeq))
+            bindings.append(conversations.map { ByteBuffer(bytes: $0.epoch) })
+            bindings.append(conversations.map(\.lastSeq))
+            bindings.append(now.millis)
+            bindings.append(messages.map(\.conversationId))
+            bindings.append(messages.map(\.id))
+            bindings.append(messages.map(\.seq))
+            bindings.append(messages.map(\.senderId))
+            bindings.append(messages.map(\.kind))
+            bindings.append(messages.map { ByteBuffer(bytes: $0.header) })
+            bindings.append(messages.map { ByteBuffer(bytes: $0.ciphertext) })
+            bindings.append(messages.map { ByteBuffer(bytes: $0.signature) })
+            bindings.append(messages.map(\.expiresAt))
+            UserEventLog.appendArrayBindings(events, to: &bindings)
+            return bindings
+        }
+
+        func decodeRow(_ row: PostgresRow) throws -> PostgresRow { row }
+    }
+}

@@ -10,7 +10,7 @@ struct ConversationRecord: Sendable {
     let headN: Int64
     let epoch: [UInt8]
     let settings: ConversationSettings
-    let lastSeq: Int64
+    var lastSeq: Int64
     let updatedAt: Int64
 }
 

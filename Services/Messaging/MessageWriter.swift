@@ -90,13 +90,33 @@ actor MessageWriter {
     private(set) var batchesAtOnce = 0
     private(set) var batchesLocked = 0
 
+    /// Batches stored in one statement from the conversations as this writer last left them,
+    /// without reading them first (tests).
+    private(set) var batchesFromMemory = 0
+
+    /// Conversations as this writer last read or wrote them (PostgreSQL): enough to check and
+    /// number a batch without reading them first. `trusted` once a read found a conversation as
+    /// this writer had left it (no other writer in between); an entry is only ever a guess, since
+    /// the statement that stores a batch still checks each conversation's sequence number and
+    /// epoch (which every membership or settings change moves) and stores nothing if one differs.
+    private var known: [String: KnownConversation] = [:]
+    struct KnownConversation {
+        var record: ConversationRecord
+        let members: [String]
+        var trusted: Bool
+    }
+
+    /// The most conversations `known` holds; it starts over when full.
+    static let knownLimit = 50_000
+
     /// Stores a batch; returns each message's outcome and the events to publish.
     ///
-    /// On PostgreSQL a batch normally takes two round trips: one read, then one statement that
-    /// stores the messages and their events only if no conversation changed since the read. When
-    /// one did (another replica wrote to it), a message repeats an earlier one, or the batch is too
-    /// large for one statement, the batch is stored again the careful way: one transaction that
-    /// locks the conversations first.
+    /// On PostgreSQL a batch normally takes one round trip: one statement that stores the messages
+    /// and their events only if no conversation changed since this writer last wrote it; two when
+    /// a conversation must be read first (new to this writer, or last written by another replica,
+    /// or a message would be refused). When one changed, a message repeats an earlier one, or the
+    /// batch is too large for one statement, the batch is stored again the careful way: one
+    /// transaction that locks the conversations first.
     private func write(_ messages: [PendingMessage]) async throws -> ([Result<WriteOutcome, any Error>], [UserEvent]) {
         let now = clock.now()
         if let postgres = store as? any PostgresConnectionStore {
@@ -112,6 +132,7 @@ actor MessageWriter {
             }
         }
         batchesLocked += 1
+        for message in messages { known[message.conversationId] = nil }
         return try await writeLocked(messages, now: now)
     }
 
@@ -171,13 +192,39 @@ actor MessageWriter {
     /// statement's size bounded).
     static let eventsPerStatement = 4000
 
-    /// PostgreSQL, two round trips of prepared statements (`MessageBatchStatements`): reads the
-    /// conversations, their members and whether any message id is taken; then one statement
-    /// updates the conversations only where the sequence number and epoch are still those read,
-    /// and stores the messages and events only if every conversation was updated. Nil when the
-    /// careful path must do it (see `write`).
+    /// PostgreSQL, in prepared statements (`MessageBatchStatements`): when every conversation
+    /// of the batch is known and trusted and every message would be accepted, one statement
+    /// stores the batch; otherwise the conversations, their members and whether any message id
+    /// is taken are read first. The statement updates the conversations only where the sequence
+    /// number and epoch are still those expected, and stores the messages and events only if
+    /// every conversation was updated. Nil when the careful path must do it (see `write`).
     private func writeAtOnce(_ messages: [PendingMessage], on postgres: any PostgresConnectionStore, now: Timestamp) async throws -> ([Result<WriteOutcome, any Error>], [UserEvent])? {
-        let read = MessageBatchStatements.Read(conversationIds: Array(Set(messages.map(\.conversationId))).sorted(), messageIds: messages.map(\.messageId))
+        let ids = Array(Set(messages.map(\.conversationId))).sorted()
+        if ids.allSatisfy({ known[$0]?.trusted == true }) {
+            var conversations: [String: ConversationRecord] = [:]
+            var members: [String: [String]] = [:]
+            for id in ids {
+                conversations[id] = known[id]!.record
+                members[id] = known[id]!.members
+            }
+            // A refusal is only ever decided on what was just read.
+            let plan = Self.plan(messages, conversations: conversations, members: members, existing: [:], now: now, limits: limits)
+            if plan.outcomes.allSatisfy({ if case .success(.stored) = $0 { true } else { false } }), plan.events.count <= Self.eventsPerStatement {
+                do {
+                    if let result = try await store(plan, expecting: conversations, on: postgres, now: now) {
+                        batchesFromMemory += 1
+                        return result
+                    }
+                } catch let error as PSQLError where error.serverInfo?[.sqlState] == "23505" {
+                    // A message repeats an id already stored: the careful path answers it as such.
+                    return nil
+                }
+                // Another writer (replica) wrote to one of them: read them again.
+                for id in ids { known[id]?.trusted = false }
+            }
+        }
+
+        let read = MessageBatchStatements.Read(conversationIds: ids, messageIds: messages.map(\.messageId))
         let logger = self.logger
         let rows = try await postgres.withConnection { connection in
             try await connection.execute(read, logger: logger).reduce(into: []) { $0.append($1.sql()) }
@@ -189,24 +236,37 @@ actor MessageWriter {
             let record = try ConversationRepository.decodeConversation(row)
             conversations[record.id] = record
             members[record.id] = try row.decode(column: "member_ids", as: [String].self)
+            let before = known[record.id]?.record
+            if known.count >= Self.knownLimit { known.removeAll(keepingCapacity: true) }
+            known[record.id] = KnownConversation(record: record, members: members[record.id]!,
+                                                 trusted: before?.lastSeq == record.lastSeq && before?.epoch == record.epoch)
         }
         let plan = Self.plan(messages, conversations: conversations, members: members, existing: [:], now: now, limits: limits)
         guard !plan.accepted.isEmpty else { return (plan.outcomes, []) }
         guard plan.events.count <= Self.eventsPerStatement else { return nil }
         await afterRead?()
+        return try await store(plan, expecting: conversations, on: postgres, now: now)
+    }
 
+    /// The one statement that stores a planned batch if every conversation is still as
+    /// `expecting` has it; nil (nothing stored) when one is not.
+    private func store(_ plan: Plan, expecting conversations: [String: ConversationRecord], on postgres: any PostgresConnectionStore,
+                       now: Timestamp) async throws -> ([Result<WriteOutcome, any Error>], [UserEvent])? {
+        let written = plan.lastSeq.keys.sorted()
         let write = MessageBatchStatements.Write(
-            conversations: plan.lastSeq.keys.sorted().map { id in
+            conversations: written.map { id in
                 .init(id: id, readSeq: conversations[id]!.lastSeq, epoch: conversations[id]!.epoch, lastSeq: plan.lastSeq[id]!)
             },
             messages: plan.accepted, events: plan.events, now: now)
+        let logger = self.logger
         let counters = try await postgres.withConnection { connection in
             try await connection.execute(write, logger: logger).reduce(into: [(userId: String, lastSeq: Int64)]()) {
                 $0.append(try $1.decode((String, Int64).self))
             }
         }
-        // No rows: a conversation changed since the read, and nothing was stored.
+        // No rows: a conversation changed since it was read, and nothing was stored.
         guard !counters.isEmpty else { return nil }
+        for id in written { known[id]?.record.lastSeq = plan.lastSeq[id]! }
         return (plan.outcomes, try UserEventLog.numbered(plan.events, lastSeqs: counters, at: now))
     }
 

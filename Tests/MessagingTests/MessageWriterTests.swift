@@ -111,6 +111,76 @@ struct MessageWriterTests {
         }
     }
 
+    @Test("a writer that wrote a conversation last stores the next batch without reading it; after another writer wrote, it reads again and numbers after it")
+    func fromMemory() async throws {
+        try await MessagingHarness(.postgres).run { api, store in
+            let ana = try await Member.register("ana", on: api)
+            let ben = try await Member.register("ben", on: api)
+            let (conv, chain) = try await ana.create(with: [ben], on: api)
+            let sent = try Self.messages(8, from: ana, in: conv, chain: chain)
+            let (mine, other) = (Self.writer(store), Self.writer(store))
+            func submit(_ index: Int, to writer: MessageWriter) async throws -> Int64 {
+                guard case .stored(let record) = try await writer.submit(sent[index]) else { throw TestSupportError("not stored") }
+                return record.seq
+            }
+            // New to the writer, then found as it left it (trusted), then from memory.
+            #expect(try await submit(0, to: mine) == 1)
+            #expect(try await submit(1, to: mine) == 2)
+            #expect(await mine.batchesFromMemory == 0)
+            #expect(try await submit(2, to: mine) == 3)
+            #expect(await mine.batchesFromMemory == 1)
+            // Another writer stores in between: the attempt from memory stores nothing, the
+            // conversation is read again, and the message is numbered after the other's.
+            #expect(try await submit(3, to: other) == 4)
+            #expect(try await submit(4, to: mine) == 5)
+            #expect(await mine.batchesFromMemory == 1)
+            #expect(await mine.batchesLocked == 0)
+            #expect(try await submit(5, to: mine) == 6)
+            #expect(try await submit(6, to: mine) == 7)
+            #expect(await mine.batchesFromMemory == 2)
+            // A message sent again through memory: its id is taken, so it is answered as a repeat.
+            guard case .duplicate(let again) = try await mine.submit(sent[6]) else { Issue.record("stored twice"); return }
+            #expect(again.seq == 7)
+            #expect(await mine.batchesLocked == 1)
+            #expect(try await submit(7, to: mine) == 8)
+            let (ids, contiguous) = try await Self.stored(conv, in: store)
+            #expect(ids == sent.map(\.messageId))
+            #expect(contiguous)
+            for member in [ana, ben] {
+                let log = try await Self.events(of: member.id, in: store)
+                #expect(log.ids == ids, "each message once, in order, for \(member.account.username)")
+                #expect(log.contiguous)
+            }
+        }
+    }
+
+    @Test("a settings change made elsewhere: a message at the new epoch is accepted although the writer remembers the old one; one at the old epoch is refused")
+    func memoryNeverRefuses() async throws {
+        try await MessagingHarness(.postgres).run { api, store in
+            let ana = try await Member.register("ana", on: api)
+            let ben = try await Member.register("ben", on: api)
+            var (conv, chain) = try await ana.create(with: [ben], on: api)
+            let before = try Self.messages(3, from: ana, in: conv, chain: chain)
+            let writer = Self.writer(store)
+            for message in before.prefix(2) {
+                guard case .stored = try await writer.submit(message) else { Issue.record("not stored"); return }
+            }
+            let settings = try ana.op(chain, .settings, settings: .init(kind: .group, readReceipts: false))
+            #expect(try await api.call("POST", "/api/v1/conversations/\(conv)/ops", json: Wire.append(settings), token: ana.token).status == 201)
+            try chain.append(settings, actorIdentity: ana.identityPublic)
+            let after = try Self.messages(1, from: ana, in: conv, chain: chain)
+            guard case .stored(let record) = try await writer.submit(after[0]) else { Issue.record("not stored"); return }
+            #expect(record.seq == 3)
+            do {
+                _ = try await writer.submit(before[2])
+                Issue.record("stored at a stale epoch")
+            } catch let problem as Problem {
+                #expect(problem.slug == "stale-epoch")
+            }
+            #expect(try await Self.stored(conv, in: store).ids == before.prefix(2).map(\.messageId) + [after[0].messageId])
+        }
+    }
+
     @Test("two writers storing into one conversation at once: every message once, numbered without gaps, each member's events likewise")
     func concurrentWriters() async throws {
         try await MessagingHarness(.postgres).run { api, store in

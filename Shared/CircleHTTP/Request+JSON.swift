@@ -31,26 +31,48 @@ extension Request {
 /// JSON decoding with messages a client developer can act on.
 public enum JSONBody {
     public static func decode<T: Decodable>(_ type: T.Type, from data: Data) throws -> T {
-        let object: Any
+        // One parse: a strict type's member names are checked in the same pass that decodes it.
         do {
-            object = try JSONSerialization.jsonObject(with: data, options: [.fragmentsAllowed])
-        } catch {
-            throw Problem.badRequest("The body is not valid JSON.")
+            if let strict = T.self as? any StrictDecodable.Type {
+                return try decodeStrict(strict, from: data) as! T
+            }
+            return try JSONDecoder().decode(T.self, from: data)
+        } catch let error as DecodingError {
+            if case .dataCorrupted(let context) = error, context.codingPath.isEmpty, context.debugDescription.hasPrefix("The given data was not valid JSON") {
+                throw Problem.badRequest("The body is not valid JSON.")
+            }
+            throw Problem.badRequest(describe(error))
         }
-        if let strict = T.self as? any StrictDecodable.Type {
-            guard let dictionary = object as? [String: Any] else {
+    }
+
+    static func decodeStrict<T: StrictDecodable>(_ type: T.Type, from data: Data) throws -> T {
+        try JSONDecoder().decode(Strict<T>.self, from: data).value
+    }
+
+    /// Decodes `T` after refusing members it does not name.
+    struct Strict<T: StrictDecodable>: Decodable {
+        let value: T
+
+        init(from decoder: any Decoder) throws {
+            let container: KeyedDecodingContainer<AnyKey>
+            do {
+                container = try decoder.container(keyedBy: AnyKey.self)
+            } catch {
                 throw Problem.badRequest("The body must be a JSON object.")
             }
-            let unknown = Set(dictionary.keys).subtracting(strict.allowedKeys)
+            let unknown = Set(container.allKeys.map(\.stringValue)).subtracting(T.allowedKeys)
             if !unknown.isEmpty {
                 throw Problem.badRequest("Unknown member\(unknown.count == 1 ? "" : "s"): \(unknown.sorted().joined(separator: ", ")).")
             }
+            value = try T(from: decoder)
         }
-        do {
-            return try JSONDecoder().decode(T.self, from: data)
-        } catch let error as DecodingError {
-            throw Problem.badRequest(describe(error))
-        }
+    }
+
+    struct AnyKey: CodingKey {
+        let stringValue: String
+        var intValue: Int? { nil }
+        init(stringValue: String) { self.stringValue = stringValue }
+        init?(intValue: Int) { nil }
     }
 
     static func describe(_ error: DecodingError) -> String {

@@ -7,14 +7,7 @@ import Hummingbird
 /// answers (they carry tokens and bundles), and revalidation of the web client's files.
 public struct SecurityHeadersMiddleware<Context: RequestContext>: RouterMiddleware {
     /// The policy of every page and answer.
-    public static var contentSecurityPolicy: String {
-        [
-            "default-src 'none'", "script-src 'self'", "style-src 'self'",
-            "img-src 'self' data: blob:", "connect-src 'self'", "font-src 'self'",
-            "media-src 'self' blob:", "worker-src 'self'", "manifest-src 'self'",
-            "base-uri 'none'", "form-action 'self'", "frame-ancestors 'none'",
-        ].joined(separator: "; ")
-    }
+    public static var contentSecurityPolicy: String { SecurityHeaderValues.contentSecurityPolicy }
 
     public init() {}
 
@@ -30,7 +23,7 @@ public struct SecurityHeadersMiddleware<Context: RequestContext>: RouterMiddlewa
     }
 
     static func apply(to fields: inout HTTPFields, path: String) {
-        fields[.contentSecurityPolicy] = contentSecurityPolicy
+        fields[.contentSecurityPolicy] = SecurityHeaderValues.contentSecurityPolicy
         fields[.xContentTypeOptions] = "nosniff"
         fields[.referrerPolicy] = "no-referrer"
         fields[.xFrameOptions] = "DENY"
@@ -42,6 +35,16 @@ public struct SecurityHeadersMiddleware<Context: RequestContext>: RouterMiddlewa
             fields[.cacheControl] = isAPI ? "no-store" : "no-cache"
         }
     }
+}
+
+/// The header values, made once (a generic type cannot hold stored statics).
+enum SecurityHeaderValues {
+    static let contentSecurityPolicy = [
+        "default-src 'none'", "script-src 'self'", "style-src 'self'",
+        "img-src 'self' data: blob:", "connect-src 'self'", "font-src 'self'",
+        "media-src 'self' blob:", "worker-src 'self'", "manifest-src 'self'",
+        "base-uri 'none'", "form-action 'self'", "frame-ancestors 'none'",
+    ].joined(separator: "; ")
 }
 
 extension HTTPField.Name {

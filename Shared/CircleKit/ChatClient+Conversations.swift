@@ -15,7 +15,7 @@ extension ChatClient {
     public func createConversation(_ kind: ConversationSettings.Kind, with usernames: [String], disappearSeconds: UInt32 = 0, readReceipts: Bool = true) async throws -> String {
         try requireSession()
         guard kind == .group || usernames.count == 1 else { throw CircleKitError.refused("a direct conversation has exactly one other member") }
-        let identity = try state.identity
+        let identity = try identityKey()
         let mine = Array(identity.publicKey.rawRepresentation)
         let now = UInt64(Timestamp.now().millis)
         // A fresh nonce until the id does not start with "-", so it can be typed as a command
@@ -84,7 +84,7 @@ extension ChatClient {
     /// Signs the next op on the verified head and sends it; on a stale head, catches up and retries.
     func appendOp(_ conversation: String, _ fill: (inout MembershipOp) -> Void) async throws {
         try requireSession()
-        let identity = try state.identity
+        let identity = try identityKey()
         let mine = Array(identity.publicKey.rawRepresentation)
         for _ in 0..<3 {
             var chain = try await self.chain(conversation)

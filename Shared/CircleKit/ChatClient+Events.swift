@@ -68,6 +68,7 @@ extension ChatClient {
     func handleFrame(_ text: String) async -> [ChatEvent] {
         let bytes = Data(text.utf8)
         let decoder = JSONDecoder()
+        // One parse for the head and, for the most frequent frame, a new message, its data.
         guard let head = try? decoder.decode(FrameHead.self, from: bytes) else { return [] }
         func data<T: Decodable>(_ type: T.Type) -> T? { (try? decoder.decode(Frame<T>.self, from: bytes))?.data }
         if head.type == "ready" { return [.connection(true)] }
@@ -88,7 +89,7 @@ extension ChatClient {
         }
         switch head.type {
         case "message.new":
-            guard let message = data(APITypes.Message.self) else { return [] }
+            guard let message = head.message else { return [] }
             let handled = state.conversations[message.conversationId]?.lastSeq ?? 0
             if message.seq <= handled { return [] }
             // Any earlier message of the conversation not handled yet comes first, in order.
@@ -137,7 +138,21 @@ actor StopFlag {
     func set() { isSet = true }
 }
 
-struct FrameHead: Decodable { let seq: Int64?; let type: String }
+/// A frame's sequence number and type, and the message when it is `message.new`.
+struct FrameHead: Decodable {
+    let seq: Int64?
+    let type: String
+    let message: APITypes.Message?
+
+    enum CodingKeys: String, CodingKey { case seq, type, data }
+
+    init(from decoder: any Decoder) throws {
+        let container = try decoder.container(keyedBy: CodingKeys.self)
+        seq = try container.decodeIfPresent(Int64.self, forKey: .seq)
+        type = try container.decode(String.self, forKey: .type)
+        message = type == "message.new" ? try? container.decode(APITypes.Message.self, forKey: .data) : nil
+    }
+}
 struct Frame<T: Decodable>: Decodable { let data: T }
 struct LastSeq: Decodable { let lastSeq: Int64 }
 struct ConversationRef: Decodable { let conversationId: String }

@@ -86,7 +86,7 @@ extension ChatClient {
         let header = MessageHeader(convId: chain.convId, epoch: chain.epoch, senderUserId: state.userId, deviceId: state.deviceId.bytes,
                                    generation: own.generation, chainIndex: step.index, messageId: SecureRandom.bytes(16), sentAt: now,
                                    expiresAt: timer > 0 ? now + timer * 1000 : 0, kind: kind, refersTo: refersTo)
-        let sealed = try MessageSeal.seal(header: header, padded: padded, key: step.key, nonce: step.nonce, identity: try state.identity)
+        let sealed = try MessageSeal.seal(header: header, padded: padded, key: step.key, nonce: step.nonce, identity: try identityKey())
         own.chainKey = Bytes(sender.chainKey)
         own.index = sender.index
         state.conversations[conversation]?.sending = own
@@ -135,7 +135,7 @@ extension ChatClient {
             for (member, recorded) in chain.members.sorted(by: { $0.key < $1.key }) {
                 let keys: (identity: [UInt8], x25519: [UInt8])
                 if member == state.userId {
-                    keys = (Array(try state.identity.publicKey.rawRepresentation), Array(try state.agreement.publicKey.rawRepresentation))
+                    keys = (Array(try identityKey().publicKey.rawRepresentation), Array(try state.agreement.publicKey.rawRepresentation))
                 } else {
                     keys = try await sealingKeys(member)
                 }
@@ -144,7 +144,7 @@ extension ChatClient {
                 }
                 let address = EnvelopeAddress(convId: chain.convId, epoch: chain.epoch, sender: state.userId, deviceId: state.deviceId.bytes,
                                               generation: generation, recipient: member)
-                let envelope = try Envelope.seal(chainKey: fresh.chainKey, startIndex: 0, to: keys.x25519, address: address, signer: try state.identity)
+                let envelope = try Envelope.seal(chainKey: fresh.chainKey, startIndex: 0, to: keys.x25519, address: address, signer: try identityKey())
                 envelopes.append(APITypes.WireEnvelope(epoch: Base64URL.encode(chain.epoch), deviceId: Base64URL.encode(state.deviceId.bytes), generation: generation,
                                                        recipient: member, enc: Base64URL.encode(envelope.enc), ciphertext: Base64URL.encode(envelope.ciphertext),
                                                        signature: Base64URL.encode(envelope.signature), sender: nil))

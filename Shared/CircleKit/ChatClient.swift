@@ -73,6 +73,17 @@ public actor ChatClient {
     var inFlight: Set<Bytes> = []
     /// Why the realtime socket last went down (for status displays and diagnostics).
     public internal(set) var lastDisconnect: String?
+    /// The identity key made from the state's seed, kept so each signature does not derive the
+    /// public key again (a base-point multiplication); remade when the seed changes.
+    private var identityCache: (seed: Bytes, key: Curve25519.Signing.PrivateKey)?
+
+    /// This device's identity signing key.
+    func identityKey() throws -> Curve25519.Signing.PrivateKey {
+        if let cached = identityCache, cached.seed == state.identitySeed { return cached.key }
+        let key = try state.identity
+        identityCache = (state.identitySeed, key)
+        return key
+    }
 
     public init(statePath: String) throws {
         self.statePath = statePath
@@ -194,7 +205,7 @@ public actor ChatClient {
 
     /// The identity key to trust for a user: the pin, or (first contact) the directory's, pinned now.
     func pinnedIdentity(_ userId: String) async throws -> [UInt8] {
-        if userId == state.userId { return Array(try state.identity.publicKey.rawRepresentation) }
+        if userId == state.userId { return Array(try identityKey().publicKey.rawRepresentation) }
         if let pin = state.pins[userId] { return pin.identityKey.bytes }
         let entry = try await entry(userId: userId)
         let key = try Base64URL.bytes(entry.identityKey, "identityKey")
@@ -222,7 +233,7 @@ public actor ChatClient {
         try requireSession()
         let entry = try await entry(username: username)
         let theirs = try await pinnedIdentity(entry.userId)
-        let mine = SafetyNumber.half(serverId: state.serverId, userId: state.userId, identityPublic: Array(try state.identity.publicKey.rawRepresentation))
+        let mine = SafetyNumber.half(serverId: state.serverId, userId: state.userId, identityPublic: Array(try identityKey().publicKey.rawRepresentation))
         return SafetyNumber.combined(mine, SafetyNumber.half(serverId: state.serverId, userId: entry.userId, identityPublic: theirs))
     }
 

@@ -65,6 +65,9 @@ struct JSONBodyTests {
         (#"{"name":null,"count":1}"#, 400, "`name` must be a string, not null."),
         (#"{"name":"ann","count":1,"admin":true}"#, 400, "Unknown member: admin."),
         (#"["name"]"#, 400, "The body must be a JSON object."),
+        ("null", 400, "The body must be a JSON object."),
+        ("", 400, "The body is not valid JSON."),
+        (#"{"name":"ann","count":1} x"#, 400, "The body is not valid JSON."),
         (#"{"name":"ann","count":1,"tags":[1]}"#, 400, "`tags.[0]` must be a string."),
     ])
     func bad(_ body: String, status: Int, detail: String) async throws {

@@ -30,7 +30,7 @@ if [ "$MODE" = embedded ] || [ "$MODE" = both ]; then
   trap 'kill $SERVE 2>/dev/null || true; rm -rf "$DIR"' EXIT
   wait_ready "http://127.0.0.1:$PORT"
   echo "== embedded: circle serve (SQLite, in-process bus)"
-  timeout 900 "$BIN/circle-bench" messages --url "http://127.0.0.1:$PORT" $EXTRA
+  timeout 900 "$BIN/circle-bench" messages --url "http://127.0.0.1:$PORT" --cpu "circle=$SERVE" $EXTRA
   echo "== limit: raw SQLite, one-row INSERT transactions (WAL, synchronous=FULL, like circle serve)"
   python3 - "$DIR/raw.sqlite" <<'PY'
 import sqlite3, sys, time
@@ -90,7 +90,7 @@ CONF
   for _ in $(seq 1 100); do curl -sf http://127.0.0.1:$NX/api/v1/server >/dev/null && break; sleep 0.1; done
   echo "== scaled: circle-gateway + circle-messaging behind nginx, PostgreSQL + Redis (logs in $LOGS)"
   if [ -n "${CPU_SAMPLE_AT:-}" ]; then (sleep $CPU_SAMPLE_AT; echo "-- CPU by process, ${CPU_SAMPLE_AT}s in:"; top -b -n 1 -w 200 | sed -n "7,16p") & fi
-  timeout 900 $BIN/circle-bench messages --url http://127.0.0.1:$NX $EXTRA
+  timeout 900 $BIN/circle-bench messages --url http://127.0.0.1:$NX --cpu "messaging=$MSP,gateway=$GWP,nginx=$NXP,postgres=$CIRCLE_TEST_POSTGRES_PID,redis=$CIRCLE_TEST_REDIS_PID" $EXTRA
   echo "== limit: raw PostgreSQL, one-row INSERT transactions (pgbench, 5 s each; fsync on, synchronous_commit on)"
   PGPORT=$(echo $CIRCLE_TEST_POSTGRES_URL | sed -E "s#.*:([0-9]+)/.*#\1#")
   PGUSER=$(echo $CIRCLE_TEST_POSTGRES_URL | sed -E "s#postgres://([^@:]+).*#\1#")

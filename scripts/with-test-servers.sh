@@ -71,6 +71,8 @@ redis-cli -p "$redis_port" ping >/dev/null || { echo "Redis did not start" >&2; 
 
 export CIRCLE_TEST_POSTGRES_URL="postgres://postgres@127.0.0.1:$pg_port/postgres"
 export CIRCLE_TEST_REDIS_URL="redis://127.0.0.1:$redis_port"
+# For benchmarks that account CPU time per process.
+export CIRCLE_TEST_POSTGRES_PID=$pg_pid CIRCLE_TEST_REDIS_PID=$redis_pid
 echo "Test servers: PostgreSQL on 127.0.0.1:$pg_port (pid $pg_pid), Redis on 127.0.0.1:$redis_port (pid $redis_pid)"
 set +e
 "$@"

@@ -20,6 +20,8 @@ struct MessagesBench: AsyncParsableCommand {
     @Option(help: "Members of the group scenario, sender included (0 skips).") var groupSize = 50
     @Option(help: "Messages per second sent to the group.") var groupRate = 20
     @Option(help: "Seconds of the group scenario.") var groupDuration = 20
+    @Option(help: "Processes whose CPU time per message to report for the pairs scenario, as name=pid,... (descendants count with their process; Linux).")
+    var cpu = ""
 
     func run() async throws {
         let tag = String(UInt32.random(in: 0...UInt32.max), radix: 36)
@@ -66,8 +68,11 @@ struct MessagesBench: AsyncParsableCommand {
                     problems.add()
                     if problems.value <= 3 { report("  refused message \(seq): \(reason)") }
                 case .connection(false):
-                    reconnects.add()
-                    if !Task.isCancelled, reconnects.value <= 60 { report("  socket down: \(await client.lastDisconnect ?? "?")") }
+                    // A follower stopped at the end of its scenario is not a reconnection.
+                    if !Task.isCancelled {
+                        reconnects.add()
+                        if reconnects.value <= 60 { report("  socket down: \(await client.lastDisconnect ?? "?")") }
+                    }
                 default:
                     break
                 }
@@ -132,7 +137,17 @@ struct MessagesBench: AsyncParsableCommand {
         try await Task.sleep(for: .milliseconds(500))
         let sent = Tally()
         let failures = Tally()
+        let cpuTime = cpu.isEmpty ? nil : try ProcessCPU(cpu)
+        let cpuSamples = CPUSamples()
         await withTaskGroup(of: Void.self) { group in
+            if let cpuTime {
+                group.addTask {
+                    try? await Task.sleep(for: .nanoseconds(measureFrom &- Self.now()))
+                    let first = cpuTime.sample()
+                    try? await Task.sleep(for: .nanoseconds(measureUntil &- Self.now()))
+                    cpuSamples.set(first, cpuTime.sample(), sent.value)
+                }
+            }
             for (sender, conversation) in conversations {
                 for _ in 0..<inflight {
                     group.addTask {
@@ -158,6 +173,9 @@ struct MessagesBench: AsyncParsableCommand {
             sent \(sent.value) (\(f(Double(sent.value) / Double(duration), 0))/s), delivered and decrypted \(summary.count) (\(f(Double(summary.count) / Double(duration), 0))/s), failed sends \(failures.value)
             send-to-decrypted latency: p50 \(f(summary.p50)) ms, p99 \(f(summary.p99)) ms, max \(f(summary.max)) ms
             """)
+        if let cpuTime, let (first, last, count) = cpuSamples.value {
+            report("  CPU ms per message sent in the measured window: " + cpuTime.perMessage(from: first, to: last, messages: count, server: Set(cpuTime.processes.map(\.name)).subtracting(["bench"])))
+        }
     }
 
     func groupScenario(_ users: [ChatClient]) async throws {
@@ -186,6 +204,22 @@ struct MessagesBench: AsyncParsableCommand {
     }
 
     func f(_ value: Double, _ digits: Int = 2) -> String { String(format: "%.\(digits)f", value) }
+}
+
+/// The CPU samples taken at the start and end of the measured window, with the messages sent in it.
+final class CPUSamples: @unchecked Sendable {
+    private let lock = NSLock()
+    private var samples: ([Double], [Double], Int)?
+    func set(_ first: [Double], _ last: [Double], _ sentAtEnd: Int) {
+        lock.lock()
+        samples = (first, last, sentAtEnd)
+        lock.unlock()
+    }
+    var value: ([Double], [Double], Int)? {
+        lock.lock()
+        defer { lock.unlock() }
+        return samples
+    }
 }
 
 /// A counter shared by tasks.

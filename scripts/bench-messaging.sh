@@ -101,6 +101,6 @@ CONF
     echo "$clients clients: $(/usr/lib/postgresql/15/bin/pgbench -h 127.0.0.1 -p $PGPORT -U $PGUSER -n -c $clients -j 2 -T 5 -f $NDIR/insert.sql $PGDB 2>&1 | grep -E "^tps")"
   done
   echo "== limit: raw Redis PUBLISH (redis-benchmark, 50 clients, no pipelining)"
-  redis-benchmark -p ${REDIS_URL##*:} -n 200000 -c 50 -q PUBLISH bench:raw hello | tail -n 1
+  redis-benchmark -p ${REDIS_URL##*:} -n 200000 -c 50 -q PUBLISH bench:raw hello | tr "\r" "\n" | tail -n 1
   '
 fi

@@ -19,6 +19,11 @@ public actor LocalBus: MessageBus {
         for sink in subscribers.values { sink.deliver(.message(payload)) }
     }
 
+    public func publish(_ messages: [(payload: ByteBuffer, channel: String)]) -> [Bool] {
+        for (payload, channel) in messages { publish(payload, to: channel) }
+        return Array(repeating: true, count: messages.count)
+    }
+
     public func subscribe(to channel: String) -> BusSubscription {
         let (stream, sink) = BusSink.makeStream()
         return subscribe(channel, sink: sink, events: stream)

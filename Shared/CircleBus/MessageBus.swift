@@ -29,6 +29,11 @@ public protocol MessageBus: Sendable {
     /// Sends `payload` to every current subscriber of `channel`, on every replica. Fire and forget.
     func publish(_ payload: ByteBuffer, to channel: String) async throws
 
+    /// Publishes each (payload, channel) in the given order, all at once (on Redis: pipelined on
+    /// one connection, so a channel's subscribers get them in this order); answers, in the same
+    /// order, whether each was accepted.
+    func publish(_ messages: [(payload: ByteBuffer, channel: String)]) async -> [Bool]
+
     /// Subscribes to `channel`. When this returns, later publishes reach the subscription,
     /// until it is cancelled. Other subscriptions are not disturbed by either.
     func subscribe(to channel: String) async throws -> BusSubscription
@@ -108,3 +113,20 @@ struct BusSink: Sendable {
     static let noEvents = AsyncStream<BusEvent> { $0.finish() }
 }
 
+
+extension MessageBus {
+    /// One publish after another (buses without pipelining).
+    public func publish(_ messages: [(payload: ByteBuffer, channel: String)]) async -> [Bool] {
+        var accepted: [Bool] = []
+        accepted.reserveCapacity(messages.count)
+        for (payload, channel) in messages {
+            do {
+                try await publish(payload, to: channel)
+                accepted.append(true)
+            } catch {
+                accepted.append(false)
+            }
+        }
+        return accepted
+    }
+}

@@ -27,6 +27,12 @@ public enum RESPValue: Sendable, Equatable {
         if case .integer(let i) = self { return i }
         return nil
     }
+
+    /// Whether Redis answered with an error.
+    public var isError: Bool {
+        if case .error = self { return true }
+        return false
+    }
 }
 
 /// Encodes a command as a RESP array of bulk strings.

@@ -57,6 +57,28 @@ public final class RedisBus: MessageBus, Service {
         try await command([ByteBuffer(string: "PUBLISH"), ByteBuffer(string: key(channel)), payload])
     }
 
+    public func publish(_ messages: [(payload: ByteBuffer, channel: String)]) async -> [Bool] {
+        guard !messages.isEmpty else { return [] }
+        let connection: RedisConnection
+        do {
+            connection = try await commands.connection()
+        } catch {
+            return Array(repeating: false, count: messages.count)
+        }
+        let publish = ByteBuffer(string: "PUBLISH")
+        var accepted: [Bool] = []
+        accepted.reserveCapacity(messages.count)
+        // In slices, so a huge batch (a large group) does not sit in memory all at once.
+        for start in stride(from: 0, to: messages.count, by: Self.publishSlice) {
+            let slice = messages[start..<min(start + Self.publishSlice, messages.count)]
+            accepted += await connection.sendAll(slice.map { [publish, ByteBuffer(string: key($0.channel)), $0.payload] })
+        }
+        return accepted
+    }
+
+    /// The most publishes written before waiting for their replies.
+    static let publishSlice = 1_000
+
     public func subscribe(to channel: String) async throws -> BusSubscription {
         let (stream, sink) = BusSink.makeStream()
         return await subscriber.subscribe(channel: key(channel), logicalName: channel, sink: sink, events: stream)

@@ -120,6 +120,29 @@ final class RedisConnection: Sendable {
         return value
     }
 
+    /// Sends commands in order with one flush and waits for every reply: whether each succeeded.
+    func sendAll(_ commands: [[ByteBuffer]]) async -> [Bool] {
+        let loop = channel.eventLoop
+        let promises = commands.map { _ in loop.makePromise(of: RESPValue.self) }
+        let channel = self.channel
+        loop.execute {
+            for (arguments, promise) in zip(commands, promises) {
+                channel.write(RESPCommand(arguments: arguments, promise: promise)).cascadeFailure(to: promise)
+            }
+            channel.flush()
+        }
+        var accepted: [Bool] = []
+        accepted.reserveCapacity(promises.count)
+        for promise in promises {
+            if let value = try? await promise.futureResult.get(), !value.isError {
+                accepted.append(true)
+            } else {
+                accepted.append(false)
+            }
+        }
+        return accepted
+    }
+
     /// Sends a command of text arguments and waits for its reply.
     @discardableResult
     func command(_ arguments: [String]) async throws -> RESPValue {

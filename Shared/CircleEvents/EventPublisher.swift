@@ -31,31 +31,19 @@ public struct EventPublisher: Sendable {
     /// write for many requests: marks only keep the relay from sending them again).
     public func publish(_ events: [UserEvent]) async {
         guard !events.isEmpty else { return }
-        // Each user's events go out in order; different users' at once (the bus pipelines them).
-        let byUser = Dictionary(grouping: events, by: \.userId)
+        // All at once, each user's events in order (one pipelined batch on the bus).
+        let ordered = events.count == 1 ? events : events.sorted { ($0.userId, $0.seq) < ($1.userId, $1.seq) }
+        let accepted = await bus.publish(ordered.map { (ByteBuffer(string: $0.frameJSON), Self.channel(forUser: $0.userId)) })
         var sent: [UserEvent] = []
-        if byUser.count == 1 {
-            sent = await publishInOrder(events)
-        } else {
-            await withTaskGroup(of: [UserEvent].self) { group in
-                for (_, list) in byUser { group.addTask { await self.publishInOrder(list) } }
-                for await done in group { sent += done }
+        sent.reserveCapacity(ordered.count)
+        for (event, ok) in zip(ordered, accepted) {
+            if ok {
+                sent.append(event)
+            } else {
+                logger.warning("event publish failed; the relay will resend it", metadata: ["user": "\(event.userId)", "seq": "\(event.seq)"])
             }
         }
         await marks.add(sent)
-    }
-
-    private func publishInOrder(_ events: [UserEvent]) async -> [UserEvent] {
-        var sent: [UserEvent] = []
-        for event in events.sorted(by: { $0.seq < $1.seq }) {
-            do {
-                try await bus.publish(ByteBuffer(string: event.frameJSON), to: Self.channel(forUser: event.userId))
-                sent.append(event)
-            } catch {
-                logger.warning("event publish failed; the relay will resend it", metadata: ["user": "\(event.userId)", "seq": "\(event.seq)", "error": "\(error)"])
-            }
-        }
-        return sent
     }
 
     /// Writes the marks still pending (tests and shutdown).

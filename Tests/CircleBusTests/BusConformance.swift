@@ -20,6 +20,7 @@ enum BusConformance {
         "creating a group twice is harmless, and a group sees entries added before it": groupIdempotent,
         "expiring counters count within their window, block for a while, and reset": expiringCounters,
         "a handler subscription gets every message in order, and nothing after cancel": handlerSubscription,
+        "a batch publish delivers each channel's messages in order, interleaved with another channel's": batchInOrder,
     ]
 
     static var names: [String] { cases.keys.sorted() }
@@ -53,6 +54,26 @@ enum BusConformance {
         try await bus.publish(ByteBuffer(string: "elsewhere"), to: "user.2")
         for index in 0..<50 { #expect(text(try await next(&iterator)) == "m\(index)") }
         await subscription.cancel()
+    }
+
+    static func batchInOrder(_ bus: any MessageBus) async throws {
+        let one = try await bus.subscribe(to: "user.31")
+        let two = try await bus.subscribe(to: "user.32")
+        var first = one.events.makeAsyncIterator()
+        var second = two.events.makeAsyncIterator()
+        var batch: [(payload: ByteBuffer, channel: String)] = []
+        for index in 0..<300 {
+            batch.append((ByteBuffer(string: "a\(index)"), "user.31"))
+            if index % 3 == 0 { batch.append((ByteBuffer(string: "b\(index)"), "user.32")) }
+        }
+        let accepted = await bus.publish(batch)
+        #expect(accepted.count == batch.count)
+        #expect(accepted.allSatisfy { $0 })
+        for index in 0..<300 { #expect(text(try await next(&first)) == "a\(index)") }
+        for index in stride(from: 0, to: 300, by: 3) { #expect(text(try await next(&second)) == "b\(index)") }
+        #expect(await bus.publish([]).isEmpty)
+        await one.cancel()
+        await two.cancel()
     }
 
     static func sharedChannel(_ bus: any MessageBus) async throws {

@@ -128,7 +128,7 @@ actor MessageWriter {
             } catch {
                 // Nothing was stored unless the commit's answer was lost; then the careful path
                 // finds the messages and answers them as repeats.
-                        logger.warning("storing a message batch in one statement failed; storing it in a transaction", metadata: ["error": "\(String(reflecting: error))"])
+                logger.warning("storing a message batch in one statement failed; storing it in a transaction", metadata: ["error": "\(String(reflecting: error))"])
             }
         }
         batchesLocked += 1
@@ -211,7 +211,7 @@ actor MessageWriter {
             let plan = Self.plan(messages, conversations: conversations, members: members, existing: [:], now: now, limits: limits)
             if plan.outcomes.allSatisfy({ if case .success(.stored) = $0 { true } else { false } }), plan.events.count <= Self.eventsPerStatement {
                 do {
-                    if let result = try await store(plan, expecting: conversations, on: postgres, now: now) {
+                    if let result = try await storeAtOnce(plan, expecting: conversations, on: postgres, now: now) {
                         batchesFromMemory += 1
                         return result
                     }
@@ -245,13 +245,13 @@ actor MessageWriter {
         guard !plan.accepted.isEmpty else { return (plan.outcomes, []) }
         guard plan.events.count <= Self.eventsPerStatement else { return nil }
         await afterRead?()
-        return try await store(plan, expecting: conversations, on: postgres, now: now)
+        return try await storeAtOnce(plan, expecting: conversations, on: postgres, now: now)
     }
 
     /// The one statement that stores a planned batch if every conversation is still as
     /// `expecting` has it; nil (nothing stored) when one is not.
-    private func store(_ plan: Plan, expecting conversations: [String: ConversationRecord], on postgres: any PostgresConnectionStore,
-                       now: Timestamp) async throws -> ([Result<WriteOutcome, any Error>], [UserEvent])? {
+    private func storeAtOnce(_ plan: Plan, expecting conversations: [String: ConversationRecord], on postgres: any PostgresConnectionStore,
+                             now: Timestamp) async throws -> ([Result<WriteOutcome, any Error>], [UserEvent])? {
         let written = plan.lastSeq.keys.sorted()
         let write = MessageBatchStatements.Write(
             conversations: written.map { id in

@@ -160,6 +160,7 @@ var targets: [Target] = [
         dependencies: ["Messaging", "Vault", "Cleanup", "AllInOne", "CircleKit", "CircleHTTP", "CircleStore", "CircleConfig", "CircleCore", "CircleCrypto",
                        "CircleEvents", "CircleBus", "CircleTestSupport", configuration, crypto,
                        .product(name: "SQLKit", package: "sql-kit"),
+                       .product(name: "NIOCore", package: "swift-nio"),
                        .product(name: "HummingbirdTesting", package: "hummingbird")],
         path: "Tests/MessagingTests"
     ),

@@ -36,8 +36,8 @@ enum MessageBatchStatements {
 
     /// Updates each conversation only where its sequence number and epoch are still those read,
     /// and stores the messages, the event counters and the events only if every conversation was
-    /// updated (all parts see one snapshot; the statement is atomic). Returns each member's new
-    /// event counter, or no rows when a conversation changed.
+    /// updated (all parts see one snapshot; the statement is atomic), with the events' outbox
+    /// entry. Returns each member's new event counter, or no rows when a conversation changed.
     struct Write: PostgresPreparedStatement {
         static let name = "circle_message_batch_write"
         static let sql = """
@@ -71,6 +71,8 @@ enum MessageBatchStatements {
         let messages: [MessageRecord]
         let events: [NewUserEvent]
         let now: Timestamp
+        /// The id of the events' outbox entry.
+        let outbox: String
 
         func makeBindings() throws -> PostgresBindings {
             var bindings = PostgresBindings(capacity: 14 + UserEventLog.arrayParameterCount)
@@ -88,7 +90,7 @@ enum MessageBatchStatements {
             bindings.append(messages.map { ByteBuffer(bytes: $0.ciphertext) })
             bindings.append(messages.map { ByteBuffer(bytes: $0.signature) })
             bindings.append(messages.map(\.expiresAt))
-            UserEventLog.appendArrayBindings(events, to: &bindings)
+            UserEventLog.appendArrayBindings(events, outbox: outbox, to: &bindings)
             return bindings
         }
 

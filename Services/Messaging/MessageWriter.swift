@@ -257,7 +257,7 @@ actor MessageWriter {
             conversations: written.map { id in
                 .init(id: id, readSeq: conversations[id]!.lastSeq, epoch: conversations[id]!.epoch, lastSeq: plan.lastSeq[id]!)
             },
-            messages: plan.accepted, events: plan.events, now: now)
+            messages: plan.accepted, events: plan.events, now: now, outbox: UserEventLog.newOutboxId())
         let logger = self.logger
         let counters = try await postgres.withConnection { connection in
             try await connection.execute(write, logger: logger).reduce(into: [(userId: String, lastSeq: Int64)]()) {
@@ -267,7 +267,7 @@ actor MessageWriter {
         // No rows: a conversation changed since it was read, and nothing was stored.
         guard !counters.isEmpty else { return nil }
         for id in written { known[id]?.record.lastSeq = plan.lastSeq[id]! }
-        return (plan.outcomes, try UserEventLog.numbered(plan.events, lastSeqs: counters, at: now))
+        return (plan.outcomes, try UserEventLog.numbered(plan.events, lastSeqs: counters, at: now, outbox: write.outbox))
     }
 
     /// One transaction for the whole batch that locks its conversations first (every engine).

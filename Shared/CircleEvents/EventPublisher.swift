@@ -8,46 +8,43 @@ import NIOCore
 ///
 /// Called only after the transaction that wrote the events has committed, so nobody hears of a
 /// change that could still roll back. A failed publish is not an error for the caller: the
-/// events stay unpublished in the log and `EventRelay` sends them again.
+/// events' outbox entry stays, and `EventRelay` sends them again.
 public struct EventPublisher: Sendable {
     let store: any DatabaseStore
     let bus: any MessageBus
     let clock: any WallClock
     let logger: Logger
-    let marks: PublishedMarks
+    let removals: OutboxRemovals
 
     public init(store: any DatabaseStore, bus: any MessageBus, clock: any WallClock, logger: Logger) {
         self.store = store
         self.bus = bus
         self.clock = clock
         self.logger = logger
-        self.marks = PublishedMarks(store: store, clock: clock, logger: logger)
+        self.removals = OutboxRemovals(store: store, logger: logger)
     }
 
     /// The bus channel of a user's events.
     public static func channel(forUser userId: String) -> String { "user.\(userId)" }
 
-    /// Publishes committed events; they are marked published shortly after, in batches (one
-    /// write for many requests: marks only keep the relay from sending them again).
+    /// Publishes committed events (each with the outbox entry its append wrote); an entry whose
+    /// events all went out is deleted shortly after, together with others (one write for many
+    /// requests: the entries only keep the relay from sending the events again).
     public func publish(_ events: [UserEvent]) async {
         guard !events.isEmpty else { return }
         // All at once, each user's events in order (one pipelined batch on the bus).
         let ordered = events.count == 1 ? events : events.sorted { ($0.userId, $0.seq) < ($1.userId, $1.seq) }
         let accepted = await bus.publish(ordered.map { (ByteBuffer(string: $0.frameJSON), Self.channel(forUser: $0.userId)) })
-        var sent: [UserEvent] = []
-        sent.reserveCapacity(ordered.count)
-        for (event, ok) in zip(ordered, accepted) {
-            if ok {
-                sent.append(event)
-            } else {
-                logger.warning("event publish failed; the relay will resend it", metadata: ["user": "\(event.userId)", "seq": "\(event.seq)"])
-            }
+        var done = Set(ordered.compactMap(\.outbox))
+        for (event, ok) in zip(ordered, accepted) where !ok {
+            logger.warning("event publish failed; the relay will resend it", metadata: ["user": "\(event.userId)", "seq": "\(event.seq)"])
+            if let outbox = event.outbox { done.remove(outbox) }
         }
-        await marks.add(sent)
+        await removals.add(Array(done))
     }
 
-    /// Writes the marks still pending (tests and shutdown).
-    public func flushMarks() async { await marks.flush() }
+    /// Deletes the outbox entries still pending deletion (tests and shutdown).
+    public func flushOutbox() async { await removals.flush() }
 
     /// Sends an event that is not stored (typing, presence): live only, no sequence number.
     public func publishEphemeral(type: String, data: String, to userIds: [String]) async {
@@ -62,29 +59,27 @@ public struct EventPublisher: Sendable {
     }
 }
 
-/// Marks of published events, written together: the first mark starts a short timer, and
-/// everything marked until it fires goes out in one statement per 500 events. A mark lost
-/// (crash, database error) costs only a repeated delivery by the relay, which sockets drop by seq.
-/// The timer (200 ms, well inside the relay's 2 s grace) keeps the marks' commits, each a disk
-/// flush, from queueing with the messages' own at every send.
-actor PublishedMarks {
+/// Outbox entries of published events, deleted together: the first starts a short timer, and
+/// every entry added until it fires goes in one statement per 500. An entry left behind (crash,
+/// database error) costs only a repeated delivery by the relay, which sockets drop by seq. The
+/// timer (200 ms, well inside the relay's 2 s grace) keeps these commits, each a disk flush,
+/// from queueing with the messages' own at every send.
+actor OutboxRemovals {
     let store: any DatabaseStore
-    let clock: any WallClock
     let logger: Logger
     let delay: Duration
-    private var pending: [UserEvent] = []
+    private var pending: [String] = []
     private var scheduled = false
 
-    init(store: any DatabaseStore, clock: any WallClock, logger: Logger, delay: Duration = .milliseconds(200)) {
+    init(store: any DatabaseStore, logger: Logger, delay: Duration = .milliseconds(200)) {
         self.store = store
-        self.clock = clock
         self.logger = logger
         self.delay = delay
     }
 
-    func add(_ events: [UserEvent]) {
-        guard !events.isEmpty else { return }
-        pending += events
+    func add(_ ids: [String]) {
+        guard !ids.isEmpty else { return }
+        pending += ids
         guard !scheduled else { return }
         scheduled = true
         Task {
@@ -99,9 +94,9 @@ actor PublishedMarks {
             let batch = Array(pending.prefix(500))
             pending.removeFirst(batch.count)
             do {
-                try await store.statement { db in try await UserEventLog.markPublished(batch, at: clock.now(), in: db) }
+                try await store.statement { db in try await UserEventLog.removeFromOutbox(batch, in: db) }
             } catch {
-                logger.warning("marking events published failed; the relay may resend them", metadata: ["error": "\(error)"])
+                logger.warning("deleting published outbox entries failed; the relay may resend their events", metadata: ["error": "\(error)"])
             }
         }
     }

@@ -40,28 +40,29 @@ public struct EventRelay: Service {
         }
     }
 
-    /// Publishes one batch of stranded events; returns how many it handled.
+    /// Publishes the events of one batch of outbox entries older than the grace (stranded);
+    /// returns how many entries it handled. An entry is deleted once all its events went out
+    /// (or when the log no longer holds them); each user's events are sent in order.
     @discardableResult
     public func relayBatch(limit: Int = 200) async throws -> Int {
         let cutoff = Timestamp(millis: clock.now().millis - grace.milliseconds)
         return try await store.write { db in
-            let events = try await UserEventLog.unpublished(before: cutoff, limit: limit, lock: store.engine == .postgres, in: db)
-            guard !events.isEmpty else { return 0 }
-            var sent: [UserEvent] = []
-            for event in events {
-                do {
-                    try await bus.publish(ByteBuffer(string: event.frameJSON), to: EventPublisher.channel(forUser: event.userId))
-                    sent.append(event)
-                } catch {
-                    break
-                }
+            let entries = try await UserEventLog.outbox(before: cutoff, limit: limit, lock: store.engine == .postgres, in: db)
+            guard !entries.isEmpty else { return 0 }
+            var done: [String] = []
+            var sent = 0
+            for entry in entries {
+                let events = try await UserEventLog.events(listedIn: entry, in: db)
+                let accepted = await bus.publish(events.map { (ByteBuffer(string: $0.frameJSON), EventPublisher.channel(forUser: $0.userId)) })
+                guard accepted.allSatisfy({ $0 }) else { break }
+                done.append(entry.id)
+                sent += events.count
             }
-            try await UserEventLog.markPublished(sent, at: clock.now(), in: db)
-            if !sent.isEmpty {
-                logger.info("relayed unpublished events", metadata: ["count": "\(sent.count)"])
+            try await UserEventLog.removeFromOutbox(done, in: db)
+            if sent > 0 {
+                logger.info("relayed unpublished events", metadata: ["entries": "\(done.count)", "events": "\(sent)"])
             }
-            return sent.count
+            return done.count
         }
     }
 }
-

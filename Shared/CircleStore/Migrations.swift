@@ -260,6 +260,27 @@ public enum Migrations {
                 "CREATE INDEX vault_link_uses_link ON vault_link_uses (link_id, at)",
             ]
         },
+        // Events waiting to be published: one row per append instead of a mark on every event
+        // (see `UserEventLog`). Events still unmarked become entries, so the relay sends them.
+        Migration(version: 7, name: "event-outbox", owner: "shared") { t in
+            [
+                """
+                CREATE TABLE event_outbox (
+                    id TEXT PRIMARY KEY,
+                    created_at \(t.bigint) NOT NULL,
+                    events TEXT NOT NULL
+                )
+                """,
+                "CREATE INDEX event_outbox_created ON event_outbox (created_at)",
+                """
+                INSERT INTO event_outbox (id, created_at, events)
+                SELECT 'unmarked:' || user_id || ':' || seq, created_at, user_id || ':' || seq || ':' || seq
+                FROM user_events WHERE published_at IS NULL
+                """,
+                "DROP INDEX user_events_unpublished",
+                "ALTER TABLE user_events DROP COLUMN published_at",
+            ]
+        },
     ]
 
     /// The schema version this build expects.

@@ -23,13 +23,21 @@ public struct UserEvent: Sendable, Equatable {
     public let type: String
     public let data: String
     public let createdAt: Timestamp
+    /// The outbox entry that lists this event until it is published (set by an append; nil for
+    /// an event read back from the log). Bookkeeping, not part of the event: `==` ignores it.
+    public let outbox: String?
 
-    public init(userId: String, seq: Int64, type: String, data: String, createdAt: Timestamp) {
+    public init(userId: String, seq: Int64, type: String, data: String, createdAt: Timestamp, outbox: String? = nil) {
         self.userId = userId
         self.seq = seq
         self.type = type
         self.data = data
         self.createdAt = createdAt
+        self.outbox = outbox
+    }
+
+    public static func == (a: UserEvent, b: UserEvent) -> Bool {
+        a.userId == b.userId && a.seq == b.seq && a.type == b.type && a.data == b.data && a.createdAt == b.createdAt
     }
 
     /// The event as the client sees it (and as it travels on the bus), as JSON text.
@@ -50,10 +58,18 @@ public enum UserEventPage: Sendable, Equatable {
 ///
 /// Appends happen inside the writer's own transaction, so an event exists exactly when the change
 /// it reports does. Counters are locked in user-id order, so concurrent writers cannot deadlock.
+///
+/// Each append also writes one row to `event_outbox` listing its events (per user, the range of
+/// sequence numbers); the publisher deletes the row once every event in it went out on the bus,
+/// and the relay republishes what rows older than a few seconds list (a crash between commit and
+/// publish must not strand a live client). One small row per append instead of a mark on every
+/// event: marking each event published rewrote the whole row (payload included) and cost
+/// PostgreSQL more than storing the messages (BENCHMARKS.md).
 public enum UserEventLog {
     /// Appends events inside the caller's transaction and returns them with their sequence numbers.
     public static func append(_ events: [NewUserEvent], at now: Timestamp, in db: any SQLDatabase) async throws -> [UserEvent] {
         guard !events.isEmpty else { return [] }
+        try checkUserIds(events)
         var countByUser: [String: Int64] = [:]
         for event in events { countByUser[event.userId, default: 0] += 1 }
         // One statement takes every counter, in user-id order (the rows are locked in the
@@ -64,7 +80,8 @@ public enum UserEventLog {
             upsert += "(\(bind: userId), \(bind: countByUser[userId]!))"
         }
         upsert += " ON CONFLICT (user_id) DO UPDATE SET last_seq = user_event_counters.last_seq + excluded.last_seq RETURNING user_id, last_seq"
-        let stored = try numbered(events, lastSeqs: try await db.raw(upsert).all(), at: now)
+        let outbox = newOutboxId()
+        let stored = try numbered(events, lastSeqs: try await db.raw(upsert).all(), at: now, outbox: outbox)
         // In chunks, to stay below the engines' limits on bound parameters.
         for start in stride(from: 0, to: stored.count, by: 1000) {
             var insert = SQLQueryString("INSERT INTO user_events (user_id, seq, type, payload, created_at) VALUES ")
@@ -74,17 +91,31 @@ public enum UserEventLog {
             }
             try await db.raw(insert).run()
         }
+        try await db.raw("""
+            INSERT INTO event_outbox (id, created_at, events) VALUES (\(bind: outbox), \(bind: now.millis), \(bind: OutboxEntry.ranges(of: stored)))
+            """).run()
         return stored
+    }
+
+    /// A new outbox entry id (128 random bits).
+    public static func newOutboxId() -> String { Base64URL.encode(SecureRandom.bytes(16)) }
+
+    /// User ids are written into outbox entries between commas (ids are base64url or names).
+    public static func checkUserIds(_ events: [NewUserEvent]) throws {
+        guard !events.contains(where: { $0.userId.isEmpty || $0.userId.utf8.contains(UInt8(ascii: ",")) }) else {
+            throw StoreError.corrupt("an event's user id is empty or holds a comma")
+        }
     }
 
     /// The events with their sequence numbers, from the counters' new values (rows of `user_id`,
     /// `last_seq`): each user's events take the numbers up to the new value, in order.
-    public static func numbered(_ events: [NewUserEvent], lastSeqs rows: [any SQLRow], at now: Timestamp) throws -> [UserEvent] {
-        try numbered(events, lastSeqs: rows.map { (try $0.decode(column: "user_id", as: String.self), try $0.decode(column: "last_seq", as: Int64.self)) }, at: now)
+    public static func numbered(_ events: [NewUserEvent], lastSeqs rows: [any SQLRow], at now: Timestamp, outbox: String?) throws -> [UserEvent] {
+        try numbered(events, lastSeqs: rows.map { (try $0.decode(column: "user_id", as: String.self), try $0.decode(column: "last_seq", as: Int64.self)) },
+                     at: now, outbox: outbox)
     }
 
-    /// `numbered` from (user id, new last sequence number) pairs.
-    public static func numbered(_ events: [NewUserEvent], lastSeqs: [(userId: String, lastSeq: Int64)], at now: Timestamp) throws -> [UserEvent] {
+    /// `numbered` from (user id, new last sequence number) pairs; `outbox` is the entry listing them.
+    public static func numbered(_ events: [NewUserEvent], lastSeqs: [(userId: String, lastSeq: Int64)], at now: Timestamp, outbox: String?) throws -> [UserEvent] {
         var countByUser: [String: Int64] = [:]
         for event in events { countByUser[event.userId, default: 0] += 1 }
         var nextSeq: [String: Int64] = [:]
@@ -98,18 +129,19 @@ public enum UserEventLog {
         for event in events {
             let seq = nextSeq[event.userId]!
             nextSeq[event.userId] = seq + 1
-            stored.append(UserEvent(userId: event.userId, seq: seq, type: event.type, data: event.data, createdAt: now))
+            stored.append(UserEvent(userId: event.userId, seq: seq, type: event.type, data: event.data, createdAt: now, outbox: outbox))
         }
         return stored
     }
 
     /// The end of a PostgreSQL statement (after `WITH ..., `) that appends events to the log
     /// only if `condition` (an SQL boolean over the earlier parts) holds: the counters, taken in
-    /// user-id order as in `append`, then the events; the statement returns the counters' new
-    /// values for `numbered`, and no rows when the condition is false. The events come as array
-    /// parameters (`appendArrayBindings`) numbered from `userIds`, so the text is the same for
-    /// any events and the statement can be prepared once; `createdAt` is the parameter holding
-    /// the time. One statement, so a writer can put its own change and its events in one round trip.
+    /// user-id order as in `append`, then the events and their outbox entry; the statement returns
+    /// the counters' new values for `numbered`, and no rows when the condition is false. The
+    /// events come as array parameters (`appendArrayBindings`) numbered from `userIds`, so the
+    /// text is the same for any events and the statement can be prepared once; `createdAt` is the
+    /// parameter holding the time. One statement, so a writer can put its own change and its
+    /// events in one round trip.
     public static func appendingFromArrays(userIds first: Int, createdAt: Int, when condition: String) -> String {
         """
         counters AS (
@@ -121,18 +153,24 @@ public enum UserEventLog {
           SELECT v.user_id, counters.last_seq - v.n + v.k, v.type, v.payload, $\(createdAt)::int8
           FROM unnest($\(first + 2)::text[], $\(first + 3)::int8[], $\(first + 4)::int8[], $\(first + 5)::text[], $\(first + 6)::text[])
             AS v (user_id, k, n, type, payload) JOIN counters ON counters.user_id = v.user_id
+        ), outboxed AS (
+          INSERT INTO event_outbox (id, created_at, events)
+          SELECT $\(first + 7)::text, $\(createdAt)::int8,
+            string_agg(counters.user_id || ':' || (counters.last_seq - v.n + 1) || ':' || counters.last_seq, ',' ORDER BY counters.user_id)
+          FROM counters JOIN unnest($\(first)::text[], $\(first + 1)::int8[]) AS v (user_id, n) ON v.user_id = counters.user_id
+          HAVING count(*) > 0
         )
         SELECT user_id, last_seq FROM counters
         """
     }
 
     /// How many parameters `appendArrayBindings` adds.
-    public static let arrayParameterCount = 7
+    public static let arrayParameterCount = 8
 
     /// The parameters of `appendingFromArrays`: each user's id and event count (in user-id
     /// order), then each event's user, place among that user's events, the user's count, type
-    /// and data.
-    public static func appendArrayBindings(_ events: [NewUserEvent], to bindings: inout PostgresBindings) {
+    /// and data, then the outbox entry's id.
+    public static func appendArrayBindings(_ events: [NewUserEvent], outbox: String, to bindings: inout PostgresBindings) {
         var countByUser: [String: Int64] = [:]
         for event in events { countByUser[event.userId, default: 0] += 1 }
         let users = countByUser.keys.sorted()
@@ -151,6 +189,7 @@ public enum UserEventLog {
         bindings.append(events.map { countByUser[$0.userId]! })
         bindings.append(events.map(\.type))
         bindings.append(events.map(\.data))
+        bindings.append(outbox)
     }
 
     /// The user's events after `since`, oldest first, at most `limit`.
@@ -164,7 +203,7 @@ public enum UserEventLog {
             WHERE user_id = \(bind: userId) AND seq > \(bind: since)
             ORDER BY seq LIMIT \(bind: limit + 1)
             """).all()
-        let events = try rows.map(decode)
+        let events = try rows.map { try decode($0) }
         // The first event after `since` must still be there, or some were pruned away.
         guard let first = events.first, first.seq == since + 1 else { return .resyncRequired }
         return .events(Array(events.prefix(limit)), more: events.count > limit)
@@ -176,27 +215,42 @@ public enum UserEventLog {
         return try row?.decode(column: "last_seq", as: Int64.self) ?? 0
     }
 
-    /// Records that these events went out on the bus.
-    public static func markPublished(_ events: [UserEvent], at now: Timestamp, in db: any SQLDatabase) async throws {
-        guard !events.isEmpty else { return }
-        var query = SQLQueryString("UPDATE user_events SET published_at = \(bind: now.millis) WHERE published_at IS NULL AND (")
-        for (index, event) in events.enumerated() {
-            if index > 0 { query += " OR " }
-            query += "(user_id = \(bind: event.userId) AND seq = \(bind: event.seq))"
+    /// Outbox entries written before `before`, oldest first, at most `limit` (for the relay).
+    /// With `lock` (PostgreSQL, inside a transaction) the rows are claimed with
+    /// `FOR UPDATE SKIP LOCKED`, so concurrent relays take different entries.
+    public static func outbox(before: Timestamp, limit: Int, lock: Bool = false, in db: any SQLDatabase) async throws -> [OutboxEntry] {
+        try await db.raw("""
+            SELECT id, events FROM event_outbox WHERE created_at < \(bind: before.millis)
+            ORDER BY created_at, id LIMIT \(bind: limit)\(unsafeRaw: lock ? " FOR UPDATE SKIP LOCKED" : "")
+            """).all().map { row in
+            let id = try row.decode(column: "id", as: String.self)
+            guard let entry = OutboxEntry(id: id, ranges: try row.decode(column: "events", as: String.self)) else {
+                throw StoreError.corrupt("outbox entry \(id) cannot be read")
+            }
+            return entry
         }
-        query += ")"
-        try await db.raw(query).run()
     }
 
-    /// Events created before `before` that were never marked published (for the relay).
-    /// With `lock` (PostgreSQL, inside a transaction) the rows are claimed with
-    /// `FOR UPDATE SKIP LOCKED`, so concurrent relays take different rows.
-    public static func unpublished(before: Timestamp, limit: Int, lock: Bool = false, in db: any SQLDatabase) async throws -> [UserEvent] {
-        try await db.raw("""
-            SELECT user_id, seq, type, payload, created_at FROM user_events
-            WHERE published_at IS NULL AND created_at < \(bind: before.millis)
-            ORDER BY created_at, user_id, seq LIMIT \(bind: limit)\(unsafeRaw: lock ? " FOR UPDATE SKIP LOCKED" : "")
-            """).all().map(decode)
+    /// The events an outbox entry lists that are still in the log, each user's in order.
+    public static func events(listedIn entry: OutboxEntry, in db: any SQLDatabase) async throws -> [UserEvent] {
+        var events: [UserEvent] = []
+        for range in entry.ranges {
+            events += try await db.raw("""
+                SELECT user_id, seq, type, payload, created_at FROM user_events
+                WHERE user_id = \(bind: range.userId) AND seq >= \(bind: range.first) AND seq <= \(bind: range.last) ORDER BY seq
+                """).all().map { try decode($0, outbox: entry.id) }
+        }
+        return events
+    }
+
+    /// Deletes outbox entries whose events were all published.
+    public static func removeFromOutbox(_ ids: [String], in db: any SQLDatabase) async throws {
+        for start in stride(from: 0, to: ids.count, by: 500) {
+            var query = SQLQueryString("DELETE FROM event_outbox WHERE id IN (")
+            query.appendBinds(ids[start..<min(start + 500, ids.count)])
+            query += ")"
+            try await db.raw(query).run()
+        }
     }
 
     /// Deletes at most `limit` events created before `before`; returns how many went.
@@ -211,13 +265,58 @@ public enum UserEventLog {
         return rows.count
     }
 
-    static func decode(_ row: any SQLRow) throws -> UserEvent {
+    static func decode(_ row: any SQLRow, outbox: String? = nil) throws -> UserEvent {
         UserEvent(
             userId: try row.decode(column: "user_id", as: String.self),
             seq: try row.decode(column: "seq", as: Int64.self),
             type: try row.decode(column: "type", as: String.self),
             data: try row.decode(column: "payload", as: String.self),
-            createdAt: Timestamp(millis: try row.decode(column: "created_at", as: Int64.self))
+            createdAt: Timestamp(millis: try row.decode(column: "created_at", as: Int64.self)),
+            outbox: outbox
         )
+    }
+}
+
+/// A row of `event_outbox`: the events of one append, as each user's range of sequence numbers,
+/// stored as `user:first:last` joined by commas (in user-id order).
+public struct OutboxEntry: Sendable, Equatable {
+    public struct Range: Sendable, Equatable {
+        public let userId: String
+        public let first: Int64
+        public let last: Int64
+
+        public init(userId: String, first: Int64, last: Int64) {
+            self.userId = userId
+            self.first = first
+            self.last = last
+        }
+    }
+    public let id: String
+    public let ranges: [Range]
+
+    /// Reads the stored text; nil when it is malformed.
+    public init?(id: String, ranges text: String) {
+        var ranges: [Range] = []
+        for item in text.split(separator: ",") {
+            // From the right: the two numbers, then the user id.
+            let parts = item.split(separator: ":")
+            guard parts.count >= 3, let first = Int64(parts[parts.count - 2]), let last = Int64(parts[parts.count - 1]), first >= 1, first <= last else {
+                return nil
+            }
+            ranges.append(Range(userId: parts.dropLast(2).joined(separator: ":"), first: first, last: last))
+        }
+        guard !ranges.isEmpty else { return nil }
+        self.id = id
+        self.ranges = ranges
+    }
+
+    /// The stored text for these events (one append's: each user's are consecutive).
+    static func ranges(of events: [UserEvent]) -> String {
+        var bounds: [String: (first: Int64, last: Int64)] = [:]
+        for event in events {
+            let known = bounds[event.userId]
+            bounds[event.userId] = (min(known?.first ?? event.seq, event.seq), max(known?.last ?? event.seq, event.seq))
+        }
+        return bounds.keys.sorted().map { "\($0):\(bounds[$0]!.first):\(bounds[$0]!.last)" }.joined(separator: ",")
     }
 }

@@ -21,7 +21,8 @@ enum StoreConformance {
         "concurrent appends to one user never share or skip a number": concurrentAppends,
         "reading since N pages through the log in order": readSincePages,
         "a since older than the retention or from the future asks for a resync": resyncWhenPruned,
-        "unpublished events are found until marked published": unpublishedUntilMarked,
+        "each append is listed in the outbox until its entry is removed": outboxUntilPublished,
+        "the outbox step turns events never marked published into entries": outboxMigration,
     ]
 
     static var names: [String] { cases.keys.sorted() }
@@ -174,45 +175,78 @@ enum StoreConformance {
         #expect(try await store.read { db in try await UserEventLog.events(for: "gus", since: -1, limit: 10, in: db) } == .resyncRequired)
     }
 
-    static func unpublishedUntilMarked(_ store: any DatabaseStore) async throws {
-        let events = try await store.write { db in
+    static func outboxUntilPublished(_ store: any DatabaseStore) async throws {
+        let first = try await store.write { db in
             try await UserEventLog.append([
                 NewUserEvent(userId: "hal", type: "a", data: "{}"),
                 NewUserEvent(userId: "ivy", type: "b", data: "{}"),
+                NewUserEvent(userId: "hal", type: "c", data: "{}"),
             ], at: Timestamp(millis: 10), in: db)
         }
-        let before = try await store.read { db in try await UserEventLog.unpublished(before: Timestamp(millis: 11), limit: 10, in: db) }
-        #expect(Set(before.map(\.userId)) == ["hal", "ivy"])
-        #expect(try await store.read { db in try await UserEventLog.unpublished(before: Timestamp(millis: 10), limit: 10, in: db) }.isEmpty)
-        try await store.write { db in try await UserEventLog.markPublished([events[0]], at: Timestamp(millis: 12), in: db) }
-        let after = try await store.read { db in try await UserEventLog.unpublished(before: Timestamp(millis: 11), limit: 10, in: db) }
-        #expect(after.map(\.userId) == ["ivy"])
-    }
-}
-
-/// Opens a fresh database of either engine for one test.
-enum TestDatabases {
-    struct Opened: Sendable {
-        let store: any DatabaseStore
-        let close: @Sendable () async -> Void
-        func close() async { await close() }
-    }
-
-    static func open(_ engine: DatabaseEngine, suite: String) async throws -> Opened {
-        let logger = TestServers.quietLogger
-        switch engine {
-        case .sqlite:
-            let folder = FileManager.default.temporaryDirectory.appendingPathComponent("circle-store-\(UUID().uuidString)")
-            let store = try await SQLiteStore.open(path: folder.appendingPathComponent("test.sqlite").path, logger: logger)
-            return Opened(store: store) {
-                try? await store.close()
-                try? FileManager.default.removeItem(at: folder)
+        let entry = try #require(first[0].outbox)
+        #expect(first.allSatisfy { $0.outbox == entry })
+        let second = try await store.write { db in
+            try await UserEventLog.append([NewUserEvent(userId: "hal", type: "d", data: "{}")], at: Timestamp(millis: 20), in: db)
+        }
+        let later = try #require(second[0].outbox)
+        #expect(later != entry)
+        // Rolled back: no entry.
+        await #expect(throws: Boom.self) {
+            try await store.write { db in
+                _ = try await UserEventLog.append([NewUserEvent(userId: "hal", type: "x", data: "{}")], at: Timestamp(millis: 15), in: db)
+                throw Boom()
             }
-        case .postgres:
-            let settings = try await TestServers.freshPostgresDatabase(suite: suite)
-            let store = try PostgresStore(settings: settings, logger: logger)
-            let runner = Task { try await store.run() }
-            return Opened(store: store) { runner.cancel(); _ = await runner.result }
+        }
+        func pending(before millis: Int64) async throws -> [OutboxEntry] {
+            try await store.read { db in try await UserEventLog.outbox(before: Timestamp(millis: millis), limit: 10, in: db) }
+        }
+        #expect(try await pending(before: 10).isEmpty)
+        let old = try await pending(before: 11)
+        #expect(old.map(\.id) == [entry])
+        #expect(old.first?.ranges == [.init(userId: "hal", first: 1, last: 2), .init(userId: "ivy", first: 1, last: 1)])
+        #expect(try await pending(before: 21).map(\.id) == [entry, later])
+        let listed = try await store.read { db in try await UserEventLog.events(listedIn: old[0], in: db) }
+        #expect(listed.map { "\($0.userId)\($0.seq)\($0.type)" } == ["hal1a", "hal2c", "ivy1b"])
+        #expect(listed.allSatisfy { $0.outbox == entry })
+        try await store.write { db in try await UserEventLog.removeFromOutbox([entry], in: db) }
+        #expect(try await pending(before: 21).map(\.id) == [later])
+        // Events pruned from the log: the entry lists nothing any more.
+        try await store.write { db in _ = try await UserEventLog.prune(before: Timestamp(millis: 100), limit: 10, in: db) }
+        let remaining = try #require(try await pending(before: 21).first)
+        #expect(try await store.read { db in try await UserEventLog.events(listedIn: remaining, in: db) }.isEmpty)
+        // A user id that would break an entry's text is refused.
+        await #expect(throws: StoreError.self) {
+            try await store.write { db in try await UserEventLog.append([NewUserEvent(userId: "a,b", type: "x", data: "{}")], at: .now(), in: db) }
+        }
+    }
+
+    static func outboxMigration(_ store: any DatabaseStore) async throws {
+        // A database at the step before the outbox, with one event published and one not.
+        let opened = try await TestDatabases.open(store.engine, suite: "outbox-migration")
+        do {
+            let before = Migrator(migrations: Migrations.all.filter { $0.version < 7 }, logger: TestServers.quietLogger)
+            try await before.migrate(opened.store)
+            try await opened.store.write { db in
+                try await db.raw("""
+                    INSERT INTO user_events (user_id, seq, type, payload, created_at, published_at)
+                    VALUES ('jo', 1, 'a', '{}', 5, 6), ('jo', 2, 'b', '{}', 7, NULL)
+                    """).run()
+            }
+            try await migrator.migrate(opened.store)
+            let entries = try await opened.store.read { db in try await UserEventLog.outbox(before: Timestamp(millis: 100), limit: 10, in: db) }
+            #expect(entries.map(\.ranges) == [[.init(userId: "jo", first: 2, last: 2)]])
+            #expect(try await opened.store.read { db in try await UserEventLog.events(listedIn: entries[0], in: db) }.map(\.type) == ["b"])
+        } catch {
+            await opened.close()
+            throw error
+        }
+        await opened.close()
+    }
+
+    static func outboxEntryText() throws {
+        #expect(OutboxEntry(id: "e", ranges: "a:1:2,b:c:3:3")?.ranges == [.init(userId: "a", first: 1, last: 2), .init(userId: "b:c", first: 3, last: 3)])
+        for bad in ["", "a:1", "a:x:2", "a:3:2", "a:0:1", ":1:2"] {
+            #expect(OutboxEntry(id: "e", ranges: bad) == nil, "\(bad)")
         }
     }
 }
@@ -231,4 +265,9 @@ struct PostgresStoreConformanceTests {
     func conformance(_ name: String) async throws {
         try await StoreConformance.run(name, engine: .postgres)
     }
+}
+
+@Test("outbox entries are read back from their text; malformed ones are refused")
+func outboxEntryText() throws {
+    try StoreConformance.outboxEntryText()
 }

@@ -1,4 +1,5 @@
 import CircleBus
+import CircleConfig
 import CircleCore
 import CircleEvents
 import CircleKit
@@ -14,10 +15,11 @@ import Testing
 @Suite("Message batches on PostgreSQL", .enabled(if: TestServers.bothEnabled))
 struct MessageWriterTests {
     /// A writer of this test's own, publishing on a private in-process bus.
-    static func writer(_ store: any DatabaseStore, afterRead: (@Sendable () async -> Void)? = nil) -> MessageWriter {
+    static func writer(_ store: any DatabaseStore, bus: any MessageBus = LocalBus(), clock: any WallClock = SystemWallClock(),
+                       afterRead: (@Sendable () async -> Void)? = nil) -> MessageWriter {
         let logger = TestServers.quietLogger
-        let events = EventPublisher(store: store, bus: LocalBus(), clock: SystemWallClock(), logger: logger)
-        return MessageWriter(store: store, events: events, clock: SystemWallClock(), limits: MessagingLimits(), logger: logger, afterRead: afterRead)
+        let events = EventPublisher(store: store, bus: bus, clock: clock, logger: logger)
+        return MessageWriter(store: store, events: events, clock: clock, limits: MessagingLimits(), logger: logger, afterRead: afterRead)
     }
 
     /// `count` messages from `member`, sealed on one chain, ready for a writer.
@@ -151,6 +153,34 @@ struct MessageWriterTests {
                 #expect(log.ids == ids, "each message once, in order, for \(member.account.username)")
                 #expect(log.contiguous)
             }
+        }
+    }
+
+    @Test("each batch's events are listed in one outbox entry, written by the statement that stores the batch; it stays while the bus is down")
+    func outboxEntryPerBatch() async throws {
+        try await MessagingHarness(.postgres).run { api, store in
+            let ana = try await Member.register("ana", on: api)
+            let ben = try await Member.register("ben", on: api)
+            let (conv, chain) = try await ana.create(with: [ben], on: api)
+            let sent = try Self.messages(3, from: ana, in: conv, chain: chain)
+            let down = RedisBus(settings: RedisSettings(host: "127.0.0.1", port: try FreePort.find()), logger: TestServers.quietLogger)
+            // The writer's clock is an hour ahead, so the server's own relay (which takes entries
+            // older than two seconds) leaves these entries alone however slow the machine is.
+            let writer = Self.writer(store, bus: down, clock: FixedClock(Timestamp.now().adding(seconds: 3600)))
+            let (anaBefore, benBefore) = try await store.read { db in
+                (try await UserEventLog.lastSeq(for: ana.id, in: db), try await UserEventLog.lastSeq(for: ben.id, in: db))
+            }
+            for message in sent { _ = try await writer.submit(message) }
+            #expect(await writer.batchesAtOnce == 3)
+            #expect(await writer.batchesFromMemory == 1)
+            let entries = try await store.read { db in try await UserEventLog.outbox(before: Timestamp.now().adding(seconds: 7200), limit: 1000, in: db) }
+            let mine = entries.filter { $0.ranges.contains { $0.userId == ana.id && $0.first > anaBefore } }
+                .sorted { $0.ranges.map(\.first).max()! < $1.ranges.map(\.first).max()! }
+            let expected = (1...3).map { index in
+                [ana.id: anaBefore + Int64(index), ben.id: benBefore + Int64(index)].sorted { $0.key < $1.key }
+                    .map { OutboxEntry.Range(userId: $0.key, first: $0.value, last: $0.value) }
+            }
+            #expect(mine.map(\.ranges) == expected)
         }
     }
 

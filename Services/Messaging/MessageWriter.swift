@@ -224,7 +224,7 @@ actor MessageWriter {
             }
         }
 
-        let read = MessageBatchStatements.Read(conversationIds: ids, messageIds: messages.map(\.messageId))
+        let read = MessageBatchStatements.Read(conversationIds: ids, messages: messages.map { ($0.conversationId, $0.messageId) })
         let logger = self.logger
         let rows = try await postgres.withConnection { connection in
             try await connection.execute(read, logger: logger).reduce(into: []) { $0.append($1.sql()) }

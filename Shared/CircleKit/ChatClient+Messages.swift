@@ -46,7 +46,6 @@ extension ChatClient {
                 throw error
             }
             await sealing.unlock()
-            inFlight.insert(stored.header)
             do {
                 let sent = try await post(stored, to: conversation)
                 inFlight.remove(stored.header)
@@ -93,6 +92,9 @@ extension ChatClient {
         let stored = DeviceState.StoredMessage(header: Bytes(sealed.header), ciphertext: Bytes(sealed.ciphertext), signature: Bytes(sealed.signature))
         state.conversations[conversation]?.outbox.append(stored)
         try save()
+        // In flight from the moment it is in the outbox (in this same turn of the actor): a
+        // concurrent send's `flushOutbox` must not take it for one whose attempt failed.
+        inFlight.insert(stored.header)
         return stored
     }
 
@@ -105,6 +107,7 @@ extension ChatClient {
     /// Resends messages saved but never confirmed, byte for byte.
     func flushOutbox(_ conversation: String) async throws {
         for message in state.conversations[conversation]?.outbox ?? [] where !inFlight.contains(message.header) {
+            resent += 1
             do {
                 _ = try await post(message, to: conversation)
             } catch let error as CircleAPIError where error.slug == "stale-epoch" || error.status == 404 {

@@ -71,6 +71,8 @@ public actor ChatClient {
     let sealing = AsyncMutex()
     /// Outbox entries being posted right now (not to be resent by a concurrent send).
     var inFlight: Set<Bytes> = []
+    /// Messages sent again from the outbox after an attempt whose outcome was unknown.
+    public internal(set) var resent = 0
     /// Why the realtime socket last went down (for status displays and diagnostics).
     public internal(set) var lastDisconnect: String?
     /// The identity key made from the state's seed, kept so each signature does not derive the

@@ -238,6 +238,27 @@ struct ChatClientTests {
         }
     }
 
+    @Test("one client sending many messages at once posts each exactly once (none is taken for a lost one and sent again)", arguments: Engine.available)
+    func concurrentSendsPostOnce(engine: Engine) async throws {
+        let folder = try Self.folder()
+        defer { try? FileManager.default.removeItem(at: folder) }
+        try await MessagingHarness(engine).run { api, store in
+            let alice = try await Self.client("alice", api, folder: folder)
+            let bob = try await Self.client("bob", api, folder: folder)
+            let conv = try await alice.createConversation(.direct, with: ["bob"])
+            try await withThrowingTaskGroup(of: Void.self) { group in
+                for task in 0..<4 {
+                    group.addTask { for index in 0..<10 { try await alice.send("message \(task).\(index)", to: conv) } }
+                }
+                try await group.waitForAll()
+            }
+            #expect(await alice.resent == 0)
+            #expect(try await Self.count("SELECT count(*) AS n FROM messages", store) == 40)
+            let received = try await bob.receive(conv)
+            #expect(received.messages.count == 40 && received.refused.isEmpty)
+        }
+    }
+
     @Test("two devices of one user sending at once never share a chain, so never reuse a key and nonce", arguments: Engine.available)
     func twoDevices(engine: Engine) async throws {
         let folder = try Self.folder()

@@ -168,9 +168,11 @@ struct MessagesBench: AsyncParsableCommand {
         followers.forEach { $0.cancel() }
         let delivered = recorder.snapshot().filter { _ in true }
         let summary = LatencySummary(delivered)
+        var resent = 0
+        for (sender, _) in conversations { resent += await sender.resent }
         report("""
             pairs: \(pairs) sender/receiver pairs, \(inflight) in flight each, \(duration) s after \(warmup) s warm-up
-            sent \(sent.value) (\(f(Double(sent.value) / Double(duration), 0))/s), delivered and decrypted \(summary.count) (\(f(Double(summary.count) / Double(duration), 0))/s), failed sends \(failures.value)
+            sent \(sent.value) (\(f(Double(sent.value) / Double(duration), 0))/s), delivered and decrypted \(summary.count) (\(f(Double(summary.count) / Double(duration), 0))/s), failed sends \(failures.value), sent again from an outbox \(resent)
             send-to-decrypted latency: p50 \(f(summary.p50)) ms, p99 \(f(summary.p99)) ms, max \(f(summary.max)) ms
             """)
         if let cpuTime, let (first, last, count) = cpuSamples.value {

@@ -215,6 +215,32 @@ def test_two_browsers_talk_live_with_edits_deletes_and_receipts(new_page, circle
     bob.watch.assert_clean()
 
 
+def test_messages_sent_at_once_are_each_posted_once(new_page, circle):
+    """A send flushes the outbox first; a message already on its way must not be taken for a lost one."""
+    alice, bob, conv = direct_pair(new_page, circle)
+    posts = []
+    alice.page.on("request", lambda request: posts.append(request.url)
+                  if request.method == "POST" and request.url.endswith(f"/conversations/{conv}/messages") else None)
+    texts = [f"at once {i}" for i in range(24)]
+    # Four conversations' worth of typing at once: each sender sends its next message as soon as
+    # the last one is stored, so new sends flush the outbox while others are between sealing and
+    # posting.
+    # Each send's local bookkeeping is slowed by 20 ms (as on a busy device) to widen the window.
+    alice.run("""
+        const messaging = circle.messaging;
+        const remember = messaging.remember.bind(messaging);
+        messaging.remember = async (...args) => { await new Promise((resolve) => setTimeout(resolve, 20)); return remember(...args); };
+        const loops = [0, 1, 2, 3].map(async (first) => {
+          for (let i = first; i < a.texts.length; i += 4) await circle.send(a.conv, a.texts[i]);
+        });
+        await Promise.all(loops);
+    """, {"conv": conv, "texts": texts})
+    for text in texts:
+        bob.wait_live_text(conv, text)
+    assert len(posts) == len(texts), f"{len(posts)} POSTs for {len(texts)} messages"
+    assert sorted(m["text"] for m in bob.messages(conv)) == sorted(texts)
+
+
 def test_non_member_gets_404s_and_no_events(new_page, circle):
     alice, bob, conv = direct_pair(new_page, circle)
     carol = Browser(new_page, circle, unique("carol")).register().wait_online()

@@ -148,17 +148,17 @@ export class Messaging {
     for (let attempt = 0; attempt < 4; attempt++) {
       const stored = await exclusive(this.client.mutex, this.sealLock(convId),
         () => this.sealNext(convId, padded, { kind, refersTo, expiryCap }));
-      const local = {
-        userId: this.account.userId, convId, id: stored.id, seq: null, sender: this.account.userId, kind, contentType, text,
-        sentAt: stored.sentAt, expiresAt: stored.expiresAt, localExpiresAt: stored.expiresAt || 0,
-        headerHash: await headerHash(stored.header), refersTo: refersTo.length ? b64u(refersTo) : null,
-        refersToHash: kind === 'message' ? null : content.slice(0, 32), pending: true,
-      };
-      await this.remember(convId, [local]);
-      this.client.notify('messages', { convId });
+      // sealNext marked it in flight; the finally below releases it whatever happens.
       const key = b64u(stored.header);
-      this.inFlight.add(key);
       try {
+        const local = {
+          userId: this.account.userId, convId, id: stored.id, seq: null, sender: this.account.userId, kind, contentType, text,
+          sentAt: stored.sentAt, expiresAt: stored.expiresAt, localExpiresAt: stored.expiresAt || 0,
+          headerHash: await headerHash(stored.header), refersTo: refersTo.length ? b64u(refersTo) : null,
+          refersToHash: kind === 'message' ? null : content.slice(0, 32), pending: true,
+        };
+        await this.remember(convId, [local]);
+        this.client.notify('messages', { convId });
         const sent = await this.post(convId, stored);
         await this.dropFromOutbox(convId, stored.id);
         await this.confirm(convId, stored.id, sent.seq);
@@ -239,6 +239,9 @@ export class Messaging {
     const stored = { id: b64u(messageId), epoch: chain.epoch, sentAt: now, expiresAt, ...sealed };
     sending.outbox = [...(sending.outbox ?? []), stored];
     await this.client.store.putSending(sending);
+    // In flight from here on (before any other task runs): a concurrent send's flushOutbox must
+    // not take it for a lost one and post it a second time.
+    this.inFlight.add(b64u(stored.header));
     return stored;
   }
 

@@ -8,6 +8,7 @@ import Logging
 import NIOCore
 import SQLKit
 import ServiceLifecycle
+import Synchronization
 
 /// Who is calling: the user and the session their token belongs to.
 public struct Identity: Sendable, Equatable, Hashable {
@@ -39,14 +40,16 @@ public enum SessionTokens {
 /// Checks session tokens for every service, reading the gateway's `sessions` table.
 ///
 /// A valid token is remembered for at most one second (DESIGN 11); a revocation announced on
-/// the bus (`sessions.revoked`) drops it from every replica's memory at once.
-public actor SessionValidator: Service {
+/// the bus (`sessions.revoked`) drops it from every replica's memory at once. The memory is
+/// behind a lock, not an actor: a remembered token is answered on the caller's own thread, with
+/// no hand-off to another (every request asks).
+public final class SessionValidator: Service, Sendable {
     public static let revocationChannel = "sessions.revoked"
     private let store: any DatabaseStore
     private let bus: any MessageBus
     private let logger: Logger
     private let cacheLifetime: Duration
-    private var cache: [String: (identity: Identity, until: ContinuousClock.Instant)] = [:]
+    private let cache = Mutex<[String: (identity: Identity, until: ContinuousClock.Instant)]>([:])
 
     public init(store: any DatabaseStore, bus: any MessageBus, logger: Logger, cacheLifetime: Duration = .seconds(1)) {
         self.store = store
@@ -60,31 +63,39 @@ public actor SessionValidator: Service {
         guard SessionTokens.isWellFormed(token) else { return nil }
         let hash = SessionTokens.hash(token)
         let now = ContinuousClock.now
-        if let hit = cache[hash], hit.until > now { return hit.identity }
+        if let hit = cache.withLock({ $0[hash] }), hit.until > now { return hit.identity }
         let identity = try await store.read { db -> Identity? in
             guard let row = try await db.raw("""
                 SELECT id, user_id FROM sessions WHERE token_hash = \(bind: hash) AND revoked_at IS NULL
                 """).first() else { return nil }
             return Identity(userId: try row.decode(column: "user_id", as: String.self), sessionId: try row.decode(column: "id", as: String.self))
         }
-        if let identity {
-            if cache.count > 100_000 { cache.removeAll(keepingCapacity: true) }
-            cache[hash] = (identity, ContinuousClock.now + cacheLifetime)
-        } else {
-            cache[hash] = nil
+        let until = ContinuousClock.now + cacheLifetime
+        cache.withLock { cache in
+            if let identity {
+                if cache.count > 100_000 { cache.removeAll(keepingCapacity: true) }
+                cache[hash] = (identity, until)
+            } else {
+                cache[hash] = nil
+            }
         }
         return identity
     }
 
     /// Forgets every cached token of these sessions (this replica only; see `announceRevoked`).
     public func forget(sessionIds: Set<String>) {
-        cache = cache.filter { !sessionIds.contains($0.value.identity.sessionId) }
+        cache.withLock { cache in cache = cache.filter { !sessionIds.contains($0.value.identity.sessionId) } }
+    }
+
+    /// Forgets every cached token (the revocation channel may have missed messages).
+    func forgetAll() {
+        cache.withLock { $0.removeAll() }
     }
 
     /// Tells every replica of every service that these sessions are revoked. Call after commit.
-    public nonisolated func announceRevoked(_ sessionIds: [String]) async {
+    public func announceRevoked(_ sessionIds: [String]) async {
         guard !sessionIds.isEmpty else { return }
-        await forget(sessionIds: Set(sessionIds))
+        forget(sessionIds: Set(sessionIds))
         do {
             try await bus.publish(ByteBuffer(string: sessionIds.joined(separator: ",")), to: Self.revocationChannel)
         } catch {
@@ -101,7 +112,7 @@ public actor SessionValidator: Service {
                 case .message(let buffer):
                     forget(sessionIds: Set(String(buffer: buffer).split(separator: ",").map(String.init)))
                 case .gap:
-                    cache.removeAll()
+                    forgetAll()
                 }
             }
         } onGracefulShutdown: {

@@ -59,31 +59,12 @@ actor MessageWriter {
     }
 
     func submit(_ message: PendingMessage) async throws -> WriteOutcome {
-        guard running else {
-            // Nobody is writing: the caller stores its message itself (no other task to wake and
-            // no hand-off back); whatever arrives meanwhile waits for the next batch, which
-            // starts once this one's events are published (so they keep their order).
-            running = true
-            defer {
-                if queue.isEmpty {
-                    running = false
-                } else {
-                    Task { await drain() }
-                }
-            }
-            let outcomes: [Result<WriteOutcome, any Error>]
-            do {
-                let stored: [UserEvent]
-                (outcomes, stored) = try await write([message])
-                await events.publish(stored)
-            } catch {
-                logger.error("message batch failed", metadata: ["count": "1", "error": "\(String(reflecting: error))"])
-                throw error
-            }
-            return try outcomes[0].get()
-        }
-        return try await withCheckedThrowingContinuation { continuation in
+        try await withCheckedThrowingContinuation { continuation in
             queue.append((message, continuation))
+            if !running {
+                running = true
+                Task { await drain() }
+            }
         }
     }
 

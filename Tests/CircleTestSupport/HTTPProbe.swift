@@ -23,7 +23,9 @@ public enum HTTPProbe {
         request.method = .init(rawValue: method)
         for (name, value) in headers { request.headers.add(name: name, value: value) }
         if let bytes { request.body = .bytes(ByteBuffer(bytes: bytes)) }
-        let response = try await HTTPClient.shared.execute(request, timeout: .seconds(10))
+        // Generous: on a loaded machine (the whole suite runs in parallel, and SQLite's commits
+        // wait for the disk) an answer has taken more than 10 s; no test measures speed here.
+        let response = try await HTTPClient.shared.execute(request, timeout: .seconds(30))
         let buffer = try await response.body.collect(upTo: 16 << 20)
         var headerMap: [String: String] = [:]
         for header in response.headers { headerMap[header.name.lowercased()] = header.value }

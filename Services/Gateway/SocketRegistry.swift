@@ -19,8 +19,9 @@ enum SocketSignal: Sendable {
 /// Every live realtime socket of this replica.
 ///
 /// Once a second it checks, in one query, that each socket's session is still live (the
-/// revocation event usually closes it sooner), pings the sockets whose last ping is a ping
-/// interval old and tells the ones silent for longer than the silence limit to close. On shutdown it tells every socket to close with
+/// revocation event usually closes it sooner); on a timer of its own, it pings the sockets whose
+/// last ping is a ping interval old and tells the ones silent for longer than the silence limit
+/// to close. On shutdown it tells every socket to close with
 /// 1012 and waits for them, before the HTTP server itself stops.
 actor SocketRegistry: Service {
     private struct Entry {
@@ -68,10 +69,19 @@ actor SocketRegistry: Service {
     }
 
     func run() async throws {
-        let ticks = AsyncTimerSequence(interval: .seconds(1), clock: .continuous).cancelOnGracefulShutdown()
-        for await _ in ticks {
-            keepSocketsAlive()
-            await closeRevoked()
+        // Two timers: the keepalive never waits for the session check's query, so a slow
+        // database delays neither pings nor closing silent sockets.
+        await withDiscardingTaskGroup { group in
+            group.addTask {
+                for await _ in AsyncTimerSequence(interval: .seconds(1), clock: .continuous).cancelOnGracefulShutdown() {
+                    await self.keepSocketsAlive()
+                }
+            }
+            group.addTask {
+                for await _ in AsyncTimerSequence(interval: .seconds(1), clock: .continuous).cancelOnGracefulShutdown() {
+                    await self.closeRevoked()
+                }
+            }
         }
         await drain()
     }

@@ -23,13 +23,15 @@ struct SocketKeepaliveTests {
             let lastSent = ContinuousClock.now
             let silent = try await StalledSocket.connect(port: port, token: token)
             silent.speedUp()
-            let code = try await silent.closeFrame(timeout: .seconds(12))
+            let code = try await silent.closeFrame(timeout: .seconds(30))
             // Not before the silence limit after the last frame it sent (the server heard it
-            // later than it was sent); the upper bound leaves room for a loaded machine.
+            // later than it was sent). How soon after is counted in pings rather than seconds: a
+            // loaded machine delays the timer (CI once took 9 s), but each tick sends at most
+            // one ping, and a server ignoring the limit would ping on until the 30 s wait ends.
             let closedAfter = ContinuousClock.now - lastSent
             #expect(code == 1001)
-            #expect(silent.pings >= 1, "pinged (every second) until closed")
-            #expect(closedAfter >= .seconds(3) && closedAfter < .seconds(9), "closed \(closedAfter) after its last frame")
+            #expect(closedAfter >= .seconds(3), "closed \(closedAfter) after its last frame")
+            #expect((1...5).contains(silent.pings), "pinged every second until closed, \(silent.pings) times in \(closedAfter)")
             silent.close()
 
             // The socket that answered its pings all along is still open and live.

@@ -4,6 +4,9 @@ import CircleStore
 import CircleTestSupport
 import Foundation
 import NIOConcurrencyHelpers
+import NIOCore
+import NIOEmbedded
+import NIOWebSocket
 import SQLKit
 import Testing
 @testable import Gateway
@@ -14,9 +17,10 @@ struct SocketRegistryTests {
     /// A real SQLite store whose reads take a while.
     struct SlowStore: DatabaseStore {
         let inner: any DatabaseStore
+        var delay: Duration = .milliseconds(300)
         var engine: DatabaseEngine { inner.engine }
         func read<R: Sendable>(_ body: @Sendable (any SQLDatabase) async throws -> R) async throws -> R {
-            try await Task.sleep(for: .milliseconds(300))
+            try await Task.sleep(for: delay)
             return try await inner.read(body)
         }
         func write<R: Sendable>(_ body: @Sendable (any SQLDatabase) async throws -> R) async throws -> R { try await inner.write(body) }
@@ -53,6 +57,47 @@ struct SocketRegistryTests {
             #expect(seen["gone"] == .revoked)
             #expect(seen["old"] == nil)
             #expect(seen["new"] == nil, "a socket registered during the check must not be closed as revoked")
+        }
+    }
+
+    @Test("a session check stuck on a slow database holds up neither pings nor the silence check")
+    func keepaliveDuringSlowCheck() async throws {
+        try await withSQLiteStore { store in
+            // Every session check takes a minute: before the keepalive had its own timer, the
+            // first tick's check held the pings back for that long.
+            let registry = SocketRegistry(
+                store: SlowStore(inner: store, delay: .seconds(60)), logger: TestServers.quietLogger,
+                keepalive: .init(pingInterval: .seconds(1), silenceLimit: .seconds(600)))
+            let channel = NIOAsyncTestingChannel()
+            try await channel.connect(to: SocketAddress(ipAddress: "127.0.0.1", port: 9)).get()
+            let keepalive = SocketKeepalive(channel: channel)
+            let id = try #require(await registry.register(Identity(userId: "u", sessionId: "old"), keepalive: keepalive) { _ in })
+            let running = Task { try await registry.run() }
+            // Three pings, a second apart, while the first check is still waiting; the bound
+            // only stops a broken registry from hanging the test.
+            let start = ContinuousClock.now
+            var pings = 0
+            while pings < 3, ContinuousClock.now - start < .seconds(30) {
+                if let frame = try await channel.readOutbound(as: WebSocketFrame.self) {
+                    #expect(frame.opcode == .ping)
+                    pings += 1
+                } else {
+                    try await Task.sleep(for: .milliseconds(50))
+                }
+            }
+            #expect(pings == 3, "pinged \(pings) times in \(ContinuousClock.now - start) while the session check was stuck")
+            await registry.unregister(id)
+            running.cancel()
+            _ = await running.result
+        }
+    }
+
+    private func withSQLiteStore(_ body: @Sendable (any DatabaseStore) async throws -> Void) async throws {
+        let folder = FileManager.default.temporaryDirectory.appendingPathComponent("circle-registry-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: folder, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(at: folder) }
+        try await StoreFactory.withMigratedStore(.sqlite(path: folder.appendingPathComponent("db.sqlite").path), logger: TestServers.quietLogger) { store in
+            try await body(store)
         }
     }
 }

@@ -164,7 +164,8 @@ enum BusConformance {
         try await bus.add(to: "wake", fields: ["k": "v"])
         let entries = try await woken
         #expect(entries.map { $0.fields["k"] } == ["v"])
-        #expect(ContinuousClock.now - added < .seconds(2))
+        // Woken by the entry, not by the 10 s block running out; the margin is for a loaded machine.
+        #expect(ContinuousClock.now - added < .seconds(6))
     }
 
     static func groupIdempotent(_ bus: any MessageBus) async throws {

@@ -67,7 +67,7 @@ public final class ChildProcess: @unchecked Sendable {
 
     /// Waits for exit (polling, bounded); returns the exit status, or nil on timeout.
     @discardableResult
-    public func waitForExit(timeout: Duration = .seconds(20)) async -> Int32? {
+    public func waitForExit(timeout: Duration = .seconds(60)) async -> Int32? {
         let deadline = ContinuousClock.now + timeout
         while process.isRunning {
             if ContinuousClock.now > deadline { return nil }

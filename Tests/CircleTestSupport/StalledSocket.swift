@@ -47,7 +47,7 @@ public final class StalledSocket: Sendable {
         try await channel.writeAndFlush(ByteBuffer(bytes: maskedTextFrame("{\"type\":\"auth\",\"token\":\"\(token)\"}")))
         let socket = StalledSocket(channel: channel, collector: collector)
         // Read until the handshake answer and the `ready` frame are in, then stop.
-        let deadline = ContinuousClock.now + .seconds(10)
+        let deadline = ContinuousClock.now + .seconds(30)
         while !String(decoding: collector.bytes.withLockedValue { $0 }, as: UTF8.self).contains("\"ready\"") {
             guard ContinuousClock.now < deadline else { throw TestSupportError("the stalled socket was not accepted") }
             channel.read()

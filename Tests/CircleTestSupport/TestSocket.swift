@@ -68,12 +68,12 @@ public final class TestSocket: Sendable {
 
     /// The next text frame; nil once the socket closed. Fails after `timeout` (the frames
     /// still to come stay queued).
-    public func next(timeout: Duration = .seconds(10)) async throws -> String? {
+    public func next(timeout: Duration = .seconds(30)) async throws -> String? {
         try await frames.next(timeout: timeout)
     }
 
     /// Waits for the server to close; returns its close code.
-    public func closeCode(timeout: Duration = .seconds(20)) async throws -> UInt16? {
+    public func closeCode(timeout: Duration = .seconds(40)) async throws -> UInt16? {
         let task = self.task
         let frame = try await withThrowingTaskGroup(of: WebSocketCloseFrame?.self) { group in
             group.addTask { try await task.value }

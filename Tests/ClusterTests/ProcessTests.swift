@@ -48,7 +48,7 @@ struct ExecutableTests {
         #expect(FileManager.default.fileExists(atPath: folder.appendingPathComponent("data/circle.sqlite").path))
         #expect(server.output.contains("Open http://localhost:\(port)"))
         server.signal(SIGTERM)
-        #expect(await server.waitForExit(timeout: .seconds(15)) == 0)
+        #expect(await server.waitForExit(timeout: .seconds(60)) == 0)
     }
 
     @Test("SIGINT stops `circle serve` gracefully too")
@@ -59,7 +59,7 @@ struct ExecutableTests {
         let server = try ChildProcess("circle", ["serve", "--http-port", String(port), "--sqlite-path", folder.appendingPathComponent("c.sqlite").path])
         try await HTTPProbe.waitFor("http://127.0.0.1:\(port)/healthz", while: { server.isRunning })
         server.signal(SIGINT)
-        #expect(await server.waitForExit(timeout: .seconds(15)) == 0)
+        #expect(await server.waitForExit(timeout: .seconds(60)) == 0)
     }
 
     @Test("every executable has --help naming its options and their environment variables",
@@ -134,7 +134,7 @@ struct ScaledProcessTests {
         defer { quiet.forEach { $0.close() } }
         for (process, _) in running {
             process.signal(SIGTERM)
-            #expect(await process.waitForExit(timeout: .seconds(15)) == 0, "\(process.name): \(process.output)")
+            #expect(await process.waitForExit(timeout: .seconds(60)) == 0, "\(process.name): \(process.output)")
         }
     }
 
@@ -169,7 +169,7 @@ struct ScaledProcessTests {
         let info = try await HTTPProbe.request("GET", "http://127.0.0.1:\(port)/api/v1/server")
         #expect(info.body.contains(#""mode":"scaled""#))
         serve.signal(SIGTERM)
-        #expect(await serve.waitForExit(timeout: .seconds(15)) == 0)
+        #expect(await serve.waitForExit(timeout: .seconds(60)) == 0)
     }
 
     @Test("a service whose Redis is unreachable at start stops with a line naming redis.url")

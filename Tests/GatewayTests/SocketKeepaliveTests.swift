@@ -11,7 +11,9 @@ import Testing
 struct SocketKeepaliveTests {
     @Test("the gateway pings every socket; one that answers stays open, one that never answers is closed with 1001 after the silence limit")
     func pingsAndSilence() async throws {
-        let harness = GatewayHarness(registration: "open", extra: [.socketPingInterval: "1s", .socketSilenceLimit: "3s"])
+        // A silence limit of 6 s, so the socket that answers is not taken for silent when a
+        // loaded machine holds up its pongs for a few seconds.
+        let harness = GatewayHarness(registration: "open", extra: [.socketPingInterval: "1s", .socketSilenceLimit: "6s"])
         try await harness.run { api in
             let ida = TestAccount(username: "ida")
             let token = try await api.register(ida, invite: nil)
@@ -30,8 +32,8 @@ struct SocketKeepaliveTests {
             // one ping, and a server ignoring the limit would ping on until the 30 s wait ends.
             let closedAfter = ContinuousClock.now - lastSent
             #expect(code == 1001)
-            #expect(closedAfter >= .seconds(3), "closed \(closedAfter) after its last frame")
-            #expect((1...5).contains(silent.pings), "pinged every second until closed, \(silent.pings) times in \(closedAfter)")
+            #expect(closedAfter >= .seconds(6), "closed \(closedAfter) after its last frame")
+            #expect((1...8).contains(silent.pings), "pinged every second until closed, \(silent.pings) times in \(closedAfter)")
             silent.close()
 
             // The socket that answered its pings all along is still open and live.

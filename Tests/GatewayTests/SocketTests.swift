@@ -39,7 +39,7 @@ struct SocketTests {
         try await harness.run { api in
             let socket = try await TestSocket.connect(api.socketURL)
             let start = ContinuousClock.now
-            #expect(try await socket.closeCode(timeout: .seconds(20)) == 4001)
+            #expect(try await socket.closeCode(timeout: .seconds(40)) == 4001)
             #expect(ContinuousClock.now - start >= .seconds(9))
         }
     }

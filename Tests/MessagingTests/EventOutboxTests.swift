@@ -14,7 +14,7 @@ import Testing
 struct EventOutboxTests {
     static var engines: [DatabaseEngine] { TestServers.postgresEnabled ? [.sqlite, .postgres] : [.sqlite] }
 
-    /// The frames a subscription yields, as (seq, type), until `count` arrived (or 5 s passed).
+    /// The frames a subscription yields, as (seq, type), until `count` arrived (or 30 s passed: a bound for a broken test, not a measure).
     static func frames(_ subscription: BusSubscription, count: Int) async -> [String] {
         await withTaskGroup(of: [String].self) { group in
             group.addTask {
@@ -28,7 +28,7 @@ struct EventOutboxTests {
                 return seen
             }
             group.addTask {
-                try? await Task.sleep(for: .seconds(5))
+                try? await Task.sleep(for: .seconds(30))
                 await subscription.cancel()
                 return []
             }

@@ -19,6 +19,11 @@ from pathlib import Path
 from urllib.parse import urlparse
 
 import pytest
+from playwright.sync_api import expect
+
+# Assertions wait up to 20 s (Playwright's default is 5 s): the CI machine is loaded, and a
+# wait that ends early only ever fails a test that would have passed.
+expect.set_options(timeout=20_000)
 
 ROOT = Path(__file__).resolve().parents[2]
 BUILD = Path(os.environ.get("CIRCLE_BUILD_DIR", ROOT / ".build" / "debug"))

@@ -530,8 +530,8 @@ def test_disappearing_messages_leave_both_sides(new_page, circle):
     alice.send(conv, "this will vanish")
     seen = bob.wait_live_text(conv, "this will vanish")
     assert seen["expiresAt"] and seen["expiresAt"] - seen["sentAt"] <= 3500
-    wait_until(lambda: "this will vanish" not in [m["text"] for m in bob.cached(conv)], timeout=10, what="bob's copy to vanish")
-    wait_until(lambda: "this will vanish" not in [m["text"] for m in alice.cached(conv)], timeout=10, what="alice's copy to vanish")
+    wait_until(lambda: "this will vanish" not in [m["text"] for m in bob.cached(conv)], timeout=30, what="bob's copy to vanish")
+    wait_until(lambda: "this will vanish" not in [m["text"] for m in alice.cached(conv)], timeout=30, what="alice's copy to vanish")
     stored = bob.run("return (await circle.store.getMessages(circle.me.userId, a)).map((m) => m.text);", conv)
     assert "this will vanish" not in stored
     alice.watch.assert_clean()

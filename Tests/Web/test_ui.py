@@ -27,8 +27,9 @@ DESKTOP = {"viewport": {"width": 1280, "height": 800}}
 PHONE = {"viewport": {"width": 390, "height": 844}, "is_mobile": True, "has_touch": True}
 KEY_WORK_TIMEOUT = 30_000
 LIVE_TIMEOUT = 20_000
-# Sign-in may take the key derivation plus two small requests, unlocking the bundle and
-# showing the app; an animation that was waited for would take longer than this.
+# Sign-in may take the key derivation plus two small requests (their time on the server is not
+# counted), unlocking the bundle and showing the app; an animation that was waited for (the
+# door's takes 1.5 s) would take longer than this.
 SIGN_IN_MARGIN_S = 1.0
 AXE = Axe()
 
@@ -425,10 +426,9 @@ def test_disappearing_timer_counts_down_on_each_message(new_page, circle):
     send(alice, "this one disappears")
     item = messages(alice).get_by_role("listitem").filter(has_text="this one disappears")
     expect(item).to_contain_text(re.compile(r"Disappears in [45]:\d\d"), timeout=LIVE_TIMEOUT)
+    # The countdown ticks: its text changes (Playwright retries until it does, or 20 s pass).
     first = item.locator(".expiry-value").inner_text()
-    time.sleep(2.2)
-    later = item.locator(".expiry-value").inner_text()
-    assert later != first, (first, later)
+    expect(item.locator(".expiry-value")).not_to_have_text(first)
 
     open_conversation_with(bob, "Dana")
     expect(bob.get_by_text("Disappearing after 5 minutes")).to_be_visible(timeout=LIVE_TIMEOUT)
@@ -504,6 +504,7 @@ def test_sign_in_again_takes_only_the_key_derivation(new_page, circle):
     # delays do not count.
     page.evaluate("""() => {
         window.signInTiming = { stages: [] };
+        performance.clearResourceTimings();
         document.addEventListener('click', () => { signInTiming.clicked = performance.now(); }, { capture: true, once: true });
         new MutationObserver((changes, observer) => {
             const status = document.querySelector('[role=status]');
@@ -529,8 +530,14 @@ def test_sign_in_again_takes_only_the_key_derivation(new_page, circle):
     # The derivation alone, timed in the same page just before and just after (the slower of
     # the two, as the machine's load varies).
     derive = max(derive_before, derivation_seconds(page))
+    # The server's share (prelogin, login: a database commit that a loaded machine can hold up
+    # for seconds) is not the page's to wait on: it is taken out, as the browser timed it.
+    requests = page.evaluate("""([from, to]) => performance.getEntriesByType('resource')
+        .filter((entry) => entry.name.includes('/api/') && entry.startTime >= from && entry.responseEnd <= to)
+        .reduce((sum, entry) => sum + entry.duration, 0) / 1000""", [timing["clicked"], timing["shown"]])
     stages = [f"{text} +{(at - timing['clicked']) / 1000:.2f}" for text, at in timing["stages"]]
-    assert signed_in <= derive + SIGN_IN_MARGIN_S, f"sign-in took {signed_in:.2f} s; the key derivation alone {derive:.2f} s; {stages}"
+    assert signed_in - requests <= derive + SIGN_IN_MARGIN_S, (
+        f"sign-in took {signed_in:.2f} s; the key derivation alone {derive:.2f} s; the server {requests:.2f} s; {stages}")
     watch.assert_clean()
 
 

@@ -152,6 +152,7 @@ var targets: [Target] = [
                        .product(name: "SQLKit", package: "sql-kit"),
                        .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
                        .product(name: "NIOEmbedded", package: "swift-nio"),
+                       .product(name: "NIOPosix", package: "swift-nio"),
                        .product(name: "HummingbirdTesting", package: "hummingbird")],
         path: "Tests/GatewayTests"
     ),

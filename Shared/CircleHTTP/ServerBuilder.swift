@@ -13,6 +13,11 @@ import ServiceLifecycle
 /// Composes services into one HTTP server. A service executable passes one module;
 /// `circle serve` passes all six, so both are built from the same functions.
 public enum ServerBuilder {
+    /// How long a new connection may take to send its first request head.
+    public static let requestHeadLimit: TimeAmount = .seconds(20)
+    /// How long a connection may stay idle between requests.
+    public static let idleLimit: TimeAmount = .seconds(75)
+
     /// The router: shared middleware, health, readiness and metrics, then each module's routes.
     public static func buildRouter(modules: [ServiceModule], environment: ServiceEnvironment) -> Router<CircleRequestContext> {
         let router = Router(context: CircleRequestContext.self)
@@ -40,23 +45,32 @@ public enum ServerBuilder {
         let http = environment.settings.http
         let socketRoutes = modules.compactMap(\.addWebSocketRoutes)
         let server: HTTPServerBuilder
+        // Every connection must send its first request head within `requestHeadLimit` and may
+        // then sit idle between requests for `idleLimit` (above nginx's 60 s upstream keepalive,
+        // so nginx never sends a request into a connection the server is closing).
+        let http1 = HTTP1Channel.Configuration(idleTimeout: idleLimit)
         if socketRoutes.isEmpty {
-            server = .http1()
+            server = HTTPServerBuilder { responder in
+                RequestHeadDeadlineChannel(inner: HTTP1Channel(responder: responder, configuration: http1), limit: requestHeadLimit)
+            }
         } else {
             let socketRouter = Router(context: CircleRequestContext.self)
             socketRouter.add(middleware: ProblemMiddleware())
             for add in socketRoutes { add(socketRouter) }
             let socketResponder = socketRouter.buildResponder()
             server = HTTPServerBuilder { responder in
-                BoundedShutdownChannel(
-                    inner: HTTP1WebSocketUpgradeChannel(
-                        responder: responder,
-                        webSocketResponder: socketResponder,
-                        // Pings come from each service's own socket registry: one timer for every
-                        // socket instead of the library's task per socket (an idle socket's memory).
-                        configuration: .init(ws: .init(maxFrameSize: 1 << 16, autoPing: .disabled))
+                RequestHeadDeadlineChannel(
+                    inner: BoundedShutdownChannel(
+                        inner: HTTP1WebSocketUpgradeChannel(
+                            responder: responder,
+                            webSocketResponder: socketResponder,
+                            // Pings come from each service's own socket registry: one timer for every
+                            // socket instead of the library's task per socket (an idle socket's memory).
+                            configuration: .init(http1: http1, ws: .init(maxFrameSize: 1 << 16, autoPing: .disabled))
+                        ),
+                        grace: .seconds(5)
                     ),
-                    grace: .seconds(5)
+                    limit: requestHeadLimit
                 )
             }
         }

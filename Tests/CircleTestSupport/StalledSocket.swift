@@ -58,7 +58,7 @@ public final class StalledSocket: Sendable {
 
     /// Reads until the server closes the connection (bounded): 4 KiB every 50 ms until
     /// `speedUp()`, then as fast as it can. Returns the code of the server's close frame, if any.
-    public func drain(timeout: Duration = .seconds(60)) async throws -> UInt16? {
+    public func drain(timeout: Duration = .seconds(180)) async throws -> UInt16? {
         let deadline = ContinuousClock.now + timeout
         var reads = 0
         while !collector.closed.withLockedValue({ $0 }) {

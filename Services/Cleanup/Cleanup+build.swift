@@ -4,7 +4,7 @@ import CircleHTTP
 import Configuration
 import Hummingbird
 
-/// Builds the cleanup service: expiry sweeps, retention and the destruction protocol (DESIGN 1, 8).
+/// Builds the cleanup service: expiry sweeps, retention and the destruction protocol (ARCHITECTURE 1, 8).
 public func buildCleanup(_ environment: ServiceEnvironment, eventRetention: Duration, vault: VaultSettings) async throws -> ServiceModule {
     let sweeper = EventLogSweeper(store: environment.store, clock: environment.clock, logger: environment.logger, retention: eventRetention)
     let expiry = ExpiredMessageSweeper(store: environment.store, clock: environment.clock, logger: environment.logger)

@@ -3,7 +3,7 @@ import CircleStore
 import Logging
 import ServiceLifecycle
 
-/// Deletes user events older than the retention, in bounded batches (DESIGN 8 and 11).
+/// Deletes user events older than the retention, in bounded batches (ARCHITECTURE 8 and 11).
 /// Clients that come back later than that get `resync-required` and reload through the API.
 public struct EventLogSweeper: Service {
     let store: any DatabaseStore

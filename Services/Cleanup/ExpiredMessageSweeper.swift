@@ -5,7 +5,7 @@ import Messaging
 import ServiceLifecycle
 
 /// Deletes disappearing messages once they expire, in bounded batches that several cleanup
-/// replicas can run at once without double work (DESIGN 8). Until the sweep runs the messaging
+/// replicas can run at once without double work (ARCHITECTURE 8). Until the sweep runs the messaging
 /// service already refuses to serve them.
 public struct ExpiredMessageSweeper: Service {
     let store: any DatabaseStore

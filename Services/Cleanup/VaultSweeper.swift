@@ -6,7 +6,7 @@ import ServiceLifecycle
 import Vault
 
 /// Removes expired vault files, unfinished uploads past their expiry, and revokes share links
-/// that expired or ran out of downloads (DESIGN 8), in bounded batches.
+/// that expired or ran out of downloads (ARCHITECTURE 8), in bounded batches.
 public struct VaultSweeper: Service {
     let store: any DatabaseStore
     let clock: any WallClock

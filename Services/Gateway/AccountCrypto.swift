@@ -2,7 +2,7 @@ import CircleCore
 import Crypto
 import Foundation
 
-/// The server's side of zero-knowledge login (DESIGN 4.1), all keyed by the pepper, which lives
+/// The server's side of zero-knowledge login (PROTOCOL 2), all keyed by the pepper, which lives
 /// in configuration and never in the database.
 ///
 /// - stored verifier: `HMAC-SHA256(pepper, authKey)`, compared in constant time;

@@ -4,7 +4,7 @@ import Foundation
 
 /// The shape rules of account data, checked before anything is stored.
 enum AccountRules {
-    /// PBKDF2-SHA256 with this many iterations; clients refuse anything weaker (DESIGN 4.1).
+    /// PBKDF2-SHA256 with this many iterations; clients refuse anything weaker (PROTOCOL 2).
     static let kdfName = "PBKDF2-SHA256"
     static let kdfIterations = 600_000
     static let saltBytes = 32

@@ -5,7 +5,7 @@ import Foundation
 import Hummingbird
 import SQLKit
 
-/// `/api/v1/auth/*`: prelogin, register, login, logout and recovery (DESIGN 4.1).
+/// `/api/v1/auth/*`: prelogin, register, login, logout and recovery (PROTOCOL 2).
 struct AuthController: Sendable {
     let state: GatewayState
 

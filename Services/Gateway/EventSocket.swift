@@ -10,7 +10,7 @@ import NIOCore
 import NIOWebSocket
 import Synchronization
 
-/// Close codes of the realtime socket (DESIGN 11).
+/// Close codes of the realtime socket (ARCHITECTURE 11).
 enum SocketClose {
     static let serverRestart = WebSocketErrorCode(codeNumber: 1012)
     static let unauthorized = WebSocketErrorCode(codeNumber: 4001)

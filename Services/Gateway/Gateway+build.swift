@@ -8,7 +8,7 @@ import Configuration
 import Hummingbird
 
 /// Builds the gateway: accounts, invites, sessions, the realtime socket, sync and the
-/// directory (DESIGN 1), plus the relay that republishes stranded events.
+/// directory (ARCHITECTURE 1), plus the relay that republishes stranded events.
 public func buildGateway(_ environment: ServiceEnvironment, settings: GatewaySettings) async throws -> ServiceModule {
     let serverID = ServerIDCache(store: environment.store)
     let state = GatewayState(

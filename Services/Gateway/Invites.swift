@@ -2,7 +2,7 @@ import CircleCore
 import CircleStore
 import Foundation
 
-/// Invitations (DESIGN 11): single-use, expiring codes that admit one registration. Only a
+/// Invitations (ARCHITECTURE 11): single-use, expiring codes that admit one registration. Only a
 /// hash of the code is stored; the code itself appears once, in the printed link.
 public enum Invites {
     /// Creates an invite and returns the link to hand to the invitee.

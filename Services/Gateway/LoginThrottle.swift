@@ -3,7 +3,7 @@ import CircleCore
 import Logging
 
 /// Backoff for failed logins, per username (existing or not) and per client address, shared by
-/// every replica (DESIGN 7). Never a lockout: after a few free failures each further one makes
+/// every replica (ARCHITECTURE 7). Never a lockout: after a few free failures each further one makes
 /// the next attempt wait longer, up to a cap, and waiting always lets the owner in again.
 struct LoginThrottle: Sendable {
     let counters: any ExpiringCounters

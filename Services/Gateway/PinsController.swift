@@ -5,7 +5,7 @@ import Foundation
 import Hummingbird
 import SQLKit
 
-/// `/api/v1/account/pins`: the caller's encrypted pins blob (DESIGN 4.2), so a new device does not
+/// `/api/v1/account/pins`: the caller's encrypted pins blob (PROTOCOL 3), so a new device does not
 /// relearn contacts' keys from the server. The server stores it opaque (the client encrypts it
 /// under a key from the vault master key, bound to the user and version) and only keeps versions
 /// in order: a write must name the next version, so two devices never overwrite each other

@@ -2,7 +2,7 @@ import CircleHTTP
 import CircleStore
 import Hummingbird
 
-/// `GET /api/v1/server`: what a client must know before it derives keys (DESIGN 4.1).
+/// `GET /api/v1/server`: what a client must know before it derives keys (PROTOCOL 2).
 ///
 /// The id is read on first use (the database pool only serves once the service group runs)
 /// and then kept: it never changes.

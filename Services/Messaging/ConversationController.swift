@@ -7,7 +7,7 @@ import Foundation
 import Hummingbird
 import SQLKit
 
-/// `/api/v1/conversations`: create, list, read, and the signed membership chain (DESIGN 4.3).
+/// `/api/v1/conversations`: create, list, read, and the signed membership chain (PROTOCOL 5).
 ///
 /// The server checks every op with the same rules as clients (CircleKit's `MembershipChain`):
 /// signed by the caller, on top of the head, allowed by the caller's role; an added member's
@@ -153,7 +153,7 @@ struct ConversationController: Sendable {
     }
 
     /// The caller's own preference for read receipts in one conversation: off means they
-    /// neither send nor see receipts there (DESIGN 7).
+    /// neither send nor see receipts there (ARCHITECTURE 7).
     @Sendable func preferences(request: Request, context: CircleRequestContext) async throws -> Response {
         let identity = try context.requireIdentity()
         let id = try context.parameters.require("id")

@@ -1,7 +1,7 @@
 import CircleStore
 import SQLKit
 
-/// Read-only view of conversation membership for other services (DESIGN 11: messaging owns
+/// Read-only view of conversation membership for other services (ARCHITECTURE 11: messaging owns
 /// these tables; the vault only asks who may read a conversation's files).
 public enum ConversationMembers {
     /// Whether `userId` is a member of the conversation at its current head.

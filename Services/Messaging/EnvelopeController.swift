@@ -7,7 +7,7 @@ import Foundation
 import Hummingbird
 import SQLKit
 
-/// `/api/v1/conversations/{id}/envelopes` (DESIGN 4.5): sender chain keys sealed to each member.
+/// `/api/v1/conversations/{id}/envelopes` (PROTOCOL 7): sender chain keys sealed to each member.
 ///
 /// The caller is the sender; every envelope must be for the current epoch and a member at head,
 /// and its signature must verify under the caller's identity key. At most one envelope exists

@@ -7,7 +7,7 @@ import Foundation
 import Hummingbird
 import SQLKit
 
-/// `/api/v1/conversations/{id}/messages` and read markers (DESIGN 4.4, 7).
+/// `/api/v1/conversations/{id}/messages` and read markers (PROTOCOL 6, 7).
 ///
 /// The server stores the header, ciphertext and signature as the sender made them and checks its
 /// own copies of header fields against the header: conversation, sender (the caller), current

@@ -1,7 +1,7 @@
 import CircleCore
 import CircleStore
 
-/// Deleting disappearing messages after their expiry (DESIGN 4.4, 8). Messaging owns the
+/// Deleting disappearing messages after their expiry (PROTOCOL 6, 8). Messaging owns the
 /// `messages` table and exports this one operation for the cleanup service to run.
 public enum MessageExpiry {
     /// Deletes at most `limit` messages expired at `now` in one transaction; returns how many.

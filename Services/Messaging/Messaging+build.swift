@@ -3,7 +3,7 @@ import CircleHTTP
 import Configuration
 import Hummingbird
 
-/// Builds the messaging service: conversations, membership, encrypted messages, key envelopes and read markers (DESIGN 1).
+/// Builds the messaging service: conversations, membership, encrypted messages, key envelopes and read markers (ARCHITECTURE 1).
 public func buildMessaging(_ environment: ServiceEnvironment) async throws -> ServiceModule {
     let limits = MessagingLimits()
     let writer = MessageWriter(store: environment.store, events: environment.events, clock: environment.clock, limits: limits, logger: environment.logger)

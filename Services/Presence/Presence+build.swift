@@ -3,7 +3,7 @@ import CircleHTTP
 import Configuration
 import Hummingbird
 
-/// Builds the presence service: online status, custom status and typing (DESIGN 1).
+/// Builds the presence service: online status, custom status and typing (ARCHITECTURE 1).
 public func buildPresence(_ environment: ServiceEnvironment) async throws -> ServiceModule {
     ServiceModule(name: .presence) { _ in }
 }

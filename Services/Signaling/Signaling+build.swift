@@ -3,7 +3,7 @@ import CircleHTTP
 import Configuration
 import Hummingbird
 
-/// Builds the signaling service: calls and the relay of their SDP and ICE messages (DESIGN 1).
+/// Builds the signaling service: calls and the relay of their SDP and ICE messages (ARCHITECTURE 1).
 public func buildSignaling(_ environment: ServiceEnvironment) async throws -> ServiceModule {
     ServiceModule(name: .signaling) { _ in }
 }

@@ -2,7 +2,7 @@ import Crypto
 import Hummingbird
 import NIOCore
 
-/// Where the vault keeps ciphertext (DESIGN 5): unfinished uploads by upload id, finished files
+/// Where the vault keeps ciphertext (ARCHITECTURE 5): unfinished uploads by upload id, finished files
 /// by file id. Ids are made or checked by the vault (hex of random or decoded bytes), so no name
 /// from a client ever reaches a path. Implementations make every acknowledged byte durable.
 protocol BlobStore: Sendable {

@@ -4,7 +4,7 @@ import CircleHTTP
 import Configuration
 import Hummingbird
 
-/// Builds the vault service: encrypted file blobs, resumable uploads, access control, share links and quotas (DESIGN 1, 5).
+/// Builds the vault service: encrypted file blobs, resumable uploads, access control, share links and quotas (ARCHITECTURE 1, 5).
 public func buildVault(_ environment: ServiceEnvironment, settings: VaultSettings) async throws -> ServiceModule {
     let state = VaultState(
         store: environment.store, events: environment.events, blobs: try FileBlobStore(root: settings.path),

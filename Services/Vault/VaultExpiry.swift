@@ -3,7 +3,7 @@ import CircleStore
 import Foundation
 import SQLKit
 
-/// What the cleanup service removes from the vault (DESIGN 8), in bounded batches that several
+/// What the cleanup service removes from the vault (ARCHITECTURE 8), in bounded batches that several
 /// replicas can run at once: rows are claimed with `FOR UPDATE SKIP LOCKED` on PostgreSQL
 /// (SQLite writes are serial), deleted with their quota share in one transaction, and the blobs
 /// removed after the commit (a blob left by a crash is unreachable and is removed by the next

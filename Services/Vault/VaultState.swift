@@ -55,7 +55,7 @@ struct VaultState: Sendable {
     }
 }
 
-/// Access levels of a vault file (DESIGN 5).
+/// Access levels of a vault file (ARCHITECTURE 5).
 enum VaultLevel: String, Sendable, Codable, CaseIterable {
     case `private`, conversation, `public`
 }

@@ -1,6 +1,6 @@
 import CircleCore
 /// Small shared counters and flags that expire: rate limits and backoff shared by every
-/// replica (DESIGN 9). Redis in the scaled mode, process memory in the embedded one.
+/// replica (ARCHITECTURE 9). Redis in the scaled mode, process memory in the embedded one.
 public protocol ExpiringCounters: Sendable {
     /// Adds one to `key` and returns the new value; a new key lives for `window`.
     func increment(_ key: String, window: Duration) async throws -> Int

@@ -21,7 +21,7 @@ public struct StreamEntry: Sendable, Equatable {
     }
 }
 
-/// The coordination bus (DESIGN section 2): per-user pub/sub channels for fan-out, and streams
+/// The coordination bus (ARCHITECTURE 2): per-user pub/sub channels for fan-out, and streams
 /// with consumer groups for work exactly one replica must do.
 ///
 /// Channel and stream names are logical (`user.42`); implementations add their key prefix.

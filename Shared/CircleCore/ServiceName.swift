@@ -1,4 +1,4 @@
-/// The six Circle services, their executables and their default ports (DESIGN section 11).
+/// The six Circle services, their executables and their default ports (ARCHITECTURE 11).
 public enum ServiceName: String, CaseIterable, Sendable, Codable {
     case gateway, messaging, vault, presence, signaling, cleanup
 

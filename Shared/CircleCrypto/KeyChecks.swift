@@ -2,7 +2,7 @@ import CircleCore
 import Crypto
 import Foundation
 
-/// Explicit checks on Curve25519 inputs (DESIGN 4.2): BoringSSL and WebCrypto disagree on
+/// Explicit checks on Curve25519 inputs (PROTOCOL 3): BoringSSL and WebCrypto disagree on
 /// small-order and non-canonical encodings, so Circle rejects them everywhere, before any use.
 public enum KeyChecks {
     /// 2^255 - 19, little-endian.

@@ -7,7 +7,7 @@ import NIOCore
 import ServiceLifecycle
 
 /// Republishes events that were committed but never published (the writer crashed between
-/// commit and publish, or the bus was down), so no live client is stranded (DESIGN 11).
+/// commit and publish, or the bus was down), so no live client is stranded (ARCHITECTURE 11).
 ///
 /// Several replicas may run it: on PostgreSQL each batch is claimed with `FOR UPDATE SKIP
 /// LOCKED`. A duplicate delivery is harmless: sockets drop sequence numbers they already sent.

@@ -39,7 +39,7 @@ public enum SessionTokens {
 
 /// Checks session tokens for every service, reading the gateway's `sessions` table.
 ///
-/// A valid token is remembered for at most one second (DESIGN 11); a revocation announced on
+/// A valid token is remembered for at most one second (ARCHITECTURE 11); a revocation announced on
 /// the bus (`sessions.revoked`) drops it from every replica's memory at once. The memory is
 /// behind a lock, not an actor: a remembered token is answered on the caller's own thread, with
 /// no hand-off to another (every request asks).

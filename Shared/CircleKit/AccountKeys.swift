@@ -4,7 +4,7 @@ import Crypto
 import CryptoExtras
 import Foundation
 
-/// The client side of login (DESIGN 4.1, docs/API.md): what a password becomes before anything
+/// The client side of login (PROTOCOL 2, docs/API.md): what a password becomes before anything
 /// leaves the device.
 public enum LoginKeys {
     /// The only KDF clients accept, and its floor. A server offering anything else or less is

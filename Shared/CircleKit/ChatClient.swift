@@ -54,7 +54,7 @@ public enum ChatAlarm: Error, CustomStringConvertible, Equatable {
     }
 }
 
-/// One device's end-to-end client (DESIGN 3, PROTOCOL 2 to 7): the account, the directory with
+/// One device's end-to-end client (ARCHITECTURE 3, PROTOCOL 2 to 7): the account, the directory with
 /// pins, conversations with their verified membership chains, sending on this device's own sender
 /// chains and receiving on everyone else's. Every change to keys is saved (atomically) before
 /// anything that depends on it leaves the device.

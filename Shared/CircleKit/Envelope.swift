@@ -1,7 +1,7 @@
 import CircleCrypto
 import Crypto
 
-/// A sender chain's key sealed to one member (DESIGN 4.5, PROTOCOL 7).
+/// A sender chain's key sealed to one member (PROTOCOL 7).
 ///
 /// ```
 /// info      = "circle/v1/envelope" || convId (32) || epoch (32) || senderUserId (36)

@@ -1,4 +1,4 @@
-/// A conversation's membership as its verified chain of ops says (DESIGN 4.3, PROTOCOL 5).
+/// A conversation's membership as its verified chain of ops says (PROTOCOL 5).
 ///
 /// The same rules run on the server (which accepts an op only on top of the head) and in every
 /// client (which replays the chain from the pinned genesis before sealing any key). Role rules:

@@ -48,7 +48,7 @@ public struct ConversationSettings: Sendable, Equatable {
     }
 }
 
-/// One signed step of a conversation's membership chain (DESIGN 4.3, PROTOCOL 5).
+/// One signed step of a conversation's membership chain (PROTOCOL 5).
 ///
 /// ```
 /// op = u8(1)                      version

@@ -1,7 +1,7 @@
 import CircleCrypto
 import Crypto
 
-/// A message's header (DESIGN 4.4): canonical bytes that the server stores opaque next to the
+/// A message's header (PROTOCOL 6): canonical bytes that the server stores opaque next to the
 /// ciphertext, that are the AEAD's associated data, and that the signature covers.
 ///
 /// ```

@@ -1,4 +1,4 @@
-/// Message plaintext padding (DESIGN 4.4): `u8(contentType) || u32(length) || content || zeros`,
+/// Message plaintext padding (PROTOCOL 6): `u8(contentType) || u32(length) || content || zeros`,
 /// filled up to the next bucket (64 bytes, then powers of two), so the ciphertext length tells
 /// only the bucket. Unpadding checks that the padding is all zeros.
 public enum MessagePadding {

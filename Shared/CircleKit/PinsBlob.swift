@@ -2,7 +2,7 @@ import CircleCore
 import Crypto
 import Foundation
 
-/// The pins and verified marks as the server keeps them (DESIGN 4.2, PROTOCOL 5.1):
+/// The pins and verified marks as the server keeps them (PROTOCOL 5.1):
 /// `AES-GCM(HKDF(vmk, "circle/v1/pins"), JSON(pins), aad = "circle/v1/pins" || userId || u64(version))`,
 /// so the server can neither read them nor serve one user's or one version's blob as another.
 public enum PinsBlob {

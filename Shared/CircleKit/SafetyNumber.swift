@@ -1,6 +1,6 @@
 import Crypto
 
-/// Safety numbers (DESIGN 4.2, PROTOCOL 3): what two members compare to know they see each
+/// Safety numbers (PROTOCOL 3): what two members compare to know they see each
 /// other's real identity keys.
 ///
 /// ```

@@ -1,6 +1,6 @@
 import Crypto
 
-/// A symmetric sender chain (DESIGN 4.4), one per (user, device, conversation, epoch):
+/// A symmetric sender chain (PROTOCOL 6), one per (user, device, conversation, epoch):
 /// `mk_i = HMAC(ck_i, 0x01)`, `ck_{i+1} = HMAC(ck_i, 0x02)`,
 /// `key (32) || nonce (12) = HKDF(mk_i, "circle/v1/msg", 44)`.
 ///

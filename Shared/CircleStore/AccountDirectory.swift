@@ -9,7 +9,7 @@ public struct DirectoryKeys: Sendable, Equatable {
     public let kxCert: [UInt8]
 }
 
-/// Read-only access to the gateway's `users` table for the other services (DESIGN 2: each
+/// Read-only access to the gateway's `users` table for the other services (ARCHITECTURE 2: each
 /// table has one writer, the gateway here; others only read through its repository).
 public enum AccountDirectory {
     /// The public keys of these users; unknown ids are simply absent.

@@ -1,6 +1,6 @@
 import SQLKit
 
-/// The one ordered list of schema steps for the whole database (DESIGN section 11).
+/// The one ordered list of schema steps for the whole database (ARCHITECTURE 11).
 ///
 /// Each later issue appends its steps here; a step, once released, never changes.
 public enum Migrations {

@@ -3,7 +3,7 @@ import SQLKit
 
 /// The server's stable identity, created by the migration that made `server_settings`.
 ///
-/// Clients mix the server id into their salts (DESIGN 4.1), so it never changes after creation.
+/// Clients mix the server id into their salts (PROTOCOL 2), so it never changes after creation.
 public enum ServerIdentity {
     /// A fresh random id: 128 bits as 32 lowercase hex digits.
     public static func newServerID() -> String {

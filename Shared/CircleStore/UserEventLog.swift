@@ -54,7 +54,7 @@ public enum UserEventPage: Sendable, Equatable {
     case resyncRequired
 }
 
-/// The per-user event log (DESIGN section 11): the one table every service writes.
+/// The per-user event log (ARCHITECTURE 11): the one table every service writes.
 ///
 /// Appends happen inside the writer's own transaction, so an event exists exactly when the change
 /// it reports does. Counters are locked in user-id order, so concurrent writers cannot deadlock.

@@ -4,7 +4,7 @@ import Crypto
 import Foundation
 import Testing
 
-/// RFC 9180's vectors for Circle's suite, from ../shared/vectors/.
+/// RFC 9180's vectors for Circle's suite, from Tests/Vectors/ (source named in its README).
 @Suite("HPKE against the RFC 9180 vectors")
 struct HPKEVectorTests {
     struct Vector: Decodable {
@@ -33,7 +33,7 @@ struct HPKEVectorTests {
 
     static func vectors() throws -> [Vector] {
         let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
-        let file = root.deletingLastPathComponent().appendingPathComponent("shared/vectors/hpke-x25519-sha256-aes256gcm.json")
+        let file = root.appendingPathComponent("Tests/Vectors/hpke-x25519-sha256-aes256gcm.json")
         return try JSONDecoder().decode([Vector].self, from: Data(contentsOf: file))
     }
 

@@ -1,6 +1,6 @@
 """compose.yaml and deploy/ checked without a Docker engine.
 
-- compose.yaml validates against the Compose Specification schema in ../shared/schemas/;
+- compose.yaml validates against the Compose Specification schema in Tests/Deploy/schemas/;
 - every Circle service runs an executable this package builds, and sets only configuration
   keys that executable reads (the environment variables its --help names);
 - nginx routes each API prefix to the compose service that owns it, on that service's port;
@@ -19,10 +19,10 @@ import pytest
 import yaml
 
 ROOT = Path(__file__).resolve().parents[2]
-SCHEMA = ROOT.parent / "shared" / "schemas" / "compose-spec.json"
+SCHEMA = Path(__file__).resolve().parent / "schemas" / "compose-spec.json"
 BUILD = Path(os.environ.get("CIRCLE_BUILD_DIR", ROOT / ".build" / "debug"))
 
-# Which compose service owns which path prefix, and its port (DESIGN sections 1 and 11).
+# Which compose service owns which path prefix, and its port (ARCHITECTURE sections 1 and 11).
 OWNERS = {
     "/api/v1/events": ("gateway", 8081),
     "/api/v1/conversations": ("messaging", 8082),

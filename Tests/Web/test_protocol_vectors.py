@@ -2,7 +2,7 @@
 
 Every check runs inside the page served by a real `circle serve` (strict CSP, `script-src 'self'`):
 the modules are imported with `import()` and the vectors are handed in as evaluate arguments, not
-fetched. Covered: every RFC 9180 vector of Circle's suite (/work/shared/vectors, all four modes:
+fetched. Covered: every RFC 9180 vector of Circle's suite (Tests/Vectors, all four modes:
 key schedule, each encryption in both directions, exports), every entry of
 Tests/Vectors/circle-v1.json (signatures verify-only), and the refusals PROTOCOL.md requires.
 
@@ -19,7 +19,7 @@ import pytest
 ROOT = Path(__file__).resolve().parents[2]
 PROTOCOL_JS = ROOT / "Web" / "js" / "protocol"
 CIRCLE_VECTORS = json.loads((ROOT / "Tests" / "Vectors" / "circle-v1.json").read_text())
-HPKE_VECTORS_FILE = Path(os.environ.get("CIRCLE_SHARED_VECTORS", ROOT.parent / "shared" / "vectors")) / "hpke-x25519-sha256-aes256gcm.json"
+HPKE_VECTORS_FILE = ROOT / "Tests" / "Vectors" / "hpke-x25519-sha256-aes256gcm.json"
 
 ALICE = "00000000-0000-4000-8000-000000000001"
 BOB = "00000000-0000-4000-8000-000000000002"

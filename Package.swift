@@ -2,13 +2,6 @@
 import PackageDescription
 
 let services = ["Gateway", "Messaging", "Vault", "Presence", "Signaling", "Cleanup"]
-/// What a service library needs beyond the shared set.
-let serviceExtras: [String: [Target.Dependency]] = [
-    "Messaging": ["CircleKit", .product(name: "PostgresNIO", package: "postgres-nio"), .product(name: "PostgresKit", package: "postgres-kit")],
-    "Vault": ["CircleKit", "Messaging", .product(name: "_NIOFileSystem", package: "swift-nio")],
-    "Cleanup": ["Messaging", "Vault"],
-]
-
 let hb = Target.Dependency.product(name: "Hummingbird", package: "hummingbird")
 let logging = Target.Dependency.product(name: "Logging", package: "swift-log")
 let lifecycle = Target.Dependency.product(name: "ServiceLifecycle", package: "swift-service-lifecycle")
@@ -58,10 +51,12 @@ var targets: [Target] = [
         path: "Shared/CircleBus"
     ),
     .target(name: "CircleCrypto", dependencies: ["CircleCore", crypto], path: "Shared/CircleCrypto"),
-    // The client library: the end-to-end protocol and the API client.
+    // The end-to-end protocol's constructions that the server checks too (headers, ops, chains, padding, vault sizes).
+    .target(name: "CircleProtocol", dependencies: ["CircleCore", "CircleCrypto", crypto], path: "Shared/CircleProtocol"),
+    // The client library: the rest of the end-to-end protocol and the API client.
     .target(
         name: "CircleKit",
-        dependencies: ["CircleCore", "CircleCrypto", crypto, .product(name: "CryptoExtras", package: "swift-crypto"),
+        dependencies: ["CircleCore", "CircleCrypto", "CircleProtocol", crypto, .product(name: "CryptoExtras", package: "swift-crypto"),
                        .product(name: "AsyncHTTPClient", package: "async-http-client"),
                        .product(name: "HummingbirdWSClient", package: "hummingbird-websocket"),
                        .product(name: "NIOCore", package: "swift-nio"),
@@ -95,12 +90,12 @@ var targets: [Target] = [
     .target(
         name: "AllInOne",
         dependencies: ["CircleCore", "CircleConfig", "CircleStore", "CircleHTTP", hb, logging, configuration]
-            + services.map { .target(name: $0) },
+            + services.map { .target(name: "\($0)HTTP") },
         path: "Services/AllInOne"
     ),
     .executableTarget(
         name: "circle",
-        dependencies: ["AllInOne", "Gateway", "CircleKit", "CircleCore", "CircleConfig", "CircleStore", "CircleHTTP", argumentParser, logging, configuration],
+        dependencies: ["AllInOne", "GatewayHTTP", "GatewayStore", "CircleKit", "CircleProtocol", "CircleCore", "CircleConfig", "CircleStore", "CircleHTTP", argumentParser, logging, configuration],
         path: "Services/Executables/circle"
     ),
     // The load generator for the benchmarks in BENCHMARKS.md.
@@ -127,8 +122,21 @@ var targets: [Target] = [
                        .product(name: "AsyncHTTPClient", package: "async-http-client")],
         path: "Tests/CircleTestSupport"
     ),
+    // The real server (every service in one process) on a free port, for tests that drive it through HTTP.
+    .target(
+        name: "CircleServerTestSupport",
+        dependencies: ["AllInOne", "CircleConfig", "CircleCore", "CircleKit", "CircleStore", "CircleTestSupport", configuration, crypto,
+                       .product(name: "HummingbirdTesting", package: "hummingbird")],
+        path: "Tests/CircleServerTestSupport"
+    ),
     .testTarget(name: "CircleCryptoTests", dependencies: ["CircleCrypto", "CircleCore", crypto], path: "Tests/CircleCryptoTests"),
-    .testTarget(name: "CircleKitTests", dependencies: ["CircleKit", "CircleCrypto", "CircleCore", crypto], path: "Tests/CircleKitTests"),
+    .testTarget(name: "CircleProtocolTests", dependencies: ["CircleProtocol", "CircleKit", "CircleCrypto", "CircleCore", crypto], path: "Tests/CircleProtocolTests"),
+    .testTarget(
+        name: "CircleKitTests",
+        dependencies: ["CircleKit", "CircleProtocol", "CircleCrypto", "CircleCore", "CircleStore", "GatewayStore", "CircleTestSupport", "CircleServerTestSupport", crypto,
+                       .product(name: "SQLKit", package: "sql-kit")],
+        path: "Tests/CircleKitTests"
+    ),
     .testTarget(name: "CircleConfigTests", dependencies: ["CircleConfig", configuration], path: "Tests/CircleConfigTests"),
     .testTarget(
         name: "CircleStoreTests",
@@ -141,29 +149,43 @@ var targets: [Target] = [
         path: "Tests/CircleBusTests"
     ),
     .testTarget(
+        name: "CircleEventsTests",
+        dependencies: ["CircleEvents", "CircleBus", "CircleConfig", "CircleCore", "CircleStore", "CircleTestSupport", .product(name: "NIOCore", package: "swift-nio")],
+        path: "Tests/CircleEventsTests"
+    ),
+    .testTarget(
         name: "CircleHTTPTests",
         dependencies: ["CircleHTTP", "AllInOne", "CircleTestSupport", configuration,
                        .product(name: "HummingbirdTesting", package: "hummingbird")],
         path: "Tests/CircleHTTPTests"
     ),
     .testTarget(
-        name: "GatewayTests",
-        dependencies: ["Gateway", "AllInOne", "CircleHTTP", "CircleStore", "CircleConfig", "CircleCore", "CircleTestSupport", configuration,
+        name: "GatewayHTTPTests",
+        dependencies: ["GatewayHTTP", "GatewayStore", "AllInOne", "CircleHTTP", "CircleStore", "CircleConfig", "CircleCore", "CircleTestSupport", configuration,
                        .product(name: "SQLKit", package: "sql-kit"),
                        .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
                        .product(name: "NIOEmbedded", package: "swift-nio"),
                        .product(name: "NIOPosix", package: "swift-nio"),
                        .product(name: "HummingbirdTesting", package: "hummingbird")],
-        path: "Tests/GatewayTests"
+        path: "Tests/GatewayHTTPTests"
     ),
     .testTarget(
-        name: "MessagingTests",
-        dependencies: ["Messaging", "Vault", "Cleanup", "AllInOne", "CircleKit", "CircleHTTP", "CircleStore", "CircleConfig", "CircleCore", "CircleCrypto",
-                       "CircleEvents", "CircleBus", "CircleTestSupport", configuration, crypto,
-                       .product(name: "SQLKit", package: "sql-kit"),
-                       .product(name: "NIOCore", package: "swift-nio"),
-                       .product(name: "HummingbirdTesting", package: "hummingbird")],
-        path: "Tests/MessagingTests"
+        name: "MessagingCoreTests",
+        dependencies: ["MessagingCore", "MessagingStore", "CircleKit", "CircleProtocol", "CircleStore", "CircleConfig", "CircleCore", "CircleEvents", "CircleBus",
+                       "CircleTestSupport", "CircleServerTestSupport", .product(name: "SQLKit", package: "sql-kit")],
+        path: "Tests/MessagingCoreTests"
+    ),
+    .testTarget(
+        name: "MessagingHTTPTests",
+        dependencies: ["MessagingHTTP", "CleanupCore", "CircleKit", "CircleProtocol", "CircleStore", "CircleConfig", "CircleCore", "CircleCrypto",
+                       "CircleTestSupport", "CircleServerTestSupport", crypto, .product(name: "SQLKit", package: "sql-kit")],
+        path: "Tests/MessagingHTTPTests"
+    ),
+    .testTarget(
+        name: "VaultHTTPTests",
+        dependencies: ["VaultHTTP", "CleanupCore", "CircleKit", "CircleProtocol", "CircleStore", "CircleConfig", "CircleCore",
+                       "CircleTestSupport", "CircleServerTestSupport", crypto, .product(name: "SQLKit", package: "sql-kit")],
+        path: "Tests/VaultHTTPTests"
     ),
     .testTarget(
         name: "ClusterTests",
@@ -174,22 +196,50 @@ var targets: [Target] = [
     ),
 ]
 
+/// Each service is three modules, imported only downward: `<Service>Store` (repositories, their
+/// SQL, read-only views for other services), `<Service>Core` (actors and services that validate,
+/// authorize, store and publish), `<Service>HTTP` (thin controllers and the build function).
+let storeBase: [Target.Dependency] = [
+    "CircleCore", "CircleConfig", "CircleStore", "CircleProtocol", "CircleCrypto", crypto, logging,
+    .product(name: "SQLKit", package: "sql-kit"), .product(name: "NIOCore", package: "swift-nio"),
+]
+let coreBase: [Target.Dependency] = storeBase + [
+    "CircleBus", "CircleEvents", "CircleHTTP", lifecycle, asyncAlgorithms, configuration,
+    .product(name: "Metrics", package: "swift-metrics"),
+]
+let httpBase: [Target.Dependency] = coreBase + [hb, webSocket, .product(name: "NIOWebSocket", package: "swift-nio")]
+/// A service's layers (a new service starts with its build function only), what each needs beyond
+/// the shared sets, and which other services' stores its core reads.
+struct ServiceLayers {
+    var hasStore = true
+    var hasCore = true
+    var store: [Target.Dependency] = []
+    var core: [Target.Dependency] = []
+}
+let serviceLayers: [String: ServiceLayers] = [
+    "Gateway": ServiceLayers(),
+    "Messaging": ServiceLayers(store: [.product(name: "PostgresNIO", package: "postgres-nio"), .product(name: "PostgresKit", package: "postgres-kit")], core: ["GatewayStore"]),
+    "Vault": ServiceLayers(store: [.product(name: "_NIOFileSystem", package: "swift-nio"), .product(name: "NIOPosix", package: "swift-nio"), hb], core: ["MessagingStore"]),
+    "Presence": ServiceLayers(hasStore: false, hasCore: false),
+    "Signaling": ServiceLayers(hasStore: false, hasCore: false),
+    "Cleanup": ServiceLayers(hasStore: false, core: ["MessagingStore", "VaultStore"]),
+]
+
 for service in services {
-    targets.append(.target(
-        name: service,
-        dependencies: [
-            "CircleCore", "CircleConfig", "CircleStore", "CircleBus", "CircleEvents", "CircleHTTP", "CircleCrypto",
-            hb, webSocket, crypto, asyncAlgorithms, logging, lifecycle, configuration,
-            .product(name: "SQLKit", package: "sql-kit"),
-            .product(name: "Metrics", package: "swift-metrics"),
-            .product(name: "NIOCore", package: "swift-nio"),
-            .product(name: "NIOWebSocket", package: "swift-nio"),
-        ] + serviceExtras[service, default: []],
-        path: "Services/\(service)"
-    ))
+    let layers = serviceLayers[service]!
+    var below: [Target.Dependency] = []
+    if layers.hasStore {
+        targets.append(.target(name: "\(service)Store", dependencies: storeBase + layers.store, path: "Services/\(service)/Store"))
+        below.append(.target(name: "\(service)Store"))
+    }
+    if layers.hasCore {
+        targets.append(.target(name: "\(service)Core", dependencies: coreBase + below + layers.core, path: "Services/\(service)/Core"))
+        below.append(.target(name: "\(service)Core"))
+    }
+    targets.append(.target(name: "\(service)HTTP", dependencies: httpBase + below + layers.core, path: "Services/\(service)/HTTP"))
     targets.append(.executableTarget(
         name: "circle-\(service.lowercased())",
-        dependencies: [.target(name: service), "CircleHTTP", "CircleConfig", argumentParser],
+        dependencies: [.target(name: "\(service)HTTP"), "CircleHTTP", "CircleConfig", argumentParser],
         path: "Services/Executables/circle-\(service.lowercased())"
     ))
 }

@@ -2,16 +2,16 @@ import CircleConfig
 import CircleCore
 import CircleHTTP
 import CircleStore
-import Cleanup
+import CleanupHTTP
 import Configuration
-import Gateway
+import GatewayHTTP
 import Hummingbird
 import Logging
-import Messaging
+import MessagingHTTP
 import NIOCore
-import Presence
-import Signaling
-import Vault
+import PresenceHTTP
+import SignalingHTTP
+import VaultHTTP
 
 /// Builds every service into one module list, in the order they start.
 public func buildAllServices(_ environment: ServiceEnvironment, reader: ConfigReader) async throws -> [ServiceModule] {

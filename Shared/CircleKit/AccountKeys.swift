@@ -1,5 +1,6 @@
 import CircleCore
 import CircleCrypto
+import CircleProtocol
 import Crypto
 import CryptoExtras
 import Foundation
@@ -32,11 +33,11 @@ public enum LoginKeys {
     /// Refuses weaker or unknown KDFs, and absurd iteration counts (a server could otherwise make
     /// the client spin).
     public static func check(_ kdf: KDFParameters) throws {
-        guard kdf.name == kdfName else { throw CircleKitError.refusedKDF("the server offered \(kdf.name); only \(kdfName) is accepted") }
+        guard kdf.name == kdfName else { throw ProtocolError.refusedKDF("the server offered \(kdf.name); only \(kdfName) is accepted") }
         guard kdf.iterations >= minimumIterations else {
-            throw CircleKitError.refusedKDF("the server offered \(kdf.iterations) iterations; at least \(minimumIterations) are required")
+            throw ProtocolError.refusedKDF("the server offered \(kdf.iterations) iterations; at least \(minimumIterations) are required")
         }
-        guard kdf.iterations <= maximumIterations else { throw CircleKitError.refusedKDF("\(kdf.iterations) iterations is more than \(maximumIterations)") }
+        guard kdf.iterations <= maximumIterations else { throw ProtocolError.refusedKDF("\(kdf.iterations) iterations is more than \(maximumIterations)") }
     }
 
     /// `SHA-256("circle/v1/salt" || serverId || username || serverSalt)`: a salt no server can
@@ -48,7 +49,7 @@ public enum LoginKeys {
     /// PBKDF2 and then HKDF into authKey and kek. Slow on purpose (hundreds of milliseconds).
     public static func derive(password: String, serverId: String, username: String, serverSalt: [UInt8], kdf: KDFParameters) throws -> Derived {
         try check(kdf)
-        guard serverSalt.count == 32 else { throw CircleKitError.malformed("the server salt must be 32 bytes") }
+        guard serverSalt.count == 32 else { throw ProtocolError.malformed("the server salt must be 32 bytes") }
         let salt = pbkdf2Salt(serverId: serverId, username: username, serverSalt: serverSalt)
         let master = try KDF.Insecure.PBKDF2.deriveKey(
             from: Array(password.precomposedStringWithCanonicalMapping.utf8), salt: salt, using: .sha256,
@@ -106,9 +107,9 @@ public struct KeyBundle: Sendable {
             let box = try AES.GCM.SealedBox(combined: sealed)
             plaintext = Array(try AES.GCM.open(box, using: SymmetricKey(data: key), authenticating: aad(label: label, userId: userId)))
         } catch {
-            throw CircleKitError.decryptionFailed
+            throw ProtocolError.decryptionFailed
         }
-        guard plaintext.count == 97, plaintext[0] == version else { throw CircleKitError.malformed("unknown bundle version") }
+        guard plaintext.count == 97, plaintext[0] == version else { throw ProtocolError.malformed("unknown bundle version") }
         let bundle = KeyBundle(
             identity: try Curve25519.Signing.PrivateKey(rawRepresentation: plaintext[1..<33]),
             agreement: try Curve25519.KeyAgreement.PrivateKey(rawRepresentation: plaintext[33..<65]),
@@ -116,7 +117,7 @@ public struct KeyBundle: Sendable {
         )
         guard Array(bundle.identity.publicKey.rawRepresentation) == identityPublic,
               Array(bundle.agreement.publicKey.rawRepresentation) == x25519Public else {
-            throw CircleKitError.weakKey("the bundle's private keys do not match the account's public keys")
+            throw ProtocolError.weakKey("the bundle's private keys do not match the account's public keys")
         }
         return bundle
     }

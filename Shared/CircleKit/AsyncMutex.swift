@@ -1,3 +1,5 @@
+import CircleProtocol
+
 /// A first-come, first-served lock for async code inside an actor, whose methods can otherwise
 /// interleave at every `await`.
 public actor AsyncMutex {

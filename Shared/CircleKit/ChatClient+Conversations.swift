@@ -1,4 +1,5 @@
 import CircleCore
+import CircleProtocol
 import Crypto
 import Foundation
 
@@ -14,7 +15,7 @@ extension ChatClient {
     /// (or checked against its pin) before it is named in an op.
     public func createConversation(_ kind: ConversationSettings.Kind, with usernames: [String], disappearSeconds: UInt32 = 0, readReceipts: Bool = true) async throws -> String {
         try requireSession()
-        guard kind == .group || usernames.count == 1 else { throw CircleKitError.refused("a direct conversation has exactly one other member") }
+        guard kind == .group || usernames.count == 1 else { throw ProtocolError.refused("a direct conversation has exactly one other member") }
         let identity = try identityKey()
         let mine = Array(identity.publicKey.rawRepresentation)
         let now = UInt64(Timestamp.now().millis)
@@ -64,7 +65,7 @@ extension ChatClient {
     public func remove(_ username: String, from conversation: String) async throws {
         let entry = try await entry(username: username)
         let chain = try await self.chain(conversation)
-        guard let member = chain.members[entry.userId] else { throw CircleKitError.refused("\(username) is not a member") }
+        guard let member = chain.members[entry.userId] else { throw ProtocolError.refused("\(username) is not a member") }
         try await appendOp(conversation) { op in
             op.action = .remove
             op.target = entry.userId
@@ -104,7 +105,7 @@ extension ChatClient {
             try save()
             return
         }
-        throw CircleKitError.refused("the conversation kept changing; try again")
+        throw ProtocolError.refused("the conversation kept changing; try again")
     }
 
     /// The conversation's chain, verified from its genesis and brought up to the server's head.
@@ -127,7 +128,7 @@ extension ChatClient {
             after = last.n
         }
         if chain == nil {
-            guard let genesis = fresh.first else { throw CircleKitError.malformed("the conversation has no genesis") }
+            guard let genesis = fresh.first else { throw ProtocolError.malformed("the conversation has no genesis") }
             let op = try MembershipOp(bytes: genesis.bytes)
             chain = try MembershipChain(genesis: genesis, creatorIdentity: try await pinnedIdentity(op.actor))
         }
@@ -137,7 +138,7 @@ extension ChatClient {
             let key = try await pinnedIdentity(actor)
             do {
                 try verified.extend(with: [signed], identity: { _ in key })
-            } catch CircleKitError.fork(let why) {
+            } catch ProtocolError.fork(let why) {
                 throw ChatAlarm.fork(why)
             }
         }

@@ -1,4 +1,5 @@
 import CircleCore
+import CircleProtocol
 import Foundation
 import HummingbirdWSClient
 import Logging

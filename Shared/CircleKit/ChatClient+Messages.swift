@@ -1,4 +1,5 @@
 import CircleCore
+import CircleProtocol
 import Crypto
 import Foundation
 
@@ -20,7 +21,7 @@ extension ChatClient {
     /// the original by id in the header and by `H(original header)` inside the ciphertext).
     @discardableResult
     public func edit(_ original: ChatMessage, to text: String) async throws -> Int64 {
-        guard original.sender == state.userId, original.kind == .message else { throw CircleKitError.refused("only the author edits a message") }
+        guard original.sender == state.userId, original.kind == .message else { throw ProtocolError.refused("only the author edits a message") }
         return try await send(padded: try MessagePadding.pad(contentType: ChatMessage.ContentType.edit, content: original.headerHash + Array(text.utf8)),
                               kind: .edit, refersTo: try Base64URL.bytes(original.id, "id"), to: original.conversationId)
     }
@@ -28,7 +29,7 @@ extension ChatClient {
     /// Deletes one of this user's messages for everyone.
     @discardableResult
     public func delete(_ original: ChatMessage) async throws -> Int64 {
-        guard original.sender == state.userId, original.kind == .message else { throw CircleKitError.refused("only the author deletes a message") }
+        guard original.sender == state.userId, original.kind == .message else { throw ProtocolError.refused("only the author deletes a message") }
         return try await send(padded: try MessagePadding.pad(contentType: ChatMessage.ContentType.delete, content: original.headerHash),
                               kind: .delete, refersTo: try Base64URL.bytes(original.id, "id"), to: original.conversationId)
     }
@@ -68,7 +69,7 @@ extension ChatClient {
                 throw error
             }
         }
-        throw CircleKitError.refused("the conversation kept changing; try again")
+        throw ProtocolError.refused("the conversation kept changing; try again")
     }
 
     /// Seals the next message on this device's chain (under the sealing lock) and saves the
@@ -76,10 +77,10 @@ extension ChatClient {
     func sealNext(_ padded: [UInt8], kind: MessageHeader.Kind, refersTo: [UInt8], in conversation: String) async throws -> DeviceState.StoredMessage {
         let chain: MembershipChain
         if let cached = chains[conversation] { chain = cached } else { chain = try await self.chain(conversation) }
-        guard chain.isMember(state.userId) else { throw CircleKitError.refused("you are not a member of this conversation") }
+        guard chain.isMember(state.userId) else { throw ProtocolError.refused("you are not a member of this conversation") }
         var own = try await sendingChain(conversation, chain: chain)
         var sender = SenderChain(chainKey: own.chainKey.bytes, index: own.index)
-        guard let step = sender.next() else { throw CircleKitError.refused("the sender chain is used up") }
+        guard let step = sender.next() else { throw ProtocolError.refused("the sender chain is used up") }
         let now = UInt64(Timestamp.now().millis)
         let timer = UInt64(chain.settings.disappearSeconds)
         let header = MessageHeader(convId: chain.convId, epoch: chain.epoch, senderUserId: state.userId, deviceId: state.deviceId.bytes,
@@ -163,7 +164,7 @@ extension ChatClient {
             try save()
             return own
         }
-        throw CircleKitError.refused("could not start a sender chain")
+        throw ProtocolError.refused("could not start a sender chain")
     }
 
     // MARK: Receiving
@@ -205,7 +206,7 @@ extension ChatClient {
                                         signature: try Base64URL.bytes(message.signature, "signature"))
         let header = try MessageHeader(bytes: sealed.header)
         guard Base64URL.encode(header.convId) == conversation, header.senderUserId == message.sender else {
-            throw CircleKitError.refused("the message's header does not match where the server filed it")
+            throw ProtocolError.refused("the message's header does not match where the server filed it")
         }
         var chain: MembershipChain
         if let local = try await localChain(conversation) { chain = local } else { chain = try await self.chain(conversation) }
@@ -216,7 +217,7 @@ extension ChatClient {
             }
         }
         guard chain.wasMember(header.senderUserId, atEpoch: header.epoch) else {
-            throw CircleKitError.refused("the sender was not a member at the message's epoch")
+            throw ProtocolError.refused("the sender was not a member at the message's epoch")
         }
         let senderIdentity = try await pinnedIdentity(header.senderUserId)
         let address = ChainAddress(epoch: header.epoch, sender: header.senderUserId, deviceId: header.deviceId, generation: header.generation)
@@ -225,7 +226,7 @@ extension ChatClient {
             try await fetchEnvelopes(conversation, epoch: header.epoch, sender: header.senderUserId)
             received = state.conversations[conversation]?.received[address.key]
         }
-        guard var chainState = received else { throw CircleKitError.refused("no key for this message's chain has arrived") }
+        guard var chainState = received else { throw ProtocolError.refused("no key for this message's chain has arrived") }
         var replay = ReplayWindow(bits: chainState.seen)
         var base = SenderChain(chainKey: chainState.startKey.bytes, index: chainState.startIndex)
         if let key = chainState.cursorKey, let index = chainState.cursorIndex, index <= header.chainIndex {
@@ -244,7 +245,7 @@ extension ChatClient {
         var refersToHash: [UInt8] = []
         if header.kind != .message {
             guard content.count >= 32, contentType == (header.kind == .edit ? ChatMessage.ContentType.edit : ChatMessage.ContentType.delete) else {
-                throw CircleKitError.malformed("an edit or delete must name the original's header hash")
+                throw ProtocolError.malformed("an edit or delete must name the original's header hash")
             }
             refersToHash = Array(content.prefix(32))
             text = Array(content.dropFirst(32))

@@ -1,5 +1,6 @@
 import AsyncHTTPClient
 import CircleCore
+import CircleProtocol
 import Crypto
 import Foundation
 import NIOCore
@@ -41,7 +42,7 @@ extension ChatClient {
     public func vaultPut(path: String, name: String? = nil, type: String = "application/octet-stream", expiresAt: Int64 = 0,
                          progress: @Sendable (VaultProgress) -> Void = { _ in }) async throws -> String {
         try requireSession()
-        guard let handle = FileHandle(forReadingAtPath: path) else { throw CircleKitError.malformed("cannot read \(path)") }
+        guard let handle = FileHandle(forReadingAtPath: path) else { throw ProtocolError.malformed("cannot read \(path)") }
         defer { try? handle.close() }
         let size = try handle.seekToEnd()
         try handle.seek(toOffset: 0)
@@ -59,7 +60,7 @@ extension ChatClient {
         let created = try await api.bytes(.POST, "/api/v1/vault/uploads", headers: [
             "Tus-Resumable": "1.0.0", "Upload-Length": String(length), "Upload-Metadata": fields,
         ], body: nil)
-        guard let location = created.headers.first(name: "Location") else { throw CircleKitError.malformed("the server named no upload") }
+        guard let location = created.headers.first(name: "Location") else { throw ProtocolError.malformed("the server named no upload") }
 
         var sealer = VaultStreamSealer(fileKey: fileKey, size: size)
         var hasher = SHA256()
@@ -84,7 +85,7 @@ extension ChatClient {
         progress(VaultProgress(stage: .verifying, done: length, total: length))
         let stored: FileEntry = try await api.call(.GET, "/api/v1/vault/files/\(fileId)")
         guard stored.sha256 == Base64URL.encode(Array(hasher.finalize())), stored.size == length else {
-            throw CircleKitError.refused("the server stored other bytes than were sent")
+            throw ProtocolError.refused("the server stored other bytes than were sent")
         }
         return fileId
     }
@@ -100,7 +101,7 @@ extension ChatClient {
                     "Tus-Resumable": "1.0.0", "Upload-Offset": String(at), "Content-Type": "application/offset+octet-stream",
                     "Upload-Checksum": "sha256 " + Data(SHA256.hash(data: part)).base64EncodedString(),
                 ], body: part)
-                guard let text = answer.headers.first(name: "Upload-Offset"), let now = Int64(text) else { throw CircleKitError.malformed("no Upload-Offset") }
+                guard let text = answer.headers.first(name: "Upload-Offset"), let now = Int64(text) else { throw ProtocolError.malformed("no Upload-Offset") }
                 return now
             } catch let error as CircleAPIError where error.status == 0 && attempt < 4 {
                 try await Task.sleep(for: .milliseconds(200 << attempt))
@@ -110,7 +111,7 @@ extension ChatClient {
                 at = now
             }
         }
-        throw CircleKitError.refused("the upload did not go through")
+        throw ProtocolError.refused("the upload did not go through")
     }
 
     /// The caller's files, decrypted.
@@ -128,7 +129,7 @@ extension ChatClient {
 
     func openEntry(_ entry: FileEntry) throws -> (fileKey: [UInt8], meta: VaultMetadata) {
         guard let fileId = Base64URL.decode(entry.id).map(Array.init), let wrap = entry.wrap.flatMap(Base64URL.decode).map(Array.init),
-              let meta = Base64URL.decode(entry.meta).map(Array.init) else { throw CircleKitError.malformed("a file entry without its keys") }
+              let meta = Base64URL.decode(entry.meta).map(Array.init) else { throw ProtocolError.malformed("a file entry without its keys") }
         let fileKey = try VaultKeys.unwrap(wrap, owner: state.userId, fileId: fileId, vaultMasterKey: state.vaultMasterKey.bytes)
         return (fileKey, try VaultMetadata.open(meta, fileKey: fileKey, fileId: fileId))
     }
@@ -143,7 +144,7 @@ extension ChatClient {
         var hasher = SHA256()
         let temporary = path + ".part-\(UUID().uuidString.prefix(8))"
         guard FileManager.default.createFile(atPath: temporary, contents: nil, attributes: [.posixPermissions: 0o600]),
-              let out = FileHandle(forWritingAtPath: temporary) else { throw CircleKitError.malformed("cannot write \(path)") }
+              let out = FileHandle(forWritingAtPath: temporary) else { throw ProtocolError.malformed("cannot write \(path)") }
         do {
             try await api.download("/api/v1/vault/files/\(fileId)/content") { buffer in
                 hasher.update(data: buffer.readableBytesView)
@@ -151,7 +152,7 @@ extension ChatClient {
                 if !plain.isEmpty { try out.write(contentsOf: plain) }
             }
             try opener.finish()
-            guard Base64URL.encode(Array(hasher.finalize())) == entry.sha256 else { throw CircleKitError.refused("the download is not the stored file") }
+            guard Base64URL.encode(Array(hasher.finalize())) == entry.sha256 else { throw ProtocolError.refused("the download is not the stored file") }
             try out.synchronize()
             try out.close()
             _ = try? FileManager.default.removeItem(atPath: path)
@@ -218,7 +219,7 @@ extension CircleAPI {
         let response = try await bytes(.GET, path, headers: [:], body: nil)
         do {
             for try await buffer in response.body { try each(buffer) }
-        } catch let error as CircleKitError {
+        } catch let error as ProtocolError {
             throw error
         } catch {
             throw CircleAPIError(status: 0, slug: "transport", detail: "\(error)")

@@ -1,5 +1,6 @@
 import CircleCore
 import CircleCrypto
+import CircleProtocol
 import Crypto
 import Foundation
 import Logging
@@ -183,7 +184,7 @@ public actor ChatClient {
     }
 
     func requireSession() throws {
-        guard state.token != nil else { throw CircleKitError.malformed("not signed in: run `circle login`") }
+        guard state.token != nil else { throw ProtocolError.malformed("not signed in: run `circle login`") }
     }
 
     // MARK: Directory and pins
@@ -199,7 +200,7 @@ public actor ChatClient {
         _ = try KeyChecks.x25519PublicKey(x25519)
         guard KeyChecks.verify(signature: try Base64URL.bytes(entry.kxCert, "kxCert"),
                                message: CircleLabels.kxCertMessage(userId: entry.userId, x25519Public: x25519), publicKey: identity) else {
-            throw CircleKitError.badSignature("the kx-cert of \(entry.username)")
+            throw ProtocolError.badSignature("the kx-cert of \(entry.username)")
         }
         directory[entry.userId] = entry
         return entry

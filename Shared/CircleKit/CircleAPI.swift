@@ -1,5 +1,6 @@
 import AsyncHTTPClient
 import CircleCore
+import CircleProtocol
 import Foundation
 import NIOCore
 import NIOFoundationCompat
@@ -184,7 +185,7 @@ public enum APITypes {
 extension Base64URL {
     /// Decodes or throws a clear error naming what was malformed.
     static func bytes(_ text: String, _ what: String) throws -> [UInt8] {
-        guard let data = decode(text) else { throw CircleKitError.malformed("\(what) is not base64url") }
+        guard let data = decode(text) else { throw ProtocolError.malformed("\(what) is not base64url") }
         return Array(data)
     }
 }

@@ -1,4 +1,5 @@
 import CircleCore
+import CircleProtocol
 import Crypto
 import Foundation
 
@@ -126,17 +127,17 @@ struct ChainAddress: Hashable {
 public enum StateFile {
     public static func load(_ path: String) throws -> DeviceState {
         guard FileManager.default.fileExists(atPath: path) else {
-            throw CircleKitError.malformed("no device state at \(path): run `circle login` or `circle register` first")
+            throw ProtocolError.malformed("no device state at \(path): run `circle login` or `circle register` first")
         }
         let attributes = try FileManager.default.attributesOfItem(atPath: path)
         if let mode = attributes[.posixPermissions] as? NSNumber, mode.intValue & 0o077 != 0 {
-            throw CircleKitError.malformed("\(path) is readable by others (mode \(String(mode.intValue, radix: 8))): chmod 600 it")
+            throw ProtocolError.malformed("\(path) is readable by others (mode \(String(mode.intValue, radix: 8))): chmod 600 it")
         }
         let data = try Data(contentsOf: URL(fileURLWithPath: path))
         do {
             return try JSONDecoder().decode(DeviceState.self, from: data)
         } catch {
-            throw CircleKitError.malformed("\(path) is not a Circle device state: \(error)")
+            throw ProtocolError.malformed("\(path) is not a Circle device state: \(error)")
         }
     }
 
@@ -149,7 +150,7 @@ public enum StateFile {
         try FileManager.default.createDirectory(at: folder, withIntermediateDirectories: true, attributes: [.posixPermissions: 0o700])
         let temporary = folder.appendingPathComponent(".\(url.lastPathComponent).\(UUID().uuidString).tmp").path
         let fd = open(temporary, O_WRONLY | O_CREAT | O_EXCL, 0o600)
-        guard fd >= 0 else { throw CircleKitError.malformed("cannot write \(temporary): errno \(errno)") }
+        guard fd >= 0 else { throw ProtocolError.malformed("cannot write \(temporary): errno \(errno)") }
         var ok = data.withUnsafeBytes { buffer -> Bool in
             var offset = 0
             while offset < buffer.count {
@@ -163,7 +164,7 @@ public enum StateFile {
         close(fd)
         guard ok, rename(temporary, path) == 0 else {
             unlink(temporary)
-            throw CircleKitError.malformed("cannot save the device state to \(path): errno \(errno)")
+            throw ProtocolError.malformed("cannot save the device state to \(path): errno \(errno)")
         }
         let folderFD = open(folder.path, O_RDONLY)
         if folderFD >= 0 {

@@ -1,3 +1,4 @@
+import CircleProtocol
 import Crypto
 import Foundation
 
@@ -38,12 +39,12 @@ public enum CircleHPKE {
         }
 
         public func open(_ ciphertext: [UInt8], aad: [UInt8], sequence: UInt64) throws -> [UInt8] {
-            guard ciphertext.count >= 16 else { throw CircleKitError.decryptionFailed }
+            guard ciphertext.count >= 16 else { throw ProtocolError.decryptionFailed }
             let box = try AES.GCM.SealedBox(nonce: AES.GCM.Nonce(data: nonce(sequence)), ciphertext: ciphertext.dropLast(16), tag: ciphertext.suffix(16))
             do {
                 return Array(try AES.GCM.open(box, using: SymmetricKey(data: key), authenticating: aad))
             } catch {
-                throw CircleKitError.decryptionFailed
+                throw ProtocolError.decryptionFailed
             }
         }
     }
@@ -74,7 +75,7 @@ public enum CircleHPKE {
     static func dh(_ privateKey: Curve25519.KeyAgreement.PrivateKey, _ publicKey: [UInt8]) throws -> [UInt8] {
         let peer = try Curve25519.KeyAgreement.PublicKey(rawRepresentation: publicKey)
         let shared = try privateKey.sharedSecretFromKeyAgreement(with: peer).withUnsafeBytes { Array($0) }
-        guard shared.contains(where: { $0 != 0 }) else { throw CircleKitError.weakKey("the X25519 result is all zero") }
+        guard shared.contains(where: { $0 != 0 }) else { throw ProtocolError.weakKey("the X25519 result is all zero") }
         return shared
     }
 
@@ -107,7 +108,7 @@ public enum CircleHPKE {
 
     /// SetupBaseR: the recipient's context from `enc`.
     public static func setupRecipient(enc: [UInt8], recipient: Curve25519.KeyAgreement.PrivateKey, info: [UInt8]) throws -> Context {
-        guard enc.count == 32 else { throw CircleKitError.malformed("enc must be 32 bytes") }
+        guard enc.count == 32 else { throw ProtocolError.malformed("enc must be 32 bytes") }
         let dh = try dh(recipient, enc)
         let kemContext = enc + Array(recipient.publicKey.rawRepresentation)
         return keySchedule(sharedSecret: extractAndExpand(dh: dh, kemContext: kemContext), info: info)

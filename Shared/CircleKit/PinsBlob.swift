@@ -1,4 +1,5 @@
 import CircleCore
+import CircleProtocol
 import Crypto
 import Foundation
 
@@ -30,7 +31,7 @@ public enum PinsBlob {
         do {
             plaintext = try AES.GCM.open(try AES.GCM.SealedBox(combined: blob), using: key(vaultMasterKey), authenticating: aad(userId: userId, version: version))
         } catch {
-            throw CircleKitError.decryptionFailed
+            throw ProtocolError.decryptionFailed
         }
         return try JSONDecoder().decode([String: DeviceState.Pin].self, from: plaintext)
     }
@@ -86,6 +87,6 @@ extension ChatClient {
                 continue
             }
         }
-        throw CircleKitError.refused("the pins kept changing on another device; try again")
+        throw ProtocolError.refused("the pins kept changing on another device; try again")
     }
 }

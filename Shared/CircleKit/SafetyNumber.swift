@@ -1,3 +1,4 @@
+import CircleProtocol
 import Crypto
 
 /// Safety numbers (PROTOCOL 3): what two members compare to know they see each

@@ -1,4 +1,5 @@
 import CircleCore
+import CircleProtocol
 import Crypto
 import CryptoExtras
 import Foundation
@@ -24,8 +25,8 @@ public struct VaultMetadata: Sendable, Equatable, Codable {
 
     func encoded() throws -> [UInt8] {
         let nameBytes = Array(name.utf8), typeBytes = Array(type.utf8)
-        guard !nameBytes.isEmpty, nameBytes.count <= Self.maximumName else { throw CircleKitError.malformed("a file name is 1 to \(Self.maximumName) bytes") }
-        guard typeBytes.count <= Self.maximumType else { throw CircleKitError.malformed("a media type is at most \(Self.maximumType) bytes") }
+        guard !nameBytes.isEmpty, nameBytes.count <= Self.maximumName else { throw ProtocolError.malformed("a file name is 1 to \(Self.maximumName) bytes") }
+        guard typeBytes.count <= Self.maximumType else { throw ProtocolError.malformed("a media type is at most \(Self.maximumType) bytes") }
         var writer = ByteWriter()
         writer.u8(1)
         writer.field(nameBytes)
@@ -36,15 +37,15 @@ public struct VaultMetadata: Sendable, Equatable, Codable {
     }
 
     static func decode(_ bytes: [UInt8]) throws -> VaultMetadata {
-        guard bytes.count % bucket == 0 else { throw CircleKitError.malformed("metadata is not padded") }
+        guard bytes.count % bucket == 0 else { throw ProtocolError.malformed("metadata is not padded") }
         var reader = ByteReader(bytes)
-        guard try reader.u8() == 1 else { throw CircleKitError.malformed("unknown metadata version") }
+        guard try reader.u8() == 1 else { throw ProtocolError.malformed("unknown metadata version") }
         let name = try reader.field(maxLength: maximumName), type = try reader.field(maxLength: maximumType)
         let size = try reader.u64()
         let used = 1 + 2 + name.count + 2 + type.count + 8
-        guard bytes[used...].allSatisfy({ $0 == 0 }), used + bucket > bytes.count else { throw CircleKitError.malformed("non-zero metadata padding") }
+        guard bytes[used...].allSatisfy({ $0 == 0 }), used + bucket > bytes.count else { throw ProtocolError.malformed("non-zero metadata padding") }
         guard let nameText = String(validating: name, as: UTF8.self), let typeText = String(validating: type, as: UTF8.self), !nameText.isEmpty else {
-            throw CircleKitError.malformed("metadata is not UTF-8")
+            throw ProtocolError.malformed("metadata is not UTF-8")
         }
         return VaultMetadata(name: nameText, type: typeText, size: size)
     }
@@ -65,7 +66,7 @@ public struct VaultMetadata: Sendable, Equatable, Codable {
         do {
             plain = Array(try AES.GCM.open(try AES.GCM.SealedBox(combined: sealed), using: key(fileKey), authenticating: fileId))
         } catch {
-            throw CircleKitError.decryptionFailed
+            throw ProtocolError.decryptionFailed
         }
         return try decode(plain)
     }
@@ -74,11 +75,11 @@ public struct VaultMetadata: Sendable, Equatable, Codable {
 /// The keys around a vault file (PROTOCOL 9.3–9.4): the owner's wrap under the vault master key,
 /// and a share link's wrap under a key only the link (and its password) can rebuild.
 public enum VaultKeys {
-    public static let fileIdSize = 16
-    public static let linkIdSize = 16
-    public static let linkKeySize = 32
-    public static let linkSaltSize = 16
-    public static let linkIterations = 600_000
+    public static let fileIdSize = VaultFormat.fileIdSize
+    public static let linkIdSize = VaultFormat.linkIdSize
+    public static let linkKeySize = VaultFormat.linkKeySize
+    public static let linkSaltSize = VaultFormat.linkSaltSize
+    public static let linkIterations = VaultFormat.linkIterations
     static let wrapLabel = Array("circle/v1/vault/wrap".utf8)
     static let linkLabel = Array("circle/v1/vault/link".utf8)
     static let linkUnwrapLabel = Array("circle/v1/vault/link-unwrap".utf8)
@@ -93,7 +94,7 @@ public enum VaultKeys {
         do {
             return Array(try AES.GCM.open(try AES.GCM.SealedBox(combined: sealed), using: key, authenticating: aad))
         } catch {
-            throw CircleKitError.decryptionFailed
+            throw ProtocolError.decryptionFailed
         }
     }
 
@@ -108,7 +109,7 @@ public enum VaultKeys {
 
     public static func unwrap(_ wrapped: [UInt8], owner: String, fileId: [UInt8], vaultMasterKey: [UInt8]) throws -> [UInt8] {
         let key = try open(wrapped, key: wrapKey(vaultMasterKey), aad: Array(owner.utf8) + fileId)
-        guard key.count == 32 else { throw CircleKitError.malformed("a file key is 32 bytes") }
+        guard key.count == 32 else { throw ProtocolError.malformed("a file key is 32 bytes") }
         return key
     }
 
@@ -123,12 +124,12 @@ public enum VaultKeys {
     }
 
     public static func linkSecrets(linkKey: [UInt8], password: String?, salt: [UInt8]?, iterations: Int = linkIterations) throws -> LinkSecrets {
-        guard linkKey.count == linkKeySize else { throw CircleKitError.malformed("a link key is 32 bytes") }
+        guard linkKey.count == linkKeySize else { throw ProtocolError.malformed("a link key is 32 bytes") }
         var material = linkKey
         if let password {
-            guard let salt, salt.count == linkSaltSize else { throw CircleKitError.malformed("a link password needs a 16-byte salt") }
+            guard let salt, salt.count == linkSaltSize else { throw ProtocolError.malformed("a link password needs a 16-byte salt") }
             guard iterations >= linkIterations, iterations <= LoginKeys.maximumIterations else {
-                throw CircleKitError.refusedKDF("a link password needs \(linkIterations) to \(LoginKeys.maximumIterations) PBKDF2 iterations")
+                throw ProtocolError.refusedKDF("a link password needs \(linkIterations) to \(LoginKeys.maximumIterations) PBKDF2 iterations")
             }
             let normalized = Array(password.precomposedStringWithCanonicalMapping.utf8)
             let stretched = try KDF.Insecure.PBKDF2.deriveKey(from: normalized, salt: salt, using: .sha256, outputByteCount: 32, unsafeUncheckedRounds: iterations)
@@ -147,7 +148,7 @@ public enum VaultKeys {
 
     public static func unwrapFromLink(_ wrapped: [UInt8], linkId: [UInt8], secrets: LinkSecrets) throws -> [UInt8] {
         let key = try open(wrapped, key: SymmetricKey(data: secrets.unwrapKey), aad: linkLabel + linkId)
-        guard key.count == 32 else { throw CircleKitError.malformed("a file key is 32 bytes") }
+        guard key.count == 32 else { throw ProtocolError.malformed("a file key is 32 bytes") }
         return key
     }
 }

@@ -1,4 +1,5 @@
 import CircleCore
+import CircleProtocol
 import Crypto
 import Foundation
 
@@ -8,46 +9,17 @@ import Foundation
 /// and the nonce `u88(counter) || u8(last)` (age's STREAM). Truncation, reordering, chunks moved
 /// between files, data after the final chunk and a final flag mid-stream all fail to open.
 public enum VaultStream {
-    public static let version: UInt8 = 1
-    public static let chunkSize = 64 * 1024
-    public static let tagSize = 16
-    public static let saltSize = 16
-    public static let headerSize = 1 + saltSize
+    public static let version = VaultFormat.version
+    public static let chunkSize = VaultFormat.chunkSize
+    public static let tagSize = VaultFormat.tagSize
+    public static let saltSize = VaultFormat.saltSize
+    public static let headerSize = VaultFormat.headerSize
     static let payloadLabel = Array("circle/v1/vault/payload".utf8)
 
-    /// Padmé (Nikitin et al., 2019): rounds `length` up so that only the top bits of its
-    /// exponent-sized mantissa remain; at most 12% larger, and the length leaks O(log log n) bits.
-    public static func padme(_ length: UInt64) -> UInt64 {
-        guard length >= 2 else { return length }
-        let e = UInt64(63 - length.leadingZeroBitCount)            // floor(log2 L)
-        let s = UInt64(64 - e.leadingZeroBitCount)                 // floor(log2 E) + 1
-        let lastBits = e - s
-        let mask: UInt64 = (1 << lastBits) - 1
-        return (length + mask) & ~mask
-    }
-
-    /// Chunks in a stream of `paddedLength` plaintext bytes (an empty file has one empty chunk).
-    public static func chunkCount(paddedLength: UInt64) -> UInt64 {
-        max(1, (paddedLength + UInt64(chunkSize) - 1) / UInt64(chunkSize))
-    }
-
-    /// The stored size of a file whose content is `size` bytes.
-    public static func ciphertextLength(size: UInt64) -> UInt64 {
-        let padded = padme(size)
-        return UInt64(headerSize) + padded + UInt64(tagSize) * chunkCount(paddedLength: padded)
-    }
-
-    /// Whether some stream has exactly this length: whole chunks and a Padmé length inside (the
-    /// server refuses uploads of other lengths).
-    public static func isValidLength(_ length: UInt64) -> Bool {
-        guard length >= UInt64(headerSize + tagSize) else { return false }
-        let body = length - UInt64(headerSize)
-        let full = UInt64(chunkSize + tagSize)
-        let chunks = max(1, (body + full - 1) / full)
-        guard body >= chunks * UInt64(tagSize) else { return false }
-        let padded = body - chunks * UInt64(tagSize)
-        return chunkCount(paddedLength: padded) == chunks && padme(padded) == padded
-    }
+    public static func padme(_ length: UInt64) -> UInt64 { VaultFormat.padme(length) }
+    public static func chunkCount(paddedLength: UInt64) -> UInt64 { VaultFormat.chunkCount(paddedLength: paddedLength) }
+    public static func ciphertextLength(size: UInt64) -> UInt64 { VaultFormat.ciphertextLength(size: size) }
+    public static func isValidLength(_ length: UInt64) -> Bool { VaultFormat.isValidLength(length) }
 
     static func payloadKey(fileKey: [UInt8], salt: [UInt8]) -> SymmetricKey {
         HKDF<SHA256>.deriveKey(inputKeyMaterial: SymmetricKey(data: fileKey), salt: salt,
@@ -87,7 +59,7 @@ public struct VaultStreamSealer: Sendable {
     /// The sealed chunks completed by this piece (possibly none).
     public mutating func seal(_ content: some Collection<UInt8>) throws -> [UInt8] {
         consumed += UInt64(content.count)
-        guard consumed <= size else { throw CircleKitError.malformed("more content than the announced size") }
+        guard consumed <= size else { throw ProtocolError.malformed("more content than the announced size") }
         var out: [UInt8] = []
         var rest = content[...]
         while !rest.isEmpty {
@@ -102,7 +74,7 @@ public struct VaultStreamSealer: Sendable {
 
     /// The remaining chunks: the content's tail, the zeros of the padding, the final flag.
     public mutating func finish() throws -> [UInt8] {
-        guard consumed == size else { throw CircleKitError.malformed("\(size - consumed) bytes of content missing") }
+        guard consumed == size else { throw ProtocolError.malformed("\(size - consumed) bytes of content missing") }
         var out: [UInt8] = []
         var remainingPadding = paddedLength - size
         repeat {
@@ -146,12 +118,12 @@ public struct VaultStreamOpener: Sendable {
 
     /// Plaintext content made available by this piece.
     public mutating func open(_ bytes: some Collection<UInt8>) throws -> [UInt8] {
-        guard !isComplete || bytes.isEmpty else { throw CircleKitError.malformed("data after the final chunk") }
+        guard !isComplete || bytes.isEmpty else { throw ProtocolError.malformed("data after the final chunk") }
         buffer += bytes
         var out: [UInt8] = []
         if key == nil {
             guard buffer.count >= VaultStream.headerSize else { return out }
-            guard buffer[0] == VaultStream.version else { throw CircleKitError.malformed("unknown vault format version \(buffer[0])") }
+            guard buffer[0] == VaultStream.version else { throw ProtocolError.malformed("unknown vault format version \(buffer[0])") }
             key = VaultStream.payloadKey(fileKey: fileKey, salt: Array(buffer[1..<VaultStream.headerSize]))
             buffer.removeFirst(VaultStream.headerSize)
         }
@@ -164,7 +136,7 @@ public struct VaultStreamOpener: Sendable {
             buffer.removeFirst(sealedLength)
         }
         if counter == chunks {
-            guard buffer.isEmpty else { throw CircleKitError.malformed("data after the final chunk") }
+            guard buffer.isEmpty else { throw ProtocolError.malformed("data after the final chunk") }
             isComplete = true
         }
         return out
@@ -172,7 +144,7 @@ public struct VaultStreamOpener: Sendable {
 
     /// Fails unless the whole stream, final chunk included, verified.
     public func finish() throws {
-        guard isComplete else { throw CircleKitError.malformed("the file is incomplete (its final chunk never verified)") }
+        guard isComplete else { throw ProtocolError.malformed("the file is incomplete (its final chunk never verified)") }
     }
 
     private mutating func openChunk(_ sealed: [UInt8], last: Bool) throws -> [UInt8] {
@@ -182,13 +154,13 @@ public struct VaultStreamOpener: Sendable {
                                             ciphertext: sealed.dropLast(VaultStream.tagSize), tag: sealed.suffix(VaultStream.tagSize))
             plain = Array(try AES.GCM.open(box, using: key!))
         } catch {
-            throw CircleKitError.decryptionFailed
+            throw ProtocolError.decryptionFailed
         }
         counter += 1
         // Content first, then the padding zeros, which are checked and dropped.
         let start = (counter - 1) * UInt64(VaultStream.chunkSize)
         let contentInChunk = Int(min(UInt64(plain.count), size > start ? size - start : 0))
-        guard plain[contentInChunk...].allSatisfy({ $0 == 0 }) else { throw CircleKitError.malformed("non-zero padding") }
+        guard plain[contentInChunk...].allSatisfy({ $0 == 0 }) else { throw ProtocolError.malformed("non-zero padding") }
         produced += UInt64(contentInChunk)
         return Array(plain[0..<contentInChunk])
     }

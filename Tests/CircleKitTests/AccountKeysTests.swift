@@ -1,5 +1,6 @@
 import CircleCore
 import CircleKit
+import CircleProtocol
 import Crypto
 import Foundation
 import Testing
@@ -16,7 +17,7 @@ struct AccountKeysTests {
         LoginKeys.KDFParameters(name: "PBKDF2-SHA256", iterations: 50_000_000),
     ])
     func refusesWeakKDF(_ kdf: LoginKeys.KDFParameters) {
-        #expect(throws: CircleKitError.self) {
+        #expect(throws: ProtocolError.self) {
             try LoginKeys.derive(password: "correct horse", serverId: "s", username: "ann", serverSalt: Self.serverSalt, kdf: kdf)
         }
     }
@@ -52,26 +53,26 @@ struct AccountKeysTests {
         let opened = try KeyBundle.open(sealed, with: kek, userId: userId, label: KeyBundle.bundleLabel, identityPublic: identityPublic, x25519Public: x25519Public)
         #expect(opened.vaultMasterKey == bundle.vaultMasterKey)
 
-        #expect(throws: CircleKitError.decryptionFailed) {
+        #expect(throws: ProtocolError.decryptionFailed) {
             try KeyBundle.open(sealed, with: SecureRandom.bytes(32), userId: userId, label: KeyBundle.bundleLabel, identityPublic: identityPublic, x25519Public: x25519Public)
         }
         // Another user's associated data: the server swapped bundles between accounts.
-        #expect(throws: CircleKitError.decryptionFailed) {
+        #expect(throws: ProtocolError.decryptionFailed) {
             try KeyBundle.open(sealed, with: kek, userId: UUID().uuidString.lowercased(), label: KeyBundle.bundleLabel, identityPublic: identityPublic, x25519Public: x25519Public)
         }
         // The recovery copy's label does not open the main copy.
-        #expect(throws: CircleKitError.decryptionFailed) {
+        #expect(throws: ProtocolError.decryptionFailed) {
             try KeyBundle.open(sealed, with: kek, userId: userId, label: KeyBundle.recoveryLabel, identityPublic: identityPublic, x25519Public: x25519Public)
         }
         // Private keys that do not match the published public keys.
         let other = KeyBundle()
-        #expect(throws: CircleKitError.self) {
+        #expect(throws: ProtocolError.self) {
             try KeyBundle.open(sealed, with: kek, userId: userId, label: KeyBundle.bundleLabel,
                                identityPublic: Array(other.identity.publicKey.rawRepresentation), x25519Public: x25519Public)
         }
         var flipped = sealed
         flipped[20] ^= 1
-        #expect(throws: CircleKitError.decryptionFailed) {
+        #expect(throws: ProtocolError.decryptionFailed) {
             try KeyBundle.open(flipped, with: kek, userId: userId, label: KeyBundle.bundleLabel, identityPublic: identityPublic, x25519Public: x25519Public)
         }
     }

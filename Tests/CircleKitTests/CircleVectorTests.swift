@@ -4,6 +4,7 @@ import Crypto
 import Foundation
 import Testing
 @testable import CircleKit
+@testable import CircleProtocol
 
 /// Test vectors for every Circle construction (PROTOCOL.md), made by CircleKit from fixed keys
 /// and nonces and committed as Tests/Vectors/circle-v1.json, so other implementations (the

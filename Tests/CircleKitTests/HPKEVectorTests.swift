@@ -1,5 +1,6 @@
 import CircleCore
 import CircleKit
+import CircleProtocol
 import Crypto
 import Foundation
 import Testing
@@ -92,13 +93,13 @@ struct HPKEVectorTests {
         let recipient = Curve25519.KeyAgreement.PrivateKey()
         let info = Array("info".utf8)
         let sealed = try CircleHPKE.seal([1, 2, 3], to: Array(recipient.publicKey.rawRepresentation), info: info, aad: [9])
-        #expect(throws: CircleKitError.decryptionFailed) { try CircleHPKE.open(sealed.ciphertext, enc: sealed.enc, recipient: recipient, info: Array("other".utf8), aad: [9]) }
-        #expect(throws: CircleKitError.decryptionFailed) { try CircleHPKE.open(sealed.ciphertext, enc: sealed.enc, recipient: recipient, info: info, aad: [8]) }
-        #expect(throws: CircleKitError.decryptionFailed) { try CircleHPKE.open(sealed.ciphertext, enc: sealed.enc, recipient: .init(), info: info, aad: [9]) }
+        #expect(throws: ProtocolError.decryptionFailed) { try CircleHPKE.open(sealed.ciphertext, enc: sealed.enc, recipient: recipient, info: Array("other".utf8), aad: [9]) }
+        #expect(throws: ProtocolError.decryptionFailed) { try CircleHPKE.open(sealed.ciphertext, enc: sealed.enc, recipient: recipient, info: info, aad: [8]) }
+        #expect(throws: ProtocolError.decryptionFailed) { try CircleHPKE.open(sealed.ciphertext, enc: sealed.enc, recipient: .init(), info: info, aad: [9]) }
         for index in sealed.ciphertext.indices {
             var flipped = sealed.ciphertext
             flipped[index] ^= 0x01
-            #expect(throws: CircleKitError.decryptionFailed) { try CircleHPKE.open(flipped, enc: sealed.enc, recipient: recipient, info: info, aad: [9]) }
+            #expect(throws: ProtocolError.decryptionFailed) { try CircleHPKE.open(flipped, enc: sealed.enc, recipient: recipient, info: info, aad: [9]) }
         }
         // enc = a point of small order: the shared secret would be all zero.
         #expect(throws: (any Error).self) { try CircleHPKE.open(sealed.ciphertext, enc: [UInt8](repeating: 0, count: 32), recipient: recipient, info: info, aad: [9]) }

@@ -1,5 +1,6 @@
 import CircleCore
 import CircleKit
+import CircleProtocol
 import Crypto
 import Foundation
 import Testing

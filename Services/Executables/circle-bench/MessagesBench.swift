@@ -1,5 +1,6 @@
 import ArgumentParser
 import CircleKit
+import CircleProtocol
 import Foundation
 
 /// End-to-end messages: sent over HTTP, persisted, delivered over the WebSocket, verified and

@@ -1,7 +1,7 @@
 import ArgumentParser
 import CircleConfig
 import CircleHTTP
-import Cleanup
+import CleanupHTTP
 
 @main
 struct CleanupCommand: AsyncParsableCommand {

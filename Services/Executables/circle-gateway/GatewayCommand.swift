@@ -1,7 +1,7 @@
 import ArgumentParser
 import CircleConfig
 import CircleHTTP
-import Gateway
+import GatewayHTTP
 
 @main
 struct GatewayCommand: AsyncParsableCommand {

@@ -1,7 +1,7 @@
 import ArgumentParser
 import CircleConfig
 import CircleHTTP
-import Messaging
+import MessagingHTTP
 
 @main
 struct MessagingCommand: AsyncParsableCommand {

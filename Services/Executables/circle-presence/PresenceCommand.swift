@@ -1,7 +1,7 @@
 import ArgumentParser
 import CircleConfig
 import CircleHTTP
-import Presence
+import PresenceHTTP
 
 @main
 struct PresenceCommand: AsyncParsableCommand {

@@ -1,7 +1,7 @@
 import ArgumentParser
 import CircleConfig
 import CircleHTTP
-import Signaling
+import SignalingHTTP
 
 @main
 struct SignalingCommand: AsyncParsableCommand {

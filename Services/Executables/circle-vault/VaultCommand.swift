@@ -1,7 +1,7 @@
 import ArgumentParser
 import CircleConfig
 import CircleHTTP
-import Vault
+import VaultHTTP
 
 @main
 struct VaultCommand: AsyncParsableCommand {

@@ -1,5 +1,6 @@
 import ArgumentParser
 import CircleKit
+import CircleProtocol
 import Foundation
 
 struct ChatCommand: AsyncParsableCommand {

@@ -1,5 +1,6 @@
 import ArgumentParser
 import CircleKit
+import CircleProtocol
 import Foundation
 
 /// Where a client keeps its device state, and how it reads a password.

@@ -5,7 +5,8 @@ import CircleHTTP
 import CircleStore
 import Configuration
 import Foundation
-import Gateway
+import GatewayHTTP
+import GatewayStore
 import Logging
 
 struct InviteCommand: AsyncParsableCommand {

@@ -3,7 +3,8 @@ import ArgumentParser
 import CircleConfig
 import CircleHTTP
 import Foundation
-import Gateway
+import GatewayHTTP
+import GatewayStore
 import NIOCore
 
 struct ServeCommand: AsyncParsableCommand {

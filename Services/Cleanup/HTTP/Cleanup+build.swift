@@ -1,0 +1,23 @@
+import CircleConfig
+import CircleCore
+import CircleHTTP
+import CleanupCore
+import Configuration
+import Hummingbird
+
+/// Builds the cleanup service: expiry sweeps, retention and the destruction protocol (ARCHITECTURE 1, 8).
+public func buildCleanup(_ environment: ServiceEnvironment, eventRetention: Duration, vault: VaultSettings) async throws -> ServiceModule {
+    let sweeper = EventLogSweeper(store: environment.store, clock: environment.clock, logger: environment.logger, retention: eventRetention)
+    let expiry = ExpiredMessageSweeper(store: environment.store, clock: environment.clock, logger: environment.logger)
+    let files = VaultSweeper(store: environment.store, clock: environment.clock, logger: environment.logger, settings: vault)
+    return ServiceModule(name: .cleanup, services: [sweeper, expiry, files]) { _ in }
+}
+
+/// The cleanup service as its own process (`circle-cleanup`).
+public func buildCleanupServer(reader: ConfigReader) async throws -> CircleServer {
+    let retention = try SettingsLoader.loadEventRetention(from: reader)
+    let vault = try SettingsLoader.loadVault(from: reader)
+    return try await ServerBuilder.buildServiceServer(.cleanup, reader: reader) { environment in
+        try await buildCleanup(environment, eventRetention: retention, vault: vault)
+    }
+}

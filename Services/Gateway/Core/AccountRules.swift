@@ -1,0 +1,97 @@
+import CircleCore
+import CircleCrypto
+import Foundation
+import GatewayStore
+
+/// The shape rules of account data, checked before anything is stored.
+package enum AccountRules {
+    /// PBKDF2-SHA256 with this many iterations; clients refuse anything weaker (PROTOCOL 2).
+    package static let kdfName = "PBKDF2-SHA256"
+    package static let kdfIterations = 600_000
+    package static let saltBytes = 32
+    package static let authKeyBytes = 32
+    package static let maxBundleBytes = 4096
+    package static let maxDisplayName = 64
+    package static let maxDeviceLabel = 64
+
+    /// Usernames: 3 to 32 characters of a-z, 0-9, `.`, `_` and `-`, starting with a letter or
+    /// digit; compared in lowercase.
+    package static func normalizeUsername(_ raw: String) throws -> String {
+        let name = raw.lowercased()
+        guard (3...32).contains(name.count) else {
+            throw Problem.invalidField("username", "must be 3 to 32 characters")
+        }
+        guard name.unicodeScalars.allSatisfy({ ("a"..."z").contains($0) || ("0"..."9").contains($0) || $0 == "." || $0 == "_" || $0 == "-" }),
+              let first = name.unicodeScalars.first, ("a"..."z").contains(first) || ("0"..."9").contains(first) else {
+            throw Problem.invalidField("username", "may use only a-z, 0-9, '.', '_' and '-', and must start with a letter or digit")
+        }
+        return name
+    }
+
+    /// Usernames as looked up (prelogin, login): normalized when well formed, else used as given,
+    /// so a malformed name is answered exactly like an unknown one.
+    package static func lookupName(_ raw: String) -> String {
+        (try? normalizeUsername(raw)) ?? String(raw.lowercased().prefix(64))
+    }
+
+    package static func displayName(_ raw: String) throws -> String {
+        let name = raw.trimmingCharacters(in: .whitespacesAndNewlines)
+        guard (1...maxDisplayName).contains(name.count) else {
+            throw Problem.invalidField("displayName", "must be 1 to \(maxDisplayName) characters")
+        }
+        guard !name.unicodeScalars.contains(where: { $0.properties.generalCategory == .control || $0.properties.generalCategory == .format }) else {
+            throw Problem.invalidField("displayName", "must not contain control or formatting characters")
+        }
+        return name
+    }
+
+    package static func deviceLabel(_ raw: String?) throws -> String {
+        let label = (raw ?? "").trimmingCharacters(in: .whitespacesAndNewlines)
+        guard label.count <= maxDeviceLabel,
+              !label.unicodeScalars.contains(where: { $0.properties.generalCategory == .control }) else {
+            throw Problem.invalidField("deviceLabel", "must be at most \(maxDeviceLabel) printable characters")
+        }
+        return label.isEmpty ? "unnamed device" : label
+    }
+
+    /// A user id is a lowercase UUID chosen by the client (it signs it into the kx-cert).
+    package static func userId(_ raw: String) throws -> String {
+        guard raw.count == 36, let uuid = UUID(uuidString: raw), uuid.uuidString.lowercased() == raw else {
+            throw Problem.invalidField("userId", "must be a lowercase UUID such as 0f8fad5b-d9cb-469f-a165-70867728950e")
+        }
+        return raw
+    }
+
+    package static func bytes(_ field: String, _ text: String, count: Int) throws -> [UInt8] {
+        guard let data = Base64URL.decode(text) else { throw Problem.invalidField(field, "must be unpadded base64url") }
+        guard data.count == count else { throw Problem.invalidField(field, "must be \(count) bytes (got \(data.count))") }
+        return Array(data)
+    }
+
+    package static func blob(_ field: String, _ text: String, max: Int = maxBundleBytes) throws -> [UInt8] {
+        guard let data = Base64URL.decode(text) else { throw Problem.invalidField(field, "must be unpadded base64url") }
+        guard (1...max).contains(data.count) else { throw Problem.invalidField(field, "must be 1 to \(max) bytes (got \(data.count))") }
+        return Array(data)
+    }
+
+    /// The public keys of a registration: an Ed25519 identity key and an X25519 key certified by it.
+    package static func publicKeys(userId: String, identityKey: String, x25519Key: String, kxCert: String) throws -> (identity: [UInt8], x25519: [UInt8], cert: [UInt8]) {
+        let identity = try bytes("identityKey", identityKey, count: 32)
+        let x25519 = try bytes("x25519Key", x25519Key, count: 32)
+        let cert = try bytes("kxCert", kxCert, count: 64)
+        do {
+            _ = try KeyChecks.ed25519PublicKey(identity)
+        } catch let error as KeyCheckError {
+            throw Problem.invalidField("identityKey", "\(error)")
+        }
+        do {
+            _ = try KeyChecks.x25519PublicKey(x25519)
+        } catch let error as KeyCheckError {
+            throw Problem.invalidField("x25519Key", "\(error)")
+        }
+        guard KeyChecks.verify(signature: cert, message: CircleLabels.kxCertMessage(userId: userId, x25519Public: x25519), publicKey: identity) else {
+            throw Problem.invalidField("kxCert", "does not verify: it must be the identity key's signature over \"circle/v1/kx-cert\" || userId || x25519Key")
+        }
+        return (identity, x25519, cert)
+    }
+}

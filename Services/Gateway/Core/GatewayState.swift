@@ -1,0 +1,89 @@
+import CircleBus
+import CircleConfig
+import CircleCore
+import CircleEvents
+import CircleHTTP
+import CircleStore
+import Foundation
+import GatewayStore
+import Hummingbird
+import Logging
+import SQLKit
+
+/// What the gateway's controllers share.
+package struct GatewayState: Sendable {
+    package let store: any DatabaseStore
+    package let events: EventPublisher
+    package let sessions: SessionValidator
+    package let crypto: AccountCrypto
+    package let throttle: LoginThrottle
+    package let settings: GatewaySettings
+    package let clock: any WallClock
+    package let logger: Logger
+    package let serverID: ServerIDCache
+    package let activity: SessionActivity
+
+    package init(store: any DatabaseStore, events: EventPublisher, sessions: SessionValidator, crypto: AccountCrypto, throttle: LoginThrottle, settings: GatewaySettings, clock: any WallClock, logger: Logger, serverID: ServerIDCache, activity: SessionActivity) {
+        self.store = store
+        self.events = events
+        self.sessions = sessions
+        self.crypto = crypto
+        self.throttle = throttle
+        self.settings = settings
+        self.clock = clock
+        self.logger = logger
+        self.serverID = serverID
+        self.activity = activity
+    }
+
+    /// The client's address for throttling and the session list.
+    package func address(_ request: Request, _ context: CircleRequestContext) -> String {
+        context.clientAddress(request, trustForwardedFor: settings.trustForwardedFor)
+    }
+
+    /// Creates a session inside the caller's transaction and logs `session.created` for the user.
+    package func createSession(userId: String, deviceLabel: String, ip: String, at now: Timestamp, in db: any SQLDatabase) async throws -> (token: String, sessionId: String, events: [UserEvent]) {
+        let token = SessionTokens.generate()
+        let sessionId = Base64URL.encode(SecureRandom.bytes(16))
+        try await AccountRepository.insertSession(id: sessionId, tokenHash: SessionTokens.hash(token), userId: userId, deviceLabel: deviceLabel, ip: ip, at: now, in: db)
+        let events = try await UserEventLog.append([
+            NewUserEvent(userId: userId, type: "session.created", data: EventData.json(SessionCreated(sessionId: sessionId, deviceLabel: deviceLabel, createdAt: now.millis))),
+        ], at: now, in: db)
+        return (token, sessionId, events)
+    }
+
+    /// Revokes sessions inside the caller's transaction, logging `session.revoked` for each.
+    package func revokeSessions(userId: String, only: String? = nil, except: String? = nil, at now: Timestamp, in db: any SQLDatabase) async throws -> (ids: [String], events: [UserEvent]) {
+        let ids = try await AccountRepository.revokeSessions(userId: userId, only: only, except: except, at: now, in: db)
+        let events = try await UserEventLog.append(ids.map {
+            NewUserEvent(userId: userId, type: "session.revoked", data: EventData.json(SessionRevoked(sessionId: $0)))
+        }, at: now, in: db)
+        return (ids, events)
+    }
+
+    /// After commit: tell every replica, then every socket.
+    package func announce(revoked: [String], events: [UserEvent]) async {
+        await sessions.announceRevoked(revoked)
+        await self.events.publish(events)
+    }
+}
+
+package struct SessionCreated: Codable, Sendable {
+    package let sessionId: String
+    package let deviceLabel: String
+    package let createdAt: Int64
+
+    package init(sessionId: String, deviceLabel: String, createdAt: Int64) {
+        self.sessionId = sessionId
+        self.deviceLabel = deviceLabel
+        self.createdAt = createdAt
+    }
+}
+package struct SessionRevoked: Codable, Sendable {
+    package let sessionId: String
+
+    package init(sessionId: String) {
+        self.sessionId = sessionId
+    }
+}
+

@@ -1,0 +1,65 @@
+import CircleBus
+import CircleCore
+import GatewayStore
+import Logging
+
+/// Backoff for failed logins, per username (existing or not) and per client address, shared by
+/// every replica (ARCHITECTURE 7). Never a lockout: after a few free failures each further one makes
+/// the next attempt wait longer, up to a cap, and waiting always lets the owner in again.
+package struct LoginThrottle: Sendable {
+    package let counters: any ExpiringCounters
+    package let logger: Logger
+    package var freeFailuresPerName = 5
+    package var freeFailuresPerAddress = 20
+    package var window: Duration = .seconds(3600)
+    package var maximumWait: Duration = .seconds(900)
+
+    package init(counters: any ExpiringCounters, logger: Logger, window: Duration = .seconds(3600), maximumWait: Duration = .seconds(900)) {
+        self.counters = counters
+        self.logger = logger
+        self.window = window
+        self.maximumWait = maximumWait
+    }
+
+    /// Throws 429 with Retry-After when either key is waiting out a backoff.
+    package func check(username: String, address: String) async throws {
+        var wait: Duration = .zero
+        for key in [nameKey(username), addressKey(address)].map(blockKey) {
+            if let left = try await counters.remaining(key) { wait = max(wait, left) }
+        }
+        if wait > .zero {
+            let seconds = Int((wait.components.seconds)) + (wait.components.attoseconds > 0 ? 1 : 0)
+            throw Problem.tooManyRequests(retryAfterSeconds: max(1, seconds))
+        }
+    }
+
+    /// Counts a failure and, past the free ones, starts a doubling backoff.
+    package func failed(username: String, address: String) async {
+        do {
+            let byName = try await counters.increment(nameKey(username), window: window)
+            if byName > freeFailuresPerName {
+                try await counters.block(blockKey(nameKey(username)), for: backoff(byName - freeFailuresPerName))
+            }
+            let byAddress = try await counters.increment(addressKey(address), window: window)
+            if byAddress > freeFailuresPerAddress {
+                try await counters.block(blockKey(addressKey(address)), for: backoff(byAddress - freeFailuresPerAddress))
+            }
+        } catch {
+            logger.warning("login throttle unavailable", metadata: ["error": "\(error)"])
+        }
+    }
+
+    /// A success clears the name's failures (not the address's).
+    package func succeeded(username: String) async {
+        try? await counters.reset([nameKey(username), blockKey(nameKey(username))])
+    }
+
+    package func backoff(_ excess: Int) -> Duration {
+        let seconds = 1 << min(excess - 1, 20)
+        return min(.seconds(seconds), maximumWait)
+    }
+
+    private func nameKey(_ username: String) -> String { "login:name:" + username }
+    private func addressKey(_ address: String) -> String { "login:addr:" + address }
+    private func blockKey(_ key: String) -> String { key + ":wait" }
+}

@@ -1,0 +1,176 @@
+import CircleCore
+import CircleHTTP
+import CircleStore
+import Foundation
+import GatewayCore
+import GatewayStore
+import Hummingbird
+import SQLKit
+
+/// `/api/v1/account/*`: the signed-in member's profile, sessions and password.
+struct AccountController: Sendable {
+    let state: GatewayState
+
+    struct Me: Codable, Sendable {
+        let userId: String
+        let username: String
+        let displayName: String
+        let isAdmin: Bool
+        let sessionId: String
+    }
+
+    struct SessionView: Codable, Sendable {
+        let id: String
+        let deviceLabel: String
+        let ip: String
+        let createdAt: Int64
+        let lastSeenAt: Int64
+        let current: Bool
+    }
+
+    struct Sessions: Codable, Sendable { let sessions: [SessionView] }
+    struct Revoked: Codable, Sendable { let revoked: [String] }
+
+    struct PasswordRequest: StrictDecodable, Sendable {
+        let currentAuthKey: String
+        let authKey: String
+        let salt: String
+        let bundle: String
+        let recoveryBundle: String?
+        let recoveryAuthKey: String?
+        static let allowedKeys: Set<String> = ["currentAuthKey", "authKey", "salt", "bundle", "recoveryBundle", "recoveryAuthKey"]
+    }
+
+    struct PasswordChanged: Codable, Sendable { let bundleVersion: Int64; let revoked: [String] }
+
+    func addRoutes(to router: Router<CircleRequestContext>) {
+        let group = router.group("/api/v1/account")
+        group.get("/me", use: me)
+        group.get("/sessions", use: sessions)
+        group.delete("/sessions/{id}", use: revoke)
+        group.post("/sessions/revoke-others", use: revokeOthers)
+        group.post("/password", use: changePassword)
+    }
+
+    @Sendable func me(request: Request, context: CircleRequestContext) async throws -> JSONResponse<Me> {
+        let identity = try context.requireIdentity()
+        await state.activity.seen(sessionId: identity.sessionId, ip: state.address(request, context))
+        guard let user = try await state.store.read({ db in try await AccountRepository.user(id: identity.userId, in: db) }) else {
+            throw Problem.unauthorized()
+        }
+        return JSONResponse(Me(userId: user.id, username: user.username, displayName: user.displayName, isAdmin: user.isAdmin, sessionId: identity.sessionId))
+    }
+
+    @Sendable func sessions(request: Request, context: CircleRequestContext) async throws -> JSONResponse<Sessions> {
+        let identity = try context.requireIdentity()
+        await state.activity.seen(sessionId: identity.sessionId, ip: state.address(request, context))
+        let records = try await state.store.read { db in try await AccountRepository.liveSessions(userId: identity.userId, in: db) }
+        return JSONResponse(Sessions(sessions: records.map {
+            SessionView(id: $0.id, deviceLabel: $0.deviceLabel, ip: $0.ip, createdAt: $0.createdAt, lastSeenAt: $0.lastSeenAt, current: $0.id == identity.sessionId)
+        }))
+    }
+
+    /// Revokes one of the caller's sessions; another user's session id is simply not found.
+    @Sendable func revoke(request: Request, context: CircleRequestContext) async throws -> Response {
+        let identity = try context.requireIdentity()
+        let sessionId = try context.parameters.require("id")
+        let now = state.clock.now()
+        let result = try await state.store.write { db in
+            try await state.revokeSessions(userId: identity.userId, only: sessionId, at: now, in: db)
+        }
+        guard !result.ids.isEmpty else { throw Problem.notFound("No such session.") }
+        await state.announce(revoked: result.ids, events: result.events)
+        return Response(status: .noContent)
+    }
+
+    @Sendable func revokeOthers(request: Request, context: CircleRequestContext) async throws -> JSONResponse<Revoked> {
+        let identity = try context.requireIdentity()
+        let now = state.clock.now()
+        let result = try await state.store.write { db in
+            try await state.revokeSessions(userId: identity.userId, except: identity.sessionId, at: now, in: db)
+        }
+        await state.announce(revoked: result.ids, events: result.events)
+        return JSONResponse(Revoked(revoked: result.ids))
+    }
+
+    /// Replaces the login secret and bundle after proving the current password; every other
+    /// session of the account ends.
+    @Sendable func changePassword(request: Request, context: CircleRequestContext) async throws -> JSONResponse<PasswordChanged> {
+        let identity = try context.requireIdentity()
+        let body = try await request.decodeJSON(as: PasswordRequest.self, context: context)
+        let current = Base64URL.decode(body.currentAuthKey).map(Array.init) ?? []
+        let authKey = try AccountRules.bytes("authKey", body.authKey, count: AccountRules.authKeyBytes)
+        let salt = try AccountRules.bytes("salt", body.salt, count: AccountRules.saltBytes)
+        let bundle = try AccountRules.blob("bundle", body.bundle)
+        let recoveryBundle = try body.recoveryBundle.map { try AccountRules.blob("recoveryBundle", $0) }
+        let recoveryAuthKey = try body.recoveryAuthKey.map { try AccountRules.bytes("recoveryAuthKey", $0, count: AccountRules.authKeyBytes) }
+        guard (recoveryBundle == nil) == (recoveryAuthKey == nil) else {
+            throw Problem.invalidField("recoveryBundle", "a new recovery bundle and recoveryAuthKey go together")
+        }
+        guard let user = try await state.store.read({ db in try await AccountRepository.user(id: identity.userId, in: db) }) else {
+            throw Problem.unauthorized()
+        }
+        let ip = state.address(request, context)
+        try await state.throttle.check(username: user.username, address: ip)
+        guard state.crypto.matches(authKey: current, stored: user.verifier) else {
+            await state.throttle.failed(username: user.username, address: ip)
+            throw Problem.forbidden("The current password is wrong.")
+        }
+        let crypto = state.crypto
+        let now = state.clock.now()
+        let result = try await state.store.write { db in
+            try await AccountRepository.replaceCredentials(
+                userId: user.id, verifier: crypto.verifier(for: authKey), salt: salt,
+                bundle: try crypto.wrap(bundle, userId: user.id, kind: .main),
+                recoveryBundle: try recoveryBundle.map { try crypto.wrap($0, userId: user.id, kind: .recovery) },
+                recoveryVerifier: recoveryAuthKey.map { crypto.verifier(for: $0) }, at: now, in: db
+            )
+            let revoked = try await state.revokeSessions(userId: user.id, except: identity.sessionId, at: now, in: db)
+            let changed = try await UserEventLog.append([NewUserEvent(userId: user.id, type: "account.password-changed", data: "{}")], at: now, in: db)
+            let version = try await AccountRepository.bundles(userId: user.id, in: db)?.version ?? 0
+            return (revoked.ids, revoked.events + changed, version)
+        }
+        await state.announce(revoked: result.0, events: result.1)
+        return JSONResponse(PasswordChanged(bundleVersion: result.2, revoked: result.0))
+    }
+}
+
+/// `/api/v1/directory/*`: members' public profiles and keys, for signed-in members.
+struct DirectoryController: Sendable {
+    let state: GatewayState
+
+    struct Entry: Codable, Sendable {
+        let userId: String
+        let username: String
+        let displayName: String
+        let identityKey: String
+        let x25519Key: String
+        let kxCert: String
+    }
+
+    func addRoutes(to router: Router<CircleRequestContext>) {
+        router.get("/api/v1/directory/users/{id}", use: byId)
+        router.get("/api/v1/directory/usernames/{name}", use: byName)
+    }
+
+    @Sendable func byId(request: Request, context: CircleRequestContext) async throws -> JSONResponse<Entry> {
+        _ = try context.requireIdentity()
+        let id = try context.parameters.require("id")
+        return try await entry { db in try await AccountRepository.user(id: id, in: db) }
+    }
+
+    @Sendable func byName(request: Request, context: CircleRequestContext) async throws -> JSONResponse<Entry> {
+        _ = try context.requireIdentity()
+        let name = AccountRules.lookupName(try context.parameters.require("name"))
+        return try await entry { db in try await AccountRepository.user(named: name, in: db) }
+    }
+
+    private func entry(_ find: @escaping @Sendable (any SQLDatabase) async throws -> UserRecord?) async throws -> JSONResponse<Entry> {
+        guard let user = try await state.store.read(find) else { throw Problem.notFound("No such member.") }
+        return JSONResponse(Entry(
+            userId: user.id, username: user.username, displayName: user.displayName,
+            identityKey: Base64URL.encode(user.identityKey), x25519Key: Base64URL.encode(user.x25519Key), kxCert: Base64URL.encode(user.kxCert)
+        ))
+    }
+}
+

@@ -1,0 +1,274 @@
+import CircleCore
+import CircleHTTP
+import CircleStore
+import Foundation
+import GatewayCore
+import GatewayStore
+import Hummingbird
+import SQLKit
+
+/// `/api/v1/auth/*`: prelogin, register, login, logout and recovery (PROTOCOL 2).
+struct AuthController: Sendable {
+    let state: GatewayState
+
+    struct PreloginRequest: StrictDecodable, Sendable {
+        let username: String
+        static let allowedKeys: Set<String> = ["username"]
+    }
+
+    struct KDF: Codable, Sendable { let name: String; let iterations: Int }
+
+    struct PreloginResponse: Codable, Sendable {
+        let serverId: String
+        let username: String
+        let salt: String
+        let kdf: KDF
+    }
+
+    struct RegisterRequest: StrictDecodable, Sendable {
+        let invite: String?
+        let userId: String
+        let username: String
+        let displayName: String
+        let authKey: String
+        let salt: String
+        let bundle: String
+        let recoveryBundle: String
+        let recoveryAuthKey: String
+        let identityKey: String
+        let x25519Key: String
+        let kxCert: String
+        let deviceLabel: String?
+        static let allowedKeys: Set<String> = [
+            "invite", "userId", "username", "displayName", "authKey", "salt", "bundle", "recoveryBundle",
+            "recoveryAuthKey", "identityKey", "x25519Key", "kxCert", "deviceLabel",
+        ]
+    }
+
+    struct LoginRequest: StrictDecodable, Sendable {
+        let username: String
+        let authKey: String
+        let deviceLabel: String?
+        static let allowedKeys: Set<String> = ["username", "authKey", "deviceLabel"]
+    }
+
+    struct Profile: Codable, Sendable {
+        let userId: String
+        let username: String
+        let displayName: String
+        let isAdmin: Bool
+    }
+
+    struct SessionResponse: Codable, Sendable {
+        let token: String
+        let sessionId: String
+        let user: Profile
+        let bundle: String
+        let bundleVersion: Int64
+    }
+
+    struct RecoveryRequest: StrictDecodable, Sendable {
+        let username: String
+        let recoveryAuthKey: String
+        static let allowedKeys: Set<String> = ["username", "recoveryAuthKey"]
+    }
+
+    struct RecoveryResponse: Codable, Sendable {
+        let userId: String
+        let recoveryBundle: String
+    }
+
+    struct RecoveryResetRequest: StrictDecodable, Sendable {
+        let username: String
+        let recoveryAuthKey: String
+        let authKey: String
+        let salt: String
+        let bundle: String
+        let recoveryBundle: String?
+        let newRecoveryAuthKey: String?
+        let deviceLabel: String?
+        static let allowedKeys: Set<String> = ["username", "recoveryAuthKey", "authKey", "salt", "bundle", "recoveryBundle", "newRecoveryAuthKey", "deviceLabel"]
+    }
+
+    func addRoutes(to router: Router<CircleRequestContext>) {
+        let group = router.group("/api/v1/auth")
+        group.post("/prelogin", use: prelogin)
+        group.post("/register", use: register)
+        group.post("/login", use: login)
+        group.post("/logout", use: logout)
+        group.post("/recovery", use: recovery)
+        group.post("/recovery/reset", use: recoveryReset)
+    }
+
+    /// Salt and KDF for a username; an unknown name gets a stable fake salt, indistinguishable.
+    @Sendable func prelogin(request: Request, context: CircleRequestContext) async throws -> JSONResponse<PreloginResponse> {
+        let body = try await request.decodeJSON(as: PreloginRequest.self, context: context)
+        let name = AccountRules.lookupName(body.username)
+        let user = try await state.store.read { db in try await AccountRepository.user(named: name, in: db) }
+        let salt = user?.salt ?? state.crypto.fakeSalt(forUsername: name)
+        return JSONResponse(PreloginResponse(
+            serverId: try await state.serverID.value(), username: name, salt: Base64URL.encode(salt),
+            kdf: KDF(name: AccountRules.kdfName, iterations: AccountRules.kdfIterations)
+        ))
+    }
+
+    @Sendable func register(request: Request, context: CircleRequestContext) async throws -> JSONResponse<SessionResponse> {
+        let body = try await request.decodeJSON(as: RegisterRequest.self, context: context)
+        let userId = try AccountRules.userId(body.userId)
+        let username = try AccountRules.normalizeUsername(body.username)
+        let displayName = try AccountRules.displayName(body.displayName)
+        let authKey = try AccountRules.bytes("authKey", body.authKey, count: AccountRules.authKeyBytes)
+        let salt = try AccountRules.bytes("salt", body.salt, count: AccountRules.saltBytes)
+        let bundle = try AccountRules.blob("bundle", body.bundle)
+        let recoveryBundle = try AccountRules.blob("recoveryBundle", body.recoveryBundle)
+        let recoveryAuthKey = try AccountRules.bytes("recoveryAuthKey", body.recoveryAuthKey, count: AccountRules.authKeyBytes)
+        let keys = try AccountRules.publicKeys(userId: userId, identityKey: body.identityKey, x25519Key: body.x25519Key, kxCert: body.kxCert)
+        let deviceLabel = try AccountRules.deviceLabel(body.deviceLabel)
+        let invite = body.invite?.trimmingCharacters(in: .whitespaces)
+        if state.settings.registration == .invite, (invite ?? "").isEmpty {
+            throw Problem.invalidField("invite", "registration needs an invite on this server")
+        }
+        let crypto = state.crypto
+        let ip = state.address(request, context)
+        let now = state.clock.now()
+        let result = try await state.store.write { db -> (String, String, Bool, [UserEvent]) in
+            // The invite first: without a usable one nobody learns whether a name is taken.
+            // Any later failure rolls back, leaving the invite unused.
+            var isAdmin = false
+            if let invite, !invite.isEmpty {
+                guard let grantsAdmin = try await AccountRepository.consumeInvite(code: invite, by: userId, at: now, in: db) else {
+                    throw Problem.gone("invite-unusable", "The invite is unknown, already used or expired.")
+                }
+                isAdmin = grantsAdmin
+            }
+            if try await AccountRepository.user(named: username, in: db) != nil {
+                throw Problem.conflict("The username is taken.")
+            }
+            if try await AccountRepository.user(id: userId, in: db) != nil {
+                throw Problem.conflict("The user id is taken; generate another.")
+            }
+            let user = UserRecord(
+                id: userId, username: username, displayName: displayName, verifier: crypto.verifier(for: authKey), salt: salt,
+                identityKey: keys.identity, x25519Key: keys.x25519, kxCert: keys.cert, isAdmin: isAdmin
+            )
+            try await AccountRepository.insertUser(
+                user,
+                bundle: try crypto.wrap(bundle, userId: userId, kind: .main),
+                recoveryBundle: try crypto.wrap(recoveryBundle, userId: userId, kind: .recovery),
+                recoveryVerifier: crypto.verifier(for: recoveryAuthKey), at: now, in: db
+            )
+            let session = try await state.createSession(userId: userId, deviceLabel: deviceLabel, ip: ip, at: now, in: db)
+            return (session.token, session.sessionId, isAdmin, session.events)
+        }
+        await state.events.publish(result.3)
+        state.logger.info("registered", metadata: ["user": "\(userId)", "admin": "\(result.2)"])
+        return JSONResponse(SessionResponse(
+            token: result.0, sessionId: result.1,
+            user: Profile(userId: userId, username: username, displayName: displayName, isAdmin: result.2),
+            bundle: body.bundle, bundleVersion: 1
+        ), status: .created)
+    }
+
+    @Sendable func login(request: Request, context: CircleRequestContext) async throws -> JSONResponse<SessionResponse> {
+        let body = try await request.decodeJSON(as: LoginRequest.self, context: context)
+        let name = AccountRules.lookupName(body.username)
+        let ip = state.address(request, context)
+        try await state.throttle.check(username: name, address: ip)
+        // A malformed key is answered like a wrong one.
+        let authKey = Base64URL.decode(body.authKey).map(Array.init) ?? []
+        let deviceLabel = try AccountRules.deviceLabel(body.deviceLabel)
+        let user = try await state.store.read { db in try await AccountRepository.user(named: name, in: db) }
+        guard state.crypto.matches(authKey: authKey, stored: user?.verifier), let user else {
+            await state.throttle.failed(username: name, address: ip)
+            state.logger.notice("login failed", metadata: ["ip": "\(ip)"])
+            throw Problem.unauthorized("The username or password is wrong.")
+        }
+        await state.throttle.succeeded(username: name)
+        let now = state.clock.now()
+        let crypto = state.crypto
+        let result = try await state.store.write { db -> (String, String, [UInt8], Int64, [UserEvent]) in
+            guard let stored = try await AccountRepository.bundles(userId: user.id, in: db) else { throw StoreError.corrupt("user without key bundle") }
+            let session = try await state.createSession(userId: user.id, deviceLabel: deviceLabel, ip: ip, at: now, in: db)
+            return (session.token, session.sessionId, try crypto.unwrap(stored.bundle, userId: user.id, kind: .main), stored.version, session.events)
+        }
+        await state.events.publish(result.4)
+        return JSONResponse(SessionResponse(
+            token: result.0, sessionId: result.1,
+            user: Profile(userId: user.id, username: user.username, displayName: user.displayName, isAdmin: user.isAdmin),
+            bundle: Base64URL.encode(result.2), bundleVersion: result.3
+        ))
+    }
+
+    @Sendable func logout(request: Request, context: CircleRequestContext) async throws -> Response {
+        let identity = try context.requireIdentity()
+        let now = state.clock.now()
+        let result = try await state.store.write { db in
+            try await state.revokeSessions(userId: identity.userId, only: identity.sessionId, at: now, in: db)
+        }
+        await state.announce(revoked: result.ids, events: result.events)
+        return Response(status: .noContent)
+    }
+
+    /// Proves the recovery key and returns the recovery copy of the bundle; throttled like login.
+    @Sendable func recovery(request: Request, context: CircleRequestContext) async throws -> JSONResponse<RecoveryResponse> {
+        let body = try await request.decodeJSON(as: RecoveryRequest.self, context: context)
+        let (user, stored) = try await verifyRecovery(username: body.username, recoveryAuthKey: body.recoveryAuthKey, request: request, context: context)
+        let recoveryBundle = try state.crypto.unwrap(stored.recoveryBundle, userId: user.id, kind: .recovery)
+        return JSONResponse(RecoveryResponse(userId: user.id, recoveryBundle: Base64URL.encode(recoveryBundle)))
+    }
+
+    /// Sets a new password (new authKey, salt and bundle) after proving the recovery key; every
+    /// other session ends, and a new one starts.
+    @Sendable func recoveryReset(request: Request, context: CircleRequestContext) async throws -> JSONResponse<SessionResponse> {
+        let body = try await request.decodeJSON(as: RecoveryResetRequest.self, context: context)
+        let authKey = try AccountRules.bytes("authKey", body.authKey, count: AccountRules.authKeyBytes)
+        let salt = try AccountRules.bytes("salt", body.salt, count: AccountRules.saltBytes)
+        let bundle = try AccountRules.blob("bundle", body.bundle)
+        let recoveryBundle = try body.recoveryBundle.map { try AccountRules.blob("recoveryBundle", $0) }
+        let newRecoveryAuthKey = try body.newRecoveryAuthKey.map { try AccountRules.bytes("newRecoveryAuthKey", $0, count: AccountRules.authKeyBytes) }
+        guard (recoveryBundle == nil) == (newRecoveryAuthKey == nil) else {
+            throw Problem.invalidField("recoveryBundle", "a new recovery bundle and newRecoveryAuthKey go together")
+        }
+        let deviceLabel = try AccountRules.deviceLabel(body.deviceLabel)
+        let (user, _) = try await verifyRecovery(username: body.username, recoveryAuthKey: body.recoveryAuthKey, request: request, context: context)
+        let crypto = state.crypto
+        let ip = state.address(request, context)
+        let now = state.clock.now()
+        let result = try await state.store.write { db in
+            try await AccountRepository.replaceCredentials(
+                userId: user.id, verifier: crypto.verifier(for: authKey), salt: salt,
+                bundle: try crypto.wrap(bundle, userId: user.id, kind: .main),
+                recoveryBundle: try recoveryBundle.map { try crypto.wrap($0, userId: user.id, kind: .recovery) },
+                recoveryVerifier: newRecoveryAuthKey.map { crypto.verifier(for: $0) }, at: now, in: db
+            )
+            let revoked = try await state.revokeSessions(userId: user.id, at: now, in: db)
+            let session = try await state.createSession(userId: user.id, deviceLabel: deviceLabel, ip: ip, at: now, in: db)
+            let version = try await AccountRepository.bundles(userId: user.id, in: db)?.version ?? 0
+            return (session.token, session.sessionId, revoked.ids, revoked.events + session.events, version)
+        }
+        await state.announce(revoked: result.2, events: result.3)
+        state.logger.notice("account recovered", metadata: ["user": "\(user.id)"])
+        return JSONResponse(SessionResponse(
+            token: result.0, sessionId: result.1,
+            user: Profile(userId: user.id, username: user.username, displayName: user.displayName, isAdmin: user.isAdmin),
+            bundle: body.bundle, bundleVersion: result.4
+        ))
+    }
+
+    private func verifyRecovery(username: String, recoveryAuthKey: String, request: Request, context: CircleRequestContext) async throws -> (UserRecord, AccountRepository.StoredBundles) {
+        let name = AccountRules.lookupName(username)
+        let ip = state.address(request, context)
+        try await state.throttle.check(username: name, address: ip)
+        let key = Base64URL.decode(recoveryAuthKey).map(Array.init) ?? []
+        let found = try await state.store.read { db -> (UserRecord, AccountRepository.StoredBundles)? in
+            guard let user = try await AccountRepository.user(named: name, in: db),
+                  let stored = try await AccountRepository.bundles(userId: user.id, in: db) else { return nil }
+            return (user, stored)
+        }
+        guard state.crypto.matches(authKey: key, stored: found?.1.recoveryVerifier), let found else {
+            await state.throttle.failed(username: name, address: ip)
+            throw Problem.unauthorized("The username or recovery key is wrong.")
+        }
+        return found
+    }
+}

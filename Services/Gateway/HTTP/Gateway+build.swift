@@ -1,0 +1,58 @@
+import CircleBus
+import CircleConfig
+import CircleCore
+import CircleEvents
+import CircleHTTP
+import CircleStore
+import Configuration
+import GatewayCore
+import GatewayStore
+import Hummingbird
+
+/// Builds the gateway: accounts, invites, sessions, the realtime socket, sync and the
+/// directory (ARCHITECTURE 1), plus the relay that republishes stranded events.
+public func buildGateway(_ environment: ServiceEnvironment, settings: GatewaySettings) async throws -> ServiceModule {
+    let serverID = ServerIDCache(store: environment.store)
+    let state = GatewayState(
+        store: environment.store, events: environment.events, sessions: environment.sessions,
+        crypto: AccountCrypto(pepper: settings.pepper),
+        throttle: LoginThrottle(counters: environment.counters, logger: environment.logger),
+        settings: settings, clock: environment.clock, logger: environment.logger, serverID: serverID,
+        activity: SessionActivity(store: environment.store, clock: environment.clock, logger: environment.logger)
+    )
+    let registry = SocketRegistry(
+        store: environment.store, logger: environment.logger,
+        keepalive: .init(pingInterval: settings.socketPingInterval, silenceLimit: settings.socketSilenceLimit)
+    )
+    let info = ServerInfoController(serverID: serverID, mode: environment.settings.isScaled ? "scaled" : "embedded")
+    let auth = AuthController(state: state)
+    let account = AccountController(state: state)
+    let directory = DirectoryController(state: state)
+    let sync = SyncController(state: state)
+    let pins = PinsController(state: state)
+    let socket = EventSocketController(state: state, bus: environment.bus, registry: registry)
+    let web = WebAppController(root: settings.webRoot, logger: environment.logger)
+    let relay = EventRelay(store: environment.store, bus: environment.bus, clock: environment.clock, logger: environment.logger)
+    return ServiceModule(
+        name: .gateway,
+        services: [relay],
+        shutdownFirst: [registry],
+        addRoutes: { router in
+            info.addRoutes(to: router)
+            auth.addRoutes(to: router)
+            account.addRoutes(to: router)
+            directory.addRoutes(to: router)
+            sync.addRoutes(to: router)
+            pins.addRoutes(to: router)
+            web.addRoutes(to: router)
+        },
+        addWebSocketRoutes: { router in socket.addWebSocketRoutes(to: router) }
+    )
+}
+
+/// The gateway as its own process (`circle-gateway`).
+public func buildGatewayServer(reader: ConfigReader) async throws -> CircleServer {
+    try await ServerBuilder.buildServiceServer(.gateway, reader: reader) { environment in
+        try await buildGateway(environment, settings: SettingsLoader.loadGateway(from: reader, settings: environment.settings))
+    }
+}

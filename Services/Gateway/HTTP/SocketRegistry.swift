@@ -1,0 +1,137 @@
+import AsyncAlgorithms
+import CircleCore
+import CircleHTTP
+import CircleStore
+import GatewayCore
+import GatewayStore
+import Logging
+import Metrics
+import NIOCore
+import ServiceLifecycle
+
+/// Why the server ends a socket.
+enum SocketSignal: Sendable {
+    /// The socket's session was revoked: close with 4001.
+    case revoked
+    /// The server is stopping: close with 1012 so the client reconnects elsewhere.
+    case shutdown
+    /// The client sent nothing, not even a pong, for longer than the silence limit: close with 1001.
+    case silent
+}
+
+/// Every live realtime socket of this replica.
+///
+/// Once a second it checks, in one query, that each socket's session is still live (the
+/// revocation event usually closes it sooner); on a timer of its own, it pings the sockets whose
+/// last ping is a ping interval old and tells the ones silent for longer than the silence limit
+/// to close. On shutdown it tells every socket to close with
+/// 1012 and waits for them, before the HTTP server itself stops.
+actor SocketRegistry: Service {
+    private struct Entry {
+        let identity: Identity
+        let keepalive: SocketKeepalive?
+        let signal: @Sendable (SocketSignal) -> Void
+    }
+
+    /// How often sockets are pinged, and how long one may stay silent.
+    struct Keepalive: Sendable {
+        var pingInterval: Duration = .seconds(25)
+        var silenceLimit: Duration = .seconds(60)
+    }
+
+    private let store: any DatabaseStore
+    private let logger: Logger
+    private var sockets: [UInt64: Entry] = [:]
+    private var nextID: UInt64 = 0
+    private var draining = false
+    private let gauge = Gauge(label: "circle_gateway_sockets")
+    private let keepalive: Keepalive
+
+    init(store: any DatabaseStore, logger: Logger, keepalive: Keepalive = Keepalive()) {
+        self.store = store
+        self.logger = logger
+        self.keepalive = keepalive
+    }
+
+    var count: Int { sockets.count }
+
+    /// Registers a socket and how to tell it to close; nil when the server is already stopping.
+    func register(
+        _ identity: Identity, keepalive: SocketKeepalive? = nil, signal: @escaping @Sendable (SocketSignal) -> Void
+    ) -> UInt64? {
+        guard !draining else { return nil }
+        nextID += 1
+        sockets[nextID] = Entry(identity: identity, keepalive: keepalive, signal: signal)
+        gauge.record(sockets.count)
+        return nextID
+    }
+
+    func unregister(_ id: UInt64) {
+        sockets.removeValue(forKey: id)
+        gauge.record(sockets.count)
+    }
+
+    func run() async throws {
+        // Two timers: the keepalive never waits for the session check's query, so a slow
+        // database delays neither pings nor closing silent sockets.
+        await withDiscardingTaskGroup { group in
+            group.addTask {
+                for await _ in AsyncTimerSequence(interval: .seconds(1), clock: .continuous).cancelOnGracefulShutdown() {
+                    await self.keepSocketsAlive()
+                }
+            }
+            group.addTask {
+                for await _ in AsyncTimerSequence(interval: .seconds(1), clock: .continuous).cancelOnGracefulShutdown() {
+                    await self.closeRevoked()
+                }
+            }
+        }
+        await drain()
+    }
+
+    /// Pings the sockets that are due and tells the silent ones to close.
+    func keepSocketsAlive(at now: NIODeadline = .now()) {
+        for entry in sockets.values {
+            guard let socket = entry.keepalive else { continue }
+            if socket.isSilent(for: keepalive.silenceLimit, answerTime: keepalive.silenceLimit - keepalive.pingInterval, at: now) {
+                entry.signal(.silent)
+            } else {
+                socket.pingIfDue(every: keepalive.pingInterval, at: now)
+            }
+        }
+    }
+
+    /// Closes sockets whose session is no longer live.
+    func closeRevoked() async {
+        let sessionIds = Array(Set(sockets.values.map(\.identity.sessionId)))
+        guard !sessionIds.isEmpty else { return }
+        do {
+            var live: Set<String> = []
+            for chunk in stride(from: 0, to: sessionIds.count, by: 500) {
+                let ids = Array(sessionIds[chunk..<min(chunk + 500, sessionIds.count)])
+                live.formUnion(try await store.read { db in try await AccountRepository.liveSessionIds(among: ids, in: db) })
+            }
+            // Only sessions that were checked: sockets registered while the query ran (this
+            // actor is reentrant at the await) are checked on the next tick, not taken for revoked.
+            let checked = Set(sessionIds)
+            for entry in sockets.values where checked.contains(entry.identity.sessionId) && !live.contains(entry.identity.sessionId) {
+                entry.signal(.revoked)
+            }
+        } catch {
+            logger.warning("session check of live sockets failed", metadata: ["error": "\(error)"])
+        }
+    }
+
+    /// Tells every socket to close with 1012 and waits (bounded) until they have.
+    func drain() async {
+        draining = true
+        let open = sockets.count
+        for entry in sockets.values { entry.signal(.shutdown) }
+        let deadline = ContinuousClock.now + .seconds(5)
+        while !sockets.isEmpty, ContinuousClock.now < deadline {
+            try? await Task.sleep(for: .milliseconds(20))
+        }
+        if open > 0 { logger.info("closed sockets for shutdown", metadata: ["count": "\(open)", "left": "\(sockets.count)"]) }
+    }
+}
+

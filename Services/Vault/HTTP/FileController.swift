@@ -1,0 +1,190 @@
+import CircleCore
+import CircleEvents
+import CircleHTTP
+import CircleStore
+import Foundation
+import HTTPTypes
+import Hummingbird
+import MessagingStore
+import SQLKit
+import VaultCore
+import VaultStore
+
+/// `/api/v1/vault/files`: the caller's files and the conversation files they may read. Nobody
+/// else learns that a file exists: every refusal is the same 404.
+struct FileController: Sendable {
+    let state: VaultState
+
+    struct FileView: Codable, Sendable {
+        let id: String
+        let level: String
+        let conversationId: String?
+        let meta: String
+        /// The owner's wrapped file key; only the owner gets it.
+        let wrap: String?
+        let size: Int64
+        let sha256: String
+        let createdAt: Int64
+        let expiresAt: Int64
+        let mine: Bool
+    }
+
+    struct FileList: Codable, Sendable {
+        let files: [FileView]
+        let used: Int64
+        let quota: Int64
+    }
+
+    struct ChangeFile: StrictDecodable, Sendable {
+        let level: String?
+        let conversationId: String?
+        let expiresAt: Int64?
+        static let allowedKeys: Set<String> = ["level", "conversationId", "expiresAt"]
+    }
+
+    func addRoutes(to router: Router<CircleRequestContext>) {
+        router.get("/api/v1/vault/files", use: list)
+        router.get("/api/v1/vault/files/{id}", use: get)
+        router.get("/api/v1/vault/files/{id}/content", use: content)
+        router.patch("/api/v1/vault/files/{id}", use: change)
+        router.delete("/api/v1/vault/files/{id}", use: delete)
+    }
+
+    static func view(_ file: VaultFileRecord, for userId: String) -> FileView {
+        FileView(id: file.id, level: file.level.rawValue, conversationId: file.conversationId, meta: Base64URL.encode(file.meta),
+                 wrap: file.ownerId == userId ? Base64URL.encode(file.wrap) : nil, size: file.size, sha256: Base64URL.encode(file.sha256),
+                 createdAt: file.createdAt, expiresAt: file.expiresAt, mine: file.ownerId == userId)
+    }
+
+    /// The caller's own files, or with `?conversation=ID` the files of a conversation they are in.
+    @Sendable func list(request: Request, context: CircleRequestContext) async throws -> JSONResponse<FileList> {
+        let identity = try context.requireIdentity()
+        let now = state.clock.now()
+        let conversation = request.uri.queryParameters.get("conversation")
+        return JSONResponse(try await state.store.read { db in
+            let rows: [any SQLRow]
+            if let conversation {
+                guard try await ConversationMembers.isMember(identity.userId, of: conversation, in: db) else { throw Problem.notFound("No such conversation.") }
+                rows = try await db.raw("""
+                    SELECT * FROM vault_files WHERE conversation_id = \(bind: conversation) AND level = 'conversation'
+                    AND (expires_at = 0 OR expires_at > \(bind: now.millis)) ORDER BY created_at DESC LIMIT 1000
+                    """).all()
+            } else {
+                rows = try await db.raw("""
+                    SELECT * FROM vault_files WHERE owner_id = \(bind: identity.userId)
+                    AND (expires_at = 0 OR expires_at > \(bind: now.millis)) ORDER BY created_at DESC LIMIT 1000
+                    """).all()
+            }
+            let files = try rows.map { Self.view(try VaultRepository.decodeFile($0), for: identity.userId) }
+            return FileList(files: files, used: try await VaultRepository.used(by: identity.userId, in: db), quota: state.settings.quota)
+        })
+    }
+
+    @Sendable func get(request: Request, context: CircleRequestContext) async throws -> JSONResponse<FileView> {
+        let identity = try context.requireIdentity()
+        let id: String = try context.parameters.require("id")
+        let file = try await state.store.read { db in try await state.readableFile(id, by: identity.userId, now: state.clock.now(), in: db) }
+        return JSONResponse(Self.view(file, for: identity.userId))
+    }
+
+    @Sendable func content(request: Request, context: CircleRequestContext) async throws -> Response {
+        let identity = try context.requireIdentity()
+        let id: String = try context.parameters.require("id")
+        let file = try await state.store.read { db in try await state.readableFile(id, by: identity.userId, now: state.clock.now(), in: db) }
+        return try await ContentResponse.make(file: file, request: request, context: context, blobs: state.blobs)
+    }
+
+    /// The owner changes the level (making a file private or moving it out of a conversation
+    /// revokes its links), the conversation, or the expiry.
+    @Sendable func change(request: Request, context: CircleRequestContext) async throws -> JSONResponse<FileView> {
+        let identity = try context.requireIdentity()
+        let id: String = try context.parameters.require("id")
+        let body = try await request.decodeJSON(as: ChangeFile.self, context: context)
+        let now = state.clock.now()
+        let level = try body.level.map { text in
+            guard let level = VaultLevel(rawValue: text) else { throw Problem.invalidField("level", "must be private, conversation or public") }
+            return level
+        }
+        if let expiresAt = body.expiresAt { try state.checkExpiry(expiresAt, field: "expiresAt", now: now) }
+        let (file, events) = try await state.store.write { db in
+            var file = try await state.ownFile(id, by: identity.userId, now: now, in: db)
+            if let level { file.level = level }
+            if file.level == .conversation {
+                guard let conversation = body.conversationId ?? file.conversationId, Base64URL.decode(conversation)?.count == 32,
+                      try await ConversationMembers.isMember(identity.userId, of: conversation, in: db) else {
+                    throw Problem.invalidField("conversationId", "a conversation file needs a conversation you are a member of")
+                }
+                file.conversationId = conversation
+            } else {
+                guard body.conversationId == nil else { throw Problem.invalidField("conversationId", "is only for conversation files") }
+                file.conversationId = nil
+            }
+            if let expiresAt = body.expiresAt { file.expiresAt = expiresAt }
+            if file.level != .public { try await VaultRepository.revokeLinks(ofFile: file.id, at: now, in: db) }
+            try await db.raw("""
+                UPDATE vault_files SET level = \(bind: file.level.rawValue), conversation_id = \(bind: file.conversationId), expires_at = \(bind: file.expiresAt)
+                WHERE id = \(bind: file.id)
+                """).run()
+            let events = try await UserEventLog.append([NewUserEvent(userId: identity.userId, type: "vault.file.changed",
+                                                                     data: EventData.json(Self.view(file, for: identity.userId)))], at: now, in: db)
+            return (file, events)
+        }
+        await state.events.publish(events)
+        return JSONResponse(Self.view(file, for: identity.userId))
+    }
+
+    @Sendable func delete(request: Request, context: CircleRequestContext) async throws -> Response {
+        let identity = try context.requireIdentity()
+        let id: String = try context.parameters.require("id")
+        let now = state.clock.now()
+        let (file, events) = try await state.store.write { db in
+            let file = try await state.ownFile(id, by: identity.userId, now: now, in: db)
+            try await VaultRepository.deleteFile(file, at: now, in: db)
+            let events = try await UserEventLog.append([NewUserEvent(userId: identity.userId, type: "vault.file.deleted",
+                                                                     data: EventData.json(["fileId": file.id]))], at: now, in: db)
+            return (file, events)
+        }
+        try? await state.blobs.deleteFile(file.blobName)
+        await state.events.publish(events)
+        return Response(status: .noContent)
+    }
+}
+
+/// A file's ciphertext as a download: the whole file or one `Range` (resumable downloads).
+enum ContentResponse {
+    static func make(file: VaultFileRecord, request: Request, context: CircleRequestContext, blobs: any BlobStore) async throws -> Response {
+        var fields = HTTPFields()
+        fields[.contentType] = "application/octet-stream"
+        fields[.acceptRanges] = "bytes"
+        fields[.eTag] = "\"\(Hex.encode(file.sha256))\""
+        fields[.contentDisposition] = "attachment"
+        guard let rangeHeader = request.headers[.range] else {
+            fields[.contentLength] = String(file.size)
+            return Response(status: .ok, headers: fields, body: try await blobs.read(file: file.blobName, range: nil, context: context))
+        }
+        guard let range = parse(rangeHeader, size: file.size) else {
+            fields[.contentRange] = "bytes */\(file.size)"
+            throw Problem(status: 416, slug: "range-not-satisfiable", title: "Range not satisfiable",
+                          detail: "Ask for one range of bytes within 0-\(max(0, file.size - 1)).", headers: ["Content-Range": "bytes */\(file.size)"])
+        }
+        fields[.contentRange] = "bytes \(range.lowerBound)-\(range.upperBound)/\(file.size)"
+        fields[.contentLength] = String(range.count)
+        return Response(status: .partialContent, headers: fields, body: try await blobs.read(file: file.blobName, range: range, context: context))
+    }
+
+    /// One `bytes=a-b`, `bytes=a-` or `bytes=-n` range within the file.
+    static func parse(_ header: String, size: Int64) -> ClosedRange<Int64>? {
+        guard header.hasPrefix("bytes="), size > 0 else { return nil }
+        let spec = header.dropFirst(6)
+        guard !spec.contains(","), let dash = spec.firstIndex(of: "-") else { return nil }
+        let first = spec[..<dash], last = spec[spec.index(after: dash)...]
+        if first.isEmpty {
+            guard let suffix = Int64(last), suffix > 0 else { return nil }
+            return max(0, size - suffix)...(size - 1)
+        }
+        guard let start = Int64(first), start >= 0, start < size else { return nil }
+        if last.isEmpty { return start...(size - 1) }
+        guard let end = Int64(last), end >= start else { return nil }
+        return start...min(end, size - 1)
+    }
+}

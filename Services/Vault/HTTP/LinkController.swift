@@ -1,0 +1,230 @@
+import CircleCore
+import CircleHTTP
+import CircleProtocol
+import CircleStore
+import Crypto
+import Foundation
+import HTTPTypes
+import Hummingbird
+import SQLKit
+import VaultCore
+import VaultStore
+
+/// Share links (PROTOCOL 9.5). The owner stores the file key wrapped under the link's key and
+/// the hash of the link's access value; a holder of the link (and its password) opens it. A
+/// revoked, expired or used-up link answers exactly like one that never existed.
+struct LinkController: Sendable {
+    let state: VaultState
+
+    static let accessHeader = HTTPField.Name("Circle-Link-Access")!
+    static let noSuchLink = Problem.notFound("No such link: it may have expired, been used up, or been revoked.")
+
+    struct CreateLink: StrictDecodable, Sendable {
+        let linkId: String
+        let wrap: String
+        let verifier: String
+        let salt: String?
+        let iterations: Int64?
+        let expiresAt: Int64?
+        let maxDownloads: Int64?
+        static let allowedKeys: Set<String> = ["linkId", "wrap", "verifier", "salt", "iterations", "expiresAt", "maxDownloads"]
+    }
+
+    struct LinkUse: Codable, Sendable { let at: Int64; let outcome: String; let ip: String }
+
+    struct LinkView: Codable, Sendable {
+        let id: String
+        let fileId: String
+        let hasPassword: Bool
+        let expiresAt: Int64
+        let maxDownloads: Int64
+        let downloads: Int64
+        let createdAt: Int64
+        let revokedAt: Int64?
+        let live: Bool
+        let uses: [LinkUse]
+    }
+
+    struct LinkList: Codable, Sendable { let links: [LinkView] }
+
+    /// What anyone with the link id learns before proving access: how to derive the access value.
+    struct LinkParameters: Codable, Sendable {
+        let linkId: String
+        let hasPassword: Bool
+        let salt: String?
+        let iterations: Int64?
+    }
+
+    struct OpenLink: StrictDecodable, Sendable {
+        let access: String
+        static let allowedKeys: Set<String> = ["access"]
+    }
+
+    struct OpenedLink: Codable, Sendable {
+        let linkId: String
+        let fileId: String
+        let meta: String
+        let wrap: String
+        let size: Int64
+        let sha256: String
+        let expiresAt: Int64
+        let downloadsLeft: Int64?
+    }
+
+    func addRoutes(to router: Router<CircleRequestContext>) {
+        router.post("/api/v1/vault/files/{id}/links", use: create)
+        router.get("/api/v1/vault/files/{id}/links", use: list)
+        router.delete("/api/v1/vault/links/{linkId}", use: revoke)
+        router.get("/api/v1/vault/links/{linkId}", use: parameters)
+        router.post("/api/v1/vault/links/{linkId}/open", use: open)
+        router.get("/api/v1/vault/links/{linkId}/content", use: content)
+    }
+
+    // MARK: the owner's side
+
+    @Sendable func create(request: Request, context: CircleRequestContext) async throws -> Response {
+        let identity = try context.requireIdentity()
+        let fileId: String = try context.parameters.require("id")
+        let body = try await request.decodeJSON(as: CreateLink.self, context: context)
+        let linkId = try VaultWire.linkId(body.linkId)
+        let wrap = try VaultWire.wrap(body.wrap)
+        let verifier = try VaultWire.bytes(body.verifier, count: 32, field: "verifier")
+        let salt = try body.salt.map { try VaultWire.bytes($0, count: VaultFormat.linkSaltSize, field: "salt") }
+        let iterations = body.iterations ?? 0
+        if salt != nil {
+            guard iterations >= Int64(VaultFormat.linkIterations), iterations <= 10_000_000 else {
+                throw Problem.invalidField("iterations", "a password needs \(VaultFormat.linkIterations) to 10,000,000 PBKDF2 iterations")
+            }
+        } else {
+            guard body.iterations == nil else { throw Problem.invalidField("iterations", "is only for links with a password (give salt too)") }
+        }
+        let now = state.clock.now()
+        let expiresAt = body.expiresAt ?? 0
+        try state.checkExpiry(expiresAt, field: "expiresAt", now: now)
+        let maxDownloads = body.maxDownloads ?? 0
+        guard maxDownloads >= 0, maxDownloads <= 1_000_000 else { throw Problem.invalidField("maxDownloads", "must be 0 (no limit) to 1,000,000") }
+        let id = Base64URL.encode(linkId)
+        let view = try await state.store.write { db in
+            let file = try await state.ownFile(fileId, by: identity.userId, now: now, in: db)
+            if try await VaultRepository.link(id, in: db) != nil { throw Problem.conflict("This linkId is taken: pick another random one.") }
+            if file.level != .public {
+                try await db.raw("UPDATE vault_files SET level = 'public', conversation_id = NULL WHERE id = \(bind: file.id)").run()
+            }
+            try await db.raw("""
+                INSERT INTO vault_links (id, file_id, owner_id, wrap, verifier, salt, iterations, expires_at, max_downloads, downloads, created_at)
+                VALUES (\(bind: id), \(bind: file.id), \(bind: identity.userId), \(bind: Data(wrap)), \(bind: Data(verifier)), \(bind: salt.map { Data($0) }), \(bind: iterations),
+                        \(bind: expiresAt), \(bind: maxDownloads), 0, \(bind: now.millis))
+                """).run()
+            return try await Self.view(id, now: now, in: db)
+        }
+        return try JSONResponse(view, status: .created).response(from: request, context: context)
+    }
+
+    @Sendable func list(request: Request, context: CircleRequestContext) async throws -> JSONResponse<LinkList> {
+        let identity = try context.requireIdentity()
+        let fileId: String = try context.parameters.require("id")
+        let now = state.clock.now()
+        return JSONResponse(try await state.store.read { db in
+            let file = try await state.ownFile(fileId, by: identity.userId, now: now, in: db)
+            let ids = try await db.raw("SELECT id FROM vault_links WHERE file_id = \(bind: file.id) ORDER BY created_at").all()
+                .map { try $0.decode(column: "id", as: String.self) }
+            var links: [LinkView] = []
+            for id in ids { links.append(try await Self.view(id, now: now, in: db)) }
+            return LinkList(links: links)
+        })
+    }
+
+    static func view(_ id: String, now: Timestamp, in db: any SQLDatabase) async throws -> LinkView {
+        guard let link = try await VaultRepository.link(id, in: db) else { throw noSuchLink }
+        let uses = try await db.raw("SELECT at, outcome, ip FROM vault_link_uses WHERE link_id = \(bind: id) ORDER BY at DESC LIMIT 200").all().map {
+            LinkUse(at: try $0.decode(column: "at", as: Int64.self), outcome: try $0.decode(column: "outcome", as: String.self), ip: try $0.decode(column: "ip", as: String.self))
+        }
+        return LinkView(id: link.id, fileId: link.fileId, hasPassword: link.salt != nil, expiresAt: link.expiresAt, maxDownloads: link.maxDownloads,
+                        downloads: link.downloads, createdAt: link.createdAt, revokedAt: link.revokedAt, live: link.isLive(at: now), uses: uses)
+    }
+
+    /// Revoking deletes the link's wrap and verifier: nothing the server keeps opens it again.
+    @Sendable func revoke(request: Request, context: CircleRequestContext) async throws -> Response {
+        let identity = try context.requireIdentity()
+        let id: String = try context.parameters.require("linkId")
+        _ = try VaultWire.linkId(id)
+        let now = state.clock.now()
+        try await state.store.write { db in
+            guard let link = try await VaultRepository.link(id, in: db), link.ownerId == identity.userId else { throw Self.noSuchLink }
+            try await db.raw("UPDATE vault_links SET wrap = NULL, verifier = NULL, revoked_at = COALESCE(revoked_at, \(bind: now.millis)) WHERE id = \(bind: id)").run()
+        }
+        return Response(status: .noContent)
+    }
+
+    // MARK: the holder's side (no account needed)
+
+    func liveLink(_ id: String, in db: any SQLDatabase, now: Timestamp) async throws -> (VaultLinkRecord, VaultFileRecord) {
+        guard (try? VaultWire.linkId(id)) != nil, let link = try await VaultRepository.link(id, in: db), link.isLive(at: now),
+              let file = try await VaultRepository.file(link.fileId, in: db), !file.isExpired(at: now), file.level == .public else {
+            throw Self.noSuchLink
+        }
+        return (link, file)
+    }
+
+    @Sendable func parameters(request: Request, context: CircleRequestContext) async throws -> JSONResponse<LinkParameters> {
+        let id: String = try context.parameters.require("linkId")
+        let now = state.clock.now()
+        let (link, _) = try await state.store.read { db in try await liveLink(id, in: db, now: now) }
+        return JSONResponse(LinkParameters(linkId: link.id, hasPassword: link.salt != nil, salt: link.salt.map(Base64URL.encode),
+                                           iterations: link.salt == nil ? nil : link.iterations))
+    }
+
+    /// Checks the access value in constant time; every attempt is recorded for the owner.
+    func authorize(_ id: String, access text: String?, request: Request, context: CircleRequestContext, outcome: String) async throws -> (VaultLinkRecord, VaultFileRecord) {
+        let now = state.clock.now()
+        let ip = context.clientAddress(request, trustForwardedFor: state.settings.trustForwardedFor)
+        let access = text.flatMap(Base64URL.decode)
+        // A refusal is recorded and committed before it is answered (throwing inside the
+        // transaction would roll the record back).
+        let granted: (VaultLinkRecord, VaultFileRecord)? = try await state.store.write { db in
+            let (link, file) = try await liveLink(id, in: db, now: now)
+            guard let access, access.count == 32, let verifier = link.verifier,
+                  Self.constantTimeEqual(Array(SHA256.hash(data: access)), verifier) else {
+                try await VaultRepository.recordUse(link: link.id, outcome: "refused", ip: ip, at: now, in: db)
+                return nil
+            }
+            if outcome == "download" {
+                // Counted only while downloads are left, in one conditional statement.
+                guard try await db.raw("""
+                    UPDATE vault_links SET downloads = downloads + 1 WHERE id = \(bind: link.id) AND revoked_at IS NULL
+                    AND (max_downloads = 0 OR downloads < max_downloads) RETURNING downloads
+                    """).first() != nil else { throw Self.noSuchLink }
+            }
+            try await VaultRepository.recordUse(link: link.id, outcome: outcome, ip: ip, at: now, in: db)
+            return (link, file)
+        }
+        guard let granted else { throw Problem.forbidden("The link's key or password is wrong.") }
+        return granted
+    }
+
+    static func constantTimeEqual(_ a: [UInt8], _ b: [UInt8]) -> Bool {
+        guard a.count == b.count else { return false }
+        var difference: UInt8 = 0
+        for index in a.indices { difference |= a[index] ^ b[index] }
+        return difference == 0
+    }
+
+    @Sendable func open(request: Request, context: CircleRequestContext) async throws -> JSONResponse<OpenedLink> {
+        let id: String = try context.parameters.require("linkId")
+        let body = try await request.decodeJSON(as: OpenLink.self, context: context)
+        let (link, file) = try await authorize(id, access: body.access, request: request, context: context, outcome: "open")
+        return JSONResponse(OpenedLink(linkId: link.id, fileId: file.id, meta: Base64URL.encode(file.meta), wrap: Base64URL.encode(link.wrap ?? []),
+                                       size: file.size, sha256: Base64URL.encode(file.sha256), expiresAt: link.expiresAt,
+                                       downloadsLeft: link.maxDownloads == 0 ? nil : max(0, link.maxDownloads - link.downloads)))
+    }
+
+    /// The ciphertext, for a holder presenting `Circle-Link-Access`. A download from the first byte
+    /// counts against the limit; a resumed range does not count again.
+    @Sendable func content(request: Request, context: CircleRequestContext) async throws -> Response {
+        let id: String = try context.parameters.require("linkId")
+        let fromStart = request.headers[.range].map { ContentResponse.parse($0, size: Int64.max)?.lowerBound == 0 } ?? true
+        let (_, file) = try await authorize(id, access: request.headers[Self.accessHeader], request: request, context: context,
+                                            outcome: fromStart ? "download" : "resume")
+        return try await ContentResponse.make(file: file, request: request, context: context, blobs: state.blobs)
+    }
+}

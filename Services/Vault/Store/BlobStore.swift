@@ -1,0 +1,69 @@
+import Crypto
+import Hummingbird
+import NIOCore
+
+/// Where the vault keeps ciphertext (ARCHITECTURE 5): unfinished uploads by upload id, finished files
+/// by file id. Ids are made or checked by the vault (hex of random or decoded bytes), so no name
+/// from a client ever reaches a path. Implementations make every acknowledged byte durable.
+package protocol BlobStore: Sendable {
+    /// Creates an empty upload.
+    func createUpload(_ id: String) async throws
+
+    /// Writes `body` at `offset` of an upload, after dropping anything past `offset` (bytes of an
+    /// earlier attempt that were never acknowledged). Stops after `limit` bytes in total. Returns
+    /// how many bytes are now durable past `offset`, even when the body failed midway (the
+    /// client's connection broke): tus resumes from there. `hashing` sees every stored byte.
+    func append<Body: AsyncSequence & Sendable>(
+        upload id: String, at offset: Int64, limit: Int64, body: Body, hashing: inout UploadHashing
+    ) async throws -> AppendResult where Body.Element == ByteBuffer
+
+    /// Cuts an upload back to `length` bytes (a failed checksum discards the request's bytes).
+    func truncateUpload(_ id: String, to length: Int64) async throws
+
+    /// SHA-256 of an upload's bytes, read back from storage.
+    func hashUpload(_ id: String) async throws -> [UInt8]
+
+    /// Makes a complete upload the file `fileName`: durable, then moved into place atomically.
+    func promote(upload id: String, toFile fileName: String) async throws
+
+    func deleteUpload(_ id: String) async throws
+    func deleteFile(_ fileName: String) async throws
+
+    /// The file's bytes in `range` (the whole file without one), streamed.
+    func read(file fileName: String, range: ClosedRange<Int64>?, context: some RequestContext) async throws -> ResponseBody
+}
+
+/// What an append stored.
+package struct AppendResult: Sendable {
+    /// Bytes now durable after the starting offset.
+    package var written: Int64
+    /// Why the body stopped early, if it did.
+    package var failure: (any Error)?
+
+    package init(written: Int64, failure: (any Error)?) {
+        self.written = written
+        self.failure = failure
+    }
+}
+
+/// The hashes kept while an upload streams in: of the whole file (when this process saw every
+/// byte from zero) and of the current request (for tus's checksum extension).
+package struct UploadHashing: Sendable {
+    package var whole: SHA256?
+    package var request: SHA256?
+
+    package init(whole: SHA256?, request: SHA256?) {
+        self.whole = whole
+        self.request = request
+    }
+
+    package mutating func update(_ buffer: ByteBuffer) {
+        buffer.withUnsafeReadableBytes { bytes in
+            whole?.update(bufferPointer: bytes)
+            request?.update(bufferPointer: bytes)
+        }
+    }
+}
+
+/// A body that exceeded its declared length.
+package struct BodyTooLong: Error {}

@@ -1,0 +1,27 @@
+/// Every kind of frame a client can receive on the realtime socket (docs/API.md, "Events").
+public enum EventType: String, Codable, Sendable, CaseIterable {
+    // Stored in the user's event log (they carry `seq`).
+    case sessionCreated = "session.created"
+    case sessionRevoked = "session.revoked"
+    case passwordChanged = "account.password-changed"
+    case conversationCreated = "conversation.created"
+    case conversationOp = "conversation.op"
+    case conversationRead = "conversation.read"
+    case envelopeNew = "envelope.new"
+    case vaultFileCreated = "vault.file.created"
+    case vaultFileChanged = "vault.file.changed"
+    case vaultFileDeleted = "vault.file.deleted"
+    /// A stored event whose subject no longer exists (deleted or expired since): it keeps its
+    /// place in the sequence and says nothing else.
+    case gone = "event.gone"
+
+    // Live only: read again from their own tables after a gap.
+    case messageNew = "message.new"
+
+    // About the socket itself.
+    case ready
+    case resyncRequired = "resync-required"
+    /// Live delivery may have missed something (the bus reconnected): list the conversations and
+    /// fetch what is new, as after `ready`.
+    case catchUp = "catch-up"
+}

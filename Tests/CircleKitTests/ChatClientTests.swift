@@ -1,0 +1,297 @@
+import CircleCore
+import CircleCrypto
+import CircleKit
+import CircleProtocol
+import CircleServerTestSupport
+import CircleStore
+import GatewayStore
+import CircleTestSupport
+import Crypto
+import Foundation
+import SQLKit
+import Testing
+
+/// CircleKit's client against the real server: the protocol's client-side guarantees.
+@Suite("CircleKit client: end to end, key changes, forks, rotation, devices")
+struct ChatClientTests {
+    static func client(_ name: String, _ api: APIClient, folder: URL) async throws -> ChatClient {
+        try await ChatClient.register(server: api.baseURL, invite: nil, username: name, password: "pass-\(name)-123", deviceLabel: "test",
+                                      statePath: folder.appendingPathComponent("\(name).json").path).0
+    }
+
+    static func folder() throws -> URL {
+        let folder = FileManager.default.temporaryDirectory.appendingPathComponent("circle-kit-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: folder, withIntermediateDirectories: true)
+        return folder
+    }
+
+    static func count(_ sql: String, _ store: any DatabaseStore) async throws -> Int {
+        try await store.read { db in try await db.raw(SQLQueryString(sql)).first()!.decode(column: "n", as: Int.self) }
+    }
+
+    @Test("two clients exchange messages both ways, live over the socket and on resume; the state file is 0600", arguments: Engine.available)
+    func exchange(engine: Engine) async throws {
+        let folder = try Self.folder()
+        defer { try? FileManager.default.removeItem(at: folder) }
+        try await ServerHarness(engine).run { api, _ in
+            let alice = try await Self.client("alice", api, folder: folder)
+            let bob = try await Self.client("bob", api, folder: folder)
+            let conv = try await alice.createConversation(.direct, with: ["bob"])
+            try await alice.send("hello bob", to: conv)
+            try await alice.send("are you there?", to: conv)
+            // Ids CircleKit makes never start with "-", so they can be typed on a command line
+            // (one in 64 random ids would).
+            for _ in 0..<40 { #expect(!(try await alice.createConversation(.group, with: [])).hasPrefix("-")) }
+            #expect(try await bob.receive(conv).messages.map(\.text) == ["hello bob", "are you there?"])
+            try await bob.send("yes!", to: conv)
+            #expect(try await alice.receive(conv).messages.map(\.text) == ["hello bob", "are you there?", "yes!"])
+
+            // Live: Bob watches; Alice sends; Bob sees each message once, decrypted.
+            let received = Box()
+            let watcher = Task {
+                try await bob.watch { event in
+                    if case .message(let message) = event, message.sender != (await bob.userId) { await received.append(message.text) }
+                    return await received.count < 3
+                }
+            }
+            for text in ["live 1", "live 2", "live 3"] { try await alice.send(text, to: conv) }
+            try await watcher.value
+            #expect(await received.items == ["live 1", "live 2", "live 3"])
+            // Resume: a fresh client from the same state file continues after the last event.
+            try await alice.send("while you were away", to: conv)
+            let bobAgain = try ChatClient(statePath: folder.appendingPathComponent("bob.json").path)
+            let resumed = Box()
+            try await bobAgain.watch { event in
+                if case .message(let message) = event { await resumed.append(message.text) }
+                return await resumed.count < 1
+            }
+            #expect(await resumed.items == ["while you were away"])
+            let mode = try FileManager.default.attributesOfItem(atPath: folder.appendingPathComponent("bob.json").path)[.posixPermissions] as? NSNumber
+            #expect(mode?.intValue == 0o600)
+            // Edits and deletes: by the author, naming the original by id and header hash.
+            let original = try #require(try await alice.receive(conv).messages.first { $0.text == "while you were away" })
+            try await alice.edit(original, to: "while you were out")
+            let edit = try #require(try await bobAgain.receive(conv).messages.first)
+            #expect(edit.kind == .edit && edit.text == "while you were out" && edit.applies(to: original))
+            try await alice.delete(original)
+            let delete = try #require(try await bobAgain.receive(conv).messages.first)
+            #expect(delete.kind == .delete && delete.applies(to: original) && !delete.applies(to: edit))
+            // The server dropped the original's and the edit's ciphertext: a late reader sees neither.
+            let late = try await ChatClient.login(server: api.baseURL, username: "bob", password: "pass-bob-123", deviceLabel: "late", statePath: nil)
+            let history = try await late.receive(conv).messages
+            #expect(!history.contains { $0.text.contains("while you were") })
+            // Nobody edits someone else's message.
+            try await bob.send("mine", to: conv)
+            let bobsOwn = try #require(try await alice.receive(conv).messages.last)
+            #expect(bobsOwn.text == "mine")
+            await #expect(throws: ProtocolError.self) { try await alice.edit(bobsOwn, to: "not mine") }
+            // Safety numbers agree on both sides.
+            #expect(try await alice.safetyNumber(with: "bob") == bob.safetyNumber(with: "alice"))
+        }
+    }
+
+    @Test("a swapped X25519 or identity key in the directory: no envelope leaves and the user is warned", arguments: Engine.available)
+    func swappedKeys(engine: Engine) async throws {
+        let folder = try Self.folder()
+        defer { try? FileManager.default.removeItem(at: folder) }
+        try await ServerHarness(engine).run { api, store in
+            let alicePath = folder.appendingPathComponent("alice.json").path
+            let alice = try await Self.client("alice", api, folder: folder)
+            let bob = try await Self.client("bob", api, folder: folder)
+            _ = try await Self.client("carol", api, folder: folder)
+            let conv = try await alice.createConversation(.group, with: ["bob"])
+            try await alice.send("first", to: conv)
+            let bobId = await bob.userId
+            let original = try await store.read { db in try await db.raw("SELECT x25519_key, identity_key, kx_cert FROM users WHERE id = \(bind: bobId)").first()! }
+            let originalX = try original.decode(column: "x25519_key", as: Data.self)
+            func envelopesAtHead() async throws -> Int {
+                try await Self.count("SELECT COUNT(*) AS n FROM key_envelopes e JOIN conversations c ON c.id = e.conversation_id WHERE e.epoch = \(Self.quote(Base64URL.encode(try await alice.chain(conv).epoch)))", store)
+            }
+
+            // The server swaps Bob's X25519 key for one it holds: the kx-cert no longer verifies.
+            let mallory = Curve25519.KeyAgreement.PrivateKey()
+            try await store.write { db in
+                try await db.raw("UPDATE users SET x25519_key = \(bind: Data(mallory.publicKey.rawRepresentation)) WHERE id = \(bind: bobId)").run()
+            }
+            let aliceA = try ChatClient(statePath: alicePath)
+            try await aliceA.add("carol", to: conv)
+            await #expect(throws: ProtocolError.badSignature("the kx-cert of bob")) { try await aliceA.send("to a swapped key", to: conv) }
+            #expect(try await envelopesAtHead() == 0, "no envelope left for the new epoch")
+            // The server stops lying: sending works again.
+            try await store.write { db in try await db.raw("UPDATE users SET x25519_key = \(bind: originalX) WHERE id = \(bind: bobId)").run() }
+            try await ChatClient(statePath: alicePath).send("keys are fine again", to: conv)
+            #expect(try await bob.receive(conv).messages.map(\.text) == ["first", "keys are fine again"])
+
+            // A whole new identity for Bob, with a kx-cert it signed itself: the pin differs.
+            let impostor = Curve25519.Signing.PrivateKey()
+            let cert = try impostor.signature(for: CircleLabels.kxCertMessage(userId: bobId, x25519Public: Array(mallory.publicKey.rawRepresentation)))
+            try await store.write { db in
+                try await db.raw("""
+                    UPDATE users SET identity_key = \(bind: Data(impostor.publicKey.rawRepresentation)), x25519_key = \(bind: Data(mallory.publicKey.rawRepresentation)),
+                    kx_cert = \(bind: Data(cert)) WHERE id = \(bind: bobId)
+                    """).run()
+            }
+            let aliceB = try ChatClient(statePath: alicePath)
+            try await aliceB.remove("carol", from: conv)
+            await #expect(throws: ChatAlarm.keyChanged(username: "bob")) { try await aliceB.send("to an impostor", to: conv) }
+            #expect(await aliceB.pin(of: bobId)?.pendingChange != nil)
+            #expect(try await envelopesAtHead() == 0)
+            // Even after the user accepts the new key, the chain names Bob's old key: still nothing is sealed.
+            try await aliceB.verify("bob", acceptNewKey: true)
+            await #expect(throws: ChatAlarm.self) { try await aliceB.send("still not", to: conv) }
+            #expect(try await envelopesAtHead() == 0)
+        }
+    }
+
+    static func quote(_ text: String) -> String { "'" + text.replacingOccurrences(of: "'", with: "''") + "'" }
+
+    @Test("the server rewriting a verified op or rolling the head back raises the fork alarm", arguments: Engine.available)
+    func fork(engine: Engine) async throws {
+        let folder = try Self.folder()
+        defer { try? FileManager.default.removeItem(at: folder) }
+        try await ServerHarness(engine).run { api, store in
+            let alice = try await Self.client("alice", api, folder: folder)
+            let bob = try await Self.client("bob", api, folder: folder)
+            _ = try await Self.client("carol", api, folder: folder)
+            let mallory = try await Self.client("mallory", api, folder: folder)
+            let conv = try await alice.createConversation(.group, with: ["bob"])
+            try await alice.add("carol", to: conv)
+            let verified = try await bob.chain(conv)
+            #expect(verified.head == 2)
+            // The server shows Bob a different op 2, genuinely signed by Alice (say, one it kept
+            // from a conversation fork): Alice adds Mallory instead of Carol.
+            let aliceState = try StateFile.load(folder.appendingPathComponent("alice.json").path)
+            let aliceKey = try Curve25519.Signing.PrivateKey(rawRepresentation: aliceState.identitySeed.bytes)
+            var other = try MembershipOp(bytes: verified.ops[2].bytes)
+            let malloryId = await mallory.userId
+            let malloryEntry = try await store.read { db in try await AccountDirectory.keys(for: [malloryId], in: db)[malloryId]! }
+            other.target = malloryId
+            other.targetFingerprint = IdentityFingerprint.of(malloryEntry.identityKey)
+            let forged = try other.sign(with: aliceKey)
+            try await store.write { db in
+                try await db.raw("UPDATE membership_ops SET op = \(bind: Data(forged.bytes)), signature = \(bind: Data(forged.signature)) WHERE conversation_id = \(bind: conv) AND n = 2").run()
+            }
+            let bobFresh = try ChatClient(statePath: folder.appendingPathComponent("bob.json").path)
+            await #expect(throws: ChatAlarm.self) { _ = try await bobFresh.chain(conv) }
+            // A rolled-back head: op 2 withheld.
+            try await store.write { db in
+                try await db.raw("DELETE FROM membership_ops WHERE conversation_id = \(bind: conv) AND n = 2").run()
+                try await db.raw("UPDATE conversations SET head_n = 1 WHERE id = \(bind: conv)").run()
+            }
+            await #expect(throws: ChatAlarm.self) { _ = try await bob.chain(conv) }
+        }
+    }
+
+    @Test("a removed member receives no envelope, and every remaining sender's next message is on a new chain", arguments: Engine.available)
+    func rotation(engine: Engine) async throws {
+        let folder = try Self.folder()
+        defer { try? FileManager.default.removeItem(at: folder) }
+        try await ServerHarness(engine).run { api, store in
+            let alice = try await Self.client("alice", api, folder: folder)
+            let bob = try await Self.client("bob", api, folder: folder)
+            let carol = try await Self.client("carol", api, folder: folder)
+            let conv = try await alice.createConversation(.group, with: ["bob", "carol"])
+            for client in [alice, bob, carol] { try await client.send("before from \(await client.username)", to: conv) }
+            let before = try await alice.chain(conv).epoch
+            try await alice.remove("carol", from: conv)
+            let after = try await alice.chain(conv).epoch
+            #expect(before != after)
+            for client in [alice, bob] { try await client.send("after from \(await client.username)", to: conv) }
+            let carolId = await carol.userId
+            let toCarol = try await Self.count("SELECT COUNT(*) AS n FROM key_envelopes WHERE recipient_id = \(Self.quote(carolId)) AND epoch = \(Self.quote(Base64URL.encode(after)))", store)
+            #expect(toCarol == 0)
+            let newChains = try await Self.count("SELECT COUNT(DISTINCT sender_id) AS n FROM key_envelopes WHERE epoch = \(Self.quote(Base64URL.encode(after)))", store)
+            #expect(newChains == 2, "Alice and Bob each started a chain in the new epoch")
+            let headers = try await store.read { db in try await db.raw("SELECT header FROM messages WHERE seq > 3 ORDER BY seq").all().map { try MessageHeader(bytes: Array(try $0.decode(column: "header", as: Data.self))) } }
+            #expect(headers.count == 2 && headers.allSatisfy { $0.epoch == after && $0.chainIndex == 0 })
+            await #expect(throws: CircleAPIError.self) { _ = try await carol.receive(conv) }
+            #expect(try await bob.receive(conv).messages.map(\.text) == ["before from alice", "before from bob", "before from carol", "after from alice", "after from bob"])
+        }
+    }
+
+    @Test("pins and verified marks reach a new device through the encrypted blob; a member the server adds without an op gets no envelope", arguments: Engine.available)
+    func pinsAndPhantomMembers(engine: Engine) async throws {
+        let folder = try Self.folder()
+        defer { try? FileManager.default.removeItem(at: folder) }
+        try await ServerHarness(engine).run { api, store in
+            let alice = try await Self.client("alice", api, folder: folder)
+            let bob = try await Self.client("bob", api, folder: folder)
+            let eve = try await Self.client("eve", api, folder: folder)
+            let conv = try await alice.createConversation(.group, with: ["bob"])
+            try await alice.verify("bob")
+            let bobId = await bob.userId
+            // A new device of Alice's knows Bob's key, verified, before asking the directory.
+            let laptop = try await ChatClient.login(server: api.baseURL, username: "alice", password: "pass-alice-123", deviceLabel: "laptop", statePath: nil)
+            let pin = await laptop.pin(of: bobId)
+            let original = await alice.pin(of: bobId)
+            #expect(pin?.verified == true && pin?.identityKey == original?.identityKey)
+            let blob = try await store.read { db in try await db.raw("SELECT blob FROM pins").first()!.decode(column: "blob", as: Data.self) }
+            #expect(blob.range(of: Data("bob".utf8)) == nil && blob.range(of: Data(bobId.utf8)) == nil)
+            // The server slips Eve into the member table without an op: clients seal only to the chain.
+            let eveId = await eve.userId
+            try await store.write { db in
+                try await db.raw("INSERT INTO conversation_members (conversation_id, user_id, role, fingerprint, joined_n, receipts) VALUES (\(bind: conv), \(bind: eveId), 1, \(bind: Data(count: 32)), 1, 1)").run()
+            }
+            try await laptop.send("for members only", to: conv)
+            let toEve = try await Self.count("SELECT COUNT(*) AS n FROM key_envelopes WHERE recipient_id = \(Self.quote(eveId))", store)
+            #expect(toEve == 0)
+            let evesView = try await eve.receive(conv)
+            #expect(evesView.messages.isEmpty, "Eve gets ciphertext she cannot open")
+            #expect(try await bob.receive(conv).messages.map(\.text) == ["for members only"])
+        }
+    }
+
+    @Test("one client sending many messages at once posts each exactly once (none is taken for a lost one and sent again)", arguments: Engine.available)
+    func concurrentSendsPostOnce(engine: Engine) async throws {
+        let folder = try Self.folder()
+        defer { try? FileManager.default.removeItem(at: folder) }
+        try await ServerHarness(engine).run { api, store in
+            let alice = try await Self.client("alice", api, folder: folder)
+            let bob = try await Self.client("bob", api, folder: folder)
+            let conv = try await alice.createConversation(.direct, with: ["bob"])
+            try await withThrowingTaskGroup(of: Void.self) { group in
+                for task in 0..<4 {
+                    group.addTask { for index in 0..<10 { try await alice.send("message \(task).\(index)", to: conv) } }
+                }
+                try await group.waitForAll()
+            }
+            #expect(await alice.resent == 0)
+            #expect(try await Self.count("SELECT count(*) AS n FROM messages", store) == 40)
+            let received = try await bob.receive(conv)
+            #expect(received.messages.count == 40 && received.refused.isEmpty)
+        }
+    }
+
+    @Test("two devices of one user sending at once never share a chain, so never reuse a key and nonce", arguments: Engine.available)
+    func twoDevices(engine: Engine) async throws {
+        let folder = try Self.folder()
+        defer { try? FileManager.default.removeItem(at: folder) }
+        try await ServerHarness(engine).run { api, store in
+            let phone = try await Self.client("alice", api, folder: folder)
+            let bob = try await Self.client("bob", api, folder: folder)
+            let laptop = try await ChatClient.login(server: api.baseURL, username: "alice", password: "pass-alice-123", deviceLabel: "laptop",
+                                                    statePath: folder.appendingPathComponent("alice-laptop.json").path)
+            let conv = try await phone.createConversation(.direct, with: ["bob"])
+            try await withThrowingTaskGroup(of: Void.self) { group in
+                for device in [phone, laptop] {
+                    group.addTask { for index in 0..<15 { try await device.send("message \(index)", to: conv) } }
+                }
+                try await group.waitForAll()
+            }
+            let headers = try await store.read { db in try await db.raw("SELECT header FROM messages").all().map { try MessageHeader(bytes: Array(try $0.decode(column: "header", as: Data.self))) } }
+            #expect(headers.count == 30)
+            #expect(Set(headers.map(\.deviceId)).count == 2)
+            #expect(Set(headers.map { "\($0.deviceId)/\($0.generation)/\($0.chainIndex)" }).count == 30)
+            let received = try await bob.receive(conv)
+            #expect(received.messages.count == 30 && received.refused.isEmpty)
+            #expect(Set(received.messages.map(\.text)).count == 15)
+        }
+    }
+}
+
+/// Collects values across tasks.
+actor Box {
+    private(set) var items: [String] = []
+    var count: Int { items.count }
+    func append(_ item: String) { items.append(item) }
+}

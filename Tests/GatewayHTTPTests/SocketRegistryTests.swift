@@ -1,0 +1,103 @@
+import CircleCore
+import CircleHTTP
+import CircleStore
+import CircleTestSupport
+import Foundation
+import NIOConcurrencyHelpers
+import NIOCore
+import NIOEmbedded
+import NIOWebSocket
+import SQLKit
+import Testing
+@testable import GatewayHTTP
+
+/// The registry's once-a-second session check, with a database slow enough to expose races.
+@Suite("Socket registry")
+struct SocketRegistryTests {
+    /// A real SQLite store whose reads take a while.
+    struct SlowStore: DatabaseStore {
+        let inner: any DatabaseStore
+        var delay: Duration = .milliseconds(300)
+        var engine: DatabaseEngine { inner.engine }
+        func read<R: Sendable>(_ body: @Sendable (any SQLDatabase) async throws -> R) async throws -> R {
+            try await Task.sleep(for: delay)
+            return try await inner.read(body)
+        }
+        func write<R: Sendable>(_ body: @Sendable (any SQLDatabase) async throws -> R) async throws -> R { try await inner.write(body) }
+    }
+
+    @Test("a socket registered while the check runs is not taken for revoked; a revoked session's socket is closed")
+    func registerDuringCheck() async throws {
+        let folder = FileManager.default.temporaryDirectory.appendingPathComponent("circle-registry-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: folder, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(at: folder) }
+        try await StoreFactory.withMigratedStore(.sqlite(path: folder.appendingPathComponent("db.sqlite").path), logger: TestServers.quietLogger) { store in
+            try await store.write { db in
+                try await db.raw("""
+                    INSERT INTO users (id, username, display_name, auth_verifier, salt, identity_key, x25519_key, kx_cert, is_admin, created_at, updated_at)
+                    VALUES ('u', 'user', 'User', x'00', x'00', x'00', x'00', x'00', 0, 0, 0)
+                    """).run()
+                for session in ["old", "new"] {
+                    try await db.raw("INSERT INTO sessions (id, token_hash, user_id, device_label, ip, created_at, last_seen_at) VALUES (\(bind: session), \(bind: session), 'u', 'd', 'ip', 0, 0)").run()
+                }
+                try await db.raw("INSERT INTO sessions (id, token_hash, user_id, device_label, ip, created_at, last_seen_at, revoked_at) VALUES ('gone', 'gone', 'u', 'd', 'ip', 0, 0, 1)").run()
+            }
+            let registry = SocketRegistry(store: SlowStore(inner: store), logger: TestServers.quietLogger)
+            let signals = NIOLockedValueBox<[String: SocketSignal]>([:])
+            func register(_ session: String) async {
+                _ = await registry.register(Identity(userId: "u", sessionId: session)) { signal in signals.withLockedValue { $0[session] = signal } }
+            }
+            await register("old")
+            await register("gone")
+            async let check: Void = registry.closeRevoked()
+            try await Task.sleep(for: .milliseconds(100))
+            await register("new")
+            await check
+            let seen = signals.withLockedValue { $0 }
+            #expect(seen["gone"] == .revoked)
+            #expect(seen["old"] == nil)
+            #expect(seen["new"] == nil, "a socket registered during the check must not be closed as revoked")
+        }
+    }
+
+    @Test("a session check stuck on a slow database holds up neither pings nor the silence check")
+    func keepaliveDuringSlowCheck() async throws {
+        try await withSQLiteStore { store in
+            // Every session check takes a minute: before the keepalive had its own timer, the
+            // first tick's check held the pings back for that long.
+            let registry = SocketRegistry(
+                store: SlowStore(inner: store, delay: .seconds(60)), logger: TestServers.quietLogger,
+                keepalive: .init(pingInterval: .seconds(1), silenceLimit: .seconds(600)))
+            let channel = NIOAsyncTestingChannel()
+            try await channel.connect(to: SocketAddress(ipAddress: "127.0.0.1", port: 9)).get()
+            let keepalive = SocketKeepalive(channel: channel)
+            let id = try #require(await registry.register(Identity(userId: "u", sessionId: "old"), keepalive: keepalive) { _ in })
+            let running = Task { try await registry.run() }
+            // Three pings, a second apart, while the first check is still waiting; the bound
+            // only stops a broken registry from hanging the test.
+            let start = ContinuousClock.now
+            var pings = 0
+            while pings < 3, ContinuousClock.now - start < .seconds(30) {
+                if let frame = try await channel.readOutbound(as: WebSocketFrame.self) {
+                    #expect(frame.opcode == .ping)
+                    pings += 1
+                } else {
+                    try await Task.sleep(for: .milliseconds(50))
+                }
+            }
+            #expect(pings == 3, "pinged \(pings) times in \(ContinuousClock.now - start) while the session check was stuck")
+            await registry.unregister(id)
+            running.cancel()
+            _ = await running.result
+        }
+    }
+
+    private func withSQLiteStore(_ body: @Sendable (any DatabaseStore) async throws -> Void) async throws {
+        let folder = FileManager.default.temporaryDirectory.appendingPathComponent("circle-registry-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: folder, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(at: folder) }
+        try await StoreFactory.withMigratedStore(.sqlite(path: folder.appendingPathComponent("db.sqlite").path), logger: TestServers.quietLogger) { store in
+            try await body(store)
+        }
+    }
+}

@@ -1,0 +1,382 @@
+import CircleConfig
+import CircleCore
+import CircleKit
+import CircleServerTestSupport
+import CircleStore
+import CircleTestSupport
+import CleanupCore
+import Crypto
+import Foundation
+import SQLKit
+import Testing
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// A file sealed by CircleKit, ready to upload.
+struct SealedFile {
+    let content: [UInt8]
+    let fileKey = SecureRandom.bytes(32)
+    let fileIdBytes = SecureRandom.bytes(16)
+    let stream: [UInt8]
+    let meta: [UInt8]
+    let wrap: [UInt8]
+    var fileId: String { Base64URL.encode(fileIdBytes) }
+
+    init(size: Int, owner: Member, name: String = "report.pdf") throws {
+        content = SecureRandom.bytes(size)
+        var sealer = VaultStreamSealer(fileKey: fileKey, size: UInt64(size))
+        stream = sealer.header + (try sealer.seal(content)) + (try sealer.finish())
+        meta = try VaultMetadata(name: name, type: "application/pdf", size: UInt64(size)).seal(fileKey: fileKey, fileId: fileIdBytes)
+        wrap = try VaultKeys.wrap(fileKey: fileKey, owner: owner.id, fileId: fileIdBytes, vaultMasterKey: owner.vaultMasterKey)
+    }
+
+    /// tus `Upload-Metadata`: each value the base64 of a text.
+    func metadata(level: String = "private", conversationId: String? = nil, expiresAt: Int64? = nil) -> String {
+        var pairs = [("fileId", fileId), ("meta", Base64URL.encode(meta)), ("wrap", Base64URL.encode(wrap)), ("level", level)]
+        if let conversationId { pairs.append(("conversationId", conversationId)) }
+        if let expiresAt { pairs.append(("expiresAt", String(expiresAt))) }
+        return pairs.map { "\($0.0) \(Data($0.1.utf8).base64EncodedString())" }.joined(separator: ",")
+    }
+
+    func open(_ downloaded: [UInt8], by owner: Member, wrap: [UInt8]) throws -> [UInt8] {
+        let key = try VaultKeys.unwrap(wrap, owner: owner.id, fileId: fileIdBytes, vaultMasterKey: owner.vaultMasterKey)
+        var opener = VaultStreamOpener(fileKey: key, size: UInt64(content.count))
+        let plain = try opener.open(downloaded)
+        try opener.finish()
+        return plain
+    }
+}
+
+extension Member {
+    /// A stand-in vault master key per member (the real one lives in the key bundle).
+    var vaultMasterKey: [UInt8] { Array(SHA256.hash(data: Array("vmk".utf8) + Array(id.utf8))) }
+}
+
+/// tus calls.
+struct Tus {
+    let api: APIClient
+    static let base = "/api/v1/vault/uploads"
+
+    func create(_ file: SealedFile, as member: Member, length: Int? = nil, metadata: String? = nil, body: [UInt8]? = nil, extra: [String: String] = [:]) async throws -> HTTPProbe.Reply {
+        var headers = ["Tus-Resumable": "1.0.0", "Upload-Length": String(length ?? file.stream.count), "Upload-Metadata": metadata ?? file.metadata()]
+        if body != nil { headers["Content-Type"] = "application/offset+octet-stream" }
+        headers.merge(extra) { _, new in new }
+        return try await api.send("POST", Self.base, bytes: body, token: member.token, headers: headers)
+    }
+
+    func patch(_ location: String, offset: Int, _ bytes: [UInt8], as member: Member, checksum: [UInt8]? = nil) async throws -> HTTPProbe.Reply {
+        var headers = ["Tus-Resumable": "1.0.0", "Upload-Offset": String(offset), "Content-Type": "application/offset+octet-stream"]
+        if let checksum { headers["Upload-Checksum"] = "sha256 " + Data(checksum).base64EncodedString() }
+        return try await api.send("PATCH", location, bytes: bytes, token: member.token, headers: headers)
+    }
+
+    func head(_ location: String, as member: Member) async throws -> HTTPProbe.Reply {
+        try await api.send("HEAD", location, bytes: nil, token: member.token, headers: ["Tus-Resumable": "1.0.0"])
+    }
+
+    /// Uploads the whole file in pieces; returns the file id.
+    func upload(_ file: SealedFile, as member: Member, piece: Int = 100_000, metadata: String? = nil) async throws {
+        let created = try await create(file, as: member, metadata: metadata)
+        guard created.status == 201, let location = created.headers["location"] else { throw TestSupportError("create: \(created.status) \(created.body)") }
+        var offset = 0
+        while offset < file.stream.count {
+            let end = min(file.stream.count, offset + piece)
+            let reply = try await patch(location, offset: offset, Array(file.stream[offset..<end]), as: member)
+            guard reply.status == 204, reply.headers["upload-offset"] == String(end) else { throw TestSupportError("patch: \(reply.status) \(reply.body)") }
+            offset = end
+        }
+    }
+}
+
+@Suite("Vault service: tus uploads, files, access, links, cleanup")
+struct VaultServiceTests {
+    @Test("a file sealed by CircleKit uploads in pieces, lists, downloads whole and by range, and opens", arguments: Engine.available)
+    func uploadAndDownload(engine: Engine) async throws {
+        try await ServerHarness(engine).run { api, _ in
+            let ann = try await Member.register("ann", on: api)
+            let tus = Tus(api: api)
+            let options = try await api.send("OPTIONS", Tus.base, bytes: nil)
+            #expect(options.status == 204 && options.headers["tus-version"] == "1.0.0")
+            #expect(options.headers["tus-extension"]?.contains("creation-with-upload") == true && options.headers["tus-checksum-algorithm"] == "sha256")
+            let file = try SealedFile(size: 300_000, owner: ann)
+            // creation-with-upload carries the first bytes; the rest follow with checksums.
+            let created = try await tus.create(file, as: ann, body: Array(file.stream[0..<50_000]))
+            #expect(created.status == 201 && created.headers["upload-offset"] == "50000")
+            #expect(created.headers["upload-expires"]?.hasSuffix("GMT") == true)
+            let location = try #require(created.headers["location"])
+            let rest = Array(file.stream[50_000...])
+            let done = try await tus.patch(location, offset: 50_000, rest, as: ann, checksum: Array(SHA256.hash(data: rest)))
+            #expect(done.status == 204 && done.headers["upload-offset"] == String(file.stream.count))
+            #expect(try await tus.head(location, as: ann).status == 404, "a finished upload is a file now")
+
+            let list = try await api.call("GET", "/api/v1/vault/files", token: ann.token)
+            let files = try #require(TestJSON.value(list.body, path: ["files"]) as? [[String: Any]])
+            #expect(files.count == 1 && files[0]["id"] as? String == file.fileId && files[0]["size"] as? Int == file.stream.count)
+            #expect(TestJSON.int(list.body, path: ["used"]) == file.stream.count)
+            #expect(files[0]["sha256"] as? String == Base64URL.encode(Array(SHA256.hash(data: file.stream))))
+            let wrap = try Wire.bytes(files[0], "wrap")
+            let meta = try VaultMetadata.open(try Wire.bytes(files[0], "meta"), fileKey: file.fileKey, fileId: file.fileIdBytes)
+            #expect(meta.name == "report.pdf" && meta.size == 300_000)
+
+            let download = try await api.send("GET", "/api/v1/vault/files/\(file.fileId)/content", bytes: nil, token: ann.token)
+            #expect(download.status == 200 && download.bytes == file.stream)
+            #expect(try file.open(download.bytes, by: ann, wrap: wrap) == file.content)
+            let part = try await api.send("GET", "/api/v1/vault/files/\(file.fileId)/content", bytes: nil, token: ann.token, headers: ["Range": "bytes=100-199"])
+            #expect(part.status == 206 && part.bytes == Array(file.stream[100..<200]))
+            #expect(part.headers["content-range"] == "bytes 100-199/\(file.stream.count)")
+            let tail = try await api.send("GET", "/api/v1/vault/files/\(file.fileId)/content", bytes: nil, token: ann.token, headers: ["Range": "bytes=-10"])
+            #expect(tail.status == 206 && tail.bytes == Array(file.stream.suffix(10)))
+            let bad = try await api.send("GET", "/api/v1/vault/files/\(file.fileId)/content", bytes: nil, token: ann.token, headers: ["Range": "bytes=999999999-"])
+            #expect(bad.status == 416)
+            let events = try await api.events(ann.token, type: "vault.file.created")
+            #expect(events.count == 1 && events[0]["fileId"] as? String == file.fileId)
+
+            #expect(try await api.call("DELETE", "/api/v1/vault/files/\(file.fileId)", token: ann.token).status == 204)
+            #expect(try await api.call("GET", "/api/v1/vault/files/\(file.fileId)", token: ann.token).status == 404)
+            #expect(TestJSON.int(try await api.call("GET", "/api/v1/vault/files", token: ann.token).body, path: ["used"]) == 0)
+        }
+    }
+
+    @Test("an upload resumes from its offset after a wrong offset, a bad checksum, and a connection cut mid-way")
+    func resume() async throws {
+        let harness = ServerHarness(.sqlite)
+        try await harness.run { api, _ in
+            let bo = try await Member.register("bob", on: api)
+            let tus = Tus(api: api)
+            let file = try SealedFile(size: 2_000_000, owner: bo)
+            let location = try #require(try await tus.create(file, as: bo).headers["location"])
+            #expect(try await tus.patch(location, offset: 0, Array(file.stream[0..<100_000]), as: bo).status == 204)
+            #expect(try await tus.patch(location, offset: 5, Array(file.stream[5..<10]), as: bo).status == 409)
+            let corrupt = Array(file.stream[100_000..<200_000])
+            let refused = try await tus.patch(location, offset: 100_000, corrupt, as: bo, checksum: Array(SHA256.hash(data: [1, 2, 3])))
+            #expect(refused.status == 460)
+            #expect(try await tus.head(location, as: bo).headers["upload-offset"] == "100000", "a failed checksum keeps nothing")
+
+            // The connection breaks after part of a PATCH: the bytes that arrived are kept.
+            let sent = 700_000
+            try await RawHTTP.sendPartial(to: api.baseURL, path: location, headers: [
+                "Authorization": "Bearer \(bo.token)", "Tus-Resumable": "1.0.0", "Upload-Offset": "100000",
+                "Content-Type": "application/offset+octet-stream", "Content-Length": String(file.stream.count - 100_000),
+            ], body: Array(file.stream[100_000..<(100_000 + sent)]))
+            // The server commits what arrived once it notices the cut; a loaded machine may take a while.
+            var offset = 0
+            let deadline = ContinuousClock.now + .seconds(30)
+            while ContinuousClock.now < deadline {
+                offset = Int(try await tus.head(location, as: bo).headers["upload-offset"] ?? "0") ?? 0
+                if offset > 100_000 { break }
+                try await Task.sleep(for: .milliseconds(50))
+            }
+            #expect(offset > 100_000 && offset <= 100_000 + sent, "kept \(offset - 100_000) of the \(sent) bytes that arrived")
+            let done = try await tus.patch(location, offset: offset, Array(file.stream[offset...]), as: bo)
+            #expect(done.status == 204)
+            let list = try await api.call("GET", "/api/v1/vault/files", token: bo.token)
+            let entry = try #require((TestJSON.value(list.body, path: ["files"]) as? [[String: Any]])?.first)
+            let download = try await api.send("GET", "/api/v1/vault/files/\(file.fileId)/content", bytes: nil, token: bo.token)
+            #expect(try file.open(download.bytes, by: bo, wrap: try Wire.bytes(entry, "wrap")) == file.content)
+        }
+    }
+
+    @Test("size, quota and input limits answer 4xx before anything is stored")
+    func limits() async throws {
+        let harness = ServerHarness(.sqlite, extra: [.vaultMaxFileSize: "1000000", .vaultQuota: "1500000"])
+        try await harness.run { api, store in
+            let cy = try await Member.register("cyd", on: api)
+            let tus = Tus(api: api)
+            let big = try SealedFile(size: 1_200_000, owner: cy)
+            let tooBig = try await tus.create(big, as: cy)
+            #expect(tooBig.status == 413 && tooBig.body.contains("file-too-large"))
+            let first = try SealedFile(size: 900_000, owner: cy)
+            try await tus.upload(first, as: cy)
+            let second = try SealedFile(size: 700_000, owner: cy)
+            let over = try await tus.create(second, as: cy)
+            #expect(over.status == 413 && over.body.contains("quota-exceeded"))
+            let small = try SealedFile(size: 10, owner: cy)
+            #expect(try await tus.create(small, as: cy, length: 20).status == 422, "no vault payload is 20 bytes long")
+            #expect(try await tus.create(small, as: cy, extra: ["Tus-Resumable": "0.2.2"]).status == 412)
+            #expect(try await tus.create(small, as: cy, metadata: "fileId \(Data("short".utf8).base64EncodedString())").status == 422)
+            #expect(try await tus.create(small, as: cy, metadata: small.metadata() + ",path \(Data("../x".utf8).base64EncodedString())").status == 422)
+            #expect(try await tus.create(small, as: cy, metadata: small.metadata(level: "everyone")).status == 422)
+            #expect(try await tus.create(small, as: cy, metadata: small.metadata(expiresAt: 5)).status == 422)
+            #expect(try await api.send("POST", Tus.base, bytes: nil, headers: ["Tus-Resumable": "1.0.0", "Upload-Length": "10"]).status == 401)
+            try await tus.upload(small, as: cy)
+            #expect(try await tus.create(small, as: cy).status == 409, "a file id is used once")
+            let count = try await store.read { db in try await db.raw("SELECT COUNT(*) AS n FROM vault_uploads").first()!.decode(column: "n", as: Int.self) }
+            #expect(count == 0, "refused uploads left nothing behind")
+            // An upload that is too long for its declared length.
+            let location = try #require(try await tus.create(try SealedFile(size: 100, owner: cy), as: cy).headers["location"])
+            #expect(try await tus.patch(location, offset: 0, SecureRandom.bytes(500), as: cy).status == 413)
+            #expect(try await tus.head(location, as: cy).headers["upload-offset"] == "0")
+            #expect(try await api.send("DELETE", location, bytes: nil, token: cy.token, headers: ["Tus-Resumable": "1.0.0"]).status == 204)
+            #expect(try await tus.head(location, as: cy).status == 404)
+        }
+    }
+
+    @Test("nobody but the owner, members for conversation files, and link holders learns a file exists", arguments: Engine.available)
+    func authorization(engine: Engine) async throws {
+        try await ServerHarness(engine, extra: [.logLevel: ProcessInfo.processInfo.environment["VAULT_DEBUG"] == nil ? "error" : "trace"]).run { api, _ in
+            let dee = try await Member.register("dee", on: api)
+            let eve = try await Member.register("eve", on: api)
+            let fay = try await Member.register("fay", on: api)
+            let tus = Tus(api: api)
+            let privateFile = try SealedFile(size: 1000, owner: dee)
+            try await tus.upload(privateFile, as: dee)
+            let (conversation, chain) = try await dee.create(with: [fay], on: api)
+            let shared = try SealedFile(size: 2000, owner: dee)
+            try await tus.upload(shared, as: dee, metadata: shared.metadata(level: "conversation", conversationId: conversation))
+            // Eve, a stranger, cannot even tell the files exist; nor can she upload into the conversation.
+            for file in [privateFile, shared] {
+                for path in ["/api/v1/vault/files/\(file.fileId)", "/api/v1/vault/files/\(file.fileId)/content", "/api/v1/vault/files/\(file.fileId)/links"] {
+                    #expect(try await api.call("GET", path, token: eve.token).status == 404, "\(path)")
+                }
+                #expect(try await api.call("DELETE", "/api/v1/vault/files/\(file.fileId)", token: eve.token).status == 404)
+                #expect(try await api.call("PATCH", "/api/v1/vault/files/\(file.fileId)", json: "{\"level\":\"public\"}", token: eve.token).status == 404)
+            }
+            #expect(try await api.call("GET", "/api/v1/vault/files?conversation=\(conversation)", token: eve.token).status == 404)
+            let sneaky = try SealedFile(size: 10, owner: eve)
+            #expect(try await tus.create(sneaky, as: eve, metadata: sneaky.metadata(level: "conversation", conversationId: conversation)).status == 404)
+            // Fay, a member, reads the conversation file (without the owner's wrap), not the private one.
+            let seen = try await api.call("GET", "/api/v1/vault/files/\(shared.fileId)", token: fay.token)
+            #expect(seen.status == 200 && TestJSON.value(seen.body, path: ["wrap"]) == nil)
+            let bytes = try await api.send("GET", "/api/v1/vault/files/\(shared.fileId)/content", bytes: nil, token: fay.token)
+            #expect(bytes.status == 200 && bytes.bytes == shared.stream)
+            let listed = try await api.call("GET", "/api/v1/vault/files?conversation=\(conversation)", token: fay.token)
+            #expect((TestJSON.value(listed.body, path: ["files"]) as? [Any])?.count == 1)
+            #expect(try await api.call("GET", "/api/v1/vault/files/\(privateFile.fileId)", token: fay.token).status == 404)
+            #expect(try await api.call("DELETE", "/api/v1/vault/files/\(shared.fileId)", token: fay.token).status == 404)
+            #expect(try await api.call("POST", "/api/v1/vault/files/\(shared.fileId)/links", json: "{}", token: fay.token).status != 201)
+            // Removed from the conversation, Fay loses access.
+            let removal = try dee.op(chain, .remove, target: fay)
+            #expect(try await api.call("POST", "/api/v1/conversations/\(conversation)/ops", json: Wire.append(removal), token: dee.token).status == 201)
+            #expect(try await api.call("GET", "/api/v1/vault/files/\(shared.fileId)/content", token: fay.token).status == 404)
+            // Made private again, the file is the owner's alone.
+            #expect(try await api.call("PATCH", "/api/v1/vault/files/\(shared.fileId)", json: "{\"level\":\"private\"}", token: dee.token).status == 200)
+            #expect(try await api.call("GET", "/api/v1/vault/files?conversation=\(conversation)", token: dee.token).body.contains(shared.fileId) == false)
+        }
+    }
+
+    @Test("share links: opened with the key (and password), limited, recorded, and dead once revoked", arguments: Engine.available)
+    func links(engine: Engine) async throws {
+        try await ServerHarness(engine).run { api, store in
+            let gil = try await Member.register("gil", on: api)
+            let hal = try await Member.register("hal", on: api)
+            let file = try SealedFile(size: 5000, owner: gil)
+            try await Tus(api: api).upload(file, as: gil)
+            func makeLink(password: String?, maxDownloads: Int = 0) async throws -> (id: String, key: [UInt8], salt: [UInt8]?) {
+                let linkId = SecureRandom.bytes(16), linkKey = SecureRandom.bytes(32)
+                let salt = password == nil ? nil : SecureRandom.bytes(16)
+                let secrets = try VaultKeys.linkSecrets(linkKey: linkKey, password: password, salt: salt)
+                var body: [String: Any] = ["linkId": Base64URL.encode(linkId), "verifier": Base64URL.encode(secrets.verifier),
+                                           "wrap": Base64URL.encode(try VaultKeys.wrapForLink(fileKey: file.fileKey, linkId: linkId, secrets: secrets)),
+                                           "maxDownloads": maxDownloads]
+                if let salt { body["salt"] = Base64URL.encode(salt); body["iterations"] = VaultKeys.linkIterations }
+                let reply = try await api.call("POST", "/api/v1/vault/files/\(file.fileId)/links", json: Wire.json(body), token: gil.token)
+                guard reply.status == 201 else { throw TestSupportError("link: \(reply.status) \(reply.body)") }
+                return (Base64URL.encode(linkId), linkKey, salt)
+            }
+            // The holder's side, without an account: parameters, open, download, decrypt.
+            func fetch(_ link: (id: String, key: [UInt8], salt: [UInt8]?), password: String?) async throws -> (status: Int, content: [UInt8]?) {
+                let parameters = try await api.call("GET", "/api/v1/vault/links/\(link.id)")
+                guard parameters.status == 200 else { return (parameters.status, nil) }
+                let salt = TestJSON.string(parameters.body, path: ["salt"]).flatMap(Base64URL.decode).map(Array.init)
+                let secrets = try VaultKeys.linkSecrets(linkKey: link.key, password: password, salt: salt)
+                let opened = try await api.call("POST", "/api/v1/vault/links/\(link.id)/open", json: Wire.json(["access": Base64URL.encode(secrets.access)]))
+                guard opened.status == 200, let object = TestJSON.value(opened.body, path: []) as? [String: Any] else { return (opened.status, nil) }
+                let fileKey = try VaultKeys.unwrapFromLink(try Wire.bytes(object, "wrap"), linkId: Array(Base64URL.decode(link.id)!), secrets: secrets)
+                let meta = try VaultMetadata.open(try Wire.bytes(object, "meta"), fileKey: fileKey, fileId: file.fileIdBytes)
+                let download = try await api.send("GET", "/api/v1/vault/links/\(link.id)/content", bytes: nil,
+                                                  headers: ["Circle-Link-Access": Base64URL.encode(secrets.access)])
+                guard download.status == 200 else { return (download.status, nil) }
+                var opener = VaultStreamOpener(fileKey: fileKey, size: meta.size)
+                let plain = try opener.open(download.bytes)
+                try opener.finish()
+                return (200, plain)
+            }
+            let open = try await makeLink(password: nil)
+            #expect(try await fetch(open, password: nil).content == file.content)
+            #expect(TestJSON.string(try await api.call("GET", "/api/v1/vault/files/\(file.fileId)", token: gil.token).body, path: ["level"]) == "public")
+            let guarded = try await makeLink(password: "tulip", maxDownloads: 1)
+            #expect(try await fetch(guarded, password: "rose").status == 403)
+            #expect(try await fetch(guarded, password: "tulip").content == file.content)
+            #expect(try await fetch(guarded, password: "tulip").status == 404, "one download allowed")
+            // Wrong access values are refused at the download too, and every use is recorded for the owner.
+            #expect(try await api.send("GET", "/api/v1/vault/links/\(open.id)/content", bytes: nil, headers: ["Circle-Link-Access": Base64URL.encode(SecureRandom.bytes(32))]).status == 403)
+            let history = try await api.call("GET", "/api/v1/vault/files/\(file.fileId)/links", token: gil.token)
+            let links = try #require(TestJSON.value(history.body, path: ["links"]) as? [[String: Any]])
+            #expect(links.count == 2)
+            let outcomes = links.flatMap { ($0["uses"] as? [[String: Any]] ?? []).compactMap { $0["outcome"] as? String } }
+            #expect(outcomes.filter { $0 == "refused" }.count == 2 && outcomes.filter { $0 == "download" }.count == 2)
+            #expect(try await api.call("GET", "/api/v1/vault/files/\(file.fileId)/links", token: hal.token).status == 404)
+            #expect(try await api.call("DELETE", "/api/v1/vault/links/\(open.id)", token: hal.token).status == 404)
+            // Revoked: the link is gone, and the server keeps nothing that could open it.
+            #expect(try await api.call("DELETE", "/api/v1/vault/links/\(open.id)", token: gil.token).status == 204)
+            #expect(try await fetch(open, password: nil).status == 404)
+            let kept = try await store.read { db in
+                try await db.raw("SELECT wrap, verifier FROM vault_links WHERE id = \(bind: open.id)").first()
+            }
+            #expect(try kept?.decode(column: "wrap", as: Data?.self) == nil && kept?.decode(column: "verifier", as: Data?.self) == nil)
+            // Bad input changes nothing.
+            #expect(try await api.call("POST", "/api/v1/vault/files/\(file.fileId)/links", json: "{\"linkId\":\"x\",\"wrap\":\"y\",\"verifier\":\"z\"}", token: gil.token).status == 422)
+            #expect(try await api.call("POST", "/api/v1/vault/links/\(open.id)/open", json: "{\"access\":1}").status == 400)
+            #expect(try await api.call("GET", "/api/v1/vault/links/not-a-link").status == 404)
+        }
+    }
+
+    @Test("cleanup removes expired files and stale uploads with their blobs and quota, and revokes spent links")
+    func cleanup() async throws {
+        let harness = ServerHarness(.sqlite)
+        try await harness.run { api, store in
+            let ida = try await Member.register("ida", on: api)
+            let tus = Tus(api: api)
+            let soon = Timestamp.now().millis + 60_000
+            let expiring = try SealedFile(size: 3000, owner: ida)
+            try await tus.upload(expiring, as: ida, metadata: expiring.metadata(expiresAt: soon))
+            let keeper = try SealedFile(size: 1000, owner: ida)
+            try await tus.upload(keeper, as: ida)
+            let stale = try SealedFile(size: 4000, owner: ida)
+            let location = try #require(try await tus.create(stale, as: ida).headers["location"])
+            #expect(try await tus.patch(location, offset: 0, Array(stale.stream[0..<100]), as: ida).status == 204)
+            let blob = harness.vaultPath + "/files/" + Hex.encode(expiring.fileIdBytes).prefix(2) + "/" + Hex.encode(expiring.fileIdBytes)
+            #expect(FileManager.default.fileExists(atPath: blob))
+
+            let later = FixedClock(Timestamp(millis: Timestamp.now().millis + 2 * 86_400_000))
+            let sweeper = VaultSweeper(store: store, clock: later, logger: TestServers.quietLogger,
+                                       settings: VaultSettings(path: harness.vaultPath))
+            let swept = try await sweeper.sweep()
+            #expect(swept.files == 1 && swept.uploads == 1)
+            #expect(!FileManager.default.fileExists(atPath: blob))
+            #expect(!FileManager.default.fileExists(atPath: harness.vaultPath + "/uploads/" + location.split(separator: "/").last!))
+            let list = try await api.call("GET", "/api/v1/vault/files", token: ida.token)
+            #expect(TestJSON.int(list.body, path: ["used"]) == keeper.stream.count)
+            #expect((TestJSON.value(list.body, path: ["files"]) as? [Any])?.count == 1)
+            let again = try await sweeper.sweep()
+            #expect(again.files == 0 && again.uploads == 0 && again.links == 0)
+        }
+    }
+}
+
+/// A request whose connection is closed before the body is complete. The blocking socket calls
+/// run on their own thread, never on the (two-thread) cooperative pool the server also needs.
+enum RawHTTP {
+    static func sendPartial(to baseURL: String, path: String, headers: [String: String], body: [UInt8]) async throws {
+        try await withCheckedThrowingContinuation { (continuation: CheckedContinuation<Void, any Error>) in
+            Thread {
+                do {
+                    try blockingSendPartial(to: baseURL, path: path, headers: headers, body: body)
+                    continuation.resume()
+                } catch {
+                    continuation.resume(throwing: error)
+                }
+            }.start()
+        }
+    }
+
+    static func blockingSendPartial(to baseURL: String, path: String, headers: [String: String], body: [UInt8]) throws {
+        let connection = try LoopbackConnection(port: URL(string: baseURL)!.port!)
+        defer { connection.close() }
+        var head = "PATCH \(path) HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+        for (name, value) in headers { head += "\(name): \(value)\r\n" }
+        try connection.write(Array((head + "\r\n").utf8) + body)
+        usleep(300_000)
+    }
+}

@@ -1,0 +1,61 @@
+/**
+ * The account's stored files as their owner sees them: one file's server record, its key from
+ * the owner wrap, the decrypted listing, deletion. `vault` is the account's Vault.
+ * @module client/vault-files
+ */
+import { fromB64u } from '../protocol/bytes.js';
+import { ciphertextLength, openMetadata, unwrapFileKey } from '../protocol/vault.js';
+import { RefusedError } from './errors.js';
+import { malformed } from './vault-bytes.js';
+
+/** `GET /api/v1/vault/files/{id}`. */
+export function fileInfo(vault, fileId) {
+  return vault.client.api.get(`/api/v1/vault/files/${encodeURIComponent(fileId)}`);
+}
+
+/** The key of one of this account's files (from its owner wrap). */
+export async function ownKey(account, info) {
+  if (!info.mine || !info.wrap) throw new RefusedError('only its owner opens a file from the vault; open it from its conversation');
+  return unwrapFileKey(fromB64u(info.wrap), account.userId, fromB64u(info.id), account.vaultWrapKey);
+}
+
+/**
+ * This account's files, decrypted: `[{id, name, type, size, storedSize, sha256, level,
+ * conversationId, createdAt, expiresAt, links, error}]`, newest first. `links` lists a public
+ * file's share links; `error` is set (and the name null) for an entry that does not open.
+ */
+export async function list(vault) {
+  const account = vault.account();
+  const { files } = await vault.client.api.get('/api/v1/vault/files');
+  const out = [];
+  for (const file of files) {
+    const entry = {
+      id: file.id, name: null, type: '', size: null, storedSize: file.size, sha256: file.sha256, level: file.level,
+      conversationId: file.conversationId ?? null, createdAt: file.createdAt, expiresAt: file.expiresAt || 0, links: [], error: null,
+    };
+    try {
+      const fileKey = await ownKey(account, file);
+      const meta = await openMetadata(fromB64u(file.meta), fileKey, fromB64u(file.id));
+      fileKey.fill(0);
+      if (ciphertextLength(meta.size) !== file.size) throw malformed('the stored length does not match the file size in its metadata');
+      Object.assign(entry, { name: meta.name, type: meta.type, size: meta.size });
+    } catch (error) {
+      entry.error = String(error?.message ?? error);
+    }
+    if (file.level === 'public') {
+      try {
+        entry.links = await vault.links(file.id);
+      } catch {
+        entry.links = [];
+      }
+    }
+    out.push(entry);
+  }
+  return out;
+}
+
+/** Deletes one of this account's files (its links go with it). */
+export async function deleteFile(vault, fileId) {
+  vault.account();
+  await vault.client.api.delete(`/api/v1/vault/files/${encodeURIComponent(fileId)}`);
+}

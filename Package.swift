@@ -183,13 +183,13 @@ var targets: [Target] = [
     ),
     .testTarget(
         name: "VaultHTTPTests",
-        dependencies: ["VaultHTTP", "CleanupCore", "CircleKit", "CircleProtocol", "CircleStore", "CircleConfig", "CircleCore",
+        dependencies: ["VaultHTTP", "VaultStore", "CleanupCore", "CircleKit", "CircleProtocol", "CircleStore", "CircleConfig", "CircleCore",
                        "CircleTestSupport", "CircleServerTestSupport", crypto, .product(name: "SQLKit", package: "sql-kit")],
         path: "Tests/VaultHTTPTests"
     ),
     .testTarget(
         name: "ClusterTests",
-        dependencies: ["CircleTestSupport", "CircleKit", "CircleStore", "CircleConfig", "CircleBus", .product(name: "SQLKit", package: "sql-kit"),
+        dependencies: ["CircleTestSupport", "CircleKit", "CircleStore", "CircleConfig", "CircleBus", "CircleEvents", "CircleCore", .product(name: "SQLKit", package: "sql-kit"),
                        .product(name: "NIOCore", package: "swift-nio"),
                        .product(name: "AsyncHTTPClient", package: "async-http-client")],
         path: "Tests/ClusterTests"

@@ -16,6 +16,10 @@ actor RedisSubscriber {
     private var nextID: UInt64 = 0
     /// Callers waiting for a subscription to be confirmed, by waiter id.
     private var waiters: [UInt64: CheckedContinuation<Void, Never>] = [:]
+    /// Waiters with a time limit whose wait is under way, and those of them resumed before their
+    /// continuation was stored.
+    private var timedWaiters: Set<UInt64> = []
+    private var resumedEarly: Set<UInt64> = []
     private var nextWaiterID: UInt64 = 0
     /// Per channel, the waiters of each SUBSCRIBE sent, oldest first.
     private var confirmations: [String: Deque<[UInt64]>] = [:]
@@ -75,17 +79,37 @@ actor RedisSubscriber {
 
     /// Suspends until `resume(waiter)`, or until `limit` passes.
     private func wait(_ waiter: UInt64, atMost limit: Duration?) async {
-        if let limit {
-            Task { [weak self] in
-                try? await Task.sleep(for: limit)
-                await self?.resume(waiter)
-            }
+        guard let limit else { return await withCheckedContinuation { waiters[waiter] = $0 } }
+        timedWaiters.insert(waiter)
+        defer {
+            timedWaiters.remove(waiter)
+            resumedEarly.remove(waiter)
         }
+        await withTaskGroup(of: Void.self) { group in
+            group.addTask { await self.waitForResume(waiter) }
+            group.addTask {
+                try? await Task.sleep(for: limit)
+                await self.resume(waiter)
+            }
+            // The first to end resumes the other: the waiter's resume ends the sleep by cancelling it.
+            await group.next()
+            group.cancelAll()
+        }
+    }
+
+    private func waitForResume(_ waiter: UInt64) async {
+        if resumedEarly.remove(waiter) != nil { return }
         await withCheckedContinuation { waiters[waiter] = $0 }
     }
 
     private func resume(_ waiter: UInt64) {
-        waiters.removeValue(forKey: waiter)?.resume()
+        if let continuation = waiters.removeValue(forKey: waiter) {
+            continuation.resume()
+        } else if timedWaiters.contains(waiter) {
+            // Resumed before its wait began (a timed wait starts in a child task): remembered,
+            // so the wait returns at once.
+            resumedEarly.insert(waiter)
+        }
     }
 
     private func unsubscribe(channel: String, id: UInt64) {

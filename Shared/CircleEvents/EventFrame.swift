@@ -1,4 +1,5 @@
 import CircleCore
+import CircleStore
 import Foundation
 import NIOCore
 
@@ -39,7 +40,7 @@ public struct EventFrame: Sendable, Equatable {
     }
 
     /// A frame of `type` carrying `data`, with the user's sequence number for a stored event.
-    public init<Payload: Encodable & Sendable>(seq: Int64?, type: EventType, data: Payload, endsSession: String? = nil) throws {
+    public init<Payload: Encodable & Sendable>(seq: Int64? = nil, type: EventType, data: Payload, endsSession: String? = nil) throws {
         self.routing = Routing(seq: seq, endsSession: endsSession)
         self.body = ByteBuffer(bytes: try Self.encoder.encode(Body(seq: seq, type: type.rawValue, data: data)))
     }
@@ -81,4 +82,27 @@ public struct EventFrame: Sendable, Equatable {
 /// A bus payload that is not an `EventFrame`.
 public enum EventFrameError: Error, Equatable {
     case malformed
+}
+
+extension EventFrame {
+    /// A stored event as a client reading the log receives it (catch-up, `/sync`).
+    public init(stored event: UserEvent) throws {
+        try self.init(event, data: event.data)
+    }
+
+    /// A stored event as live sockets receive it right after its append: its live form when it
+    /// has one (the whole envelope its stored reference names).
+    public init(published event: UserEvent) throws {
+        try self.init(event, data: event.live ?? event.data)
+    }
+
+    private init(_ event: UserEvent, data text: String) throws {
+        let data = try JSONDecoder().decode(JSONValue.self, from: Data(text.utf8))
+        var endsSession: String?
+        if event.type == EventType.sessionRevoked.rawValue, case .object(let fields) = data, case .string(let id)? = fields["sessionId"] {
+            endsSession = id
+        }
+        self.routing = Routing(seq: event.seq, endsSession: endsSession)
+        self.body = ByteBuffer(bytes: try Self.encoder.encode(Body(seq: event.seq, type: event.type, data: data)))
+    }
 }

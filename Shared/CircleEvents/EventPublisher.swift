@@ -4,24 +4,24 @@ import CircleStore
 import Logging
 import NIOCore
 
-/// Publishes committed user events on the bus (`user.{id}`) and records that it did.
+/// Publishes on the bus (`user.{id}`) what users must see: committed events of their logs, and
+/// frames that are never stored (messages, presence, typing).
 ///
-/// Called only after the transaction that wrote the events has committed, so nobody hears of a
-/// change that could still roll back. A failed publish is not an error for the caller: the
-/// events' outbox entry stays, and `EventRelay` sends them again.
+/// Called only after the transaction that wrote the change has committed, so nobody hears of a
+/// change that could still roll back. A failed publish is not an error for the caller: a stored
+/// event's outbox entry stays, and `EventRelay` sends it again.
 public struct EventPublisher: Sendable {
     let store: any DatabaseStore
     let bus: any MessageBus
-    let clock: any WallClock
     let logger: Logger
-    let removals: OutboxRemovals
+    /// Deletes the outbox entries of published events; a service of the process that publishes.
+    public let removals: OutboxRemovals
 
-    public init(store: any DatabaseStore, bus: any MessageBus, clock: any WallClock, logger: Logger) {
+    public init(store: any DatabaseStore, bus: any MessageBus, logger: Logger) {
         self.store = store
         self.bus = bus
-        self.clock = clock
         self.logger = logger
-        self.removals = OutboxRemovals(store: store, logger: logger)
+        self.removals = OutboxRemovals(store: store, table: .events, logger: logger)
     }
 
     /// The bus channel of a user's events.
@@ -34,8 +34,18 @@ public struct EventPublisher: Sendable {
         guard !events.isEmpty else { return }
         // All at once, each user's events in order (one pipelined batch on the bus).
         let ordered = events.count == 1 ? events : events.sorted { ($0.userId, $0.seq) < ($1.userId, $1.seq) }
-        let accepted = await bus.publish(ordered.map { (ByteBuffer(string: $0.frameJSON), Self.channel(forUser: $0.userId)) })
+        var messages: [(payload: ByteBuffer, channel: String)] = []
+        messages.reserveCapacity(ordered.count)
         var done = Set(ordered.compactMap(\.outbox))
+        for event in ordered {
+            do {
+                messages.append((try EventFrame(published: event).encoded(), Self.channel(forUser: event.userId)))
+            } catch {
+                logger.error("a stored event cannot be framed", metadata: ["user": "\(event.userId)", "seq": "\(event.seq)", "type": "\(event.type)"])
+                if let outbox = event.outbox { done.remove(outbox) }
+            }
+        }
+        let accepted = await bus.publish(messages)
         for (event, ok) in zip(ordered, accepted) where !ok {
             logger.warning("event publish failed; the relay will resend it", metadata: ["user": "\(event.userId)", "seq": "\(event.seq)"])
             if let outbox = event.outbox { done.remove(outbox) }
@@ -43,61 +53,23 @@ public struct EventPublisher: Sendable {
         await removals.add(Array(done))
     }
 
+    /// Publishes frames that are not stored, each to its users, in order; true when the bus took
+    /// every one. Messages are read again from their conversation after a gap; presence and
+    /// typing are ephemeral.
+    @discardableResult
+    public func publish(live deliveries: [(frame: EventFrame, userIds: [String])]) async -> Bool {
+        var messages: [(payload: ByteBuffer, channel: String)] = []
+        for (frame, userIds) in deliveries {
+            let payload = frame.encoded()
+            for userId in userIds { messages.append((payload, Self.channel(forUser: userId))) }
+        }
+        guard !messages.isEmpty else { return true }
+        let accepted = await bus.publish(messages)
+        let all = accepted.allSatisfy { $0 }
+        if !all { logger.debug("a live frame was not published", metadata: ["frames": "\(deliveries.count)"]) }
+        return all
+    }
+
     /// Deletes the outbox entries still pending deletion (tests and shutdown).
     public func flushOutbox() async { await removals.flush() }
-
-    /// Sends an event that is not stored (typing, presence): live only, no sequence number.
-    public func publishEphemeral(type: String, data: String, to userIds: [String]) async {
-        let frame = ByteBuffer(string: "{\"type\":\(JSONText.quote(type)),\"data\":\(data)}")
-        for userId in userIds {
-            do {
-                try await bus.publish(frame, to: Self.channel(forUser: userId))
-            } catch {
-                logger.debug("ephemeral publish failed", metadata: ["error": "\(error)"])
-            }
-        }
-    }
-}
-
-/// Outbox entries of published events, deleted together: the first starts a short timer, and
-/// every entry added until it fires goes in one statement per 500. An entry left behind (crash,
-/// database error) costs only a repeated delivery by the relay, which sockets drop by seq. The
-/// timer (200 ms, well inside the relay's 2 s grace) keeps these commits, each a disk flush,
-/// from queueing with the messages' own at every send.
-actor OutboxRemovals {
-    let store: any DatabaseStore
-    let logger: Logger
-    let delay: Duration
-    private var pending: [String] = []
-    private var scheduled = false
-
-    init(store: any DatabaseStore, logger: Logger, delay: Duration = .milliseconds(200)) {
-        self.store = store
-        self.logger = logger
-        self.delay = delay
-    }
-
-    func add(_ ids: [String]) {
-        guard !ids.isEmpty else { return }
-        pending += ids
-        guard !scheduled else { return }
-        scheduled = true
-        Task {
-            try? await Task.sleep(for: delay)
-            await flush()
-        }
-    }
-
-    func flush() async {
-        scheduled = false
-        while !pending.isEmpty {
-            let batch = Array(pending.prefix(500))
-            pending.removeFirst(batch.count)
-            do {
-                try await store.statement { db in try await UserEventLog.removeFromOutbox(batch, in: db) }
-            } catch {
-                logger.warning("deleting published outbox entries failed; the relay may resend their events", metadata: ["error": "\(error)"])
-            }
-        }
-    }
 }

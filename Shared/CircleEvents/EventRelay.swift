@@ -53,7 +53,7 @@ public struct EventRelay: Service {
             var sent = 0
             for entry in entries {
                 let events = try await UserEventLog.events(listedIn: entry, in: db)
-                let accepted = await bus.publish(events.map { (ByteBuffer(string: $0.frameJSON), EventPublisher.channel(forUser: $0.userId)) })
+                let accepted = await bus.publish(try events.map { (try EventFrame(stored: $0).encoded(), EventPublisher.channel(forUser: $0.userId)) })
                 guard accepted.allSatisfy({ $0 }) else { break }
                 done.append(entry.id)
                 sent += events.count

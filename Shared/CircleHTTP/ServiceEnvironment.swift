@@ -29,10 +29,10 @@ public struct ServiceEnvironment: Sendable {
         self.counters = bus
         self.clock = clock
         self.logger = logger
-        self.events = EventPublisher(store: store, bus: bus, clock: clock, logger: logger)
+        self.events = EventPublisher(store: store, bus: bus, logger: logger)
         let sessions = SessionValidator(store: store, bus: bus, logger: logger)
         self.sessions = sessions
-        self.infrastructure = infrastructure + [sessions]
+        self.infrastructure = infrastructure + [sessions, events.removals]
     }
 
     /// Opens the database (migrating or checking its schema) and the bus, failing fast with one

@@ -106,18 +106,15 @@ public final class SessionValidator: Service, Sendable {
 
     public func run() async throws {
         let subscription = try await bus.subscribe(to: Self.revocationChannel)
-        await withGracefulShutdownHandler {
-            for await event in subscription.events {
-                switch event {
-                case .message(let buffer):
-                    forget(sessionIds: Set(String(buffer: buffer).split(separator: ",").map(String.init)))
-                case .gap:
-                    forgetAll()
-                }
+        for await event in subscription.events.cancelOnGracefulShutdown() {
+            switch event {
+            case .message(let buffer):
+                forget(sessionIds: Set(String(buffer: buffer).split(separator: ",").map(String.init)))
+            case .gap:
+                forgetAll()
             }
-        } onGracefulShutdown: {
-            Task { await subscription.cancel() }
         }
+        await subscription.cancel()
     }
 }
 

@@ -72,16 +72,36 @@ extension ChatClient {
         // One parse for the head and, for the most frequent frame, a new message, its data.
         guard let head = try? decoder.decode(FrameHead.self, from: bytes) else { return [] }
         func data<T: Decodable>(_ type: T.Type) -> T? { (try? decoder.decode(Frame<T>.self, from: bytes))?.data }
-        if head.type == "ready" { return [.connection(true)] }
-        if head.type == "resync-required" {
-            // Events were pruned: reload every conversation through the REST API.
-            var events: [ChatEvent] = []
+        switch head.type {
+        case "ready":
+            // Caught up on stored events; messages are read from each conversation's cursor.
+            return await catchUpConversations() + [.connection(true)]
+        case "catch-up":
+            // Live delivery may have missed messages (the server's bus reconnected).
+            return await catchUpConversations()
+        case "resync-required":
+            // Events were pruned: continue from the head; `ready` follows and lists everything.
             if let last = data(LastSeq.self)?.lastSeq { state.lastEventSeq = last }
-            for summary in (try? await conversations()) ?? [] {
-                events += await receiveAsEvents(summary.id)
-            }
             try? save()
-            return events + [.connection(true)]
+            return []
+        case "message.new":
+            // Live only (no event sequence number): the conversation's own sequence orders it.
+            guard let message = head.message else { return [] }
+            let handled = state.conversations[message.conversationId]?.lastSeq ?? 0
+            if message.seq <= handled { return [] }
+            // Any earlier message of the conversation not handled yet comes first, in order.
+            if message.seq > handled + 1 { return await receiveAsEvents(message.conversationId) }
+            defer {
+                state.conversations[message.conversationId, default: .init()].lastSeq = message.seq
+                try? save()
+            }
+            do {
+                return try await open(message).map { [.message($0)] } ?? []
+            } catch {
+                return [.refused(conversationId: message.conversationId, seq: message.seq, reason: "\(error)")]
+            }
+        default:
+            break
         }
         guard let seq = head.seq, seq > state.lastEventSeq else { return [] }
         defer {
@@ -89,19 +109,9 @@ extension ChatClient {
             try? save()
         }
         switch head.type {
-        case "message.new":
-            guard let message = head.message else { return [] }
-            let handled = state.conversations[message.conversationId]?.lastSeq ?? 0
-            if message.seq <= handled { return [] }
-            // Any earlier message of the conversation not handled yet comes first, in order.
-            if message.seq > handled + 1 { return await receiveAsEvents(message.conversationId) }
-            defer { state.conversations[message.conversationId, default: .init()].lastSeq = message.seq }
-            do {
-                return try await open(message).map { [.message($0)] } ?? []
-            } catch {
-                return [.refused(conversationId: message.conversationId, seq: message.seq, reason: "\(error)")]
-            }
         case "envelope.new":
+            // A live envelope is whole; one read back from the log only names it (it is fetched
+            // when a message needs it).
             guard let envelope = data(APITypes.WireEnvelope.self), let conversation = data(ConversationRef.self)?.conversationId else { return [] }
             try? await accept(envelope, conversation: conversation)
             return []
@@ -121,6 +131,16 @@ extension ChatClient {
         default:
             return []
         }
+    }
+
+    /// Reads every conversation whose last message is newer than what this device handled.
+    func catchUpConversations() async -> [ChatEvent] {
+        guard let summaries = try? await conversations() else { return [] }
+        var events: [ChatEvent] = []
+        for summary in summaries where summary.lastSeq > (state.conversations[summary.id]?.lastSeq ?? 0) {
+            events += await receiveAsEvents(summary.id)
+        }
+        return events
     }
 
     func receiveAsEvents(_ conversation: String) async -> [ChatEvent] {

@@ -259,10 +259,16 @@ extension ChatClient {
                            refersToHash: refersToHash)
     }
 
-    /// Opens the envelopes addressed to this user for one sender and epoch.
+    /// Opens the envelopes addressed to this user for one sender and epoch, page after page.
     func fetchEnvelopes(_ conversation: String, epoch: [UInt8], sender: String) async throws {
-        let list: APITypes.EnvelopeList = try await api.call(.GET, "/api/v1/conversations/\(conversation)/envelopes?epoch=\(Base64URL.encode(epoch))&sender=\(sender)")
-        for wire in list.envelopes { try await accept(wire, conversation: conversation) }
+        var after = ""
+        while true {
+            let list: APITypes.EnvelopeList = try await api.call(
+                .GET, "/api/v1/conversations/\(conversation)/envelopes?epoch=\(Base64URL.encode(epoch))&sender=\(sender)\(after)")
+            for wire in list.envelopes { try await accept(wire, conversation: conversation) }
+            guard list.more == true, let next = list.next else { return }
+            after = "&after=\(next)"
+        }
     }
 
     /// Checks and opens one envelope (signed by its sender, addressed to this user, in this

@@ -177,7 +177,12 @@ public enum APITypes {
         public let signature: String
         public let sender: String?
     }
-    public struct EnvelopeList: Codable, Sendable { public let envelopes: [WireEnvelope] }
+    public struct EnvelopeList: Codable, Sendable {
+        public let envelopes: [WireEnvelope]
+        /// Whether another page follows, asked for with `after=next`.
+        public let more: Bool?
+        public let next: String?
+    }
     public struct PostEnvelopes: Codable, Sendable { let envelopes: [WireEnvelope] }
     public struct Read: Codable, Sendable { let seq: Int64 }
 }

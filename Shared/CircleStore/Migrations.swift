@@ -281,6 +281,28 @@ public enum Migrations {
                 "ALTER TABLE user_events DROP COLUMN published_at",
             ]
         },
+        // Messages leave the per-user event log: each conversation's `messages` is its own log,
+        // read from each member's cursor. Committed batches whose messages may not have been
+        // published yet are listed in `message_outbox` (conversation ranges) for the messaging
+        // relay. Stored events that copied a message, an envelope or a file's encrypted metadata
+        // keep their place in the sequence and say nothing more (clients read the subjects from
+        // their own endpoints).
+        Migration(version: 8, name: "message-log", owner: "messaging") { t in
+            [
+                """
+                CREATE TABLE message_outbox (
+                    id TEXT PRIMARY KEY,
+                    created_at \(t.bigint) NOT NULL,
+                    ranges TEXT NOT NULL
+                )
+                """,
+                "CREATE INDEX message_outbox_created ON message_outbox (created_at)",
+                """
+                UPDATE user_events SET type = 'event.gone', payload = '{}'
+                WHERE type IN ('message.new', 'envelope.new', 'vault.file.changed')
+                """,
+            ]
+        },
     ]
 
     /// The schema version this build expects.

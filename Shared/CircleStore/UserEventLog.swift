@@ -1,18 +1,23 @@
 import CircleCore
-import PostgresNIO
 import SQLKit
 
 /// An event to append to a user's log.
 public struct NewUserEvent: Sendable, Equatable {
     public let userId: String
     public let type: String
-    /// The event's `data` member, as JSON text.
+    /// The event's `data` member as stored, JSON text: a reference to its subject (a conversation
+    /// and sequence number, a file id), never a copy of ciphertext, so deleting the subject removes
+    /// it from every path.
     public let data: String
+    /// What live sockets receive instead of `data`, when that says more (the whole envelope a
+    /// reference names). Published, never stored.
+    public let live: String?
 
-    public init(userId: String, type: String, data: String) {
+    public init(userId: String, type: EventType, data: String, live: String? = nil) {
         self.userId = userId
-        self.type = type
+        self.type = type.rawValue
         self.data = data
+        self.live = live
     }
 }
 
@@ -26,23 +31,21 @@ public struct UserEvent: Sendable, Equatable {
     /// The outbox entry that lists this event until it is published (set by an append; nil for
     /// an event read back from the log). Bookkeeping, not part of the event: `==` ignores it.
     public let outbox: String?
+    /// The live form (see `NewUserEvent.live`), for publishing right after the append.
+    public let live: String?
 
-    public init(userId: String, seq: Int64, type: String, data: String, createdAt: Timestamp, outbox: String? = nil) {
+    public init(userId: String, seq: Int64, type: String, data: String, createdAt: Timestamp, outbox: String? = nil, live: String? = nil) {
         self.userId = userId
         self.seq = seq
         self.type = type
         self.data = data
         self.createdAt = createdAt
         self.outbox = outbox
+        self.live = live
     }
 
     public static func == (a: UserEvent, b: UserEvent) -> Bool {
         a.userId == b.userId && a.seq == b.seq && a.type == b.type && a.data == b.data && a.createdAt == b.createdAt
-    }
-
-    /// The event as the client sees it (and as it travels on the bus), as JSON text.
-    public var frameJSON: String {
-        "{\"seq\":\(seq),\"type\":\(JSONText.quote(type)),\"data\":\(data)}"
     }
 }
 
@@ -59,12 +62,16 @@ public enum UserEventPage: Sendable, Equatable {
 /// Appends happen inside the writer's own transaction, so an event exists exactly when the change
 /// it reports does. Counters are locked in user-id order, so concurrent writers cannot deadlock.
 ///
+/// Messages are not in it: a conversation's messages are their own log (`messages`, numbered per
+/// conversation), which each member reads from its own cursor, so a group message is stored
+/// once whatever the member count, and a deleted or expired message is gone from every path with
+/// its row. Events here are small and name their subject instead of copying it.
+///
 /// Each append also writes one row to `event_outbox` listing its events (per user, the range of
 /// sequence numbers); the publisher deletes the row once every event in it went out on the bus,
 /// and the relay republishes what rows older than a few seconds list (a crash between commit and
 /// publish must not strand a live client). One small row per append instead of a mark on every
-/// event: marking each event published rewrote the whole row (payload included) and cost
-/// PostgreSQL more than storing the messages (BENCHMARKS.md).
+/// event, which would rewrite each event's row.
 public enum UserEventLog {
     /// Appends events inside the caller's transaction and returns them with their sequence numbers.
     public static func append(_ events: [NewUserEvent], at now: Timestamp, in db: any SQLDatabase) async throws -> [UserEvent] {
@@ -129,67 +136,9 @@ public enum UserEventLog {
         for event in events {
             let seq = nextSeq[event.userId]!
             nextSeq[event.userId] = seq + 1
-            stored.append(UserEvent(userId: event.userId, seq: seq, type: event.type, data: event.data, createdAt: now, outbox: outbox))
+            stored.append(UserEvent(userId: event.userId, seq: seq, type: event.type, data: event.data, createdAt: now, outbox: outbox, live: event.live))
         }
         return stored
-    }
-
-    /// The end of a PostgreSQL statement (after `WITH ..., `) that appends events to the log
-    /// only if `condition` (an SQL boolean over the earlier parts) holds: the counters, taken in
-    /// user-id order as in `append`, then the events and their outbox entry; the statement returns
-    /// the counters' new values for `numbered`, and no rows when the condition is false. The
-    /// events come as array parameters (`appendArrayBindings`) numbered from `userIds`, so the
-    /// text is the same for any events and the statement can be prepared once; `createdAt` is the
-    /// parameter holding the time. One statement, so a writer can put its own change and its
-    /// events in one round trip.
-    public static func appendingFromArrays(userIds first: Int, createdAt: Int, when condition: String) -> String {
-        """
-        counters AS (
-          INSERT INTO user_event_counters (user_id, last_seq)
-          SELECT v.user_id, v.n FROM unnest($\(first)::text[], $\(first + 1)::int8[]) AS v (user_id, n) WHERE \(condition) ORDER BY v.user_id
-          ON CONFLICT (user_id) DO UPDATE SET last_seq = user_event_counters.last_seq + excluded.last_seq RETURNING user_id, last_seq
-        ), appended AS (
-          INSERT INTO user_events (user_id, seq, type, payload, created_at)
-          SELECT v.user_id, counters.last_seq - v.n + v.k, v.type, v.payload, $\(createdAt)::int8
-          FROM unnest($\(first + 2)::text[], $\(first + 3)::int8[], $\(first + 4)::int8[], $\(first + 5)::text[], $\(first + 6)::text[])
-            AS v (user_id, k, n, type, payload) JOIN counters ON counters.user_id = v.user_id
-        ), outboxed AS (
-          INSERT INTO event_outbox (id, created_at, events)
-          SELECT $\(first + 7)::text, $\(createdAt)::int8,
-            string_agg(counters.user_id || ':' || (counters.last_seq - v.n + 1) || ':' || counters.last_seq, ',' ORDER BY counters.user_id)
-          FROM counters JOIN unnest($\(first)::text[], $\(first + 1)::int8[]) AS v (user_id, n) ON v.user_id = counters.user_id
-          HAVING count(*) > 0
-        )
-        SELECT user_id, last_seq FROM counters
-        """
-    }
-
-    /// How many parameters `appendArrayBindings` adds.
-    public static let arrayParameterCount = 8
-
-    /// The parameters of `appendingFromArrays`: each user's id and event count (in user-id
-    /// order), then each event's user, place among that user's events, the user's count, type
-    /// and data, then the outbox entry's id.
-    public static func appendArrayBindings(_ events: [NewUserEvent], outbox: String, to bindings: inout PostgresBindings) {
-        var countByUser: [String: Int64] = [:]
-        for event in events { countByUser[event.userId, default: 0] += 1 }
-        let users = countByUser.keys.sorted()
-        bindings.append(users)
-        bindings.append(users.map { countByUser[$0]! })
-        var position: [String: Int64] = [:]
-        var places: [Int64] = []
-        places.reserveCapacity(events.count)
-        for event in events {
-            let k = (position[event.userId] ?? 0) + 1
-            position[event.userId] = k
-            places.append(k)
-        }
-        bindings.append(events.map(\.userId))
-        bindings.append(places)
-        bindings.append(events.map { countByUser[$0.userId]! })
-        bindings.append(events.map(\.type))
-        bindings.append(events.map(\.data))
-        bindings.append(outbox)
     }
 
     /// The user's events after `since`, oldest first, at most `limit`.
@@ -245,12 +194,7 @@ public enum UserEventLog {
 
     /// Deletes outbox entries whose events were all published.
     public static func removeFromOutbox(_ ids: [String], in db: any SQLDatabase) async throws {
-        for start in stride(from: 0, to: ids.count, by: 500) {
-            var query = SQLQueryString("DELETE FROM event_outbox WHERE id IN (")
-            query.appendBinds(ids[start..<min(start + 500, ids.count)])
-            query += ")"
-            try await db.raw(query).run()
-        }
+        try await Outbox.remove(ids, from: "event_outbox", in: db)
     }
 
     /// Deletes at most `limit` events created before `before`; returns how many went.

@@ -86,24 +86,23 @@ enum StoreConformance {
         let now = Timestamp(millis: 1_000)
         let first = try await store.write { db in
             try await UserEventLog.append([
-                NewUserEvent(userId: "bob", type: "a", data: "{}"),
-                NewUserEvent(userId: "alice", type: "b", data: "{\"x\":1}"),
-                NewUserEvent(userId: "bob", type: "c", data: "[]"),
+                NewUserEvent(userId: "bob", type: .sessionCreated, data: "{}"),
+                NewUserEvent(userId: "alice", type: .sessionRevoked, data: "{\"x\":1}"),
+                NewUserEvent(userId: "bob", type: .conversationRead, data: "[]"),
             ], at: now, in: db)
         }
         #expect(first.map(\.seq) == [1, 1, 2])
         #expect(first.map(\.userId) == ["bob", "alice", "bob"])
         let second = try await store.write { db in
-            try await UserEventLog.append([NewUserEvent(userId: "bob", type: "d", data: "null")], at: now, in: db)
+            try await UserEventLog.append([NewUserEvent(userId: "bob", type: .conversationOp, data: "null")], at: now, in: db)
         }
         #expect(second.map(\.seq) == [3])
         let page = try await store.read { db in try await UserEventLog.events(for: "bob", since: 0, limit: 10, in: db) }
         #expect(page == .events([
-            UserEvent(userId: "bob", seq: 1, type: "a", data: "{}", createdAt: now),
-            UserEvent(userId: "bob", seq: 2, type: "c", data: "[]", createdAt: now),
-            UserEvent(userId: "bob", seq: 3, type: "d", data: "null", createdAt: now),
+            UserEvent(userId: "bob", seq: 1, type: "session.created", data: "{}", createdAt: now),
+            UserEvent(userId: "bob", seq: 2, type: "conversation.read", data: "[]", createdAt: now),
+            UserEvent(userId: "bob", seq: 3, type: "conversation.op", data: "null", createdAt: now),
         ], more: false))
-        #expect(second[0].frameJSON == "{\"seq\":3,\"type\":\"d\",\"data\":null}")
     }
 
     struct Boom: Error {}
@@ -111,13 +110,13 @@ enum StoreConformance {
     static func rollbackLeavesNothing(_ store: any DatabaseStore) async throws {
         await #expect(throws: Boom.self) {
             try await store.write { db in
-                _ = try await UserEventLog.append([NewUserEvent(userId: "carol", type: "x", data: "{}")], at: .now(), in: db)
+                _ = try await UserEventLog.append([NewUserEvent(userId: "carol", type: .sessionCreated, data: "{}")], at: .now(), in: db)
                 throw Boom()
             }
         }
         #expect(try await store.read { db in try await UserEventLog.lastSeq(for: "carol", in: db) } == 0)
         let events = try await store.write { db in
-            try await UserEventLog.append([NewUserEvent(userId: "carol", type: "y", data: "{}")], at: .now(), in: db)
+            try await UserEventLog.append([NewUserEvent(userId: "carol", type: .sessionRevoked, data: "{}")], at: .now(), in: db)
         }
         #expect(events.map(\.seq) == [1])
     }
@@ -129,7 +128,7 @@ enum StoreConformance {
                     try await store.write { db in
                         // Two users per transaction, in both orders, to exercise the lock order.
                         let users = index.isMultiple(of: 2) ? ["dan", "erin"] : ["erin", "dan"]
-                        return try await UserEventLog.append(users.map { NewUserEvent(userId: $0, type: "t", data: "{}") }, at: .now(), in: db)
+                        return try await UserEventLog.append(users.map { NewUserEvent(userId: $0, type: .conversationRead, data: "{}") }, at: .now(), in: db)
                             .filter { $0.userId == "dan" }.map(\.seq)
                     }
                 }
@@ -143,7 +142,7 @@ enum StoreConformance {
 
     static func readSincePages(_ store: any DatabaseStore) async throws {
         try await store.write { db in
-            _ = try await UserEventLog.append((1...7).map { NewUserEvent(userId: "fay", type: "n\($0)", data: "\($0)") }, at: .now(), in: db)
+            _ = try await UserEventLog.append((1...7).map { NewUserEvent(userId: "fay", type: .conversationRead, data: "\($0)") }, at: .now(), in: db)
         }
         let first = try await store.read { db in try await UserEventLog.events(for: "fay", since: 2, limit: 3, in: db) }
         guard case .events(let events, let more) = first else { Issue.record("expected events"); return }
@@ -151,7 +150,7 @@ enum StoreConformance {
         #expect(more)
         let rest = try await store.read { db in try await UserEventLog.events(for: "fay", since: 5, limit: 3, in: db) }
         guard case .events(let tail, let moreAfter) = rest else { Issue.record("expected events"); return }
-        #expect(tail.map(\.type) == ["n6", "n7"])
+        #expect(tail.map(\.data) == ["6", "7"])
         #expect(!moreAfter)
         #expect(try await store.read { db in try await UserEventLog.events(for: "fay", since: 7, limit: 3, in: db) } == .events([], more: false))
         #expect(try await store.read { db in try await UserEventLog.events(for: "nobody", since: 0, limit: 3, in: db) } == .events([], more: false))
@@ -159,8 +158,8 @@ enum StoreConformance {
 
     static func resyncWhenPruned(_ store: any DatabaseStore) async throws {
         try await store.write { db in
-            _ = try await UserEventLog.append((1...3).map { _ in NewUserEvent(userId: "gus", type: "old", data: "{}") }, at: Timestamp(millis: 100), in: db)
-            _ = try await UserEventLog.append((1...2).map { _ in NewUserEvent(userId: "gus", type: "new", data: "{}") }, at: Timestamp(millis: 900), in: db)
+            _ = try await UserEventLog.append((1...3).map { _ in NewUserEvent(userId: "gus", type: .sessionCreated, data: "{}") }, at: Timestamp(millis: 100), in: db)
+            _ = try await UserEventLog.append((1...2).map { _ in NewUserEvent(userId: "gus", type: .sessionRevoked, data: "{}") }, at: Timestamp(millis: 900), in: db)
         }
         let pruned = try await store.write { db in try await UserEventLog.prune(before: Timestamp(millis: 500), limit: 2, in: db) }
         #expect(pruned == 2)
@@ -178,22 +177,22 @@ enum StoreConformance {
     static func outboxUntilPublished(_ store: any DatabaseStore) async throws {
         let first = try await store.write { db in
             try await UserEventLog.append([
-                NewUserEvent(userId: "hal", type: "a", data: "{}"),
-                NewUserEvent(userId: "ivy", type: "b", data: "{}"),
-                NewUserEvent(userId: "hal", type: "c", data: "{}"),
+                NewUserEvent(userId: "hal", type: .sessionCreated, data: "{}"),
+                NewUserEvent(userId: "ivy", type: .sessionRevoked, data: "{}"),
+                NewUserEvent(userId: "hal", type: .conversationRead, data: "{}"),
             ], at: Timestamp(millis: 10), in: db)
         }
         let entry = try #require(first[0].outbox)
         #expect(first.allSatisfy { $0.outbox == entry })
         let second = try await store.write { db in
-            try await UserEventLog.append([NewUserEvent(userId: "hal", type: "d", data: "{}")], at: Timestamp(millis: 20), in: db)
+            try await UserEventLog.append([NewUserEvent(userId: "hal", type: .conversationOp, data: "{}")], at: Timestamp(millis: 20), in: db)
         }
         let later = try #require(second[0].outbox)
         #expect(later != entry)
         // Rolled back: no entry.
         await #expect(throws: Boom.self) {
             try await store.write { db in
-                _ = try await UserEventLog.append([NewUserEvent(userId: "hal", type: "x", data: "{}")], at: Timestamp(millis: 15), in: db)
+                _ = try await UserEventLog.append([NewUserEvent(userId: "hal", type: .passwordChanged, data: "{}")], at: Timestamp(millis: 15), in: db)
                 throw Boom()
             }
         }
@@ -206,7 +205,7 @@ enum StoreConformance {
         #expect(old.first?.ranges == [.init(userId: "hal", first: 1, last: 2), .init(userId: "ivy", first: 1, last: 1)])
         #expect(try await pending(before: 21).map(\.id) == [entry, later])
         let listed = try await store.read { db in try await UserEventLog.events(listedIn: old[0], in: db) }
-        #expect(listed.map { "\($0.userId)\($0.seq)\($0.type)" } == ["hal1a", "hal2c", "ivy1b"])
+        #expect(listed.map { "\($0.userId)\($0.seq)\($0.type)" } == ["hal1session.created", "hal2conversation.read", "ivy1session.revoked"])
         #expect(listed.allSatisfy { $0.outbox == entry })
         try await store.write { db in try await UserEventLog.removeFromOutbox([entry], in: db) }
         #expect(try await pending(before: 21).map(\.id) == [later])
@@ -216,7 +215,7 @@ enum StoreConformance {
         #expect(try await store.read { db in try await UserEventLog.events(listedIn: remaining, in: db) }.isEmpty)
         // A user id that would break an entry's text is refused.
         await #expect(throws: StoreError.self) {
-            try await store.write { db in try await UserEventLog.append([NewUserEvent(userId: "a,b", type: "x", data: "{}")], at: .now(), in: db) }
+            try await store.write { db in try await UserEventLog.append([NewUserEvent(userId: "a,b", type: .sessionCreated, data: "{}")], at: .now(), in: db) }
         }
     }
 

@@ -1,6 +1,7 @@
 import CircleBus
 import CircleConfig
 import CircleCore
+import CircleEvents
 import CircleStore
 import CircleTestSupport
 import Foundation
@@ -73,11 +74,11 @@ struct GatewayClusterTests {
         // A change committed but never published (as if its writer crashed right after commit).
         try await PostgresStore.withSingleConnection(postgres, logger: TestServers.quietLogger) { store in
             _ = try await store.write { db in
-                try await UserEventLog.append([NewUserEvent(userId: xia.userId, type: "test.stranded", data: "{}")], at: Timestamp.now().adding(seconds: -5), in: db)
+                try await UserEventLog.append([NewUserEvent(userId: xia.userId, type: .conversationRead, data: "{\"stranded\":true}")], at: Timestamp.now().adding(seconds: -5), in: db)
             }
         }
         for (socket, label) in [(onA, "socket on A"), (onB, "socket on B")] {
-            try await expectSeqs(socket, [4], types: ["test.stranded"], label)
+            try await expectSeqs(socket, [4], types: ["conversation.read"], label)
             // Exactly once: nothing more arrives.
             await #expect(throws: TestSupportError.self) { try await socket.next(timeout: .milliseconds(1500)) }
         }
@@ -124,7 +125,8 @@ struct GatewayClusterTests {
         // Pipelined, so the flood takes a moment however loaded the machine is (one awaited
         // PUBLISH after another could take most of the client's patience under load).
         let flood = (0..<20_000).map { index in
-            (payload: ByteBuffer(string: "{\"type\":\"test.flood\",\"data\":{\"i\":\(index),\"pad\":\"\(padding)\"}}"), channel: "user.\(zoe.userId)")
+            (payload: EventFrame(routing: .init(), body: ByteBuffer(string: "{\"type\":\"test.flood\",\"data\":{\"i\":\(index),\"pad\":\"\(padding)\"}}")).encoded(),
+             channel: "user.\(zoe.userId)")
         }
         #expect(await bus.publish(flood).allSatisfy { $0 })
         stalled.speedUp()

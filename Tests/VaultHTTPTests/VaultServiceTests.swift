@@ -9,6 +9,7 @@ import Crypto
 import Foundation
 import SQLKit
 import Testing
+import VaultStore
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -340,8 +341,7 @@ struct VaultServiceTests {
             #expect(FileManager.default.fileExists(atPath: blob))
 
             let later = FixedClock(Timestamp(millis: Timestamp.now().millis + 2 * 86_400_000))
-            let sweeper = VaultSweeper(store: store, clock: later, logger: TestServers.quietLogger,
-                                       settings: VaultSettings(path: harness.vaultPath))
+            let sweeper = VaultSweeper(store: store, blobs: try VaultBlobs.open(path: harness.vaultPath), clock: later, logger: TestServers.quietLogger)
             let swept = try await sweeper.sweep()
             #expect(swept.files == 1 && swept.uploads == 1)
             #expect(!FileManager.default.fileExists(atPath: blob))

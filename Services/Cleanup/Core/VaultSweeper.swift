@@ -1,4 +1,3 @@
-import CircleConfig
 import CircleCore
 import CircleStore
 import Logging
@@ -7,36 +6,36 @@ import VaultStore
 
 /// Removes expired vault files, unfinished uploads past their expiry, and revokes share links
 /// that expired or ran out of downloads (ARCHITECTURE 8), in bounded batches.
-public struct VaultSweeper: Service {
+package struct VaultSweeper: Service {
     package let store: any DatabaseStore
     package let clock: any WallClock
     package let logger: Logger
-    package let settings: VaultSettings
+    package let blobs: any BlobStore
     package let interval: Duration
     package let batch: Int
 
-    public init(store: any DatabaseStore, clock: any WallClock, logger: Logger, settings: VaultSettings, interval: Duration = .seconds(30), batch: Int = 200) {
+    package init(store: any DatabaseStore, blobs: any BlobStore, clock: any WallClock, logger: Logger, interval: Duration = .seconds(30), batch: Int = 200) {
         self.store = store
         self.clock = clock
         self.logger = logger
-        self.settings = settings
+        self.blobs = blobs
         self.interval = interval
         self.batch = batch
     }
 
-    public func run() async throws {
+    package func run() async throws {
         await Sweeping.every(interval, logger: logger, what: "vault") { try await sweep() }
     }
 
     /// One full sweep; returns how many files, uploads and links went.
     @discardableResult
-    public func sweep() async throws -> (files: Int, uploads: Int, links: Int) {
+    package func sweep() async throws -> (files: Int, uploads: Int, links: Int) {
         let now = clock.now()
         let files = try await Sweeping.drain(limit: batch) {
-            try await VaultExpiry.deleteExpiredFiles(store: store, root: settings.path, now: now, limit: batch)
+            try await VaultExpiry.deleteExpiredFiles(store: store, blobs: blobs, now: now, limit: batch)
         }
         let uploads = try await Sweeping.drain(limit: batch) {
-            try await VaultExpiry.deleteStaleUploads(store: store, root: settings.path, now: now, limit: batch)
+            try await VaultExpiry.deleteStaleUploads(store: store, blobs: blobs, now: now, limit: batch)
         }
         let links = try await Sweeping.drain(limit: batch) {
             try await VaultExpiry.revokeSpentLinks(store: store, now: now, limit: batch)

@@ -4,13 +4,16 @@ import CircleHTTP
 import CleanupCore
 import Configuration
 import Hummingbird
+import VaultStore
 
 /// Builds the cleanup service: expiry sweeps, retention and the destruction protocol (ARCHITECTURE 1, 8).
 public func buildCleanup(_ environment: ServiceEnvironment, eventRetention: Duration, vault: VaultSettings) async throws -> ServiceModule {
     let sweeper = EventLogSweeper(store: environment.store, clock: environment.clock, logger: environment.logger, retention: eventRetention)
     let expiry = ExpiredMessageSweeper(store: environment.store, clock: environment.clock, logger: environment.logger)
-    let files = VaultSweeper(store: environment.store, clock: environment.clock, logger: environment.logger, settings: vault)
-    return ServiceModule(name: .cleanup, services: [sweeper, expiry, files]) { _ in }
+    let blobs = try VaultBlobs.open(path: vault.path)
+    let files = VaultSweeper(store: environment.store, blobs: blobs, clock: environment.clock, logger: environment.logger)
+    // The blob store first: it stops after the sweeper that uses it.
+    return ServiceModule(name: .cleanup, services: [blobs, sweeper, expiry, files]) { _ in }
 }
 
 /// The cleanup service as its own process (`circle-cleanup`).

@@ -47,7 +47,7 @@ package struct GatewayState: Sendable {
         let sessionId = Base64URL.encode(SecureRandom.bytes(16))
         try await AccountRepository.insertSession(id: sessionId, tokenHash: SessionTokens.hash(token), userId: userId, deviceLabel: deviceLabel, ip: ip, at: now, in: db)
         let events = try await UserEventLog.append([
-            NewUserEvent(userId: userId, type: "session.created", data: EventData.json(SessionCreated(sessionId: sessionId, deviceLabel: deviceLabel, createdAt: now.millis))),
+            NewUserEvent(userId: userId, type: .sessionCreated, data: EventData.json(SessionCreated(sessionId: sessionId, deviceLabel: deviceLabel, createdAt: now.millis))),
         ], at: now, in: db)
         return (token, sessionId, events)
     }
@@ -56,7 +56,7 @@ package struct GatewayState: Sendable {
     package func revokeSessions(userId: String, only: String? = nil, except: String? = nil, at now: Timestamp, in db: any SQLDatabase) async throws -> (ids: [String], events: [UserEvent]) {
         let ids = try await AccountRepository.revokeSessions(userId: userId, only: only, except: except, at: now, in: db)
         let events = try await UserEventLog.append(ids.map {
-            NewUserEvent(userId: userId, type: "session.revoked", data: EventData.json(SessionRevoked(sessionId: $0)))
+            NewUserEvent(userId: userId, type: .sessionRevoked, data: EventData.json(SessionRevoked(sessionId: $0)))
         }, at: now, in: db)
         return (ids, events)
     }

@@ -126,7 +126,7 @@ struct AccountController: Sendable {
                 recoveryVerifier: recoveryAuthKey.map { crypto.verifier(for: $0) }, at: now, in: db
             )
             let revoked = try await state.revokeSessions(userId: user.id, except: identity.sessionId, at: now, in: db)
-            let changed = try await UserEventLog.append([NewUserEvent(userId: user.id, type: "account.password-changed", data: "{}")], at: now, in: db)
+            let changed = try await UserEventLog.append([NewUserEvent(userId: user.id, type: .passwordChanged, data: "{}")], at: now, in: db)
             let version = try await AccountRepository.bundles(userId: user.id, in: db)?.version ?? 0
             return (revoked.ids, revoked.events + changed, version)
         }

@@ -16,9 +16,9 @@ struct EventSocketController: Sendable {
         router.ws("/api/v1/events") { inbound, outbound, context in
             let address = context.requestContext.clientAddress(context.request, trustForwardedFor: state.settings.trustForwardedFor)
             try await EventSocket(
-                state: state, bus: bus, registry: registry, inbound: inbound, outbound: outbound,
+                state: state, bus: bus, registry: registry, outbound: outbound,
                 address: address, channel: context.requestContext.channel, logger: context.logger
-            ).run()
+            ).run(inbound)
         }
     }
 }

@@ -46,8 +46,10 @@ package struct MessagingLimits: Sendable {
     package var maximumHeader = 256
     /// Ops accepted with a new conversation (genesis excluded).
     package var maximumCreationOps = MembershipChain.maximumMembers + 8
-    /// Envelopes accepted in one request.
-    package var maximumEnvelopes = MembershipChain.maximumMembers
+    /// Envelopes accepted in one request: a whole rotation (one per member) of the largest group,
+    /// twice over, so a chain for the largest group always fits in one request (about 400 bytes
+    /// of JSON each: 1,000 are well inside the body limit).
+    package var maximumEnvelopes = 2 * MembershipChain.maximumMembers
     /// How far into the future a sender's clock may be, for expiry checks.
     package var clockSkewMillis: Int64 = 5 * 60 * 1000
 

@@ -64,7 +64,7 @@ struct ConversationController: Sendable {
             let created = ConversationCreated(conversationId: id, head: Int64(chain.head), epoch: WireBytes.encode(chain.epoch))
             let data = EventData.json(created)
             let events = try await UserEventLog.append(
-                chain.members.keys.sorted().map { NewUserEvent(userId: $0, type: "conversation.created", data: data) }, at: now, in: db)
+                chain.members.keys.sorted().map { NewUserEvent(userId: $0, type: .conversationCreated, data: data) }, at: now, in: db)
             return (created, events)
         }
         await state.events.publish(events)
@@ -146,9 +146,9 @@ struct ConversationController: Sendable {
             }
             try await ConversationRepository.store(chain, newOpsFrom: chain.head, previous: previous, at: now, in: db)
             let view = OpView(conversationId: id, n: Int64(chain.head), op: body.op, signature: body.signature, epoch: WireBytes.encode(chain.epoch))
-            let data = EventData.json(view)
+            let data = EventData.json(ConversationChanged(conversationId: id, n: view.n, epoch: view.epoch))
             let told = Set(previous.keys).union(chain.members.keys).sorted()
-            let events = try await UserEventLog.append(told.map { NewUserEvent(userId: $0, type: "conversation.op", data: data) }, at: now, in: db)
+            let events = try await UserEventLog.append(told.map { NewUserEvent(userId: $0, type: .conversationOp, data: data) }, at: now, in: db)
             return (view, events)
         }
         await state.events.publish(events)

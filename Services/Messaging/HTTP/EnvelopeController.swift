@@ -83,7 +83,8 @@ struct EnvelopeController: Sendable {
                 }
                 try await MessageRepository.insertEnvelope(record, at: now, in: db)
                 stored += 1
-                events.append(NewUserEvent(userId: record.recipientId, type: "envelope.new", data: EventData.json(record.view)))
+                events.append(NewUserEvent(userId: record.recipientId, type: .envelopeNew, data: EventData.json(record.reference),
+                                           live: EventData.json(record.view)))
             }
             return (EnvelopesStored(stored: stored, duplicates: duplicates), try await UserEventLog.append(events, at: now, in: db))
         }
@@ -102,10 +103,22 @@ struct EnvelopeController: Sendable {
             guard UserIdText.isValid(String(text)) else { throw Problem.invalidField("sender", "must be a user id") }
             return String(text)
         }
+        var limit = 500
+        if let text = request.uri.queryParameters["limit"] {
+            guard let value = Int(text), (1...2000).contains(value) else { throw Problem.invalidField("limit", "must be from 1 to 2000") }
+            limit = value
+        }
+        let after = try request.uri.queryParameters["after"].map { text -> EnvelopeCursor in
+            guard let cursor = EnvelopeCursor(String(text)) else { throw Problem.invalidField("after", "must be the `next` of an earlier page") }
+            return cursor
+        }
+        let size = limit
         let envelopes = try await state.store.read { db in
             _ = try await state.membership(id, identity.userId, in: db)
-            return try await MessageRepository.envelopes(id, recipient: identity.userId, epoch: epoch, sender: sender, limit: 2000, in: db)
+            return try await MessageRepository.envelopes(id, recipient: identity.userId, epoch: epoch, sender: sender, after: after, limit: size + 1, in: db)
         }
-        return JSONResponse(EnvelopeList(envelopes: envelopes.map(\.view)))
+        let page = Array(envelopes.prefix(limit))
+        let more = envelopes.count > limit
+        return JSONResponse(EnvelopeList(envelopes: page.map(\.view), more: more, next: more ? page.last.map { EnvelopeCursor($0).text } : nil))
     }
 }

@@ -27,9 +27,8 @@ struct MessageController: Sendable {
         group.get("/{id}/reads", use: reads)
     }
 
-    /// Thrown inside the transaction to roll back a repeated send; answered with the original.
-    struct Duplicate: Error { let message: MessageRecord }
-
+    /// Stores a message (a new one, an edit or a delete): checked, numbered and stored by the
+    /// writer; a repeat of an earlier send is answered with the message stored then.
     @Sendable func send(request: Request, context: CircleRequestContext) async throws -> JSONResponse<SentMessage> {
         let identity = try context.requireIdentity()
         let id = try context.parameters.require("id")
@@ -41,72 +40,11 @@ struct MessageController: Sendable {
         guard ciphertext.count >= 16 + MessagePadding.minimumBucket else { throw Problem.invalidField("ciphertext", "is shorter than the smallest padded message") }
         let header: MessageHeader
         do { header = try MessageHeader(bytes: headerBytes) } catch { throw Problem.invalidField("header", "\(error)") }
-        let messageId = Base64URL.encode(header.messageId)
-        let refersTo = header.refersTo.isEmpty ? nil : Base64URL.encode(header.refersTo)
-        if refersTo == nil {
-            // New messages go through the batching writer.
-            let pending = PendingMessage(conversationId: id, convId: convId, sender: identity.userId, header: header, headerBytes: headerBytes,
-                                         ciphertext: ciphertext, signature: signature, messageId: messageId)
-            switch try await state.writer.submit(pending) {
-            case .stored(let record): return JSONResponse(SentMessage(id: record.id, seq: record.seq, duplicate: false), status: .created)
-            case .duplicate(let record): return JSONResponse(SentMessage(id: record.id, seq: record.seq, duplicate: true), status: .ok)
-            }
-        }
-        let now = state.clock.now()
-        let limits = state.limits
-        do {
-            let (stored, events) = try await state.store.write { db in
-                // One statement takes the conversation's row lock and its next sequence number
-                // (rolled back with everything else if the message is refused below).
-                guard let conversation = try await ConversationRepository.nextSeq(id, at: now, in: db) else { throw Problem.notFound("No such conversation.") }
-                let members = try await ConversationRepository.memberIds(of: id, in: db)
-                guard members.contains(identity.userId) else { throw Problem.notFound("No such conversation.") }
-                guard header.convId == convId else { throw Problem.invalidField("header", "names another conversation") }
-                guard header.senderUserId == identity.userId else { throw Problem.forbidden("A message's header names its sender, the caller.") }
-                if let existing = try await MessageRepository.message(id, id: messageId, in: db) {
-                    guard existing.header == headerBytes, existing.ciphertext == ciphertext || existing.deletedAt != nil, existing.signature == signature else {
-                        throw Problem(status: 409, slug: "message-id-conflict", title: "Message id conflict", detail: "Another message already has this id.")
-                    }
-                    throw Duplicate(message: existing)
-                }
-                guard header.epoch == conversation.epoch else {
-                    throw Problem(status: 409, slug: "stale-epoch", title: "Stale epoch", detail: "The conversation's membership changed: fetch the ops, start a new chain and send again.")
-                }
-                let expiresAt = try MessageRules.checkExpiry(header, conversation: conversation, now: now, limits: limits)
-                if let refersTo {
-                    guard let original = try await MessageRepository.message(id, id: refersTo, in: db),
-                          original.expiresAt == 0 || original.expiresAt > now.millis else {
-                        throw Problem.invalidField("header", "refers to a message that does not exist")
-                    }
-                    guard original.senderId == identity.userId else { throw Problem.forbidden("Only a message's author edits or deletes it.") }
-                    guard original.kind == Int64(MessageHeader.Kind.message.rawValue), original.deletedAt == nil else {
-                        throw Problem.invalidField("header", "refers to a message that was deleted or is itself an edit")
-                    }
-                    if original.expiresAt > 0, expiresAt == 0 || expiresAt > original.expiresAt {
-                        throw Problem.invalidField("header", "an edit cannot outlive the original's expiry")
-                    }
-                }
-                let seq = conversation.lastSeq
-                let message = MessageRecord(
-                    conversationId: id, id: messageId, seq: seq, senderId: identity.userId, kind: Int64(header.kind.rawValue),
-                    refersTo: refersTo, header: headerBytes, ciphertext: ciphertext, signature: signature, expiresAt: expiresAt,
-                    createdAt: now.millis, editedBy: nil, deletedAt: nil)
-                try await MessageRepository.insert(message, in: db)
-                if let refersTo {
-                    if header.kind == .edit {
-                        try await MessageRepository.markEdited(id, id: refersTo, by: messageId, in: db)
-                    } else {
-                        try await MessageRepository.markDeleted(id, id: refersTo, at: now, in: db)
-                    }
-                }
-                let data = EventData.json(message.view)
-                let events = try await UserEventLog.append(members.map { NewUserEvent(userId: $0, type: "message.new", data: data) }, at: now, in: db)
-                return (message, events)
-            }
-            await state.events.publish(events)
-            return JSONResponse(SentMessage(id: stored.id, seq: stored.seq, duplicate: false), status: .created)
-        } catch let duplicate as Duplicate {
-            return JSONResponse(SentMessage(id: duplicate.message.id, seq: duplicate.message.seq, duplicate: true), status: .ok)
+        let pending = PendingMessage(conversationId: id, convId: convId, sender: identity.userId, header: header, headerBytes: headerBytes,
+                                     ciphertext: ciphertext, signature: signature)
+        switch try await state.writer.submit(pending) {
+        case .stored(let record): return JSONResponse(SentMessage(id: record.id, seq: record.seq, duplicate: false), status: .created)
+        case .duplicate(let record): return JSONResponse(SentMessage(id: record.id, seq: record.seq, duplicate: true), status: .ok)
         }
     }
 
@@ -152,7 +90,7 @@ struct MessageController: Sendable {
                 told += try await ConversationRepository.members(of: id, in: db).filter { $0.userId != identity.userId && $0.receipts }.map(\.userId)
             }
             let data = EventData.json(ReadMarker(conversationId: id, userId: identity.userId, seq: body.seq, readAt: now.millis))
-            return try await UserEventLog.append(told.map { NewUserEvent(userId: $0, type: "conversation.read", data: data) }, at: now, in: db)
+            return try await UserEventLog.append(told.map { NewUserEvent(userId: $0, type: .conversationRead, data: data) }, at: now, in: db)
         }
         await state.events.publish(events)
         return Response(status: .noContent)

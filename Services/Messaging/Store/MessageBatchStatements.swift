@@ -1,10 +1,11 @@
 import CircleCore
 import CircleStore
 import Foundation
+import Logging
 import NIOCore
 import PostgresNIO
 
-/// The two statements of a message batch on PostgreSQL (`MessageWriter.writeAtOnce`), each with
+/// The two statements of a message batch on PostgreSQL (`PostgresMessageBatches`), each with
 /// one fixed text whatever the batch holds: lists travel as array parameters. PostgreSQL parses
 /// and plans each once per connection (a prepared statement) instead of once per batch; before,
 /// planning took more of the database's time than running them (pg_stat_statements, BENCHMARKS.md).
@@ -45,63 +46,48 @@ package enum MessageBatchStatements {
         package func decodeRow(_ row: PostgresRow) throws -> PostgresRow { row }
     }
 
-    /// Updates each conversation only where its sequence number and epoch are still those read,
-    /// and stores the messages, the event counters and the events only if every conversation was
-    /// updated (all parts see one snapshot; the statement is atomic), with the events' outbox
-    /// entry. Returns each member's new event counter, or no rows when a conversation changed.
+    /// Stores a batch only if every conversation still has the sequence number and epoch it was
+    /// planned against: takes the conversations' row locks (in id order), checks them, and then,
+    /// only if all match, moves their sequence numbers and stores the messages and their outbox
+    /// entry (all parts of one statement see one snapshot; it is atomic). Returns whether it did.
     package struct Write: PostgresPreparedStatement {
-        package static let name = "circle_message_batch_write"
+        package static let name = "circle_message_batch_write_v2"
         package static let sql = """
             WITH expected AS (
               SELECT * FROM unnest($1::text[], $2::int8[], $3::bytea[], $4::int8[]) AS e (id, read_seq, epoch, last_seq)
             ), locked AS (
-              SELECT c.id FROM conversations c WHERE c.id = ANY($1::text[]) ORDER BY c.id FOR UPDATE
-            ), numbered AS (
-              UPDATE conversations c SET updated_at = $5::int8, last_seq = e.last_seq FROM expected e, locked l
-              WHERE c.id = e.id AND l.id = e.id AND c.last_seq = e.read_seq AND c.epoch = e.epoch RETURNING c.id
+              SELECT c.id, c.last_seq, c.epoch FROM conversations c WHERE c.id = ANY($1::text[]) ORDER BY c.id FOR UPDATE
             ), unchanged AS (
-              SELECT count(*) = cardinality($1::text[]) AS ok FROM numbered
+              SELECT count(*) = cardinality($1::text[]) AS ok FROM locked l JOIN expected e
+                ON l.id = e.id AND l.last_seq = e.read_seq AND l.epoch = e.epoch
+            ), numbered AS (
+              UPDATE conversations c SET updated_at = $5::int8, last_seq = e.last_seq FROM expected e
+              WHERE c.id = e.id AND (SELECT ok FROM unchanged) RETURNING c.id
             ), stored AS (
               INSERT INTO messages (conversation_id, id, seq, sender_id, kind, header, ciphertext, signature, expires_at, created_at)
               SELECT m.conversation_id, m.id, m.seq, m.sender_id, m.kind, m.header, m.ciphertext, m.signature, m.expires_at, $5::int8
               FROM unnest($6::text[], $7::text[], $8::int8[], $9::text[], $10::int8[], $11::bytea[], $12::bytea[], $13::bytea[], $14::int8[])
                 AS m (conversation_id, id, seq, sender_id, kind, header, ciphertext, signature, expires_at)
               WHERE (SELECT ok FROM unchanged)
-            ), \(UserEventLog.appendingFromArrays(userIds: 15, createdAt: 5, when: "(SELECT ok FROM unchanged)"))
+            ), outboxed AS (
+              INSERT INTO message_outbox (id, created_at, ranges) SELECT $15::text, $5::int8, $16::text WHERE (SELECT ok FROM unchanged)
+            )
+            SELECT ok FROM unchanged
             """
-        package typealias Row = PostgresRow
+        package typealias Row = Bool
 
-        package struct Expected {
-            package let id: String
-            package let readSeq: Int64
-            package let epoch: [UInt8]
-            package let lastSeq: Int64
-
-            package init(id: String, readSeq: Int64, epoch: [UInt8], lastSeq: Int64) {
-                self.id = id
-                self.readSeq = readSeq
-                self.epoch = epoch
-                self.lastSeq = lastSeq
-            }
-        }
-
-        package let conversations: [Expected]
-        package let messages: [MessageRecord]
-        package let events: [NewUserEvent]
+        package let write: BatchWrite
         package let now: Timestamp
-        /// The id of the events' outbox entry.
-        package let outbox: String
 
-        package init(conversations: [Expected], messages: [MessageRecord], events: [NewUserEvent], now: Timestamp, outbox: String) {
-            self.conversations = conversations
-            self.messages = messages
-            self.events = events
+        package init(write: BatchWrite, now: Timestamp) {
+            self.write = write
             self.now = now
-            self.outbox = outbox
         }
 
         package func makeBindings() throws -> PostgresBindings {
-            var bindings = PostgresBindings(capacity: 14 + UserEventLog.arrayParameterCount)
+            var bindings = PostgresBindings(capacity: 16)
+            let conversations = write.conversations
+            let messages = write.messages
             bindings.append(conversations.map(\.id))
             bindings.append(conversations.map(\.readSeq))
             bindings.append(conversations.map { ByteBuffer(bytes: $0.epoch) })
@@ -116,10 +102,60 @@ package enum MessageBatchStatements {
             bindings.append(messages.map { ByteBuffer(bytes: $0.ciphertext) })
             bindings.append(messages.map { ByteBuffer(bytes: $0.signature) })
             bindings.append(messages.map(\.expiresAt))
-            UserEventLog.appendArrayBindings(events, outbox: outbox, to: &bindings)
+            bindings.append(write.outbox)
+            bindings.append(MessageOutbox.ranges(of: messages))
             return bindings
         }
 
-        package func decodeRow(_ row: PostgresRow) throws -> PostgresRow { row }
+        package func decodeRow(_ row: PostgresRow) throws -> Bool { try row.decode(Bool.self) }
+    }
+}
+
+/// PostgreSQL's fast path beside the careful one.
+package struct PostgresMessageBatches: MessageBatchRepository {
+    let store: any PostgresConnectionStore
+    let careful: SQLMessageBatches
+    let logger: Logger
+
+    package init(store: any PostgresConnectionStore, logger: Logger) {
+        self.store = store
+        self.careful = SQLMessageBatches(store: store)
+        self.logger = logger
+    }
+
+    package var storesAtOnce: Bool { true }
+
+    package func read(conversationIds: [String], messages: [MessageKey]) async throws -> [String: BatchConversation]? {
+        let read = MessageBatchStatements.Read(conversationIds: conversationIds, messages: messages.map { ($0.conversationId, $0.messageId) })
+        let logger = self.logger
+        let rows = try await store.withConnection { connection in
+            try await connection.execute(read, logger: logger).reduce(into: []) { $0.append($1.sql()) }
+        }
+        var conversations: [String: BatchConversation] = [:]
+        for row in rows {
+            if try row.decode(column: "repeats", as: Bool.self) { return nil }
+            let record = try ConversationRepository.decodeConversation(row)
+            conversations[record.id] = BatchConversation(record: record, members: try row.decode(column: "member_ids", as: [String].self))
+        }
+        return conversations
+    }
+
+    package func storeAtOnce(_ write: BatchWrite, now: Timestamp) async throws -> Bool {
+        let statement = MessageBatchStatements.Write(write: write, now: now)
+        let logger = self.logger
+        do {
+            return try await store.withConnection { connection in
+                try await connection.execute(statement, logger: logger).reduce(into: false) { $0 = $0 || $1 }
+            }
+        } catch let error as PSQLError where error.serverInfo?[.sqlState] == "23505" {
+            throw MessageBatchError.idTaken
+        }
+    }
+
+    package func storeLocked<Outcome: Sendable>(
+        conversationIds: [String], keys: [MessageKey], now: Timestamp,
+        decide: @escaping @Sendable (LockedRead) -> (BatchWrite, Outcome)
+    ) async throws -> Outcome {
+        try await careful.storeLocked(conversationIds: conversationIds, keys: keys, now: now, decide: decide)
     }
 }

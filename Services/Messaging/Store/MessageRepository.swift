@@ -1,4 +1,5 @@
 import CircleCore
+import CircleProtocol
 import CircleStore
 import Foundation
 import SQLKit
@@ -44,6 +45,8 @@ package struct MessageRecord: Sendable, Equatable {
 
 /// A key envelope row.
 package struct EnvelopeRecord: Sendable, Equatable {
+    /// When it was stored (orders pages).
+    package let createdAt: Int64
     package let conversationId: String
     package let epoch: String
     package let senderId: String
@@ -54,7 +57,9 @@ package struct EnvelopeRecord: Sendable, Equatable {
     package let ciphertext: [UInt8]
     package let signature: [UInt8]
 
-    package init(conversationId: String, epoch: String, senderId: String, deviceId: String, generation: Int64, recipientId: String, enc: [UInt8], ciphertext: [UInt8], signature: [UInt8]) {
+    package init(conversationId: String, epoch: String, senderId: String, deviceId: String, generation: Int64, recipientId: String, enc: [UInt8], ciphertext: [UInt8], signature: [UInt8],
+                 createdAt: Int64 = 0) {
+        self.createdAt = createdAt
         self.conversationId = conversationId
         self.epoch = epoch
         self.senderId = senderId
@@ -64,6 +69,16 @@ package struct EnvelopeRecord: Sendable, Equatable {
         self.enc = enc
         self.ciphertext = ciphertext
         self.signature = signature
+    }
+
+    /// The same envelope (where it was stored aside).
+    package static func == (a: EnvelopeRecord, b: EnvelopeRecord) -> Bool {
+        a.conversationId == b.conversationId && a.epoch == b.epoch && a.senderId == b.senderId && a.deviceId == b.deviceId
+            && a.generation == b.generation && a.recipientId == b.recipientId && a.enc == b.enc && a.ciphertext == b.ciphertext && a.signature == b.signature
+    }
+
+    package var reference: EnvelopeReference {
+        EnvelopeReference(conversationId: conversationId, epoch: epoch, sender: senderId, deviceId: deviceId, generation: UInt32(clamping: generation))
     }
 
     package var view: EnvelopeView {
@@ -147,6 +162,15 @@ package enum MessageRepository {
             """).all().map(decode)
     }
 
+    /// The messages `first...last` of a conversation that have not expired (for the relay).
+    package static func range(_ conversationId: String, first: Int64, last: Int64, at now: Timestamp, in db: any SQLDatabase) async throws -> [MessageRecord] {
+        try await db.raw("""
+            SELECT * FROM messages WHERE conversation_id = \(bind: conversationId) AND seq >= \(bind: first) AND seq <= \(bind: last)
+              AND (expires_at = 0 OR expires_at > \(bind: now.millis))
+            ORDER BY seq
+            """).all().map(decode)
+    }
+
     // MARK: Expiry
 
     /// Deletes at most `limit` expired messages; several cleanup replicas can run this at once
@@ -173,7 +197,8 @@ package enum MessageRepository {
             recipientId: try row.decode(column: "recipient_id", as: String.self),
             enc: Array(try row.decode(column: "enc", as: Data.self)),
             ciphertext: Array(try row.decode(column: "ciphertext", as: Data.self)),
-            signature: Array(try row.decode(column: "signature", as: Data.self))
+            signature: Array(try row.decode(column: "signature", as: Data.self)),
+            createdAt: try row.decode(column: "created_at", as: Int64.self)
         )
     }
 
@@ -193,12 +218,53 @@ package enum MessageRepository {
             """).run()
     }
 
-    /// The envelopes addressed to `recipient` in a conversation, optionally of one epoch or sender.
-    package static func envelopes(_ conversationId: String, recipient: String, epoch: String?, sender: String?, limit: Int, in db: any SQLDatabase) async throws -> [EnvelopeRecord] {
+    /// The envelopes addressed to `recipient` in a conversation, optionally of one epoch or sender,
+    /// in a stable order, after `cursor` (exclusive), at most `limit`.
+    package static func envelopes(_ conversationId: String, recipient: String, epoch: String?, sender: String?, after cursor: EnvelopeCursor?,
+                                  limit: Int, in db: any SQLDatabase) async throws -> [EnvelopeRecord] {
         var query = SQLQueryString("SELECT * FROM key_envelopes WHERE conversation_id = \(bind: conversationId) AND recipient_id = \(bind: recipient)")
         if let epoch { query += " AND epoch = \(bind: epoch)" }
         if let sender { query += " AND sender_id = \(bind: sender)" }
-        query += " ORDER BY created_at, sender_id, device_id, generation LIMIT \(bind: limit)"
+        if let cursor {
+            query += """
+                 AND (created_at, epoch, sender_id, device_id, generation) > (\(bind: cursor.createdAt), \(bind: cursor.epoch), \(bind: cursor.sender), \(bind: cursor.deviceId), \(bind: cursor.generation))
+                """
+        }
+        query += " ORDER BY created_at, epoch, sender_id, device_id, generation LIMIT \(bind: limit)"
         return try await db.raw(query).all().map(decodeEnvelope)
     }
+}
+
+/// Where a page of envelopes ended: the last envelope's place in their order, as an opaque
+/// text (`next` of one page, `after` of the next).
+package struct EnvelopeCursor: Sendable, Equatable {
+    package let createdAt: Int64
+    package let epoch: String
+    package let sender: String
+    package let deviceId: String
+    package let generation: Int64
+
+    package init(_ envelope: EnvelopeRecord) {
+        createdAt = envelope.createdAt
+        epoch = envelope.epoch
+        sender = envelope.senderId
+        deviceId = envelope.deviceId
+        generation = envelope.generation
+    }
+
+    /// Reads `text`; nil unless it is a cursor this server made (base64url of its fields joined
+    /// by spaces: none of them holds one).
+    package init?(_ text: String) {
+        guard let data = Base64URL.decode(text), let joined = String(data: data, encoding: .utf8) else { return nil }
+        let parts = joined.split(separator: " ", omittingEmptySubsequences: false).map(String.init)
+        guard parts.count == 5, let createdAt = Int64(parts[0]), let generation = Int64(parts[4]),
+              parts[1].count == 43, UserIdText.isValid(parts[2]), parts[3].count == 22 else { return nil }
+        self.createdAt = createdAt
+        epoch = parts[1]
+        sender = parts[2]
+        deviceId = parts[3]
+        self.generation = generation
+    }
+
+    package var text: String { Base64URL.encode(Array("\(createdAt) \(epoch) \(sender) \(deviceId) \(generation)".utf8)) }
 }

@@ -226,9 +226,14 @@ package struct EnvelopeView: Codable, Sendable {
 
 package struct EnvelopeList: Codable, Sendable {
     package let envelopes: [EnvelopeView]
+    /// Whether more envelopes follow; ask again with `after=next`.
+    package let more: Bool
+    package let next: String?
 
-    package init(envelopes: [EnvelopeView]) {
+    package init(envelopes: [EnvelopeView], more: Bool, next: String?) {
         self.envelopes = envelopes
+        self.more = more
+        self.next = next
     }
 }
 
@@ -289,5 +294,29 @@ extension MembershipOp.Role {
 extension ConversationSettings {
     package var view: SettingsView {
         SettingsView(kind: kind == .direct ? "direct" : "group", disappearSeconds: Int64(disappearSeconds), readReceipts: readReceipts)
+    }
+}
+
+/// What a recipient's event log keeps of a new envelope: where it is, not its bytes (live
+/// sockets get the whole envelope; a client reading the log fetches it by epoch and sender).
+package struct EnvelopeReference: Codable, Sendable, Equatable {
+    package let conversationId: String
+    package let epoch: String
+    package let sender: String
+    package let deviceId: String
+    package let generation: UInt32
+}
+
+/// A conversation's membership or settings changed: its new head and epoch (clients fetch the
+/// ops and verify them).
+package struct ConversationChanged: Codable, Sendable, Equatable {
+    package let conversationId: String
+    package let n: Int64
+    package let epoch: String
+
+    package init(conversationId: String, n: Int64, epoch: String) {
+        self.conversationId = conversationId
+        self.n = n
+        self.epoch = epoch
     }
 }

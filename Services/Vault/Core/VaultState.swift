@@ -98,4 +98,18 @@ package actor UploadLocks {
     package func acquire(_ id: String) -> Bool { held.insert(id).inserted }
 
     package func release(_ id: String) { held.remove(id) }
+
+    /// Runs `body` holding the upload's lock, released before this returns (so a client's next
+    /// request, sent as soon as it has the answer, finds it free); `busy` when it is held.
+    package nonisolated func holding<T: Sendable>(_ id: String, busy: @autoclosure () -> any Error, _ body: () async throws -> T) async throws -> T {
+        guard await acquire(id) else { throw busy() }
+        do {
+            let result = try await body()
+            await release(id)
+            return result
+        } catch {
+            await release(id)
+            throw error
+        }
+    }
 }

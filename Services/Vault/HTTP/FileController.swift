@@ -29,6 +29,15 @@ struct FileController: Sendable {
         let mine: Bool
     }
 
+    /// A file's level or expiry changed (the event names the file; its encrypted metadata stays
+    /// out of the log).
+    struct FileChanged: Codable, Sendable {
+        let fileId: String
+        let level: String
+        let conversationId: String?
+        let expiresAt: Int64
+    }
+
     struct FileList: Codable, Sendable {
         let files: [FileView]
         let used: Int64
@@ -125,8 +134,9 @@ struct FileController: Sendable {
                 UPDATE vault_files SET level = \(bind: file.level.rawValue), conversation_id = \(bind: file.conversationId), expires_at = \(bind: file.expiresAt)
                 WHERE id = \(bind: file.id)
                 """).run()
-            let events = try await UserEventLog.append([NewUserEvent(userId: identity.userId, type: "vault.file.changed",
-                                                                     data: EventData.json(Self.view(file, for: identity.userId)))], at: now, in: db)
+            let events = try await UserEventLog.append([NewUserEvent(userId: identity.userId, type: .vaultFileChanged,
+                                                                     data: EventData.json(FileChanged(fileId: file.id, level: file.level.rawValue, conversationId: file.conversationId,
+                                                                                                      expiresAt: file.expiresAt)))], at: now, in: db)
             return (file, events)
         }
         await state.events.publish(events)
@@ -140,7 +150,7 @@ struct FileController: Sendable {
         let (file, events) = try await state.store.write { db in
             let file = try await state.ownFile(id, by: identity.userId, now: now, in: db)
             try await VaultRepository.deleteFile(file, at: now, in: db)
-            let events = try await UserEventLog.append([NewUserEvent(userId: identity.userId, type: "vault.file.deleted",
+            let events = try await UserEventLog.append([NewUserEvent(userId: identity.userId, type: .vaultFileDeleted,
                                                                      data: EventData.json(["fileId": file.id]))], at: now, in: db)
             return (file, events)
         }

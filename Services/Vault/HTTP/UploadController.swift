@@ -131,10 +131,10 @@ struct UploadController: Sendable {
         fields[.location] = Self.basePath + "/" + uploadId
         // creation-with-upload: the first bytes may come with the creation request.
         if request.headers[.contentType]?.lowercased() == Self.offsetContentType {
-            guard await state.locks.acquire(uploadId) else { throw lockedProblem }
-            defer { Task { await state.locks.release(uploadId) } }
-            guard let upload = try await state.store.read({ db in try await VaultRepository.upload(uploadId, in: db) }) else { throw Self.noSuchUpload }
-            let offset = try await receive(request, into: upload, channel: context.channel)
+            let offset = try await state.locks.holding(uploadId, busy: lockedProblem) {
+                guard let upload = try await state.store.read({ db in try await VaultRepository.upload(uploadId, in: db) }) else { throw Self.noSuchUpload }
+                return try await receive(request, into: upload, channel: context.channel)
+            }
             fields[Self.uploadOffset] = String(offset)
         }
         return Response(status: .created, headers: fields)
@@ -160,30 +160,30 @@ struct UploadController: Sendable {
         }
         let id: String = try context.parameters.require("id")
         _ = try await ownUpload(id, identity.userId)
-        guard await state.locks.acquire(id) else { throw lockedProblem }
-        defer { Task { await state.locks.release(id) } }
-        let upload = try await ownUpload(id, identity.userId)
-        guard offset == upload.offset else {
-            throw tusProblem(409, "offset-mismatch", "Offset mismatch", "The upload is at offset \(upload.offset), not \(offset): send HEAD and resume from there.")
+        return try await state.locks.holding(id, busy: lockedProblem) {
+            let upload = try await ownUpload(id, identity.userId)
+            guard offset == upload.offset else {
+                throw tusProblem(409, "offset-mismatch", "Offset mismatch", "The upload is at offset \(upload.offset), not \(offset): send HEAD and resume from there.")
+            }
+            let newOffset = try await receive(request, into: upload, channel: context.channel)
+            return Response(status: .noContent, headers: headers(offset: newOffset, expires: newOffset == upload.length ? nil : upload.expiresAt))
         }
-        let newOffset = try await receive(request, into: upload, channel: context.channel)
-        return Response(status: .noContent, headers: headers(offset: newOffset, expires: newOffset == upload.length ? nil : upload.expiresAt))
     }
 
     @Sendable func terminate(request: Request, context: CircleRequestContext) async throws -> Response {
         let identity = try context.requireIdentity()
         try requireTus(request)
         let id: String = try context.parameters.require("id")
-        guard await state.locks.acquire(id) else { throw lockedProblem }
-        defer { Task { await state.locks.release(id) } }
-        let upload = try await ownUpload(id, identity.userId)
-        try await state.store.write { db in
-            try await db.raw("DELETE FROM vault_uploads WHERE id = \(bind: upload.id)").run()
-            try await VaultRepository.release(upload.length, for: upload.ownerId, in: db)
+        return try await state.locks.holding(id, busy: lockedProblem) {
+            let upload = try await ownUpload(id, identity.userId)
+            try await state.store.write { db in
+                try await db.raw("DELETE FROM vault_uploads WHERE id = \(bind: upload.id)").run()
+                try await VaultRepository.release(upload.length, for: upload.ownerId, in: db)
+            }
+            await state.hashers.forget(id)
+            try? await state.blobs.deleteUpload(id)
+            return Response(status: .noContent, headers: headers())
         }
-        await state.hashers.forget(id)
-        try? await state.blobs.deleteUpload(id)
-        return Response(status: .noContent, headers: headers())
     }
 
     // MARK: receiving bytes
@@ -269,7 +269,7 @@ struct UploadController: Sendable {
             try await db.raw("DELETE FROM vault_uploads WHERE id = \(bind: upload.id)").run()
             let created = FileCreated(fileId: upload.fileId, size: upload.length, level: upload.level.rawValue, conversationId: upload.conversationId,
                                       sha256: Base64URL.encode(sha))
-            return try await UserEventLog.append([NewUserEvent(userId: upload.ownerId, type: "vault.file.created", data: EventData.json(created))], at: now, in: db)
+            return try await UserEventLog.append([NewUserEvent(userId: upload.ownerId, type: .vaultFileCreated, data: EventData.json(created))], at: now, in: db)
         }
         await state.hashers.forget(upload.id)
         try? await state.blobs.deleteUpload(upload.id)

@@ -8,15 +8,16 @@ import VaultStore
 
 /// Builds the vault service: encrypted file blobs, resumable uploads, access control, share links and quotas (ARCHITECTURE 1, 5).
 public func buildVault(_ environment: ServiceEnvironment, settings: VaultSettings) async throws -> ServiceModule {
+    let blobs = try VaultBlobs.open(path: settings.path)
     let state = VaultState(
-        store: environment.store, events: environment.events, blobs: try FileBlobStore(root: settings.path),
+        store: environment.store, events: environment.events, blobs: blobs,
         settings: settings, clock: environment.clock, logger: environment.logger,
         hashers: UploadHashers(), locks: UploadLocks()
     )
     let uploads = UploadController(state: state)
     let files = FileController(state: state)
     let links = LinkController(state: state)
-    return ServiceModule(name: .vault) { router in
+    return ServiceModule(name: .vault, services: [blobs]) { router in
         uploads.addRoutes(to: router)
         files.addRoutes(to: router)
         links.addRoutes(to: router)

@@ -1,11 +1,13 @@
 import Crypto
 import Hummingbird
 import NIOCore
+import ServiceLifecycle
 
 /// Where the vault keeps ciphertext (ARCHITECTURE 5): unfinished uploads by upload id, finished files
 /// by file id. Ids are made or checked by the vault (hex of random or decoded bytes), so no name
-/// from a client ever reaches a path. Implementations make every acknowledged byte durable.
-package protocol BlobStore: Sendable {
+/// from a client ever reaches a path. Implementations make every acknowledged byte durable, and
+/// run as a service (what they hold, threads or connections, stops with the service group).
+package protocol BlobStore: Service {
     /// Creates an empty upload.
     func createUpload(_ id: String) async throws
 

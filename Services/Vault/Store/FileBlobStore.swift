@@ -5,6 +5,7 @@ import Glibc
 import Hummingbird
 import NIOCore
 import NIOPosix
+import ServiceLifecycle
 #if canImport(Glibc)
 #endif
 
@@ -12,17 +13,15 @@ import NIOPosix
 /// `uploads/{uploadId}` while an upload streams in, then `files/{ab}/{name}` once complete.
 /// Every acknowledged byte is fsynced; a finished file is fsynced, renamed into place and its
 /// folder fsynced, so a crash leaves either the whole file or none.
-package struct FileBlobStore: BlobStore {
+///
+/// A `Service`: it owns its threads for file I/O (large reads, writes and fsyncs never wait
+/// behind, or hold up, the database's blocking calls on NIO's shared pool) and stops them when
+/// the service group ends, after the services that use it.
+package final class FileBlobStore: BlobStore {
     package let root: String
     package let fileIO: FileIO
     package let fileSystem: FileSystem
-    /// The vault's own threads for file I/O: large reads, writes and fsyncs never wait behind (or
-    /// hold up) the database's blocking calls on NIO's shared pool.
-    package static let threadPool: NIOThreadPool = {
-        let pool = NIOThreadPool(numberOfThreads: 4)
-        pool.start()
-        return pool
-    }()
+    let threadPool: NIOThreadPool
     /// Incoming bytes are gathered to this size before each write.
     package static let writeSize = 2 << 20
     /// Bytes read per chunk of a download.
@@ -30,8 +29,11 @@ package struct FileBlobStore: BlobStore {
 
     package init(root: String) throws {
         self.root = URL(fileURLWithPath: root).standardizedFileURL.path
-        self.fileIO = FileIO(threadPool: Self.threadPool)
-        self.fileSystem = FileSystem(threadPool: Self.threadPool)
+        let pool = NIOThreadPool(numberOfThreads: 4)
+        pool.start()
+        self.threadPool = pool
+        self.fileIO = FileIO(threadPool: pool)
+        self.fileSystem = FileSystem(threadPool: pool)
         for folder in ["uploads", "files"] {
             try FileManager.default.createDirectory(atPath: self.root + "/" + folder, withIntermediateDirectories: true,
                                                     attributes: [.posixPermissions: 0o700])
@@ -145,12 +147,12 @@ package struct FileBlobStore: BlobStore {
         let folder = (target as NSString).deletingLastPathComponent
         try FileManager.default.createDirectory(atPath: folder, withIntermediateDirectories: true, attributes: [.posixPermissions: 0o700])
         try await fileSystem.withFileHandle(forReadingAt: FilePath(source)) { handle in try await handle.synchronize() }
-        try await Self.threadPool.runIfActive {
+        try await threadPool.runIfActive {
             if link(source, target) != 0 {
                 guard errno == EEXIST, unlink(target) == 0, link(source, target) == 0 else { throw FolderSyncError(path: target, code: errno) }
             }
         }
-        try await Self.syncFolder(folder)
+        try await syncFolder(folder)
     }
 
     package func deleteUpload(_ id: String) async throws {
@@ -169,9 +171,15 @@ package struct FileBlobStore: BlobStore {
         return try await fileIO.loadFile(path: path, context: context, chunkLength: Self.readSize)
     }
 
+    /// Runs until the service group stops, then stops the I/O threads.
+    package func run() async throws {
+        try? await gracefulShutdown()
+        try await threadPool.shutdownGracefully()
+    }
+
     /// fsync of a folder, so a rename in it survives a crash.
-    package static func syncFolder(_ path: String) async throws {
-        try await Self.threadPool.runIfActive {
+    package func syncFolder(_ path: String) async throws {
+        try await threadPool.runIfActive {
             let descriptor = open(path, O_RDONLY | O_DIRECTORY)
             guard descriptor >= 0 else { throw FolderSyncError(path: path, code: errno) }
             defer { close(descriptor) }

@@ -8,9 +8,9 @@ import SQLKit
 /// (SQLite writes are serial), deleted with their quota share in one transaction, and the blobs
 /// removed after the commit (a blob left by a crash is unreachable and is removed by the next
 /// sweep of orphans).
-public enum VaultExpiry {
+package enum VaultExpiry {
     /// Deletes up to `limit` expired files; returns how many.
-    public static func deleteExpiredFiles(store: any DatabaseStore, root: String, now: Timestamp, limit: Int) async throws -> Int {
+    package static func deleteExpiredFiles(store: any DatabaseStore, blobs: any BlobStore, now: Timestamp, limit: Int) async throws -> Int {
         let skipLocked = store.engine == .postgres ? " FOR UPDATE SKIP LOCKED" : ""
         let files = try await store.write { db in
             let rows = try await db.raw(SQLQueryString("""
@@ -20,13 +20,12 @@ public enum VaultExpiry {
             for file in files { try await VaultRepository.deleteFile(file, at: now, in: db) }
             return files
         }
-        let blobs = try FileBlobStore(root: root)
         for file in files { try? await blobs.deleteFile(file.blobName) }
         return files.count
     }
 
     /// Deletes up to `limit` uploads left unfinished past their expiry; returns how many.
-    public static func deleteStaleUploads(store: any DatabaseStore, root: String, now: Timestamp, limit: Int) async throws -> Int {
+    package static func deleteStaleUploads(store: any DatabaseStore, blobs: any BlobStore, now: Timestamp, limit: Int) async throws -> Int {
         let skipLocked = store.engine == .postgres ? " FOR UPDATE SKIP LOCKED" : ""
         let uploads = try await store.write { db in
             let rows = try await db.raw(SQLQueryString("""
@@ -39,14 +38,13 @@ public enum VaultExpiry {
             }
             return uploads
         }
-        let blobs = try FileBlobStore(root: root)
         for upload in uploads { try? await blobs.deleteUpload(upload.id) }
         return uploads.count
     }
 
     /// Revokes up to `limit` links that expired or ran out of downloads (their wraps go; the
     /// history stays for the owner); returns how many.
-    public static func revokeSpentLinks(store: any DatabaseStore, now: Timestamp, limit: Int) async throws -> Int {
+    package static func revokeSpentLinks(store: any DatabaseStore, now: Timestamp, limit: Int) async throws -> Int {
         let skipLocked = store.engine == .postgres ? " FOR UPDATE SKIP LOCKED" : ""
         return try await store.write { db in
             let ids = try await db.raw(SQLQueryString("""
@@ -59,5 +57,13 @@ public enum VaultExpiry {
             }
             return ids.count
         }
+    }
+}
+
+/// The vault's blob storage as configured (the local folder today), for the vault and cleanup
+/// services; each runs it among its services.
+package enum VaultBlobs {
+    package static func open(path: String) throws -> any BlobStore {
+        try FileBlobStore(root: path)
     }
 }

@@ -681,6 +681,20 @@ export class CircleClient extends EventTarget {
       await this.saveAccount();
       return;
     }
+    if (frame.type === 'catch-up') {
+      // Live delivery may have missed messages (the server's bus reconnected).
+      await this.catchUp().catch(() => {});
+      return;
+    }
+    if (frame.type === 'message.new') {
+      // Live only, without an event sequence number: the conversation's own sequence orders it.
+      try {
+        await this.handleEvent(frame.type, frame.data ?? {});
+      } catch {
+        // Read again from the conversation on the next catch-up or when it is opened.
+      }
+      return;
+    }
     const seq = frame.seq;
     if (!Number.isSafeInteger(seq) || seq <= (account.lastEventSeq ?? Infinity)) return;
     try {
@@ -704,7 +718,9 @@ export class CircleClient extends EventTarget {
         break;
       }
       case 'envelope.new':
-        await this.messaging.accept(data.conversationId, data);
+        // A live envelope is whole; one read back from the log only names it (fetched when a
+        // message needs it).
+        if (data.ciphertext) await this.messaging.accept(data.conversationId, data);
         break;
       case 'conversation.created':
       case 'conversation.op': {

@@ -610,15 +610,21 @@ export class Messaging {
     if (save) await this.client.store.putReceived(record);
   }
 
-  /** Opens the envelopes addressed to this user for one sender and epoch. */
+  /** Opens the envelopes addressed to this user for one sender and epoch, page after page. */
   async fetchEnvelopes(convId, epoch, sender) {
-    const list = await this.client.api.get(`/api/v1/conversations/${convId}/envelopes?epoch=${b64u(epoch)}&sender=${encodeURIComponent(sender)}`);
-    for (const wire of list.envelopes ?? []) {
-      try {
-        await this.accept(convId, wire);
-      } catch {
-        // One bad envelope does not stop the others; its messages are refused.
+    let after = '';
+    for (;;) {
+      const list = await this.client.api.get(
+        `/api/v1/conversations/${convId}/envelopes?epoch=${b64u(epoch)}&sender=${encodeURIComponent(sender)}${after}`);
+      for (const wire of list.envelopes ?? []) {
+        try {
+          await this.accept(convId, wire);
+        } catch {
+          // One bad envelope does not stop the others; its messages are refused.
+        }
       }
+      if (!list.more || !list.next) return;
+      after = `&after=${encodeURIComponent(list.next)}`;
     }
   }
 

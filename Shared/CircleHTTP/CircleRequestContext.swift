@@ -4,11 +4,61 @@ import HummingbirdWebSocket
 import Logging
 import NIOCore
 
+/// What every Circle request context offers a handler, signed in or not.
+public protocol CircleContext: RequestContext {
+    /// The peer's address.
+    var remoteAddress: SocketAddress? { get }
+    /// The connection, for the rare handler that must read from or drop it.
+    var channel: any Channel { get }
+    /// The largest body this request may have.
+    var bodyLimit: Int { get }
+}
+
+extension CircleContext {
+    /// The client's address: the peer, or the first X-Forwarded-For hop when configured to trust it.
+    public func clientAddress(_ request: Request, trustForwardedFor: Bool) -> String {
+        if trustForwardedFor, let forwarded = request.headers[.init("X-Forwarded-For")!]?.split(separator: ",").first {
+            return forwarded.trimmingCharacters(in: .whitespaces)
+        }
+        return remoteAddress?.ipAddress ?? "unknown"
+    }
+}
+
+/// The context of the routes only a signed-in caller reaches (a child of the request's context
+/// made after `AuthMiddleware`): its `identity` is not optional, and a request without a valid
+/// session token never reaches the handler (401).
+public struct AuthenticatedContext: ChildRequestContext, CircleContext {
+    public typealias ParentContext = CircleRequestContext
+    public var coreContext: CoreRequestContextStorage
+    public let identity: Identity
+    public let remoteAddress: SocketAddress?
+    public let channel: any Channel
+    public let bodyLimit: Int
+
+    public init(context: CircleRequestContext) throws {
+        guard let identity = context.identity else { throw Problem.unauthorized() }
+        self.coreContext = context.coreContext
+        self.identity = identity
+        self.remoteAddress = context.remoteAddress
+        self.channel = context.channel
+        self.bodyLimit = context.bodyLimit
+    }
+
+    public var maxUploadSize: Int { bodyLimit }
+}
+
+extension RouterMethods where Context == CircleRequestContext {
+    /// The routes under `path` that only a signed-in caller reaches.
+    public func authenticated(_ path: RouterPath = "") -> RouterGroup<AuthenticatedContext> {
+        group(path, context: AuthenticatedContext.self)
+    }
+}
+
 /// The request context of every Circle service.
 ///
 /// `bodyLimit` is set per application by `BodyLimitMiddleware`; Hummingbird's own decoding
 /// honours it through `maxUploadSize`.
-public struct CircleRequestContext: RequestContext, WebSocketRequestContext, RemoteAddressRequestContext {
+public struct CircleRequestContext: CircleContext, WebSocketRequestContext, RemoteAddressRequestContext {
     public var coreContext: CoreRequestContextStorage
     public let remoteAddress: SocketAddress?
     /// The connection, for the rare handler that must drop it (a realtime socket that stopped reading).
@@ -27,17 +77,4 @@ public struct CircleRequestContext: RequestContext, WebSocketRequestContext, Rem
 
     public var maxUploadSize: Int { bodyLimit }
 
-    /// The caller, or a 401 problem for requests without a valid session token.
-    public func requireIdentity() throws -> Identity {
-        guard let identity else { throw Problem.unauthorized() }
-        return identity
-    }
-
-    /// The client's address: the peer, or the first X-Forwarded-For hop when configured to trust it.
-    public func clientAddress(_ request: Request, trustForwardedFor: Bool) -> String {
-        if trustForwardedFor, let forwarded = request.headers[.init("X-Forwarded-For")!]?.split(separator: ",").first {
-            return forwarded.trimmingCharacters(in: .whitespaces)
-        }
-        return remoteAddress?.ipAddress ?? "unknown"
-    }
 }

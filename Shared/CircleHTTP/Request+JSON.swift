@@ -12,7 +12,7 @@ public protocol StrictDecodable: Decodable {
 extension Request {
     /// Reads and decodes a JSON body with clear 4xx answers: wrong content type (415), body over
     /// the limit (413), malformed JSON, a wrong type or a missing member (400), unknown members (400).
-    public func decodeJSON<T: Decodable>(as type: T.Type, context: CircleRequestContext) async throws -> T {
+    public func decodeJSON<T: Decodable>(as type: T.Type, context: some CircleContext) async throws -> T {
         let contentType = headers[.contentType]?.split(separator: ";").first?.trimmingCharacters(in: .whitespaces).lowercased()
         guard contentType == "application/json" else {
             throw Problem.unsupportedMediaType("Send the body as application/json.")

@@ -119,7 +119,8 @@ public final class SessionValidator: Service, Sendable {
 }
 
 /// Reads `Authorization: Bearer <token>`; a valid token sets `context.identity`, an invalid one
-/// is answered 401 at once. Routes that need a caller use `context.requireIdentity()`.
+/// is answered 401 at once. Routes that need a caller are registered under `authenticated()`,
+/// whose handlers get an `AuthenticatedContext`.
 public struct AuthMiddleware: RouterMiddleware {
     public typealias Context = CircleRequestContext
     let validator: SessionValidator

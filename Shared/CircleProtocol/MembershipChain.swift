@@ -100,7 +100,7 @@ public struct MembershipChain: Sendable, Equatable {
         let op = try MembershipOp(bytes: signed.bytes)
         func refuse(_ why: String) -> ProtocolError { .refused(why) }
         guard op.convId == convId else { throw refuse("the op belongs to another conversation") }
-        guard op.n == head + 1, op.prevHash == epoch else { throw refuse("the op is not on top of the head (op \(op.n), head \(head))") }
+        guard op.n == head + 1, op.prevHash == epoch else { throw ProtocolError.staleHead(op: UInt64(op.n), head: UInt64(head)) }
         guard let actor = members[op.actor] else { throw refuse("the actor is not a member") }
         guard IdentityFingerprint.of(actorIdentity) == actor.fingerprint else {
             throw refuse("the actor's identity key is not the one recorded for them")

@@ -8,6 +8,8 @@ public enum ProtocolError: Error, Equatable, CustomStringConvertible {
     case refusedKDF(String)
     /// A membership op or envelope that breaks the chain's rules.
     case refused(String)
+    /// A membership op that is not on top of the chain's head (another op came first).
+    case staleHead(op: UInt64, head: UInt64)
     /// The server showed two different histories of one conversation.
     case fork(String)
 
@@ -19,6 +21,7 @@ public enum ProtocolError: Error, Equatable, CustomStringConvertible {
         case .badSignature(let what): "bad signature: \(what)"
         case .refusedKDF(let why): "refused key derivation: \(why)"
         case .refused(let why): "refused: \(why)"
+        case .staleHead(let op, let head): "refused: the op is not on top of the head (op \(op), head \(head))"
         case .fork(let why): "fork alarm: \(why)"
         }
     }

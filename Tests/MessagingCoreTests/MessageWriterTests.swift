@@ -71,7 +71,7 @@ struct MessageWriterTests {
         return try (0..<count).map { index in
             let sealed = try member.seal("message \(index)", chain: chain, sender: &sender)
             let header = try MessageHeader(bytes: sealed.header)
-            return PendingMessage(conversationId: conversation, convId: chain.convId, sender: member.id, header: header, headerBytes: sealed.header,
+            return PendingMessage(conversation: ConversationID(text: conversation)!, sender: member.id, header: header, headerBytes: sealed.header,
                                   ciphertext: sealed.ciphertext, signature: sealed.signature)
         }
     }

@@ -37,7 +37,7 @@ package struct GatewayState: Sendable {
     }
 
     /// The client's address for throttling and the session list.
-    package func address(_ request: Request, _ context: CircleRequestContext) -> String {
+    package func address(_ request: Request, _ context: some CircleContext) -> String {
         context.clientAddress(request, trustForwardedFor: settings.trustForwardedFor)
     }
 

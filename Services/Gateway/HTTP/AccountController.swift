@@ -44,7 +44,7 @@ struct AccountController: Sendable {
     struct PasswordChanged: Codable, Sendable { let bundleVersion: Int64; let revoked: [String] }
 
     func addRoutes(to router: Router<CircleRequestContext>) {
-        let group = router.group("/api/v1/account")
+        let group = router.authenticated("/api/v1/account")
         group.get("/me", use: me)
         group.get("/sessions", use: sessions)
         group.delete("/sessions/{id}", use: revoke)
@@ -52,8 +52,8 @@ struct AccountController: Sendable {
         group.post("/password", use: changePassword)
     }
 
-    @Sendable func me(request: Request, context: CircleRequestContext) async throws -> JSONResponse<Me> {
-        let identity = try context.requireIdentity()
+    @Sendable func me(request: Request, context: AuthenticatedContext) async throws -> JSONResponse<Me> {
+        let identity = context.identity
         await state.activity.seen(sessionId: identity.sessionId, ip: state.address(request, context))
         guard let user = try await state.store.read({ db in try await AccountRepository.user(id: identity.userId, in: db) }) else {
             throw Problem.unauthorized()
@@ -61,8 +61,8 @@ struct AccountController: Sendable {
         return JSONResponse(Me(userId: user.id, username: user.username, displayName: user.displayName, isAdmin: user.isAdmin, sessionId: identity.sessionId))
     }
 
-    @Sendable func sessions(request: Request, context: CircleRequestContext) async throws -> JSONResponse<Sessions> {
-        let identity = try context.requireIdentity()
+    @Sendable func sessions(request: Request, context: AuthenticatedContext) async throws -> JSONResponse<Sessions> {
+        let identity = context.identity
         await state.activity.seen(sessionId: identity.sessionId, ip: state.address(request, context))
         let records = try await state.store.read { db in try await AccountRepository.liveSessions(userId: identity.userId, in: db) }
         return JSONResponse(Sessions(sessions: records.map {
@@ -71,8 +71,8 @@ struct AccountController: Sendable {
     }
 
     /// Revokes one of the caller's sessions; another user's session id is simply not found.
-    @Sendable func revoke(request: Request, context: CircleRequestContext) async throws -> Response {
-        let identity = try context.requireIdentity()
+    @Sendable func revoke(request: Request, context: AuthenticatedContext) async throws -> Response {
+        let identity = context.identity
         let sessionId = try context.parameters.require("id")
         let now = state.clock.now()
         let result = try await state.store.write { db in
@@ -83,8 +83,8 @@ struct AccountController: Sendable {
         return Response(status: .noContent)
     }
 
-    @Sendable func revokeOthers(request: Request, context: CircleRequestContext) async throws -> JSONResponse<Revoked> {
-        let identity = try context.requireIdentity()
+    @Sendable func revokeOthers(request: Request, context: AuthenticatedContext) async throws -> JSONResponse<Revoked> {
+        let identity = context.identity
         let now = state.clock.now()
         let result = try await state.store.write { db in
             try await state.revokeSessions(userId: identity.userId, except: identity.sessionId, at: now, in: db)
@@ -95,8 +95,8 @@ struct AccountController: Sendable {
 
     /// Replaces the login secret and bundle after proving the current password; every other
     /// session of the account ends.
-    @Sendable func changePassword(request: Request, context: CircleRequestContext) async throws -> JSONResponse<PasswordChanged> {
-        let identity = try context.requireIdentity()
+    @Sendable func changePassword(request: Request, context: AuthenticatedContext) async throws -> JSONResponse<PasswordChanged> {
+        let identity = context.identity
         let body = try await request.decodeJSON(as: PasswordRequest.self, context: context)
         let current = Base64URL.decode(body.currentAuthKey).map(Array.init) ?? []
         let authKey = try AccountRules.bytes("authKey", body.authKey, count: AccountRules.authKeyBytes)
@@ -149,18 +149,17 @@ struct DirectoryController: Sendable {
     }
 
     func addRoutes(to router: Router<CircleRequestContext>) {
-        router.get("/api/v1/directory/users/{id}", use: byId)
-        router.get("/api/v1/directory/usernames/{name}", use: byName)
+        let group = router.authenticated("/api/v1/directory")
+        group.get("/users/{id}", use: byId)
+        group.get("/usernames/{name}", use: byName)
     }
 
-    @Sendable func byId(request: Request, context: CircleRequestContext) async throws -> JSONResponse<Entry> {
-        _ = try context.requireIdentity()
+    @Sendable func byId(request: Request, context: AuthenticatedContext) async throws -> JSONResponse<Entry> {
         let id = try context.parameters.require("id")
         return try await entry { db in try await AccountRepository.user(id: id, in: db) }
     }
 
-    @Sendable func byName(request: Request, context: CircleRequestContext) async throws -> JSONResponse<Entry> {
-        _ = try context.requireIdentity()
+    @Sendable func byName(request: Request, context: AuthenticatedContext) async throws -> JSONResponse<Entry> {
         let name = AccountRules.lookupName(try context.parameters.require("name"))
         return try await entry { db in try await AccountRepository.user(named: name, in: db) }
     }

@@ -95,7 +95,7 @@ struct AuthController: Sendable {
         group.post("/prelogin", use: prelogin)
         group.post("/register", use: register)
         group.post("/login", use: login)
-        group.post("/logout", use: logout)
+        router.authenticated("/api/v1/auth").post("/logout", use: logout)
         group.post("/recovery", use: recovery)
         group.post("/recovery/reset", use: recoveryReset)
     }
@@ -199,8 +199,8 @@ struct AuthController: Sendable {
         ))
     }
 
-    @Sendable func logout(request: Request, context: CircleRequestContext) async throws -> Response {
-        let identity = try context.requireIdentity()
+    @Sendable func logout(request: Request, context: AuthenticatedContext) async throws -> Response {
+        let identity = context.identity
         let now = state.clock.now()
         let result = try await state.store.write { db in
             try await state.revokeSessions(userId: identity.userId, only: identity.sessionId, at: now, in: db)

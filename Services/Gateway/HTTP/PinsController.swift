@@ -25,12 +25,13 @@ struct PinsController: Sendable {
     }
 
     func addRoutes(to router: Router<CircleRequestContext>) {
-        router.get("/api/v1/account/pins", use: get)
-        router.put("/api/v1/account/pins", use: put)
+        let group = router.authenticated("/api/v1/account/pins")
+        group.get(use: get)
+        group.put(use: put)
     }
 
-    @Sendable func get(request: Request, context: CircleRequestContext) async throws -> JSONResponse<Pins> {
-        let identity = try context.requireIdentity()
+    @Sendable func get(request: Request, context: AuthenticatedContext) async throws -> JSONResponse<Pins> {
+        let identity = context.identity
         let row = try await state.store.read { db in
             try await db.raw("SELECT version, blob FROM pins WHERE user_id = \(bind: identity.userId)").first()
         }
@@ -39,8 +40,8 @@ struct PinsController: Sendable {
                                  blob: Base64URL.encode(try row.decode(column: "blob", as: Data.self))))
     }
 
-    @Sendable func put(request: Request, context: CircleRequestContext) async throws -> Response {
-        let identity = try context.requireIdentity()
+    @Sendable func put(request: Request, context: AuthenticatedContext) async throws -> Response {
+        let identity = context.identity
         let body = try await request.decodeJSON(as: PutPins.self, context: context)
         guard let blob = Base64URL.decode(body.blob), !blob.isEmpty, blob.count <= Self.maximumBlob else {
             throw Problem.invalidField("blob", "must be 1 to \(Self.maximumBlob) bytes of unpadded base64url")

@@ -20,11 +20,11 @@ struct SyncController: Sendable {
     static let pageSize = 100
 
     func addRoutes(to router: Router<CircleRequestContext>) {
-        router.get("/api/v1/sync", use: sync)
+        router.authenticated().get("/api/v1/sync", use: sync)
     }
 
-    @Sendable func sync(request: Request, context: CircleRequestContext) async throws -> Response {
-        let identity = try context.requireIdentity()
+    @Sendable func sync(request: Request, context: AuthenticatedContext) async throws -> Response {
+        let identity = context.identity
         guard let sinceText = request.uri.queryParameters["since"], let since = Int64(sinceText), since >= 0 else {
             throw Problem.invalidField("since", "must be a whole number of at least 0")
         }

@@ -4,8 +4,7 @@ import MessagingStore
 
 /// A message (a new one, an edit or a delete) waiting to be stored, as its sender posted it.
 package struct PendingMessage: Sendable {
-    package let conversationId: String
-    package let convId: [UInt8]
+    package let conversation: ConversationID
     package let sender: String
     package let header: MessageHeader
     package let headerBytes: [UInt8]
@@ -15,10 +14,9 @@ package struct PendingMessage: Sendable {
     /// The id of the message an edit or delete refers to; nil for a new message.
     package let refersTo: String?
 
-    package init(conversationId: String, convId: [UInt8], sender: String, header: MessageHeader, headerBytes: [UInt8],
+    package init(conversation: ConversationID, sender: String, header: MessageHeader, headerBytes: [UInt8],
                  ciphertext: [UInt8], signature: [UInt8]) {
-        self.conversationId = conversationId
-        self.convId = convId
+        self.conversation = conversation
         self.sender = sender
         self.header = header
         self.headerBytes = headerBytes
@@ -27,6 +25,9 @@ package struct PendingMessage: Sendable {
         self.messageId = Base64URL.encode(header.messageId)
         self.refersTo = header.refersTo.isEmpty ? nil : Base64URL.encode(header.refersTo)
     }
+
+    /// The conversation's id as its rows name it.
+    package var conversationId: String { conversation.text }
 
     package var key: MessageKey { MessageKey(conversationId: conversationId, messageId: messageId) }
 }
@@ -52,7 +53,7 @@ package enum MessageRules {
     /// conversation and the sender; returns the conversation.
     package static func checkSender(_ message: PendingMessage, in conversation: BatchConversation?) throws -> BatchConversation {
         guard let conversation, conversation.members.contains(message.sender) else { throw noSuchConversation }
-        guard message.header.convId == message.convId else { throw Problem.invalidField("header", "names another conversation") }
+        guard message.header.convId == message.conversation.bytes else { throw Problem.invalidField("header", "names another conversation") }
         guard message.header.senderUserId == message.sender else { throw Problem.forbidden("A message's header names its sender, the caller.") }
         return conversation
     }

@@ -58,12 +58,12 @@ package struct MessagingLimits: Sendable {
     }
 }
 
-/// Maps CircleKit's refusals of an op to problems.
+/// Maps the protocol's refusals of an op to problems, by case.
 package enum OpProblems {
     package static func map(_ error: any Error) -> any Error {
         guard let error = error as? ProtocolError else { return error }
         switch error {
-        case .refused(let why) where why.hasPrefix("the op is not on top of the head"):
+        case .staleHead:
             return Problem(status: 409, slug: "stale-head", title: "Stale head", detail: "The op is not on top of the conversation's current head: fetch the ops and try again.")
         case .refused(let why): return Problem(status: 422, slug: "refused-op", title: "Refused op", detail: "The op breaks the membership rules: \(why).")
         case .badSignature: return Problem(status: 422, slug: "bad-signature", title: "Bad signature", detail: "The op's signature does not verify under the actor's identity key.")

@@ -19,7 +19,7 @@ struct ConversationController: Sendable {
     let state: MessagingState
 
     func addRoutes(to router: Router<CircleRequestContext>) {
-        let group = router.group("/api/v1/conversations")
+        let group = router.authenticated("/api/v1/conversations")
         group.post("", use: create)
         group.get("", use: list)
         group.get("/{id}", use: detail)
@@ -28,8 +28,8 @@ struct ConversationController: Sendable {
         group.put("/{id}/preferences", use: preferences)
     }
 
-    @Sendable func create(request: Request, context: CircleRequestContext) async throws -> JSONResponse<ConversationCreated> {
-        let identity = try context.requireIdentity()
+    @Sendable func create(request: Request, context: AuthenticatedContext) async throws -> JSONResponse<ConversationCreated> {
+        let identity = context.identity
         let body = try await request.decodeJSON(as: CreateConversationRequest.self, context: context)
         let genesis = try body.genesis.signed(field: "genesis")
         let ops = try (body.ops ?? []).enumerated().map { try $0.element.signed(field: "ops[\($0.offset)]") }
@@ -82,15 +82,15 @@ struct ConversationController: Sendable {
         }
     }
 
-    @Sendable func list(request: Request, context: CircleRequestContext) async throws -> JSONResponse<ConversationList> {
-        let identity = try context.requireIdentity()
+    @Sendable func list(request: Request, context: AuthenticatedContext) async throws -> JSONResponse<ConversationList> {
+        let identity = context.identity
         let now = state.clock.now()
         let conversations = try await state.store.read { db in try await ConversationRepository.list(for: identity.userId, at: now, in: db) }
         return JSONResponse(ConversationList(conversations: conversations))
     }
 
-    @Sendable func detail(request: Request, context: CircleRequestContext) async throws -> JSONResponse<ConversationDetail> {
-        let identity = try context.requireIdentity()
+    @Sendable func detail(request: Request, context: AuthenticatedContext) async throws -> JSONResponse<ConversationDetail> {
+        let identity = context.identity
         let id = try context.parameters.require("id")
         let detail = try await state.store.read { db in
             let (conversation, me) = try await state.membership(id, identity.userId, in: db)
@@ -104,8 +104,8 @@ struct ConversationController: Sendable {
         return JSONResponse(detail)
     }
 
-    @Sendable func ops(request: Request, context: CircleRequestContext) async throws -> JSONResponse<OpList> {
-        let identity = try context.requireIdentity()
+    @Sendable func ops(request: Request, context: AuthenticatedContext) async throws -> JSONResponse<OpList> {
+        let identity = context.identity
         let id = try context.parameters.require("id")
         var after: Int64 = -1
         if let text = request.uri.queryParameters["after"] {
@@ -122,8 +122,8 @@ struct ConversationController: Sendable {
         return JSONResponse(list)
     }
 
-    @Sendable func appendOp(request: Request, context: CircleRequestContext) async throws -> JSONResponse<OpView> {
-        let identity = try context.requireIdentity()
+    @Sendable func appendOp(request: Request, context: AuthenticatedContext) async throws -> JSONResponse<OpView> {
+        let identity = context.identity
         let id = try context.parameters.require("id")
         let body = try await request.decodeJSON(as: AppendOpRequest.self, context: context)
         let signed = try WireOp(op: body.op, signature: body.signature).signed(field: "body")
@@ -157,8 +157,8 @@ struct ConversationController: Sendable {
 
     /// The caller's own preference for read receipts in one conversation: off means they
     /// neither send nor see receipts there (ARCHITECTURE 7).
-    @Sendable func preferences(request: Request, context: CircleRequestContext) async throws -> Response {
-        let identity = try context.requireIdentity()
+    @Sendable func preferences(request: Request, context: AuthenticatedContext) async throws -> Response {
+        let identity = context.identity
         let id = try context.parameters.require("id")
         let body = try await request.decodeJSON(as: PreferencesRequest.self, context: context)
         try await state.store.write { db in

@@ -21,7 +21,7 @@ struct EnvelopeController: Sendable {
     let state: MessagingState
 
     func addRoutes(to router: Router<CircleRequestContext>) {
-        let group = router.group("/api/v1/conversations")
+        let group = router.authenticated("/api/v1/conversations")
         group.post("/{id}/envelopes", use: post)
         group.get("/{id}/envelopes", use: list)
     }
@@ -29,10 +29,10 @@ struct EnvelopeController: Sendable {
     /// An envelope's sealed plaintext: version, 32-byte chain key, start index, then the GCM tag.
     static let ciphertextLength = 1 + 32 + 4 + 16
 
-    @Sendable func post(request: Request, context: CircleRequestContext) async throws -> JSONResponse<EnvelopesStored> {
-        let identity = try context.requireIdentity()
+    @Sendable func post(request: Request, context: AuthenticatedContext) async throws -> JSONResponse<EnvelopesStored> {
+        let identity = context.identity
         let id = try context.parameters.require("id")
-        let convId = try WireBytes.conversationId(id)
+        let conversation = try WireBytes.conversationId(id)
         let body = try await request.decodeJSON(as: PostEnvelopesRequest.self, context: context)
         guard !body.envelopes.isEmpty, body.envelopes.count <= state.limits.maximumEnvelopes else {
             throw Problem.invalidField("envelopes", "must hold from 1 to \(state.limits.maximumEnvelopes) envelopes")
@@ -45,7 +45,7 @@ struct EnvelopeController: Sendable {
             let ciphertext = try WireBytes.decode(wire.ciphertext, field: "\(field).ciphertext", count: Self.ciphertextLength)
             let signature = try WireBytes.decode(wire.signature, field: "\(field).signature", count: 64)
             guard UserIdText.isValid(wire.recipient) else { throw Problem.invalidField("\(field).recipient", "must be a user id") }
-            let address = EnvelopeAddress(convId: convId, epoch: epoch, sender: identity.userId, deviceId: device, generation: wire.generation, recipient: wire.recipient)
+            let address = EnvelopeAddress(convId: conversation.bytes, epoch: epoch, sender: identity.userId, deviceId: device, generation: wire.generation, recipient: wire.recipient)
             let record = EnvelopeRecord(conversationId: id, epoch: wire.epoch, senderId: identity.userId, deviceId: wire.deviceId,
                                         generation: Int64(wire.generation), recipientId: wire.recipient, enc: enc, ciphertext: ciphertext, signature: signature)
             return (record, Envelope(address: address, enc: enc, ciphertext: ciphertext, signature: signature))
@@ -92,8 +92,8 @@ struct EnvelopeController: Sendable {
         return JSONResponse(result, status: result.stored > 0 ? .created : .ok)
     }
 
-    @Sendable func list(request: Request, context: CircleRequestContext) async throws -> JSONResponse<EnvelopeList> {
-        let identity = try context.requireIdentity()
+    @Sendable func list(request: Request, context: AuthenticatedContext) async throws -> JSONResponse<EnvelopeList> {
+        let identity = context.identity
         let id = try context.parameters.require("id")
         let epoch = try request.uri.queryParameters["epoch"].map { text -> String in
             _ = try WireBytes.decode(String(text), field: "epoch", count: 32)

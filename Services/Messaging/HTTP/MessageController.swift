@@ -20,7 +20,7 @@ struct MessageController: Sendable {
     let state: MessagingState
 
     func addRoutes(to router: Router<CircleRequestContext>) {
-        let group = router.group("/api/v1/conversations")
+        let group = router.authenticated("/api/v1/conversations")
         group.post("/{id}/messages", use: send)
         group.get("/{id}/messages", use: page)
         group.post("/{id}/read", use: read)
@@ -29,10 +29,9 @@ struct MessageController: Sendable {
 
     /// Stores a message (a new one, an edit or a delete): checked, numbered and stored by the
     /// writer; a repeat of an earlier send is answered with the message stored then.
-    @Sendable func send(request: Request, context: CircleRequestContext) async throws -> JSONResponse<SentMessage> {
-        let identity = try context.requireIdentity()
-        let id = try context.parameters.require("id")
-        let convId = try WireBytes.conversationId(id)
+    @Sendable func send(request: Request, context: AuthenticatedContext) async throws -> JSONResponse<SentMessage> {
+        let identity = context.identity
+        let conversation = try WireBytes.conversationId(try context.parameters.require("id"))
         let body = try await request.decodeJSON(as: SendMessageRequest.self, context: context)
         let headerBytes = try WireBytes.decode(body.header, field: "header", max: state.limits.maximumHeader)
         let ciphertext = try WireBytes.decode(body.ciphertext, field: "ciphertext", max: state.limits.maximumCiphertext)
@@ -40,7 +39,7 @@ struct MessageController: Sendable {
         guard ciphertext.count >= 16 + MessagePadding.minimumBucket else { throw Problem.invalidField("ciphertext", "is shorter than the smallest padded message") }
         let header: MessageHeader
         do { header = try MessageHeader(bytes: headerBytes) } catch { throw Problem.invalidField("header", "\(error)") }
-        let pending = PendingMessage(conversationId: id, convId: convId, sender: identity.userId, header: header, headerBytes: headerBytes,
+        let pending = PendingMessage(conversation: conversation, sender: identity.userId, header: header, headerBytes: headerBytes,
                                      ciphertext: ciphertext, signature: signature)
         switch try await state.writer.submit(pending) {
         case .stored(let record): return JSONResponse(SentMessage(id: record.id, seq: record.seq, duplicate: false), status: .created)
@@ -48,8 +47,8 @@ struct MessageController: Sendable {
         }
     }
 
-    @Sendable func page(request: Request, context: CircleRequestContext) async throws -> JSONResponse<MessagePage> {
-        let identity = try context.requireIdentity()
+    @Sendable func page(request: Request, context: AuthenticatedContext) async throws -> JSONResponse<MessagePage> {
+        let identity = context.identity
         let id = try context.parameters.require("id")
         var after: Int64 = 0
         var limit = 100
@@ -74,8 +73,8 @@ struct MessageController: Sendable {
     /// Moves the caller's read marker forward. The caller's other devices always hear of it;
     /// other members only when the conversation's signed setting, the reader's preference and
     /// their own preference all allow receipts.
-    @Sendable func read(request: Request, context: CircleRequestContext) async throws -> Response {
-        let identity = try context.requireIdentity()
+    @Sendable func read(request: Request, context: AuthenticatedContext) async throws -> Response {
+        let identity = context.identity
         let id = try context.parameters.require("id")
         let body = try await request.decodeJSON(as: ReadRequest.self, context: context)
         let now = state.clock.now()
@@ -98,8 +97,8 @@ struct MessageController: Sendable {
 
     /// Read markers the caller may see: always their own; others' only when receipts are on in
     /// the conversation, for the caller, and for that member.
-    @Sendable func reads(request: Request, context: CircleRequestContext) async throws -> JSONResponse<ReadMarkers> {
-        let identity = try context.requireIdentity()
+    @Sendable func reads(request: Request, context: AuthenticatedContext) async throws -> JSONResponse<ReadMarkers> {
+        let identity = context.identity
         let id = try context.parameters.require("id")
         let markers = try await state.store.read { db in
             let (conversation, me) = try await state.membership(id, identity.userId, in: db)

@@ -15,10 +15,10 @@ package enum WireBytes {
 
     package static func encode(_ bytes: [UInt8]) -> String { Base64URL.encode(bytes) }
 
-    /// A conversation id from the path: base64url of the 32-byte `H(genesis)`.
-    package static func conversationId(_ text: String) throws -> [UInt8] {
-        guard let data = Base64URL.decode(text), data.count == 32 else { throw Problem.notFound("No such conversation.") }
-        return Array(data)
+    /// A conversation id from the path; a malformed one is answered like an unknown one (404).
+    package static func conversationId(_ text: String) throws -> ConversationID {
+        guard let id = ConversationID(text: text) else { throw Problem.notFound("No such conversation.") }
+        return id
     }
 }
 

@@ -52,11 +52,12 @@ struct FileController: Sendable {
     }
 
     func addRoutes(to router: Router<CircleRequestContext>) {
-        router.get("/api/v1/vault/files", use: list)
-        router.get("/api/v1/vault/files/{id}", use: get)
-        router.get("/api/v1/vault/files/{id}/content", use: content)
-        router.patch("/api/v1/vault/files/{id}", use: change)
-        router.delete("/api/v1/vault/files/{id}", use: delete)
+        let group = router.authenticated("/api/v1/vault/files")
+        group.get(use: list)
+        group.get("/{id}", use: get)
+        group.get("/{id}/content", use: content)
+        group.patch("/{id}", use: change)
+        group.delete("/{id}", use: delete)
     }
 
     static func view(_ file: VaultFileRecord, for userId: String) -> FileView {
@@ -66,8 +67,8 @@ struct FileController: Sendable {
     }
 
     /// The caller's own files, or with `?conversation=ID` the files of a conversation they are in.
-    @Sendable func list(request: Request, context: CircleRequestContext) async throws -> JSONResponse<FileList> {
-        let identity = try context.requireIdentity()
+    @Sendable func list(request: Request, context: AuthenticatedContext) async throws -> JSONResponse<FileList> {
+        let identity = context.identity
         let now = state.clock.now()
         let conversation = request.uri.queryParameters.get("conversation")
         return JSONResponse(try await state.store.read { db in
@@ -89,15 +90,15 @@ struct FileController: Sendable {
         })
     }
 
-    @Sendable func get(request: Request, context: CircleRequestContext) async throws -> JSONResponse<FileView> {
-        let identity = try context.requireIdentity()
+    @Sendable func get(request: Request, context: AuthenticatedContext) async throws -> JSONResponse<FileView> {
+        let identity = context.identity
         let id: String = try context.parameters.require("id")
         let file = try await state.store.read { db in try await state.readableFile(id, by: identity.userId, now: state.clock.now(), in: db) }
         return JSONResponse(Self.view(file, for: identity.userId))
     }
 
-    @Sendable func content(request: Request, context: CircleRequestContext) async throws -> Response {
-        let identity = try context.requireIdentity()
+    @Sendable func content(request: Request, context: AuthenticatedContext) async throws -> Response {
+        let identity = context.identity
         let id: String = try context.parameters.require("id")
         let file = try await state.store.read { db in try await state.readableFile(id, by: identity.userId, now: state.clock.now(), in: db) }
         return try await ContentResponse.make(file: file, request: request, context: context, blobs: state.blobs)
@@ -105,8 +106,8 @@ struct FileController: Sendable {
 
     /// The owner changes the level (making a file private or moving it out of a conversation
     /// revokes its links), the conversation, or the expiry.
-    @Sendable func change(request: Request, context: CircleRequestContext) async throws -> JSONResponse<FileView> {
-        let identity = try context.requireIdentity()
+    @Sendable func change(request: Request, context: AuthenticatedContext) async throws -> JSONResponse<FileView> {
+        let identity = context.identity
         let id: String = try context.parameters.require("id")
         let body = try await request.decodeJSON(as: ChangeFile.self, context: context)
         let now = state.clock.now()
@@ -143,8 +144,8 @@ struct FileController: Sendable {
         return JSONResponse(Self.view(file, for: identity.userId))
     }
 
-    @Sendable func delete(request: Request, context: CircleRequestContext) async throws -> Response {
-        let identity = try context.requireIdentity()
+    @Sendable func delete(request: Request, context: AuthenticatedContext) async throws -> Response {
+        let identity = context.identity
         let id: String = try context.parameters.require("id")
         let now = state.clock.now()
         let (file, events) = try await state.store.write { db in
@@ -162,7 +163,7 @@ struct FileController: Sendable {
 
 /// A file's ciphertext as a download: the whole file or one `Range` (resumable downloads).
 enum ContentResponse {
-    static func make(file: VaultFileRecord, request: Request, context: CircleRequestContext, blobs: any BlobStore) async throws -> Response {
+    static func make(file: VaultFileRecord, request: Request, context: some CircleContext, blobs: any BlobStore) async throws -> Response {
         var fields = HTTPFields()
         fields[.contentType] = "application/octet-stream"
         fields[.acceptRanges] = "bytes"

@@ -72,9 +72,10 @@ struct LinkController: Sendable {
     }
 
     func addRoutes(to router: Router<CircleRequestContext>) {
-        router.post("/api/v1/vault/files/{id}/links", use: create)
-        router.get("/api/v1/vault/files/{id}/links", use: list)
-        router.delete("/api/v1/vault/links/{linkId}", use: revoke)
+        let owner = router.authenticated("/api/v1/vault")
+        owner.post("/files/{id}/links", use: create)
+        owner.get("/files/{id}/links", use: list)
+        owner.delete("/links/{linkId}", use: revoke)
         router.get("/api/v1/vault/links/{linkId}", use: parameters)
         router.post("/api/v1/vault/links/{linkId}/open", use: open)
         router.get("/api/v1/vault/links/{linkId}/content", use: content)
@@ -82,8 +83,8 @@ struct LinkController: Sendable {
 
     // MARK: the owner's side
 
-    @Sendable func create(request: Request, context: CircleRequestContext) async throws -> Response {
-        let identity = try context.requireIdentity()
+    @Sendable func create(request: Request, context: AuthenticatedContext) async throws -> Response {
+        let identity = context.identity
         let fileId: String = try context.parameters.require("id")
         let body = try await request.decodeJSON(as: CreateLink.self, context: context)
         let linkId = try VaultWire.linkId(body.linkId)
@@ -120,8 +121,8 @@ struct LinkController: Sendable {
         return try JSONResponse(view, status: .created).response(from: request, context: context)
     }
 
-    @Sendable func list(request: Request, context: CircleRequestContext) async throws -> JSONResponse<LinkList> {
-        let identity = try context.requireIdentity()
+    @Sendable func list(request: Request, context: AuthenticatedContext) async throws -> JSONResponse<LinkList> {
+        let identity = context.identity
         let fileId: String = try context.parameters.require("id")
         let now = state.clock.now()
         return JSONResponse(try await state.store.read { db in
@@ -144,8 +145,8 @@ struct LinkController: Sendable {
     }
 
     /// Revoking deletes the link's wrap and verifier: nothing the server keeps opens it again.
-    @Sendable func revoke(request: Request, context: CircleRequestContext) async throws -> Response {
-        let identity = try context.requireIdentity()
+    @Sendable func revoke(request: Request, context: AuthenticatedContext) async throws -> Response {
+        let identity = context.identity
         let id: String = try context.parameters.require("linkId")
         _ = try VaultWire.linkId(id)
         let now = state.clock.now()
@@ -175,7 +176,7 @@ struct LinkController: Sendable {
     }
 
     /// Checks the access value in constant time; every attempt is recorded for the owner.
-    func authorize(_ id: String, access text: String?, request: Request, context: CircleRequestContext, outcome: String) async throws -> (VaultLinkRecord, VaultFileRecord) {
+    func authorize(_ id: String, access text: String?, request: Request, context: some CircleContext, outcome: String) async throws -> (VaultLinkRecord, VaultFileRecord) {
         let now = state.clock.now()
         let ip = context.clientAddress(request, trustForwardedFor: state.settings.trustForwardedFor)
         let access = text.flatMap(Base64URL.decode)

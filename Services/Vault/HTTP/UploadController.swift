@@ -31,10 +31,11 @@ struct UploadController: Sendable {
 
     func addRoutes(to router: Router<CircleRequestContext>) {
         router.on(RouterPath(Self.basePath), method: .options, use: options)
-        router.post(RouterPath(Self.basePath), use: create)
-        router.head(RouterPath(Self.basePath + "/{id}"), use: head)
-        router.patch(RouterPath(Self.basePath + "/{id}"), use: patch)
-        router.delete(RouterPath(Self.basePath + "/{id}"), use: terminate)
+        let uploads = router.authenticated(RouterPath(Self.basePath))
+        uploads.post(use: create)
+        uploads.head("/{id}", use: head)
+        uploads.patch("/{id}", use: patch)
+        uploads.delete("/{id}", use: terminate)
     }
 
     // MARK: tus headers
@@ -83,8 +84,8 @@ struct UploadController: Sendable {
         return Response(status: .noContent, headers: fields)
     }
 
-    @Sendable func create(request: Request, context: CircleRequestContext) async throws -> Response {
-        let identity = try context.requireIdentity()
+    @Sendable func create(request: Request, context: AuthenticatedContext) async throws -> Response {
+        let identity = context.identity
         try requireTus(request)
         guard request.headers[Self.uploadDeferLength] == nil else {
             throw tusProblem(400, "bad-request", "Bad request", "Upload-Defer-Length is not supported: send Upload-Length.")
@@ -140,8 +141,8 @@ struct UploadController: Sendable {
         return Response(status: .created, headers: fields)
     }
 
-    @Sendable func head(request: Request, context: CircleRequestContext) async throws -> Response {
-        let identity = try context.requireIdentity()
+    @Sendable func head(request: Request, context: AuthenticatedContext) async throws -> Response {
+        let identity = context.identity
         try requireTus(request)
         let upload = try await ownUpload(try context.parameters.require("id"), identity.userId)
         var fields = headers(offset: upload.offset, expires: upload.expiresAt)
@@ -149,8 +150,8 @@ struct UploadController: Sendable {
         return Response(status: .ok, headers: fields)
     }
 
-    @Sendable func patch(request: Request, context: CircleRequestContext) async throws -> Response {
-        let identity = try context.requireIdentity()
+    @Sendable func patch(request: Request, context: AuthenticatedContext) async throws -> Response {
+        let identity = context.identity
         try requireTus(request)
         guard request.headers[.contentType]?.lowercased() == Self.offsetContentType else {
             throw tusProblem(415, "unsupported-media-type", "Unsupported media type", "Send the bytes as \(Self.offsetContentType).")
@@ -170,8 +171,8 @@ struct UploadController: Sendable {
         }
     }
 
-    @Sendable func terminate(request: Request, context: CircleRequestContext) async throws -> Response {
-        let identity = try context.requireIdentity()
+    @Sendable func terminate(request: Request, context: AuthenticatedContext) async throws -> Response {
+        let identity = context.identity
         try requireTus(request)
         let id: String = try context.parameters.require("id")
         return try await state.locks.holding(id, busy: lockedProblem) {

@@ -6,9 +6,9 @@ import NIOCore
 import PostgresNIO
 
 /// The two statements of a message batch on PostgreSQL (`PostgresMessageBatches`), each with
-/// one fixed text whatever the batch holds: lists travel as array parameters. PostgreSQL parses
-/// and plans each once per connection (a prepared statement) instead of once per batch; before,
-/// planning took more of the database's time than running them (pg_stat_statements, BENCHMARKS.md).
+/// one fixed text whatever the batch holds: lists travel as array parameters, so PostgreSQL parses
+/// and plans each once per connection (a prepared statement). Planned once per batch, planning
+/// took more of the database's time than running them (pg_stat_statements, BENCHMARKS.md).
 package enum MessageBatchStatements {
     /// The batch's conversations as read: each with its member ids, and (the same on every row)
     /// whether any of the batch's messages repeats an id already taken in its conversation.

@@ -72,6 +72,13 @@ var targets: [Target] = [
                        .product(name: "NIOCore", package: "swift-nio")],
         path: "Shared/CircleEvents"
     ),
+    // The security activity log: hash chains per member, sealed addresses, alerts.
+    .target(
+        name: "CircleActivity",
+        dependencies: ["CircleCore", "CircleConfig", "CircleStore", "CircleEvents", "CircleProtocol", crypto, logging,
+                       .product(name: "SQLKit", package: "sql-kit"), .product(name: "Metrics", package: "swift-metrics")],
+        path: "Shared/CircleActivity"
+    ),
     .target(
         name: "CircleHTTP",
         dependencies: [
@@ -95,7 +102,7 @@ var targets: [Target] = [
     ),
     .executableTarget(
         name: "circle",
-        dependencies: ["AllInOne", "GatewayHTTP", "GatewayStore", "CircleKit", "CircleProtocol", "CircleCore", "CircleConfig", "CircleStore", "CircleHTTP", argumentParser, logging, configuration],
+        dependencies: ["AllInOne", "GatewayHTTP", "GatewayStore", "CircleKit", "CircleProtocol", "CircleActivity", .product(name: "SQLKit", package: "sql-kit"), "CircleCore", "CircleConfig", "CircleStore", "CircleHTTP", argumentParser, logging, configuration],
         path: "Services/Executables/circle"
     ),
     // The load generator for the benchmarks in BENCHMARKS.md.
@@ -204,7 +211,7 @@ let storeBase: [Target.Dependency] = [
     .product(name: "SQLKit", package: "sql-kit"), .product(name: "NIOCore", package: "swift-nio"),
 ]
 let coreBase: [Target.Dependency] = storeBase + [
-    "CircleBus", "CircleEvents", "CircleHTTP", lifecycle, asyncAlgorithms, configuration,
+    "CircleBus", "CircleEvents", "CircleHTTP", "CircleActivity", lifecycle, asyncAlgorithms, configuration,
     .product(name: "Metrics", package: "swift-metrics"),
 ]
 let httpBase: [Target.Dependency] = coreBase + [hb, webSocket, .product(name: "NIOWebSocket", package: "swift-nio")]
@@ -217,10 +224,10 @@ struct ServiceLayers {
     var core: [Target.Dependency] = []
 }
 let serviceLayers: [String: ServiceLayers] = [
-    "Gateway": ServiceLayers(),
+    "Gateway": ServiceLayers(core: ["MessagingStore", "PresenceStore"]),
     "Messaging": ServiceLayers(store: [.product(name: "PostgresNIO", package: "postgres-nio"), .product(name: "PostgresKit", package: "postgres-kit")], core: ["GatewayStore"]),
     "Vault": ServiceLayers(store: [.product(name: "_NIOFileSystem", package: "swift-nio"), .product(name: "NIOPosix", package: "swift-nio"), hb], core: ["MessagingStore"]),
-    "Presence": ServiceLayers(hasStore: false, hasCore: false),
+    "Presence": ServiceLayers(core: ["MessagingStore"]),
     "Signaling": ServiceLayers(hasStore: false, hasCore: false),
     "Cleanup": ServiceLayers(hasStore: false, core: ["MessagingStore", "VaultStore"]),
 ]

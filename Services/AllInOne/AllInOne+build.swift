@@ -18,13 +18,14 @@ public func buildAllServices(_ environment: ServiceEnvironment, reader: ConfigRe
     let gateway = try SettingsLoader.loadGateway(from: reader, settings: environment.settings)
     let retention = try SettingsLoader.loadEventRetention(from: reader)
     let vault = try SettingsLoader.loadVault(from: reader)
+    let activity = try SettingsLoader.loadActivity(from: reader, settings: environment.settings)
     return [
-        try await buildGateway(environment, settings: gateway),
+        try await buildGateway(environment, settings: gateway, activity: activity),
         try await buildMessaging(environment),
-        try await buildVault(environment, settings: vault),
+        try await buildVault(environment, settings: vault, activity: activity),
         try await buildPresence(environment),
         try await buildSignaling(environment),
-        try await buildCleanup(environment, eventRetention: retention, vault: vault),
+        try await buildCleanup(environment, eventRetention: retention, vault: vault, activity: activity),
     ]
 }
 
@@ -40,6 +41,7 @@ public func buildEmbeddedServer(
     _ = try SettingsLoader.loadGateway(from: reader, settings: settings)
     _ = try SettingsLoader.loadEventRetention(from: reader)
     _ = try SettingsLoader.loadVault(from: reader)
+    _ = try SettingsLoader.loadActivity(from: reader, settings: settings)
     let logger = ServerBuilder.bootstrap(settings, label: "circle")
     let environment = try await ServiceEnvironment.open(settings, policy: .migrate, logger: logger)
     let modules = try await buildAllServices(environment, reader: reader)

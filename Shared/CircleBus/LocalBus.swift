@@ -52,9 +52,10 @@ public actor LocalBus: MessageBus {
         streams[stream, default: LocalStream()].createGroup(group)
     }
 
-    public func add(to stream: String, fields: [String: String]) -> String {
+    public func add(to stream: String, fields: [String: String], maxLength: Int?) -> String {
         let now = Int64((clock.now - Self.epoch).milliseconds)
         let id = streams[stream, default: LocalStream()].append(fields: fields, nowMillis: now)
+        if let maxLength { streams[stream]?.trim(to: maxLength) }
         if let waiting = waiters.removeValue(forKey: stream) {
             for continuation in waiting.values { continuation.resume() }
         }
@@ -120,7 +121,10 @@ struct LocalStream {
         var pending: [String: Pending] = [:]
     }
 
+    /// The entries kept, oldest first; `base` is the position (since the stream began) of the first.
     private(set) var entries: [StreamEntry] = []
+    private var base = 0
+    /// Each kept entry's position since the stream began.
     private var index: [String: Int] = [:]
     private var groups: [String: Group] = [:]
     private var lastMillis: Int64 = 0
@@ -129,7 +133,7 @@ struct LocalStream {
     func hasGroup(_ name: String) -> Bool { groups[name] != nil }
 
     mutating func createGroup(_ name: String) {
-        if groups[name] == nil { groups[name] = Group() }
+        if groups[name] == nil { groups[name] = Group(nextIndex: base) }
     }
 
     mutating func append(fields: [String: String], nowMillis: Int64) -> String {
@@ -140,15 +144,29 @@ struct LocalStream {
             lastSequence += 1
         }
         let id = "\(lastMillis)-\(lastSequence)"
-        index[id] = entries.count
+        index[id] = base + entries.count
         entries.append(StreamEntry(id: id, fields: fields))
         return id
     }
 
+    /// Drops the oldest entries beyond `maxLength`, delivered or not (as Redis's MAXLEN): a group
+    /// that had not read them skips them, and pending ones can no longer be claimed.
+    mutating func trim(to maxLength: Int) {
+        let excess = entries.count - maxLength
+        guard excess > 0 else { return }
+        for entry in entries.prefix(excess) { index.removeValue(forKey: entry.id) }
+        entries.removeFirst(excess)
+        base += excess
+        for name in groups.keys {
+            groups[name]!.nextIndex = max(groups[name]!.nextIndex, base)
+            groups[name]!.pending = groups[name]!.pending.filter { index[$0.key] != nil }
+        }
+    }
+
     mutating func deliverNew(group name: String, consumer: String, count: Int, now: ContinuousClock.Instant) -> [StreamEntry] {
         guard var group = groups[name] else { return [] }
-        let end = min(entries.count, group.nextIndex + count)
-        let delivered = Array(entries[group.nextIndex..<end])
+        let end = min(base + entries.count, group.nextIndex + count)
+        let delivered = Array(entries[(group.nextIndex - base)..<(end - base)])
         for entry in delivered { group.pending[entry.id] = Pending(consumer: consumer, deliveredAt: now) }
         group.nextIndex = end
         groups[name] = group
@@ -169,7 +187,7 @@ struct LocalStream {
         var claimed: [StreamEntry] = []
         for id in idle {
             group.pending[id] = Pending(consumer: consumer, deliveredAt: now)
-            claimed.append(entries[index[id]!])
+            claimed.append(entries[index[id]! - base])
         }
         groups[name] = group
         return claimed

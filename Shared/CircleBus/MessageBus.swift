@@ -46,9 +46,10 @@ public protocol MessageBus: Sendable {
     /// Creates the consumer group if it does not exist; a new group starts at the stream's start.
     func createGroup(stream: String, group: String) async throws
 
-    /// Appends an entry; returns its id.
+    /// Appends an entry; returns its id. With `maxLength`, the oldest entries beyond about that
+    /// many are dropped (delivered or not: a stream is a queue of recent work, not a record).
     @discardableResult
-    func add(to stream: String, fields: [String: String]) async throws -> String
+    func add(to stream: String, fields: [String: String], maxLength: Int?) async throws -> String
 
     /// Reads up to `count` entries never delivered to the group, waiting up to `block` for one.
     func readGroup(stream: String, group: String, consumer: String, count: Int, block: Duration?) async throws -> [StreamEntry]
@@ -115,6 +116,12 @@ struct BusSink: Sendable {
 
 
 extension MessageBus {
+    /// Appends an entry to a stream kept whole.
+    @discardableResult
+    public func add(to stream: String, fields: [String: String]) async throws -> String {
+        try await add(to: stream, fields: fields, maxLength: nil)
+    }
+
     /// One publish after another (buses without pipelining).
     public func publish(_ messages: [(payload: ByteBuffer, channel: String)]) async -> [Bool] {
         var accepted: [Bool] = []

@@ -96,8 +96,11 @@ public final class RedisBus: MessageBus, Service {
         }
     }
 
-    public func add(to stream: String, fields: [String: String]) async throws -> String {
-        var arguments = ["XADD", key(stream), "*"]
+    public func add(to stream: String, fields: [String: String], maxLength: Int?) async throws -> String {
+        var arguments = ["XADD", key(stream)]
+        // "~": Redis trims whole nodes of its radix tree, so a little more than maxLength stays.
+        if let maxLength { arguments += ["MAXLEN", "~", String(maxLength)] }
+        arguments.append("*")
         for (name, value) in fields.sorted(by: { $0.key < $1.key }) { arguments += [name, value] }
         guard let id = try await command(arguments).string else { throw RedisBusError.unexpectedReply("XADD returned no id") }
         return id

@@ -113,6 +113,9 @@ public struct GatewayOptions: ParsableArguments {
     @Option(name: .customLong("socket-silence-limit"), help: ArgumentHelp(CircleConfigKey.socketSilenceLimit.help, valueName: "duration"))
     var socketSilenceLimit: String?
 
+    @Option(name: .customLong("presence-lease"), help: ArgumentHelp(CircleConfigKey.presenceLease.help, valueName: "duration"))
+    var presenceLease: String?
+
     public init() {}
 
     public var values: [CircleConfigKey: String] {
@@ -125,6 +128,7 @@ public struct GatewayOptions: ParsableArguments {
         out[.webRoot] = webRoot
         out[.socketPingInterval] = socketPingInterval
         out[.socketSilenceLimit] = socketSilenceLimit
+        out[.presenceLease] = presenceLease
         return out
     }
 }
@@ -165,6 +169,28 @@ public struct VaultOptions: ParsableArguments {
         out[.vaultMaxFileSize] = vaultMaxFileSize
         out[.vaultQuota] = vaultQuota
         out[.vaultUploadExpiry] = vaultUploadExpiry
+        return out
+    }
+}
+
+/// The security activity log's options (every service that records or reads activity).
+public struct ActivityOptions: ParsableArguments {
+    @Option(name: .customLong("activity-keys"), help: ArgumentHelp(CircleConfigKey.activityKeys.help + " Prefer the environment: command lines are visible to other users.", valueName: "id:base64,..."))
+    var activityKeys: String?
+
+    @Option(name: .customLong("activity-key-file"), help: ArgumentHelp(CircleConfigKey.activityKeyFile.help, valueName: "path"))
+    var activityKeyFile: String?
+
+    @Option(name: .customLong("activity-retention"), help: ArgumentHelp(CircleConfigKey.activityRetention.help, valueName: "duration"))
+    var activityRetention: String?
+
+    public init() {}
+
+    public var values: [CircleConfigKey: String] {
+        var out: [CircleConfigKey: String] = [:]
+        out[.activityKeys] = activityKeys
+        out[.activityKeyFile] = activityKeyFile
+        out[.activityRetention] = activityRetention
         return out
     }
 }

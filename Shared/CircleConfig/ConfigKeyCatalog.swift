@@ -21,11 +21,15 @@ public enum CircleConfigKey: String, CaseIterable, Sendable {
     case webRoot = "web.root"
     case socketPingInterval = "socket.pingInterval"
     case socketSilenceLimit = "socket.silenceLimit"
+    case presenceLease = "presence.lease"
     case eventsRetention = "events.retention"
     case vaultPath = "vault.path"
     case vaultMaxFileSize = "vault.maxFileSize"
     case vaultQuota = "vault.quota"
     case vaultUploadExpiry = "vault.uploadExpiry"
+    case activityKeys = "activity.keys"
+    case activityKeyFile = "activity.keyFile"
+    case activityRetention = "activity.retention"
 
     /// The environment variable that sets this key.
     public var environmentName: String {
@@ -50,7 +54,7 @@ public enum CircleConfigKey: String, CaseIterable, Sendable {
     public var optionName: String { environmentName.lowercased().replacingOccurrences(of: "_", with: "-") }
 
     /// Values of these keys are never logged or echoed.
-    public var isSecret: Bool { self == .postgresURL || self == .redisURL || self == .authPepper }
+    public var isSecret: Bool { self == .postgresURL || self == .redisURL || self == .authPepper || self == .activityKeys }
 
     /// What the key does, for `--help` and the README.
     public var summary: String {
@@ -73,11 +77,15 @@ public enum CircleConfigKey: String, CaseIterable, Sendable {
         case .webRoot: "Folder of the browser client (Web/ of the repository) that the gateway serves at /."
         case .socketPingInterval: "How often the gateway pings each realtime socket, as 25s or 1m."
         case .socketSilenceLimit: "How long a realtime socket may send nothing (not even a pong) before the gateway closes it, as 60s or 2m."
+        case .presenceLease: "How long presence trusts a gateway's list of sockets without hearing from it (renewed every third of it); a gateway that dies without saying so has its members shown offline at most this long after."
         case .eventsRetention: "How long the per-user event log is kept for clients to resume from, as 90s, 30m, 12h or 7d."
         case .vaultPath: "Folder of the vault's encrypted files and unfinished uploads (shared by every vault and cleanup replica)."
         case .vaultMaxFileSize: "Largest stored (encrypted) file, in bytes."
         case .vaultQuota: "Bytes each member may store in the vault, unfinished uploads included."
         case .vaultUploadExpiry: "How long an unfinished upload is kept for resuming, as 90s, 30m, 12h or 7d."
+        case .activityKeys: "Keys that seal the IP address and user agent in the security activity log, as id:base64 pairs separated by commas (each 32 bytes, for example from `openssl rand -base64 32`); the first seals new entries, the others still open older ones. Required in the scaled mode by every service that records activity."
+        case .activityKeyFile: "Where the embedded mode keeps its generated activity key when activity.keys is not set."
+        case .activityRetention: "How long security activity is kept, as 90s, 30m, 12h or 365d."
         }
     }
 
@@ -102,11 +110,15 @@ public enum CircleConfigKey: String, CaseIterable, Sendable {
         case .webRoot: "./Web"
         case .socketPingInterval: "25s"
         case .socketSilenceLimit: "60s"
+        case .presenceLease: "60s"
         case .eventsRetention: "7d"
         case .vaultPath: "./data/vault"
         case .vaultMaxFileSize: "4294967296 (4 GiB)"
         case .vaultQuota: "10737418240 (10 GiB)"
         case .vaultUploadExpiry: "24h"
+        case .activityKeys: "none"
+        case .activityKeyFile: "./data/activity.key"
+        case .activityRetention: "365d"
         }
     }
 

@@ -23,12 +23,15 @@ public struct GatewaySettings: Sendable, Equatable {
     public var socketPingInterval: Duration
     /// How long a realtime socket may stay silent (no frame, not even a pong) before it is closed.
     public var socketSilenceLimit: Duration
+    /// How long presence trusts this gateway's list of sockets without a renewal.
+    public var presenceLease: Duration
 
     public init(
         pepper: [UInt8], registration: RegistrationPolicy = .invite, publicURL: String,
         trustForwardedFor: Bool = false, webRoot: String = "./Web",
-        socketPingInterval: Duration = .seconds(25), socketSilenceLimit: Duration = .seconds(60)
+        socketPingInterval: Duration = .seconds(25), socketSilenceLimit: Duration = .seconds(60), presenceLease: Duration = .seconds(60)
     ) {
+        self.presenceLease = presenceLease
         self.pepper = pepper
         self.registration = registration
         self.publicURL = publicURL
@@ -55,7 +58,7 @@ extension SettingsLoader {
         } else if settings.isScaled {
             throw ConfigError(.authPepper, "is required in the scaled mode: every replica must share it (set AUTH_PEPPER)")
         } else {
-            pepper = try loadOrCreatePepperFile(string(.authPepperFile) ?? "./data/pepper.key")
+            pepper = try loadOrCreateKeyFile(string(.authPepperFile) ?? "./data/pepper.key", key: .authPepperFile)
         }
         let registrationText = string(.authRegistration) ?? "invite"
         guard let registration = RegistrationPolicy(rawValue: registrationText.lowercased()) else {
@@ -77,12 +80,16 @@ extension SettingsLoader {
         guard let silence = parseDuration(silenceText), silence > ping else {
             throw ConfigError(.socketSilenceLimit, "must be a duration longer than socket.pingInterval such as 60s or 2m (got \(silenceText))")
         }
+        let leaseText = string(.presenceLease) ?? "60s"
+        guard let lease = parseDuration(leaseText), lease >= .seconds(3), lease <= .seconds(3600) else {
+            throw ConfigError(.presenceLease, "must be a duration from 3s to 1h such as 60s (got \(leaseText))")
+        }
         return GatewaySettings(
             pepper: pepper, registration: registration,
             publicURL: publicURL.hasSuffix("/") ? String(publicURL.dropLast()) : publicURL,
             trustForwardedFor: trust,
             webRoot: string(.webRoot) ?? "./Web",
-            socketPingInterval: ping, socketSilenceLimit: silence
+            socketPingInterval: ping, socketSilenceLimit: silence, presenceLease: lease
         )
     }
 
@@ -107,8 +114,8 @@ extension SettingsLoader {
         }
     }
 
-    static func loadOrCreatePepperFile(_ path: String) throws -> [UInt8] {
-        let key = CircleConfigKey.authPepperFile
+    /// Reads a secret kept in a file, or creates the file with 32 random bytes (mode 0600).
+    static func loadOrCreateKeyFile(_ path: String, key: CircleConfigKey) throws -> [UInt8] {
         if let data = FileManager.default.contents(atPath: path) {
             guard data.count >= 32 else { throw ConfigError(key, "\(path) holds fewer than 32 bytes") }
             return Array(data)

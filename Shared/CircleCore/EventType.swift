@@ -11,12 +11,20 @@ public enum EventType: String, Codable, Sendable, CaseIterable {
     case vaultFileCreated = "vault.file.created"
     case vaultFileChanged = "vault.file.changed"
     case vaultFileDeleted = "vault.file.deleted"
+    /// A security alert for the member (names its activity entry; live sockets get the entry).
+    case securityAlert = "security.alert"
     /// A stored event whose subject no longer exists (deleted or expired since): it keeps its
     /// place in the sequence and says nothing else.
     case gone = "event.gone"
 
     // Live only: read again from their own tables after a gap.
     case messageNew = "message.new"
+    /// A new entry of the member's security activity (read again with `GET /api/v1/activity`).
+    case activityNew = "activity.new"
+    /// A contact's presence changed (read again with `GET /api/v1/presence/contacts`).
+    case presence
+    /// A member of a shared conversation started or stopped typing (ephemeral).
+    case typing
 
     // About the socket itself.
     case ready

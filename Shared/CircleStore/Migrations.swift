@@ -303,6 +303,82 @@ public enum Migrations {
                 """,
             ]
         },
+        // The security activity log: one hash chain per user (and one for the server, `server`),
+        // written in the transaction of the change it records; IP and user agent sealed under a
+        // server key named by `key_id`. A chain's head is locked to append; its anchor is the
+        // hash of the last entry removed by retention.
+        Migration(version: 9, name: "activity-log", owner: "shared") { t in
+            [
+                """
+                CREATE TABLE activity_heads (
+                    chain TEXT PRIMARY KEY,
+                    seq \(t.bigint) NOT NULL,
+                    hash \(t.bytes) NOT NULL,
+                    anchor_seq \(t.bigint) NOT NULL,
+                    anchor_hash \(t.bytes) NOT NULL
+                )
+                """,
+                """
+                CREATE TABLE activity_logs (
+                    chain TEXT NOT NULL,
+                    seq \(t.bigint) NOT NULL,
+                    at \(t.bigint) NOT NULL,
+                    kind TEXT NOT NULL,
+                    session_id TEXT NOT NULL,
+                    key_id TEXT NOT NULL,
+                    ip_sealed \(t.bytes) NOT NULL,
+                    ua_sealed \(t.bytes) NOT NULL,
+                    details TEXT NOT NULL,
+                    alert \(t.bigint) NOT NULL,
+                    hash \(t.bytes) NOT NULL,
+                    PRIMARY KEY (chain, seq)
+                )
+                """,
+                "CREATE INDEX activity_logs_at ON activity_logs (at)",
+                "CREATE INDEX activity_logs_alerts ON activity_logs (chain, seq) WHERE alert = 1",
+            ]
+        },
+        // Presence: each member's chosen state, custom status and privacy choices (the presence
+        // service writes them), and the live sockets the gateways report, with each gateway's
+        // lease (a gateway that stops renewing it is taken for gone with its sockets). A closed
+        // socket stays a while as a tombstone (`closed_at` > 0), so its close read before its
+        // open by another replica still wins.
+        Migration(version: 10, name: "presence", owner: "presence") { t in
+            [
+                """
+                CREATE TABLE user_presence (
+                    user_id TEXT PRIMARY KEY,
+                    state TEXT NOT NULL,
+                    status_emoji TEXT NOT NULL,
+                    status_text TEXT NOT NULL,
+                    status_expires_at \(t.bigint) NOT NULL,
+                    hide_last_seen \(t.bigint) NOT NULL,
+                    typing \(t.bigint) NOT NULL,
+                    last_seen_at \(t.bigint) NOT NULL,
+                    online \(t.bigint) NOT NULL,
+                    updated_at \(t.bigint) NOT NULL
+                )
+                """,
+                "CREATE INDEX user_presence_status_expiry ON user_presence (status_expires_at) WHERE status_expires_at > 0",
+                """
+                CREATE TABLE presence_gateways (
+                    gateway_id TEXT PRIMARY KEY,
+                    lease_until \(t.bigint) NOT NULL
+                )
+                """,
+                """
+                CREATE TABLE presence_sockets (
+                    gateway_id TEXT NOT NULL,
+                    socket_id TEXT NOT NULL,
+                    user_id TEXT NOT NULL,
+                    opened_at \(t.bigint) NOT NULL,
+                    closed_at \(t.bigint) NOT NULL,
+                    PRIMARY KEY (gateway_id, socket_id)
+                )
+                """,
+                "CREATE INDEX presence_sockets_user ON presence_sockets (user_id)",
+            ]
+        },
     ]
 
     /// The schema version this build expects.

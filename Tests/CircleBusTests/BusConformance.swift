@@ -18,6 +18,7 @@ enum BusConformance {
         "entries of a dead consumer are claimed by another; acknowledged ones are not": claimDeadConsumer,
         "a blocking read wakes up when an entry arrives, and times out empty": blockingRead,
         "creating a group twice is harmless, and a group sees entries added before it": groupIdempotent,
+        "a stream added to with a length limit keeps about that many of its newest entries": trimmed,
         "expiring counters count within their window, block for a while, and reset": expiringCounters,
         "a handler subscription gets every message in order, and nothing after cancel": handlerSubscription,
         "a batch publish delivers each channel's messages in order, interleaved with another channel's": batchInOrder,
@@ -176,6 +177,21 @@ enum BusConformance {
         try await bus.createGroup(stream: "early", group: "second")
         let entries = try await bus.readGroup(stream: "early", group: "second", consumer: "c", count: 10, block: nil)
         #expect(entries.map { $0.fields["n"] } == ["0"])
+    }
+
+    static func trimmed(_ bus: any MessageBus) async throws {
+        for index in 0..<2000 { try await bus.add(to: "recent", fields: ["n": String(index)], maxLength: 100) }
+        try await bus.createGroup(stream: "recent", group: "late")
+        var read: [String] = []
+        while true {
+            let entries = try await bus.readGroup(stream: "recent", group: "late", consumer: "c", count: 500, block: nil)
+            if entries.isEmpty { break }
+            read += entries.compactMap { $0.fields["n"] }
+        }
+        // Redis trims whole nodes of its tree ("~"), so a little more than the limit may stay.
+        #expect(read.count >= 100 && read.count <= 300, "kept \(read.count)")
+        #expect(read.last == "1999")
+        #expect(read == (2000 - read.count..<2000).map(String.init))
     }
 }
 

@@ -18,6 +18,7 @@ struct EmbeddedApplicationTests {
             .httpPort: "0",
             .sqlitePath: folder.appendingPathComponent("circle.sqlite").path,
             .authPepperFile: folder.appendingPathComponent("pepper.key").path,
+            .activityKeyFile: folder.appendingPathComponent("activity.key").path,
             .logLevel: "warning",
         ].merging(extra) { _, new in new })
     }

@@ -40,6 +40,7 @@ package struct ServerHarness {
         var values: [CircleConfigKey: String] = [
             .httpPort: "0",
             .authPepperFile: folder.appendingPathComponent("pepper.key").path,
+            .activityKeyFile: folder.appendingPathComponent("activity.key").path,
             .authRegistration: "open",
             .logLevel: "error",
             .vaultPath: vaultPath,
@@ -55,6 +56,7 @@ package struct ServerHarness {
             values[.redisURL] = "redis://\(redis.host):\(redis.port)"
             values[.redisPrefix] = redis.prefix
             values[.authPepper] = Data(SecureRandom.bytes(32)).base64EncodedString()
+            values[.activityKeys] = "k1:" + Data(SecureRandom.bytes(32)).base64EncodedString()
             values[.authPepperFile] = nil
         }
         return values

@@ -66,10 +66,33 @@ public final class TestSocket: Sendable {
 
     public func send(_ text: String) { outgoing.yield(text) }
 
-    /// The next text frame; nil once the socket closed. Fails after `timeout` (the frames
-    /// still to come stay queued).
+    /// Live-only frames about other things than the test's events (presence, typing, the
+    /// security activity list), which `next` skips.
+    public static let ambient: Set<String> = ["presence", "typing", "activity.new"]
+
+    /// The next text frame that is not ambient (see `ambient`); nil once the socket closed.
+    /// Fails after `timeout` (the frames still to come stay queued).
     public func next(timeout: Duration = .seconds(30)) async throws -> String? {
+        let deadline = ContinuousClock.now + timeout
+        while true {
+            guard let frame = try await frames.next(timeout: max(.zero, deadline - ContinuousClock.now)) else { return nil }
+            if let type = TestJSON.string(frame, path: ["type"]), Self.ambient.contains(type) { continue }
+            return frame
+        }
+    }
+
+    /// The next text frame of any kind.
+    public func nextFrame(timeout: Duration = .seconds(30)) async throws -> String? {
         try await frames.next(timeout: timeout)
+    }
+
+    /// The next frame of `type` (others are skipped); nil once the socket closed.
+    public func next(ofType type: String, timeout: Duration = .seconds(30)) async throws -> String? {
+        let deadline = ContinuousClock.now + timeout
+        while true {
+            guard let frame = try await frames.next(timeout: max(.zero, deadline - ContinuousClock.now)) else { return nil }
+            if TestJSON.string(frame, path: ["type"]) == type { return frame }
+        }
     }
 
     /// Waits for the server to close; returns its close code.

@@ -68,7 +68,8 @@ struct GatewayClusterTests {
         }
         #expect(lastAcceptedSent - revokedAt < .seconds(1))
         for (socket, label) in [(onA, "socket on A"), (onB, "socket on B")] {
-            try await expectSeqs(socket, [2, 3], types: ["session.created", "session.revoked"], label)
+            // A sign-in while another session is live alerts that session first.
+            try await expectSeqs(socket, [2, 3, 4], types: ["security.alert", "session.created", "session.revoked"], label)
         }
 
         // A change committed but never published (as if its writer crashed right after commit).
@@ -78,7 +79,7 @@ struct GatewayClusterTests {
             }
         }
         for (socket, label) in [(onA, "socket on A"), (onB, "socket on B")] {
-            try await expectSeqs(socket, [4], types: ["conversation.read"], label)
+            try await expectSeqs(socket, [5], types: ["conversation.read"], label)
             // Exactly once: nothing more arrives.
             await #expect(throws: TestSupportError.self) { try await socket.next(timeout: .milliseconds(1500)) }
         }
@@ -88,10 +89,10 @@ struct GatewayClusterTests {
         await gatewayA.waitForExit()
         _ = try? await onA.closeCode(timeout: .seconds(5))
         _ = try await b.login(xia, device: "while A was down")
-        try await expectSeqs(onB, [5], types: ["session.created"], "socket on B")
+        try await expectSeqs(onB, [6, 7], types: ["security.alert", "session.created"], "socket on B")
         let back = try await TestSocket.connect(b.socketURL)
-        back.send(TestSocket.authFrame(token: token, since: 4))
-        try await expectSeqs(back, [5], types: ["session.created"], "resumed socket")
+        back.send(TestSocket.authFrame(token: token, since: 5))
+        try await expectSeqs(back, [6, 7], types: ["security.alert", "session.created"], "resumed socket")
         #expect(TestJSON.string(try await back.next() ?? "", path: ["type"]) == "ready")
 
         // B stops: its sockets are told to reconnect elsewhere (1012).
@@ -158,7 +159,7 @@ struct GatewayClusterTests {
         #expect(head == 1)
         let phone = try await api.login(yan, device: "phone")
         _ = try await api.call("DELETE", "/api/v1/account/sessions/\(phone.sessionId)", token: token)
-        try await expectSeqs(socket, [2, 3], types: ["session.created", "session.revoked"], "embedded socket")
+        try await expectSeqs(socket, [2, 3, 4], types: ["security.alert", "session.created", "session.revoked"], "embedded socket")
         server.signal(SIGTERM)
         #expect(try await socket.closeCode() == 1012)
         #expect(await server.waitForExit(timeout: .seconds(60)) == 0)

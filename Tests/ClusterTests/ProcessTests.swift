@@ -10,6 +10,8 @@ import Glibc
 
 /// A fixed pepper for the scaled-mode processes of a test (they must share one).
 let testPepper = "dGVzdC1wZXBwZXItdGVzdC1wZXBwZXItdGVzdC1wZXBwZXI="
+/// A fixed activity key likewise.
+let testActivityKeys = "t1:dGVzdC1hY3Rpdml0eS1rZXktdGVzdC1hY3Rpdml0eSE="
 
 /// The environment of a scaled-mode process: the suite's database, Redis with a key prefix of
 /// its own (shared by every process of one test), the shared pepper, quiet logs.
@@ -20,6 +22,7 @@ func scaledEnvironment(_ postgres: PostgresSettings, suite: String) throws -> [S
         "REDIS_URL": "redis://\(redis.host):\(redis.port)",
         "REDIS_PREFIX": redis.prefix,
         "AUTH_PEPPER": testPepper,
+        "ACTIVITY_KEYS": testActivityKeys,
         "LOG_LEVEL": "warning",
     ]
 }

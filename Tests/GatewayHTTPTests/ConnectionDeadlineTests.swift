@@ -89,7 +89,7 @@ struct ConnectionDeadlineTests {
             #expect(after >= .seconds(15), "closed after \(after)")
             // The realtime socket (its head ended long ago) is still live.
             let phone = try await api.login(kai, device: "phone")
-            let frame = try #require(try await socket.next(), "the realtime socket was closed")
+            let frame = try #require(try await socket.next(ofType: "session.created"), "the realtime socket was closed")
             #expect(TestJSON.string(frame, path: ["type"]) == "session.created")
             #expect(TestJSON.string(frame, path: ["data", "sessionId"]) == phone.sessionId)
             socket.close()

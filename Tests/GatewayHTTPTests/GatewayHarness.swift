@@ -21,6 +21,7 @@ struct GatewayHarness {
             .httpPort: "0",
             .sqlitePath: folder.appendingPathComponent("circle.sqlite").path,
             .authPepperFile: folder.appendingPathComponent("pepper.key").path,
+            .activityKeyFile: folder.appendingPathComponent("activity.key").path,
             .authRegistration: registration,
             .logLevel: "error",
         ].merging(extra) { _, new in new }

@@ -38,7 +38,7 @@ struct SocketKeepaliveTests {
 
             // The socket that answered its pings all along is still open and live.
             let phone = try await api.login(ida, device: "phone")
-            let frame = try await answering.next()
+            let frame = try await answering.next(ofType: "session.created")
             let closed = frame == nil ? try? await answering.closeCode(timeout: .seconds(2)) : nil
             let created = try #require(frame, "the answering socket closed with \(String(describing: closed))")
             #expect(TestJSON.string(created, path: ["type"]) == "session.created")

@@ -14,21 +14,27 @@ struct SocketTests {
             let (socket, head) = try await TestSocket.authenticated(api.socketURL, token: token)
             #expect(head == 1)
             let tablet = try await api.login(uma, device: "tablet")
+            // The sign-in alerts the session already open, then its session event follows.
+            let alert = try #require(try await socket.next())
+            #expect(TestJSON.int(alert, path: ["seq"]) == 2)
+            #expect(TestJSON.string(alert, path: ["type"]) == "security.alert")
+            #expect(TestJSON.string(alert, path: ["data", "kind"]) == "sign-in")
             let created = try #require(try await socket.next())
-            #expect(TestJSON.int(created, path: ["seq"]) == 2)
+            #expect(TestJSON.int(created, path: ["seq"]) == 3)
             #expect(TestJSON.string(created, path: ["type"]) == "session.created")
             #expect(TestJSON.string(created, path: ["data", "sessionId"]) == tablet.sessionId)
             socket.close()
 
-            // While no socket is open, more happens; a socket resuming from 2 gets exactly that.
+            // While no socket is open, more happens; a socket resuming from 3 gets exactly that.
             _ = try await api.call("DELETE", "/api/v1/account/sessions/\(tablet.sessionId)", token: token)
             _ = try await api.login(uma, device: "watch")
             let resumed = try await TestSocket.connect(api.socketURL)
-            resumed.send(TestSocket.authFrame(token: token, since: 2))
-            let missed = [try await resumed.next(), try await resumed.next(), try await resumed.next()].compactMap { $0 }
-            #expect(missed.map { TestJSON.int($0, path: ["seq"]) } == [3, 4, nil])
-            #expect(missed.map { TestJSON.string($0, path: ["type"]) } == ["session.revoked", "session.created", "ready"])
-            #expect(TestJSON.int(missed[2], path: ["data", "lastSeq"]) == 4)
+            resumed.send(TestSocket.authFrame(token: token, since: 3))
+            var missed: [String] = []
+            for _ in 0..<4 { if let frame = try await resumed.next() { missed.append(frame) } }
+            #expect(missed.map { TestJSON.int($0, path: ["seq"]) } == [4, 5, 6, nil])
+            #expect(missed.map { TestJSON.string($0, path: ["type"]) } == ["session.revoked", "security.alert", "session.created", "ready"])
+            #expect(TestJSON.int(missed[3], path: ["data", "lastSeq"]) == 6)
             resumed.close()
         }
     }

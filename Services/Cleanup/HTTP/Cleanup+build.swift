@@ -7,13 +7,14 @@ import Hummingbird
 import VaultStore
 
 /// Builds the cleanup service: expiry sweeps, retention and the destruction protocol (ARCHITECTURE 1, 8).
-public func buildCleanup(_ environment: ServiceEnvironment, eventRetention: Duration, vault: VaultSettings) async throws -> ServiceModule {
+public func buildCleanup(_ environment: ServiceEnvironment, eventRetention: Duration, vault: VaultSettings, activity: ActivitySettings) async throws -> ServiceModule {
     let sweeper = EventLogSweeper(store: environment.store, clock: environment.clock, logger: environment.logger, retention: eventRetention)
     let expiry = ExpiredMessageSweeper(store: environment.store, clock: environment.clock, logger: environment.logger)
     let blobs = try VaultBlobs.open(path: vault.path)
     let files = VaultSweeper(store: environment.store, blobs: blobs, clock: environment.clock, logger: environment.logger)
+    let security = ActivitySweeper(store: environment.store, clock: environment.clock, logger: environment.logger, retention: activity.retention)
     // The blob store first: it stops after the sweeper that uses it.
-    return ServiceModule(name: .cleanup, services: [blobs, sweeper, expiry, files]) { _ in }
+    return ServiceModule(name: .cleanup, services: [blobs, sweeper, expiry, files, security]) { _ in }
 }
 
 /// The cleanup service as its own process (`circle-cleanup`).
@@ -21,6 +22,7 @@ public func buildCleanupServer(reader: ConfigReader) async throws -> CircleServe
     let retention = try SettingsLoader.loadEventRetention(from: reader)
     let vault = try SettingsLoader.loadVault(from: reader)
     return try await ServerBuilder.buildServiceServer(.cleanup, reader: reader) { environment in
-        try await buildCleanup(environment, eventRetention: retention, vault: vault)
+        try await buildCleanup(environment, eventRetention: retention, vault: vault,
+                               activity: SettingsLoader.loadActivity(from: reader, settings: environment.settings))
     }
 }

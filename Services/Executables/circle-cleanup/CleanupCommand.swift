@@ -14,10 +14,11 @@ struct CleanupCommand: AsyncParsableCommand {
     @OptionGroup var options: ServerOptions
     @OptionGroup var cleanup: CleanupOptions
     @OptionGroup var vault: VaultOptions
+    @OptionGroup var activity: ActivityOptions
 
     func run() async throws {
         let reader = ConfigSources.reader(commandLine: options.values.merging(cleanup.values) { first, _ in first }
-            .merging(vault.values) { first, _ in first })
+            .merging(vault.values) { first, _ in first }.merging(activity.values) { first, _ in first })
         try await ServiceMain.run("circle-cleanup") { try await buildCleanupServer(reader: reader) }
     }
 }

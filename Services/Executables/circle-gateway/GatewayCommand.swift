@@ -13,9 +13,10 @@ struct GatewayCommand: AsyncParsableCommand {
 
     @OptionGroup var options: ServerOptions
     @OptionGroup var gateway: GatewayOptions
+    @OptionGroup var activity: ActivityOptions
 
     func run() async throws {
-        let reader = ConfigSources.reader(commandLine: options.values.merging(gateway.values) { first, _ in first })
+        let reader = ConfigSources.reader(commandLine: options.values.merging(gateway.values) { first, _ in first }.merging(activity.values) { first, _ in first })
         try await ServiceMain.run("circle-gateway") { try await buildGatewayServer(reader: reader) }
     }
 }

@@ -13,9 +13,10 @@ struct VaultCommand: AsyncParsableCommand {
 
     @OptionGroup var options: ServerOptions
     @OptionGroup var vault: VaultOptions
+    @OptionGroup var activity: ActivityOptions
 
     func run() async throws {
-        let reader = ConfigSources.reader(commandLine: options.values.merging(vault.values) { first, _ in first })
+        let reader = ConfigSources.reader(commandLine: options.values.merging(vault.values) { first, _ in first }.merging(activity.values) { first, _ in first })
         try await ServiceMain.run("circle-vault") { try await buildVaultServer(reader: reader) }
     }
 }

@@ -1,4 +1,5 @@
 import ArgumentParser
+import CircleActivity
 import CircleConfig
 import CircleCore
 import CircleHTTP
@@ -23,6 +24,7 @@ struct InviteCommand: AsyncParsableCommand {
         )
 
         @OptionGroup var database: DatabaseOptions
+        @OptionGroup var activity: ActivityOptions
 
         @Option(name: .customLong("http-public-url"), help: ArgumentHelp(CircleConfigKey.httpPublicURL.help, valueName: "url"))
         var publicURL: String?
@@ -34,7 +36,7 @@ struct InviteCommand: AsyncParsableCommand {
         var expiresIn = "7d"
 
         func run() async throws {
-            var values = database.values
+            var values = database.values.merging(activity.values) { first, _ in first }
             values[.httpPublicURL] = publicURL
             let reader = ConfigSources.reader(commandLine: values)
             do {
@@ -48,8 +50,17 @@ struct InviteCommand: AsyncParsableCommand {
                 let publicURL = (reader.string(forKey: ConfigKey(CircleConfigKey.httpPublicURL.rawValue)) ?? "http://localhost:8080")
                 let base = publicURL.hasSuffix("/") ? String(publicURL.dropLast()) : publicURL
                 let grantsAdmin = admin
+                // An admin action: recorded in the server's activity chain (keys as the services
+                // have them; an embedded server's key file is made if it is not there yet).
+                let embedded = if case .sqlite = settings { true } else { false }
+                let recorder = ActivityRecorder(
+                    sealer: ActivitySealer(try SettingsLoader.loadActivity(from: reader, requireKeys: false, createKeyFile: embedded)), logger: logger)
                 let link = try await StoreFactory.withMigratedStore(settings, logger: logger) { store in
-                    try await Invites.create(store: store, publicURL: base, grantsAdmin: grantsAdmin, validFor: validFor)
+                    let link = try await Invites.create(store: store, publicURL: base, grantsAdmin: grantsAdmin, validFor: validFor)
+                    let item = ActivityItem(chain: ActivityLog.serverChain, kind: .inviteCreated,
+                                            details: ["admin": grantsAdmin ? "yes" : "no", "validFor": "\(validFor.components.seconds)s", "by": "circle invite create"])
+                    _ = try await store.write { db in try await recorder.record([item], at: .now(), engine: store.engine, in: db) }
+                    return link
                 }
                 FileHandle.standardOutput.write(Data("\(link)\n".utf8))
             } catch let error as ValidationError {

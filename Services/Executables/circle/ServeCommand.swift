@@ -24,9 +24,11 @@ struct ServeCommand: AsyncParsableCommand {
     @OptionGroup var gateway: GatewayOptions
     @OptionGroup var cleanup: CleanupOptions
     @OptionGroup var vault: VaultOptions
+    @OptionGroup var activity: ActivityOptions
 
     func run() async throws {
         let values = server.values.merging(embedded.values) { first, _ in first }
+            .merging(activity.values) { first, _ in first }
             .merging(gateway.values) { first, _ in first }
             .merging(cleanup.values) { first, _ in first }
             .merging(vault.values) { first, _ in first }

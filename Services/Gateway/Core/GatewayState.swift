@@ -1,3 +1,4 @@
+import CircleActivity
 import CircleBus
 import CircleConfig
 import CircleCore
@@ -22,8 +23,11 @@ package struct GatewayState: Sendable {
     package let logger: Logger
     package let serverID: ServerIDCache
     package let activity: SessionActivity
+    /// Records security activity (ARCHITECTURE 7).
+    package let security: ActivityRecorder
 
-    package init(store: any DatabaseStore, events: EventPublisher, sessions: SessionValidator, crypto: AccountCrypto, throttle: LoginThrottle, settings: GatewaySettings, clock: any WallClock, logger: Logger, serverID: ServerIDCache, activity: SessionActivity) {
+    package init(store: any DatabaseStore, events: EventPublisher, sessions: SessionValidator, crypto: AccountCrypto, throttle: LoginThrottle, settings: GatewaySettings, clock: any WallClock, logger: Logger, serverID: ServerIDCache, activity: SessionActivity, security: ActivityRecorder) {
+        self.security = security
         self.store = store
         self.events = events
         self.sessions = sessions
@@ -39,6 +43,33 @@ package struct GatewayState: Sendable {
     /// The client's address for throttling and the session list.
     package func address(_ request: Request, _ context: some CircleContext) -> String {
         context.clientAddress(request, trustForwardedFor: settings.trustForwardedFor)
+    }
+
+    /// The client's user agent, as much of it as the activity log keeps.
+    package func userAgent(_ request: Request) -> String {
+        String((request.headers[.userAgent] ?? "").prefix(512))
+    }
+
+    /// Records security activity inside the caller's transaction (before any of the request's
+    /// events, so every writer takes the chains' and the event counters' locks in that order).
+    package func record(_ items: [ActivityItem], at now: Timestamp, in db: any SQLDatabase) async throws -> RecordedActivity {
+        try await security.record(items, at: now, engine: store.engine, in: db)
+    }
+
+    /// Records security activity in a transaction of its own and tells the member's sessions.
+    package func record(_ items: [ActivityItem]) async {
+        let now = clock.now()
+        do {
+            let recorded = try await store.write { db in try await record(items, at: now, in: db) }
+            await security.publish(recorded, with: events)
+        } catch {
+            logger.error("recording security activity failed", metadata: ["error": "\(String(reflecting: error))"])
+        }
+    }
+
+    /// After the commit: the alerts and live activity of what was recorded.
+    package func publish(_ recorded: RecordedActivity) async {
+        await security.publish(recorded, with: events)
     }
 
     /// Creates a session inside the caller's transaction and logs `session.created` for the user.

@@ -2,6 +2,7 @@ import CircleBus
 import CircleCore
 import GatewayStore
 import Logging
+import Metrics
 
 /// Backoff for failed logins, per username (existing or not) and per client address, shared by
 /// every replica (ARCHITECTURE 7). Never a lockout: after a few free failures each further one makes
@@ -33,25 +34,38 @@ package struct LoginThrottle: Sendable {
         }
     }
 
-    /// Counts a failure and, past the free ones, starts a doubling backoff.
-    package func failed(username: String, address: String) async {
+    /// Counts a failure and, past the free ones, starts a doubling backoff; says which keys
+    /// started (or lengthened) a wait.
+    @discardableResult
+    package func failed(username: String, address: String) async -> (name: Bool, address: Bool) {
+        var blocked = (name: false, address: false)
         do {
             let byName = try await counters.increment(nameKey(username), window: window)
             if byName > freeFailuresPerName {
                 try await counters.block(blockKey(nameKey(username)), for: backoff(byName - freeFailuresPerName))
+                blocked.name = true
             }
             let byAddress = try await counters.increment(addressKey(address), window: window)
             if byAddress > freeFailuresPerAddress {
                 try await counters.block(blockKey(addressKey(address)), for: backoff(byAddress - freeFailuresPerAddress))
+                blocked.address = true
             }
         } catch {
             logger.warning("login throttle unavailable", metadata: ["error": "\(error)"])
         }
+        if blocked.name || blocked.address { Counter(label: "circle_throttled_total").increment() }
+        return blocked
     }
 
-    /// A success clears the name's failures (not the address's).
-    package func succeeded(username: String) async {
-        try? await counters.reset([nameKey(username), blockKey(nameKey(username))])
+    /// Failed sign-ins of one account since its last success, for the owner's alert (five in a
+    /// row); nil when the counters cannot be reached.
+    package func failedInARow(userId: String) async -> Int? {
+        try? await counters.increment("login:row:" + userId, window: .seconds(7 * 86_400))
+    }
+
+    /// A success clears the name's failures (not the address's) and the account's run of them.
+    package func succeeded(username: String, userId: String) async {
+        try? await counters.reset([nameKey(username), blockKey(nameKey(username)), "login:row:" + userId])
     }
 
     package func backoff(_ excess: Int) -> Duration {

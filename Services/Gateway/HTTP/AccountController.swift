@@ -1,3 +1,4 @@
+import CircleActivity
 import CircleCore
 import CircleHTTP
 import CircleStore
@@ -75,22 +76,38 @@ struct AccountController: Sendable {
         let identity = context.identity
         let sessionId = try context.parameters.require("id")
         let now = state.clock.now()
+        let ip = state.address(request, context)
+        let userAgent = state.userAgent(request)
         let result = try await state.store.write { db in
-            try await state.revokeSessions(userId: identity.userId, only: sessionId, at: now, in: db)
+            let recorded = try await state.record([
+                ActivityItem(chain: identity.userId, kind: .sessionRevoked, sessionId: identity.sessionId, ip: ip, userAgent: userAgent,
+                             details: ["revoked": sessionId]),
+            ], at: now, in: db)
+            let revoked = try await state.revokeSessions(userId: identity.userId, only: sessionId, at: now, in: db)
+            // Nothing was revoked: no entry either (the transaction rolls back).
+            guard !revoked.ids.isEmpty else { throw Problem.notFound("No such session.") }
+            return (revoked, recorded)
         }
-        guard !result.ids.isEmpty else { throw Problem.notFound("No such session.") }
-        await state.announce(revoked: result.ids, events: result.events)
+        await state.announce(revoked: result.0.ids, events: result.0.events)
+        await state.publish(result.1)
         return Response(status: .noContent)
     }
 
     @Sendable func revokeOthers(request: Request, context: AuthenticatedContext) async throws -> JSONResponse<Revoked> {
         let identity = context.identity
         let now = state.clock.now()
+        let ip = state.address(request, context)
+        let userAgent = state.userAgent(request)
         let result = try await state.store.write { db in
-            try await state.revokeSessions(userId: identity.userId, except: identity.sessionId, at: now, in: db)
+            let revoked = try await state.revokeSessions(userId: identity.userId, except: identity.sessionId, at: now, in: db)
+            let recorded = try await state.record(revoked.ids.map {
+                ActivityItem(chain: identity.userId, kind: .sessionRevoked, sessionId: identity.sessionId, ip: ip, userAgent: userAgent, details: ["revoked": $0])
+            }, at: now, in: db)
+            return (revoked, recorded)
         }
-        await state.announce(revoked: result.ids, events: result.events)
-        return JSONResponse(Revoked(revoked: result.ids))
+        await state.announce(revoked: result.0.ids, events: result.0.events)
+        await state.publish(result.1)
+        return JSONResponse(Revoked(revoked: result.0.ids))
     }
 
     /// Replaces the login secret and bundle after proving the current password; every other
@@ -112,13 +129,19 @@ struct AccountController: Sendable {
         }
         let ip = state.address(request, context)
         try await state.throttle.check(username: user.username, address: ip)
+        let userAgent = state.userAgent(request)
         guard state.crypto.matches(authKey: current, stored: user.verifier) else {
             await state.throttle.failed(username: user.username, address: ip)
+            await state.record([ActivityItem(chain: user.id, kind: .signInFailed, sessionId: identity.sessionId, ip: ip, userAgent: userAgent,
+                                             details: ["method": "password change"])])
             throw Problem.forbidden("The current password is wrong.")
         }
         let crypto = state.crypto
         let now = state.clock.now()
         let result = try await state.store.write { db in
+            let recorded = try await state.record([
+                ActivityItem(chain: user.id, kind: .passwordChanged, sessionId: identity.sessionId, ip: ip, userAgent: userAgent, alert: true),
+            ], at: now, in: db)
             try await AccountRepository.replaceCredentials(
                 userId: user.id, verifier: crypto.verifier(for: authKey), salt: salt,
                 bundle: try crypto.wrap(bundle, userId: user.id, kind: .main),
@@ -128,9 +151,10 @@ struct AccountController: Sendable {
             let revoked = try await state.revokeSessions(userId: user.id, except: identity.sessionId, at: now, in: db)
             let changed = try await UserEventLog.append([NewUserEvent(userId: user.id, type: .passwordChanged, data: "{}")], at: now, in: db)
             let version = try await AccountRepository.bundles(userId: user.id, in: db)?.version ?? 0
-            return (revoked.ids, revoked.events + changed, version)
+            return (revoked.ids, revoked.events + changed, version, recorded)
         }
         await state.announce(revoked: result.0, events: result.1)
+        await state.publish(result.3)
         return JSONResponse(PasswordChanged(bundleVersion: result.2, revoked: result.0))
     }
 }

@@ -1,3 +1,4 @@
+import CircleActivity
 import CircleCore
 import CircleHTTP
 import CircleStore
@@ -5,6 +6,7 @@ import Foundation
 import GatewayCore
 import GatewayStore
 import Hummingbird
+import Metrics
 import SQLKit
 
 /// `/api/v1/auth/*`: prelogin, register, login, logout and recovery (PROTOCOL 2).
@@ -130,8 +132,9 @@ struct AuthController: Sendable {
         }
         let crypto = state.crypto
         let ip = state.address(request, context)
+        let userAgent = state.userAgent(request)
         let now = state.clock.now()
-        let result = try await state.store.write { db -> (String, String, Bool, [UserEvent]) in
+        let result = try await state.store.write { db -> (String, String, Bool, [UserEvent], RecordedActivity) in
             // The invite first: without a usable one nobody learns whether a name is taken.
             // Any later failure rolls back, leaving the invite unused.
             var isAdmin = false
@@ -157,10 +160,16 @@ struct AuthController: Sendable {
                 recoveryBundle: try crypto.wrap(recoveryBundle, userId: userId, kind: .recovery),
                 recoveryVerifier: crypto.verifier(for: recoveryAuthKey), at: now, in: db
             )
+            var items = [ActivityItem(chain: userId, kind: .sessionCreated, ip: ip, userAgent: userAgent, details: ["device": deviceLabel])]
+            if invite?.isEmpty == false {
+                items.append(ActivityItem(chain: ActivityLog.serverChain, kind: .inviteUsed, ip: ip, userAgent: userAgent, details: ["userId": userId]))
+            }
+            let recorded = try await state.record(items, at: now, in: db)
             let session = try await state.createSession(userId: userId, deviceLabel: deviceLabel, ip: ip, at: now, in: db)
-            return (session.token, session.sessionId, isAdmin, session.events)
+            return (session.token, session.sessionId, isAdmin, session.events, recorded)
         }
         await state.events.publish(result.3)
+        await state.publish(result.4)
         state.logger.info("registered", metadata: ["user": "\(userId)", "admin": "\(result.2)"])
         return JSONResponse(SessionResponse(
             token: result.0, sessionId: result.1,
@@ -177,21 +186,27 @@ struct AuthController: Sendable {
         // A malformed key is answered like a wrong one.
         let authKey = Base64URL.decode(body.authKey).map(Array.init) ?? []
         let deviceLabel = try AccountRules.deviceLabel(body.deviceLabel)
+        let userAgent = state.userAgent(request)
         let user = try await state.store.read { db in try await AccountRepository.user(named: name, in: db) }
         guard state.crypto.matches(authKey: authKey, stored: user?.verifier), let user else {
-            await state.throttle.failed(username: name, address: ip)
-            state.logger.notice("login failed", metadata: ["ip": "\(ip)"])
+            await failed(name: name, user: user, ip: ip, userAgent: userAgent, method: "password")
             throw Problem.unauthorized("The username or password is wrong.")
         }
-        await state.throttle.succeeded(username: name)
+        await state.throttle.succeeded(username: name, userId: user.id)
         let now = state.clock.now()
         let crypto = state.crypto
-        let result = try await state.store.write { db -> (String, String, [UInt8], Int64, [UserEvent]) in
+        let result = try await state.store.write { db -> (String, String, [UInt8], Int64, [UserEvent], RecordedActivity) in
             guard let stored = try await AccountRepository.bundles(userId: user.id, in: db) else { throw StoreError.corrupt("user without key bundle") }
+            // A sign-in while the account has other live sessions alerts them.
+            let others = try await AccountRepository.liveSessions(userId: user.id, in: db).count
+            let recorded = try await state.record([
+                ActivityItem(chain: user.id, kind: .signIn, ip: ip, userAgent: userAgent, details: ["device": deviceLabel], alert: others > 0),
+            ], at: now, in: db)
             let session = try await state.createSession(userId: user.id, deviceLabel: deviceLabel, ip: ip, at: now, in: db)
-            return (session.token, session.sessionId, try crypto.unwrap(stored.bundle, userId: user.id, kind: .main), stored.version, session.events)
+            return (session.token, session.sessionId, try crypto.unwrap(stored.bundle, userId: user.id, kind: .main), stored.version, session.events, recorded)
         }
         await state.events.publish(result.4)
+        await state.publish(result.5)
         return JSONResponse(SessionResponse(
             token: result.0, sessionId: result.1,
             user: Profile(userId: user.id, username: user.username, displayName: user.displayName, isAdmin: user.isAdmin),
@@ -202,11 +217,36 @@ struct AuthController: Sendable {
     @Sendable func logout(request: Request, context: AuthenticatedContext) async throws -> Response {
         let identity = context.identity
         let now = state.clock.now()
+        let ip = state.address(request, context)
+        let userAgent = state.userAgent(request)
         let result = try await state.store.write { db in
-            try await state.revokeSessions(userId: identity.userId, only: identity.sessionId, at: now, in: db)
+            let recorded = try await state.record([
+                ActivityItem(chain: identity.userId, kind: .signOut, sessionId: identity.sessionId, ip: ip, userAgent: userAgent),
+            ], at: now, in: db)
+            return (try await state.revokeSessions(userId: identity.userId, only: identity.sessionId, at: now, in: db), recorded)
         }
-        await state.announce(revoked: result.ids, events: result.events)
+        await state.announce(revoked: result.0.ids, events: result.0.events)
+        await state.publish(result.1)
         return Response(status: .noContent)
+    }
+
+    /// After a wrong password or recovery key: the throttle counts it, the account's owner gets
+    /// an entry (and an alert at the fifth in a row), the server's chain gets one for admins, and
+    /// one more when a wait started.
+    func failed(name: String, user: UserRecord?, ip: String, userAgent: String, method: String) async {
+        let blocked = await state.throttle.failed(username: name, address: ip)
+        Counter(label: "circle_sign_in_failures_total").increment()
+        var items = [ActivityItem(chain: ActivityLog.serverChain, kind: .signInFailed, ip: ip, userAgent: userAgent, details: ["username": name, "method": method])]
+        if let user {
+            let inARow = await state.throttle.failedInARow(userId: user.id) ?? 0
+            items.append(ActivityItem(chain: user.id, kind: .signInFailed, ip: ip, userAgent: userAgent,
+                                      details: ["method": method, "inARow": String(inARow)], alert: inARow > 0 && inARow % 5 == 0))
+        }
+        if blocked.name || blocked.address {
+            items.append(ActivityItem(chain: ActivityLog.serverChain, kind: .throttled, ip: ip,
+                                      details: ["username": name, "by": blocked.address ? "address" : "name"]))
+        }
+        await state.record(items)
     }
 
     /// Proves the recovery key and returns the recovery copy of the bundle; throttled like login.
@@ -233,6 +273,7 @@ struct AuthController: Sendable {
         let (user, _) = try await verifyRecovery(username: body.username, recoveryAuthKey: body.recoveryAuthKey, request: request, context: context)
         let crypto = state.crypto
         let ip = state.address(request, context)
+        let userAgent = state.userAgent(request)
         let now = state.clock.now()
         let result = try await state.store.write { db in
             try await AccountRepository.replaceCredentials(
@@ -241,12 +282,16 @@ struct AuthController: Sendable {
                 recoveryBundle: try recoveryBundle.map { try crypto.wrap($0, userId: user.id, kind: .recovery) },
                 recoveryVerifier: newRecoveryAuthKey.map { crypto.verifier(for: $0) }, at: now, in: db
             )
+            let recorded = try await state.record([
+                ActivityItem(chain: user.id, kind: .recoveryUsed, ip: ip, userAgent: userAgent, details: ["device": deviceLabel], alert: true),
+            ], at: now, in: db)
             let revoked = try await state.revokeSessions(userId: user.id, at: now, in: db)
             let session = try await state.createSession(userId: user.id, deviceLabel: deviceLabel, ip: ip, at: now, in: db)
             let version = try await AccountRepository.bundles(userId: user.id, in: db)?.version ?? 0
-            return (session.token, session.sessionId, revoked.ids, revoked.events + session.events, version)
+            return (session.token, session.sessionId, revoked.ids, revoked.events + session.events, version, recorded)
         }
         await state.announce(revoked: result.2, events: result.3)
+        await state.publish(result.5)
         state.logger.notice("account recovered", metadata: ["user": "\(user.id)"])
         return JSONResponse(SessionResponse(
             token: result.0, sessionId: result.1,
@@ -266,7 +311,7 @@ struct AuthController: Sendable {
             return (user, stored)
         }
         guard state.crypto.matches(authKey: key, stored: found?.1.recoveryVerifier), let found else {
-            await state.throttle.failed(username: name, address: ip)
+            await failed(name: name, user: found?.0, ip: ip, userAgent: state.userAgent(request), method: "recovery key")
             throw Problem.unauthorized("The username or recovery key is wrong.")
         }
         return found

@@ -16,16 +16,18 @@ final class EventSocket: Sendable {
     let state: GatewayState
     let bus: any MessageBus
     let registry: SocketRegistry
+    let typing: TypingRelay
     let outbound: WebSocketOutboundWriter
     let address: String
     let channel: any Channel
     let logger: Logger
 
-    init(state: GatewayState, bus: any MessageBus, registry: SocketRegistry, outbound: WebSocketOutboundWriter, address: String,
+    init(state: GatewayState, bus: any MessageBus, registry: SocketRegistry, typing: TypingRelay, outbound: WebSocketOutboundWriter, address: String,
          channel: any Channel, logger: Logger) {
         self.state = state
         self.bus = bus
         self.registry = registry
+        self.typing = typing
         self.outbound = outbound
         self.address = address
         self.channel = channel
@@ -69,9 +71,23 @@ final class EventSocket: Sendable {
         }
         guard let live = try await shortLived({ try await self.open(text) }) else { return }
         do {
-            while try await messages.next() != nil {}
+            while let message = try await messages.next() {
+                guard case .text(let text) = message else { continue }
+                try await shortLived { await self.received(text, from: live.userId) }
+            }
         } catch {}
         await live.finish()
+    }
+
+    /// What a client may send once authenticated: typing indicators. Anything else is dropped.
+    struct ClientFrame: Decodable {
+        let type: String
+        let data: TypingRelay.Request?
+    }
+
+    func received(_ text: String, from userId: String) async {
+        guard let frame = try? JSONDecoder().decode(ClientFrame.self, from: Data(text.utf8)), frame.type == "typing", let request = frame.data else { return }
+        await typing.relay(request, from: userId)
     }
 
     /// Checks the first frame, subscribes to the user's events, registers with the registry and
@@ -90,7 +106,7 @@ final class EventSocket: Sendable {
             return nil
         }
         await state.activity.seen(sessionId: identity.sessionId, ip: address)
-        let live = LiveSocket(socket: self, delivery: SocketDelivery(userId: identity.userId, sessionId: identity.sessionId))
+        let live = LiveSocket(socket: self, delivery: SocketDelivery(userId: identity.userId, sessionId: identity.sessionId), userId: identity.userId)
         do {
             // Subscribe before reading the log, so nothing falls between the two.
             live.subscription = try await bus.subscribe(to: EventPublisher.channel(forUser: identity.userId)) { [live] event in

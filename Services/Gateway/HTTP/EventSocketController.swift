@@ -11,12 +11,13 @@ struct EventSocketController: Sendable {
     let state: GatewayState
     let bus: any MessageBus
     let registry: SocketRegistry
+    let typing: TypingRelay
 
     func addWebSocketRoutes(to router: Router<CircleRequestContext>) {
         router.ws("/api/v1/events") { inbound, outbound, context in
             let address = context.requestContext.clientAddress(context.request, trustForwardedFor: state.settings.trustForwardedFor)
             try await EventSocket(
-                state: state, bus: bus, registry: registry, outbound: outbound,
+                state: state, bus: bus, registry: registry, typing: typing, outbound: outbound,
                 address: address, channel: context.requestContext.channel, logger: context.logger
             ).run(inbound)
         }

@@ -1,3 +1,4 @@
+import CircleActivity
 import CircleBus
 import CircleConfig
 import CircleCore
@@ -11,18 +12,20 @@ import Hummingbird
 
 /// Builds the gateway: accounts, invites, sessions, the realtime socket, sync and the
 /// directory (ARCHITECTURE 1), plus the relay that republishes stranded events.
-public func buildGateway(_ environment: ServiceEnvironment, settings: GatewaySettings) async throws -> ServiceModule {
+public func buildGateway(_ environment: ServiceEnvironment, settings: GatewaySettings, activity: ActivitySettings) async throws -> ServiceModule {
     let serverID = ServerIDCache(store: environment.store)
     let state = GatewayState(
         store: environment.store, events: environment.events, sessions: environment.sessions,
         crypto: AccountCrypto(pepper: settings.pepper),
         throttle: LoginThrottle(counters: environment.counters, logger: environment.logger),
         settings: settings, clock: environment.clock, logger: environment.logger, serverID: serverID,
-        activity: SessionActivity(store: environment.store, clock: environment.clock, logger: environment.logger)
+        activity: SessionActivity(store: environment.store, clock: environment.clock, logger: environment.logger),
+        security: ActivityRecorder(sealer: ActivitySealer(activity), logger: environment.logger)
     )
+    let reporter = ConnectionReporter(bus: environment.bus, clock: environment.clock, logger: environment.logger, lease: settings.presenceLease)
     let registry = SocketRegistry(
         store: environment.store, logger: environment.logger,
-        keepalive: .init(pingInterval: settings.socketPingInterval, silenceLimit: settings.socketSilenceLimit)
+        keepalive: .init(pingInterval: settings.socketPingInterval, silenceLimit: settings.socketSilenceLimit), reporter: reporter
     )
     let info = ServerInfoController(serverID: serverID, mode: environment.settings.isScaled ? "scaled" : "embedded")
     let auth = AuthController(state: state)
@@ -30,12 +33,14 @@ public func buildGateway(_ environment: ServiceEnvironment, settings: GatewaySet
     let directory = DirectoryController(state: state)
     let sync = SyncController(state: state)
     let pins = PinsController(state: state)
-    let socket = EventSocketController(state: state, bus: environment.bus, registry: registry)
+    let activityLog = ActivityController(state: state)
+    let typing = TypingRelay(store: environment.store, events: environment.events, counters: environment.counters, logger: environment.logger)
+    let socket = EventSocketController(state: state, bus: environment.bus, registry: registry, typing: typing)
     let web = WebAppController(root: settings.webRoot, logger: environment.logger)
     let relay = EventRelay(store: environment.store, bus: environment.bus, clock: environment.clock, logger: environment.logger)
     return ServiceModule(
         name: .gateway,
-        services: [relay],
+        services: [reporter, relay],
         shutdownFirst: [registry],
         addRoutes: { router in
             info.addRoutes(to: router)
@@ -44,6 +49,7 @@ public func buildGateway(_ environment: ServiceEnvironment, settings: GatewaySet
             directory.addRoutes(to: router)
             sync.addRoutes(to: router)
             pins.addRoutes(to: router)
+            activityLog.addRoutes(to: router)
             web.addRoutes(to: router)
         },
         addWebSocketRoutes: { router in socket.addWebSocketRoutes(to: router) }
@@ -53,6 +59,7 @@ public func buildGateway(_ environment: ServiceEnvironment, settings: GatewaySet
 /// The gateway as its own process (`circle-gateway`).
 public func buildGatewayServer(reader: ConfigReader) async throws -> CircleServer {
     try await ServerBuilder.buildServiceServer(.gateway, reader: reader) { environment in
-        try await buildGateway(environment, settings: SettingsLoader.loadGateway(from: reader, settings: environment.settings))
+        try await buildGateway(environment, settings: SettingsLoader.loadGateway(from: reader, settings: environment.settings),
+                               activity: SettingsLoader.loadActivity(from: reader, settings: environment.settings))
     }
 }

@@ -31,12 +31,15 @@ final class LiveSocket: Sendable {
 
     private let socket: EventSocket
     private let delivery: SocketDelivery
+    /// The member the socket belongs to.
+    let userId: String
     private let mailbox = Mutex(Mailbox())
     private let registrations = Mutex<(subscription: BusSubscription?, registration: (SocketRegistry, UInt64)?)>((nil, nil))
 
-    init(socket: EventSocket, delivery: SocketDelivery) {
+    init(socket: EventSocket, delivery: SocketDelivery, userId: String) {
         self.socket = socket
         self.delivery = delivery
+        self.userId = userId
     }
 
     var subscription: BusSubscription? {

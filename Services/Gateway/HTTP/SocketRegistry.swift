@@ -46,11 +46,14 @@ actor SocketRegistry: Service {
     private var draining = false
     private let gauge = Gauge(label: "circle_gateway_sockets")
     private let keepalive: Keepalive
+    /// Tells presence which sockets are open here.
+    private let reporter: ConnectionReporter?
 
-    init(store: any DatabaseStore, logger: Logger, keepalive: Keepalive = Keepalive()) {
+    init(store: any DatabaseStore, logger: Logger, keepalive: Keepalive = Keepalive(), reporter: ConnectionReporter? = nil) {
         self.store = store
         self.logger = logger
         self.keepalive = keepalive
+        self.reporter = reporter
     }
 
     var count: Int { sockets.count }
@@ -58,17 +61,20 @@ actor SocketRegistry: Service {
     /// Registers a socket and how to tell it to close; nil when the server is already stopping.
     func register(
         _ identity: Identity, keepalive: SocketKeepalive? = nil, signal: @escaping @Sendable (SocketSignal) -> Void
-    ) -> UInt64? {
+    ) async -> UInt64? {
         guard !draining else { return nil }
         nextID += 1
-        sockets[nextID] = Entry(identity: identity, keepalive: keepalive, signal: signal)
+        let id = nextID
+        sockets[id] = Entry(identity: identity, keepalive: keepalive, signal: signal)
         gauge.record(sockets.count)
-        return nextID
+        await reporter?.opened(socket: String(id), user: identity.userId)
+        return id
     }
 
-    func unregister(_ id: UInt64) {
-        sockets.removeValue(forKey: id)
+    func unregister(_ id: UInt64) async {
+        guard sockets.removeValue(forKey: id) != nil else { return }
         gauge.record(sockets.count)
+        await reporter?.closed(socket: String(id))
     }
 
     func run() async throws {

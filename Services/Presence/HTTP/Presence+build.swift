@@ -2,10 +2,19 @@ import CircleCore
 import CircleHTTP
 import Configuration
 import Hummingbird
+import PresenceCore
+import PresenceStore
 
-/// Builds the presence service: online status, custom status and typing (ARCHITECTURE 1).
+/// Builds the presence service: online status, custom status and last seen, from the gateways'
+/// connection reports (ARCHITECTURE 1, 7).
 public func buildPresence(_ environment: ServiceEnvironment) async throws -> ServiceModule {
-    ServiceModule(name: .presence) { _ in }
+    let presence = PresenceService(store: environment.store, events: environment.events, clock: environment.clock, logger: environment.logger)
+    let consumer = ConnectionConsumer(store: environment.store, bus: environment.bus, presence: presence, clock: environment.clock, logger: environment.logger)
+    let sweeper = PresenceSweeper(store: environment.store, presence: presence, clock: environment.clock, logger: environment.logger)
+    let controller = PresenceController(presence: presence, clock: environment.clock)
+    return ServiceModule(name: .presence, services: [consumer, sweeper]) { router in
+        controller.addRoutes(to: router)
+    }
 }
 
 /// The presence service as its own process (`circle-presence`).

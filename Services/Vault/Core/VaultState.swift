@@ -1,3 +1,4 @@
+import CircleActivity
 import CircleConfig
 import CircleCore
 import CircleEvents
@@ -22,8 +23,12 @@ package struct VaultState: Sendable {
     package let logger: Logger
     package let hashers: UploadHashers
     package let locks: UploadLocks
+    /// Records security activity (links created, opened, refused, revoked; files deleted).
+    package let security: ActivityRecorder
 
-    package init(store: any DatabaseStore, events: EventPublisher, blobs: any BlobStore, settings: VaultSettings, clock: any WallClock, logger: Logger, hashers: UploadHashers, locks: UploadLocks) {
+    package init(store: any DatabaseStore, events: EventPublisher, blobs: any BlobStore, settings: VaultSettings, clock: any WallClock, logger: Logger,
+                 hashers: UploadHashers, locks: UploadLocks, security: ActivityRecorder) {
+        self.security = security
         self.store = store
         self.events = events
         self.blobs = blobs
@@ -58,6 +63,21 @@ package struct VaultState: Sendable {
     }
 
     package static let noSuchFile = Problem.notFound("No such file.")
+
+    /// Records security activity inside the caller's transaction.
+    package func record(_ items: [ActivityItem], at now: Timestamp, in db: any SQLDatabase) async throws -> RecordedActivity {
+        try await security.record(items, at: now, engine: store.engine, in: db)
+    }
+
+    /// After the commit: alerts and live activity.
+    package func publish(_ recorded: RecordedActivity) async {
+        await security.publish(recorded, with: events)
+    }
+
+    /// The client's user agent, as much of it as the activity log keeps.
+    package static func userAgent(_ request: Request) -> String {
+        String((request.headers[.userAgent] ?? "").prefix(512))
+    }
 
     /// Checks an expiry chosen by a client: 0 (never) or in the future, within a year.
     package func checkExpiry(_ expiresAt: Int64, field: String, now: Timestamp) throws {

@@ -1,3 +1,4 @@
+import CircleActivity
 import CircleCore
 import CircleEvents
 import CircleHTTP
@@ -148,15 +149,21 @@ struct FileController: Sendable {
         let identity = context.identity
         let id: String = try context.parameters.require("id")
         let now = state.clock.now()
-        let (file, events) = try await state.store.write { db in
+        let ip = context.clientAddress(request, trustForwardedFor: state.settings.trustForwardedFor)
+        let userAgent = VaultState.userAgent(request)
+        let (file, events, recorded) = try await state.store.write { db in
             let file = try await state.ownFile(id, by: identity.userId, now: now, in: db)
+            let recorded = try await state.record([
+                ActivityItem(chain: identity.userId, kind: .fileDeleted, sessionId: identity.sessionId, ip: ip, userAgent: userAgent, details: ["fileId": file.id]),
+            ], at: now, in: db)
             try await VaultRepository.deleteFile(file, at: now, in: db)
             let events = try await UserEventLog.append([NewUserEvent(userId: identity.userId, type: .vaultFileDeleted,
                                                                      data: EventData.json(["fileId": file.id]))], at: now, in: db)
-            return (file, events)
+            return (file, events, recorded)
         }
         try? await state.blobs.deleteFile(file.blobName)
         await state.events.publish(events)
+        await state.publish(recorded)
         return Response(status: .noContent)
     }
 }

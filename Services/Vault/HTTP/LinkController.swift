@@ -1,3 +1,4 @@
+import CircleActivity
 import CircleCore
 import CircleHTTP
 import CircleProtocol
@@ -105,7 +106,9 @@ struct LinkController: Sendable {
         let maxDownloads = body.maxDownloads ?? 0
         guard maxDownloads >= 0, maxDownloads <= 1_000_000 else { throw Problem.invalidField("maxDownloads", "must be 0 (no limit) to 1,000,000") }
         let id = Base64URL.encode(linkId)
-        let view = try await state.store.write { db in
+        let ip = context.clientAddress(request, trustForwardedFor: state.settings.trustForwardedFor)
+        let userAgent = VaultState.userAgent(request)
+        let (view, recorded) = try await state.store.write { db in
             let file = try await state.ownFile(fileId, by: identity.userId, now: now, in: db)
             if try await VaultRepository.link(id, in: db) != nil { throw Problem.conflict("This linkId is taken: pick another random one.") }
             if file.level != .public {
@@ -116,8 +119,13 @@ struct LinkController: Sendable {
                 VALUES (\(bind: id), \(bind: file.id), \(bind: identity.userId), \(bind: Data(wrap)), \(bind: Data(verifier)), \(bind: salt.map { Data($0) }), \(bind: iterations),
                         \(bind: expiresAt), \(bind: maxDownloads), 0, \(bind: now.millis))
                 """).run()
-            return try await Self.view(id, now: now, in: db)
+            let recorded = try await state.record([
+                ActivityItem(chain: identity.userId, kind: .linkCreated, sessionId: identity.sessionId, ip: ip, userAgent: userAgent,
+                             details: ["linkId": id, "fileId": file.id, "password": salt == nil ? "no" : "yes", "maxDownloads": String(maxDownloads)]),
+            ], at: now, in: db)
+            return (try await Self.view(id, now: now, in: db), recorded)
         }
+        await state.publish(recorded)
         return try JSONResponse(view, status: .created).response(from: request, context: context)
     }
 
@@ -150,10 +158,17 @@ struct LinkController: Sendable {
         let id: String = try context.parameters.require("linkId")
         _ = try VaultWire.linkId(id)
         let now = state.clock.now()
-        try await state.store.write { db in
+        let ip = context.clientAddress(request, trustForwardedFor: state.settings.trustForwardedFor)
+        let userAgent = VaultState.userAgent(request)
+        let recorded = try await state.store.write { db in
             guard let link = try await VaultRepository.link(id, in: db), link.ownerId == identity.userId else { throw Self.noSuchLink }
             try await db.raw("UPDATE vault_links SET wrap = NULL, verifier = NULL, revoked_at = COALESCE(revoked_at, \(bind: now.millis)) WHERE id = \(bind: id)").run()
+            return try await state.record([
+                ActivityItem(chain: identity.userId, kind: .linkRevoked, sessionId: identity.sessionId, ip: ip, userAgent: userAgent,
+                             details: ["linkId": id, "fileId": link.fileId]),
+            ], at: now, in: db)
         }
+        await state.publish(recorded)
         return Response(status: .noContent)
     }
 
@@ -182,23 +197,36 @@ struct LinkController: Sendable {
         let access = text.flatMap(Base64URL.decode)
         // A refusal is recorded and committed before it is answered (throwing inside the
         // transaction would roll the record back).
-        let granted: (VaultLinkRecord, VaultFileRecord)? = try await state.store.write { db in
+        let userAgent = VaultState.userAgent(request)
+        let (granted, recorded): ((VaultLinkRecord, VaultFileRecord)?, RecordedActivity) = try await state.store.write { db in
             let (link, file) = try await liveLink(id, in: db, now: now)
+            let details = ["linkId": link.id, "fileId": file.id]
             guard let access, access.count == 32, let verifier = link.verifier,
                   Self.constantTimeEqual(Array(SHA256.hash(data: access)), verifier) else {
                 try await VaultRepository.recordUse(link: link.id, outcome: "refused", ip: ip, at: now, in: db)
-                return nil
+                let recorded = try await state.record([
+                    ActivityItem(chain: link.ownerId, kind: .linkPasswordFailed, ip: ip, userAgent: userAgent, details: details),
+                ], at: now, in: db)
+                return (nil, recorded)
             }
+            var item = ActivityItem(chain: link.ownerId, kind: .linkOpened, ip: ip, userAgent: userAgent, details: details.merging(["use": outcome]) { a, _ in a })
             if outcome == "download" {
                 // Counted only while downloads are left, in one conditional statement.
-                guard try await db.raw("""
+                guard let counted = try await db.raw("""
                     UPDATE vault_links SET downloads = downloads + 1 WHERE id = \(bind: link.id) AND revoked_at IS NULL
                     AND (max_downloads = 0 OR downloads < max_downloads) RETURNING downloads
-                    """).first() != nil else { throw Self.noSuchLink }
+                    """).first() else { throw Self.noSuchLink }
+                // The owner is alerted once, by the download that takes the link past half its limit.
+                let downloads = try counted.decode(column: "downloads", as: Int64.self)
+                if link.maxDownloads > 0, downloads * 2 > link.maxDownloads, (downloads - 1) * 2 <= link.maxDownloads {
+                    item.alert = true
+                    item.details["downloads"] = "\(downloads) of \(link.maxDownloads)"
+                }
             }
             try await VaultRepository.recordUse(link: link.id, outcome: outcome, ip: ip, at: now, in: db)
-            return (link, file)
+            return ((link, file), try await state.record([item], at: now, in: db))
         }
+        await state.publish(recorded)
         guard let granted else { throw Problem.forbidden("The link's key or password is wrong.") }
         return granted
     }

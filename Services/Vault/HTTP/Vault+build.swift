@@ -1,3 +1,4 @@
+import CircleActivity
 import CircleConfig
 import CircleCore
 import CircleHTTP
@@ -7,12 +8,13 @@ import VaultCore
 import VaultStore
 
 /// Builds the vault service: encrypted file blobs, resumable uploads, access control, share links and quotas (ARCHITECTURE 1, 5).
-public func buildVault(_ environment: ServiceEnvironment, settings: VaultSettings) async throws -> ServiceModule {
+public func buildVault(_ environment: ServiceEnvironment, settings: VaultSettings, activity: ActivitySettings) async throws -> ServiceModule {
     let blobs = try VaultBlobs.open(path: settings.path)
     let state = VaultState(
         store: environment.store, events: environment.events, blobs: blobs,
         settings: settings, clock: environment.clock, logger: environment.logger,
-        hashers: UploadHashers(), locks: UploadLocks()
+        hashers: UploadHashers(), locks: UploadLocks(),
+        security: ActivityRecorder(sealer: ActivitySealer(activity), logger: environment.logger)
     )
     let uploads = UploadController(state: state)
     let files = FileController(state: state)
@@ -28,6 +30,6 @@ public func buildVault(_ environment: ServiceEnvironment, settings: VaultSetting
 public func buildVaultServer(reader: ConfigReader) async throws -> CircleServer {
     let settings = try SettingsLoader.loadVault(from: reader)
     return try await ServerBuilder.buildServiceServer(.vault, reader: reader) { environment in
-        try await buildVault(environment, settings: settings)
+        try await buildVault(environment, settings: settings, activity: SettingsLoader.loadActivity(from: reader, settings: environment.settings))
     }
 }

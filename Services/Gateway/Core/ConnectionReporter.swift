@@ -1,0 +1,107 @@
+import AsyncAlgorithms
+import CircleBus
+import CircleCore
+import Logging
+import PresenceStore
+import ServiceLifecycle
+
+/// Tells the presence service which realtime sockets this gateway replica holds, as entries of
+/// the `presence.connections` stream: each socket's open and close, and a lease renewed every
+/// third of its length (a replica that dies without saying so stops renewing, and presence takes
+/// its sockets for gone once the lease lapses). When a report cannot be written (the bus is
+/// down), the next renewal lists every open socket instead, so presence catches up.
+///
+/// A `Service`: reports are written by `run()` in order; on shutdown it says the replica is down.
+package actor ConnectionReporter: Service {
+    /// This replica's name in the reports (new at every start).
+    package let gatewayId: String
+    let bus: any MessageBus
+    let clock: any WallClock
+    let logger: Logger
+    let lease: Duration
+
+    /// The most reports the stream keeps (about a day's worth for a busy gateway).
+    static let streamLength = 200_000
+
+    private var open: [String: String] = [:]
+    private var pending: [ConnectionReport] = []
+    private var needsSync = true
+    private let wakeups: AsyncStream<Void>
+    private let wake: AsyncStream<Void>.Continuation
+
+    package init(bus: any MessageBus, clock: any WallClock, logger: Logger, lease: Duration, gatewayId: String = Base64URL.encode(SecureRandom.bytes(9))) {
+        self.bus = bus
+        self.clock = clock
+        self.logger = logger
+        self.lease = lease
+        self.gatewayId = gatewayId
+        (wakeups, wake) = AsyncStream.makeStream(of: Void.self, bufferingPolicy: .bufferingNewest(1))
+    }
+
+    /// A member's socket opened here.
+    package func opened(socket: String, user: String) {
+        open[socket] = user
+        pending.append(.open(gateway: gatewayId, socket: socket, user: user))
+        wake.yield()
+    }
+
+    /// The socket closed.
+    package func closed(socket: String) {
+        guard let user = open.removeValue(forKey: socket) else { return }
+        pending.append(.close(gateway: gatewayId, socket: socket, user: user))
+        wake.yield()
+    }
+
+    package func run() async throws {
+        await withDiscardingTaskGroup { group in
+            group.addTask {
+                for await _ in AsyncTimerSequence(interval: self.lease / 3, clock: .continuous).cancelOnGracefulShutdown() {
+                    await self.renew()
+                }
+            }
+            group.addTask {
+                for await _ in self.wakeups.cancelOnGracefulShutdown() {
+                    await self.flush()
+                }
+            }
+            // The first lease (with the empty socket list) at once.
+            await self.renew()
+        }
+        await flush()
+        await write([.down(gateway: gatewayId)])
+    }
+
+    /// Renews the lease; after a report was lost, lists every open socket with it.
+    func renew() async {
+        let until = clock.now().millis + lease.milliseconds
+        if needsSync {
+            let sockets = open.map { (socket: $0.key, user: $0.value) }.sorted { $0.socket < $1.socket }
+            pending.removeAll()
+            needsSync = !(await write([.sync(gateway: gatewayId, until: until, sockets: sockets)]))
+        } else {
+            await flush()
+            _ = await write([.lease(gateway: gatewayId, until: until)])
+        }
+    }
+
+    /// Writes the queued reports, in order.
+    func flush() async {
+        guard !needsSync, !pending.isEmpty else { return }
+        let reports = pending
+        pending.removeAll()
+        if !(await write(reports)) { needsSync = true }
+    }
+
+    /// Writes reports one after another; false (and the rest dropped) at the first failure.
+    private func write(_ reports: [ConnectionReport]) async -> Bool {
+        for report in reports {
+            do {
+                try await bus.add(to: ConnectionReport.stream, fields: report.fields, maxLength: Self.streamLength)
+            } catch {
+                logger.warning("presence report not written; the next lease lists every socket", metadata: ["error": "\(error)"])
+                return false
+            }
+        }
+        return true
+    }
+}

@@ -161,6 +161,11 @@ var targets: [Target] = [
         path: "Tests/CircleEventsTests"
     ),
     .testTarget(
+        name: "CircleActivityTests",
+        dependencies: ["CircleActivity", "CircleConfig", "CircleCore", "CircleStore", "CircleTestSupport", .product(name: "SQLKit", package: "sql-kit")],
+        path: "Tests/CircleActivityTests"
+    ),
+    .testTarget(
         name: "CircleHTTPTests",
         dependencies: ["CircleHTTP", "AllInOne", "CircleTestSupport", configuration,
                        .product(name: "HummingbirdTesting", package: "hummingbird")],
@@ -168,7 +173,7 @@ var targets: [Target] = [
     ),
     .testTarget(
         name: "GatewayHTTPTests",
-        dependencies: ["GatewayHTTP", "GatewayStore", "AllInOne", "CircleHTTP", "CircleStore", "CircleConfig", "CircleCore", "CircleTestSupport", configuration,
+        dependencies: ["GatewayHTTP", "GatewayStore", "AllInOne", "CircleServerTestSupport", "CircleHTTP", "CircleStore", "CircleConfig", "CircleCore", "CircleTestSupport", configuration,
                        .product(name: "SQLKit", package: "sql-kit"),
                        .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
                        .product(name: "NIOEmbedded", package: "swift-nio"),
@@ -187,6 +192,12 @@ var targets: [Target] = [
         dependencies: ["MessagingHTTP", "CleanupCore", "CircleKit", "CircleProtocol", "CircleStore", "CircleConfig", "CircleCore", "CircleCrypto",
                        "CircleTestSupport", "CircleServerTestSupport", crypto, .product(name: "SQLKit", package: "sql-kit")],
         path: "Tests/MessagingHTTPTests"
+    ),
+    .testTarget(
+        name: "PresenceHTTPTests",
+        dependencies: ["PresenceHTTP", "PresenceCore", "PresenceStore", "CircleBus", "CircleEvents", "CircleStore", "CircleCore",
+                       "CircleTestSupport", "CircleServerTestSupport", .product(name: "SQLKit", package: "sql-kit")],
+        path: "Tests/PresenceHTTPTests"
     ),
     .testTarget(
         name: "VaultHTTPTests",

@@ -82,13 +82,15 @@ public struct ActivityRecorder: Sendable {
         return recorded
     }
 
-    /// After the commit: the alerts' events, each entry live to its member, counters and log lines.
-    public func publish(_ recorded: RecordedActivity, with events: EventPublisher) async {
+    /// After the commit: the alerts' events (with `alongside`, the other events of the same
+    /// transaction, so each member's arrive in order), each entry live to its member, counters
+    /// and log lines.
+    public func publish(_ recorded: RecordedActivity, with events: EventPublisher, alongside others: [UserEvent] = []) async {
         for entry in recorded.entries where entry.alert {
             Counter(label: "circle_security_alerts_total", dimensions: [("kind", entry.kind)]).increment()
             logger.warning("security alert", metadata: ["kind": "\(entry.kind)", "chain": "\(entry.chain == ActivityLog.serverChain ? "server" : "member")"])
         }
-        await events.publish(recorded.events)
+        await events.publish(recorded.events + others)
         var live: [(frame: EventFrame, userIds: [String])] = []
         for entry in recorded.entries where entry.chain != ActivityLog.serverChain {
             if let frame = try? EventFrame(type: .activityNew, data: ActivityView(entry, sealer: sealer)) { live.append((frame, [entry.chain])) }

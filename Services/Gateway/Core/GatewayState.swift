@@ -67,9 +67,10 @@ package struct GatewayState: Sendable {
         }
     }
 
-    /// After the commit: the alerts and live activity of what was recorded.
-    package func publish(_ recorded: RecordedActivity) async {
-        await security.publish(recorded, with: events)
+    /// After the commit: the alerts and live activity of what was recorded, with the other
+    /// events of the same transaction (published together, each member's in order).
+    package func publish(_ recorded: RecordedActivity, alongside others: [UserEvent] = []) async {
+        await security.publish(recorded, with: events, alongside: others)
     }
 
     /// Creates a session inside the caller's transaction and logs `session.created` for the user.

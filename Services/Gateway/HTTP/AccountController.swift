@@ -88,8 +88,8 @@ struct AccountController: Sendable {
             guard !revoked.ids.isEmpty else { throw Problem.notFound("No such session.") }
             return (revoked, recorded)
         }
-        await state.announce(revoked: result.0.ids, events: result.0.events)
-        await state.publish(result.1)
+        await state.sessions.announceRevoked(result.0.ids)
+        await state.publish(result.1, alongside: result.0.events)
         return Response(status: .noContent)
     }
 
@@ -105,8 +105,8 @@ struct AccountController: Sendable {
             }, at: now, in: db)
             return (revoked, recorded)
         }
-        await state.announce(revoked: result.0.ids, events: result.0.events)
-        await state.publish(result.1)
+        await state.sessions.announceRevoked(result.0.ids)
+        await state.publish(result.1, alongside: result.0.events)
         return JSONResponse(Revoked(revoked: result.0.ids))
     }
 
@@ -153,8 +153,8 @@ struct AccountController: Sendable {
             let version = try await AccountRepository.bundles(userId: user.id, in: db)?.version ?? 0
             return (revoked.ids, revoked.events + changed, version, recorded)
         }
-        await state.announce(revoked: result.0, events: result.1)
-        await state.publish(result.3)
+        await state.sessions.announceRevoked(result.0)
+        await state.publish(result.3, alongside: result.1)
         return JSONResponse(PasswordChanged(bundleVersion: result.2, revoked: result.0))
     }
 }

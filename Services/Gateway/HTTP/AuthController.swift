@@ -168,8 +168,7 @@ struct AuthController: Sendable {
             let session = try await state.createSession(userId: userId, deviceLabel: deviceLabel, ip: ip, at: now, in: db)
             return (session.token, session.sessionId, isAdmin, session.events, recorded)
         }
-        await state.events.publish(result.3)
-        await state.publish(result.4)
+        await state.publish(result.4, alongside: result.3)
         state.logger.info("registered", metadata: ["user": "\(userId)", "admin": "\(result.2)"])
         return JSONResponse(SessionResponse(
             token: result.0, sessionId: result.1,
@@ -205,8 +204,7 @@ struct AuthController: Sendable {
             let session = try await state.createSession(userId: user.id, deviceLabel: deviceLabel, ip: ip, at: now, in: db)
             return (session.token, session.sessionId, try crypto.unwrap(stored.bundle, userId: user.id, kind: .main), stored.version, session.events, recorded)
         }
-        await state.events.publish(result.4)
-        await state.publish(result.5)
+        await state.publish(result.5, alongside: result.4)
         return JSONResponse(SessionResponse(
             token: result.0, sessionId: result.1,
             user: Profile(userId: user.id, username: user.username, displayName: user.displayName, isAdmin: user.isAdmin),
@@ -225,8 +223,8 @@ struct AuthController: Sendable {
             ], at: now, in: db)
             return (try await state.revokeSessions(userId: identity.userId, only: identity.sessionId, at: now, in: db), recorded)
         }
-        await state.announce(revoked: result.0.ids, events: result.0.events)
-        await state.publish(result.1)
+        await state.sessions.announceRevoked(result.0.ids)
+        await state.publish(result.1, alongside: result.0.events)
         return Response(status: .noContent)
     }
 
@@ -290,8 +288,8 @@ struct AuthController: Sendable {
             let version = try await AccountRepository.bundles(userId: user.id, in: db)?.version ?? 0
             return (session.token, session.sessionId, revoked.ids, revoked.events + session.events, version, recorded)
         }
-        await state.announce(revoked: result.2, events: result.3)
-        await state.publish(result.5)
+        await state.sessions.announceRevoked(result.2)
+        await state.publish(result.5, alongside: result.3)
         state.logger.notice("account recovered", metadata: ["user": "\(user.id)"])
         return JSONResponse(SessionResponse(
             token: result.0, sessionId: result.1,

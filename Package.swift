@@ -207,7 +207,7 @@ var targets: [Target] = [
     ),
     .testTarget(
         name: "ClusterTests",
-        dependencies: ["CircleTestSupport", "CircleKit", "CircleStore", "CircleConfig", "CircleBus", "CircleEvents", "CircleCore", .product(name: "SQLKit", package: "sql-kit"),
+        dependencies: ["CircleTestSupport", "CircleServerTestSupport", "CircleKit", "CircleStore", "CircleConfig", "CircleBus", "CircleEvents", "CircleCore", .product(name: "SQLKit", package: "sql-kit"),
                        .product(name: "NIOCore", package: "swift-nio"),
                        .product(name: "AsyncHTTPClient", package: "async-http-client")],
         path: "Tests/ClusterTests"

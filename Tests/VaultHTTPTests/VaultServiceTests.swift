@@ -256,7 +256,7 @@ struct VaultServiceTests {
         }
     }
 
-    @Test("share links: opened with the key (and password), limited, recorded, and dead once revoked", arguments: Engine.available)
+    @Test("share links: opened with the key (and password), limited, recorded (uses and the owner's activity), and dead once revoked", arguments: Engine.available)
     func links(engine: Engine) async throws {
         try await ServerHarness(engine).run { api, store in
             let gil = try await Member.register("gil", on: api)
@@ -316,6 +316,19 @@ struct VaultServiceTests {
                 try await db.raw("SELECT wrap, verifier FROM vault_links WHERE id = \(bind: open.id)").first()
             }
             #expect(try kept?.decode(column: "wrap", as: Data?.self) == nil && kept?.decode(column: "verifier", as: Data?.self) == nil)
+            // The owner's security activity: every link made, opened, refused and revoked, with
+            // an alert for the download that took a link past half its limit.
+            let activity = try await api.call("GET", "/api/v1/activity?limit=100", token: gil.token)
+            let entries = try #require(TestJSON.value(activity.body, path: ["entries"]) as? [[String: Any]])
+            let kinds = entries.compactMap { $0["kind"] as? String }
+            #expect(kinds.filter { $0 == "link.created" }.count == 2)
+            #expect(kinds.filter { $0 == "link.opened" }.count == 4)
+            #expect(kinds.filter { $0 == "link.password-failed" }.count == 2)
+            #expect(kinds.filter { $0 == "link.revoked" }.count == 1)
+            let alerts = entries.filter { $0["alert"] as? Bool == true }
+            #expect(alerts.count == 1 && (alerts.first?["details"] as? String)?.contains("1 of 1") == true, "\(alerts)")
+            let hals = try await api.call("GET", "/api/v1/activity?limit=100", token: hal.token)
+            #expect((TestJSON.value(hals.body, path: ["entries"]) as? [[String: Any]])?.contains { ($0["kind"] as? String)?.hasPrefix("link.") == true } == false)
             // Bad input changes nothing.
             #expect(try await api.call("POST", "/api/v1/vault/files/\(file.fileId)/links", json: "{\"linkId\":\"x\",\"wrap\":\"y\",\"verifier\":\"z\"}", token: gil.token).status == 422)
             #expect(try await api.call("POST", "/api/v1/vault/links/\(open.id)/open", json: "{\"access\":1}").status == 400)

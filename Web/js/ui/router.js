@@ -9,6 +9,7 @@
 //   /c/{convId}            one conversation
 //   /settings, /sessions   account settings (sessions section)
 //   /vault                 the encrypted file vault
+//   /activity              the security activity log
 //   /s/{linkId}#{linkKey}  a share link's public page (no account; the key never leaves the fragment)
 
 function decode(part) {
@@ -35,6 +36,7 @@ export function parseRoute(url = window.location) {
   if (chat) return { name: 'chat', params: { convId: decode(chat[1]) } };
   if (path === '/settings') return { name: 'settings', params: {} };
   if (path === '/vault') return { name: 'vault', params: {} };
+  if (path === '/activity') return { name: 'activity', params: {} };
   if (path === '/sessions') return { name: 'settings', params: { section: 'sessions' } };
   if (path === '/') {
     const view = query.get('view');

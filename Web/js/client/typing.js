@@ -6,8 +6,11 @@
  * @module client/typing
  */
 
-/** How often a `start` is repeated while typing goes on (the server forwards one per 2 s). */
-export const RENEW_MS = 2_000;
+/**
+ * How often a `start` is repeated while typing goes on: the server forwards one per 2 s and drops
+ * the rest, so starts are spaced a little more than that (as the server measures it).
+ */
+export const RENEW_MS = 2_250;
 /** Typing pauses this long: `stop`. */
 export const IDLE_MS = 3_000;
 const DEFAULT_EXPIRY_MS = 6_000;
@@ -19,7 +22,10 @@ export class Typing {
     this.client = client;
     /** Who types where: convId -> Map(userId -> expiry timer). */
     this.others = new Map();
-    /** This member's typing: convId -> {sentAt, idleTimer}. */
+    /**
+     * This member's typing: convId -> {typing, started, lastStart, startTimer, idleTimer}
+     * (`lastStart` outlives a stop: the server forwards one start per 2 s).
+     */
     this.mine = new Map();
   }
 
@@ -36,8 +42,8 @@ export class Typing {
   }
 
   /**
-   * The composer's text changed: `start` (renewed every 2 s) while it holds text, `stop` when it
-   * is empty or after 3 s without a change.
+   * The composer's text changed: `start` (renewed every 2.25 s, and never sooner after the last
+   * one) while it holds text, `stop` when it is empty or after 3 s without a change.
    * @param {string} convId
    * @param {boolean} hasText
    */
@@ -47,21 +53,34 @@ export class Typing {
       return;
     }
     if (!this.client.presence.typingEnabled) return;
-    const now = Date.now();
-    const mine = this.mine.get(convId) ?? { sentAt: 0, idleTimer: null };
+    const mine = this.mine.get(convId) ?? { typing: false, started: false, lastStart: 0, startTimer: null, idleTimer: null };
     this.mine.set(convId, mine);
-    if (now - mine.sentAt >= RENEW_MS && this.send(convId, 'start')) mine.sentAt = now;
+    mine.typing = true;
+    const wait = mine.lastStart + RENEW_MS - Date.now();
+    if (wait <= 0) this.start(convId, mine);
+    else if (!mine.startTimer) mine.startTimer = setTimeout(() => this.start(convId, mine), wait);
     clearTimeout(mine.idleTimer);
     mine.idleTimer = setTimeout(() => this.stopped(convId), IDLE_MS);
+  }
+
+  start(convId, mine) {
+    clearTimeout(mine.startTimer);
+    mine.startTimer = null;
+    if (!mine.typing || !this.send(convId, 'start')) return;
+    mine.started = true;
+    mine.lastStart = Date.now();
   }
 
   /** The message was sent, the text cleared or the conversation left: `stop` if a `start` went out. */
   stopped(convId) {
     const mine = this.mine.get(convId);
-    if (!mine) return;
+    if (!mine || !mine.typing) return;
     clearTimeout(mine.idleTimer);
-    this.mine.delete(convId);
-    if (mine.sentAt) this.send(convId, 'stop');
+    clearTimeout(mine.startTimer);
+    mine.startTimer = null;
+    mine.typing = false;
+    if (mine.started) this.send(convId, 'stop');
+    mine.started = false;
   }
 
   send(convId, state) {
@@ -97,7 +116,10 @@ export class Typing {
   /** Forgets every indicator and timer (sign-out, or typing turned off). */
   clear() {
     for (const here of this.others.values()) for (const timer of here.values()) clearTimeout(timer);
-    for (const mine of this.mine.values()) clearTimeout(mine.idleTimer);
+    for (const mine of this.mine.values()) {
+      clearTimeout(mine.idleTimer);
+      clearTimeout(mine.startTimer);
+    }
     const convIds = [...this.others.keys()];
     this.others.clear();
     this.mine.clear();

@@ -11,6 +11,7 @@ import { describeError } from './errors.js';
 import { fullTime, toMillis } from './format.js';
 import { alertText } from './activity-format.js';
 import { sessionOf } from '../client/activity.js';
+import { ACTIVITY_PATH } from './router.js';
 
 const SHOWN_BANNERS = 3;
 
@@ -106,7 +107,7 @@ export class AlertBanners {
     ));
     if (alerts.length > SHOWN_BANNERS) {
       banners.push(h('p', { class: 'alert-more' },
-        h('a', { href: '/activity', 'data-route': true }, `${alerts.length - SHOWN_BANNERS} more alerts on the Activity page`)));
+        h('a', { href: ACTIVITY_PATH, 'data-route': true }, `${alerts.length - SHOWN_BANNERS} more alerts on the Activity page`)));
     }
     replace(this.element, banners);
   }

@@ -14,6 +14,7 @@ import { entryItem } from './activity.js';
 import { assessSecurity, LEVEL_NAMES } from './security-level.js';
 import { formatBytes } from './vault-common.js';
 import { fullTime, toMillis } from './format.js';
+import { ACTIVITY_PATH } from './router.js';
 
 const RECENT = 5;
 const STATE_ORDER = { online: 0, busy: 1, away: 2, offline: 3 };
@@ -57,7 +58,7 @@ export class DashboardView {
         card('dash-status', 'Your status', this.own),
         card('dash-people', 'People', this.peopleNote, this.people),
         card('dash-activity', 'Recent security activity', this.activityList,
-          h('p', { class: 'dash-more' }, h('a', { href: '/activity', 'data-route': true }, 'All security activity'))),
+          h('p', { class: 'dash-more' }, h('a', { href: ACTIVITY_PATH, 'data-route': true }, 'All security activity'))),
         card('dash-vault', 'Vault', this.vault),
         card('dash-device', 'This device', this.device),
       ),

@@ -10,6 +10,7 @@ import { ConversationList } from './conversation-list.js';
 import { StatusButton } from './status-menu.js';
 import { AlertBanners } from './alerts.js';
 import { vaultIcon } from './vault-common.js';
+import { ACTIVITY_PATH } from './router.js';
 
 export class Shell {
   constructor({ me, client, connection, onNew, onSignOut }) {
@@ -20,7 +21,7 @@ export class Shell {
     this.main = h('main', { class: 'content', id: 'main', tabindex: '-1' });
     this.chatsLink = h('a', { href: '/', 'data-route': true, class: 'nav-link' }, icon('lock'), h('span', {}, 'Chats'));
     this.vaultLink = h('a', { href: '/vault', 'data-route': true, class: 'nav-link' }, vaultIcon('vault'), h('span', {}, 'Vault'));
-    this.activityLink = h('a', { href: '/activity', 'data-route': true, class: 'nav-link' }, icon('activity'), h('span', {}, 'Activity'));
+    this.activityLink = h('a', { href: ACTIVITY_PATH, 'data-route': true, class: 'nav-link' }, icon('activity'), h('span', {}, 'Activity'));
     this.settingsLink = h('a', { href: '/settings', 'data-route': true, class: 'nav-link' }, icon('settings'), h('span', {}, 'Settings'));
     this.links = { home: this.chatsLink, chat: this.chatsLink, vault: this.vaultLink, activity: this.activityLink, settings: this.settingsLink };
     this.workspace = h('div', { class: 'workspace', dataset: { view: 'home' } },

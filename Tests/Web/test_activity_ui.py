@@ -37,6 +37,56 @@ FORGE_REMEMBERED_HEAD = """async () => {
 }"""
 
 
+# Runs client/activity-chain.js on the account's real chain (read with the session's token
+# from IndexedDB): every hash recomputed, the check from nothing and from a remembered head, and
+# the same check over pages where one entry was altered or removed on the way.
+CHAIN_CHECKS = """async () => {
+  const chainModule = await import('/js/client/activity-chain.js');
+  const db = await new Promise((resolve, reject) => {
+    const open = indexedDB.open('circle');
+    open.onsuccess = () => resolve(open.result);
+    open.onerror = () => reject(open.error);
+  });
+  const ask = (request) => new Promise((resolve) => { request.onsuccess = () => resolve(request.result); });
+  const current = await ask(db.transaction(['meta']).objectStore('meta').get('current'));
+  const account = await ask(db.transaction(['accounts']).objectStore('accounts').get(current.userId));
+  db.close();
+  const chain = account.userId;
+  const fetchAfter = async (after) => (await fetch(`/api/v1/activity?after=${after}&limit=2`, {
+    headers: { Authorization: `Bearer ${account.token}` },
+  })).json();
+  const all = (await (await fetch('/api/v1/activity?after=0', { headers: { Authorization: `Bearer ${account.token}` } })).json()).entries;
+  let previous = 'A'.repeat(43);
+  const recomputed = [];
+  for (const entry of all) {
+    recomputed.push(await chainModule.entryHash(previous, chain, entry) === entry.hash);
+    previous = entry.hash;
+  }
+  const altered = (change) => async (after) => {
+    const page = await fetchAfter(after);
+    return { ...page, entries: change(page.entries.map((entry) => ({ ...entry }))) };
+  };
+  const second = all[1];
+  return {
+    count: all.length,
+    recomputed,
+    fromStart: await chainModule.checkExtends({ chain, remembered: null, fetchAfter }),
+    fromSecond: await chainModule.checkExtends({ chain, remembered: { seq: 2, hash: second.hash }, fetchAfter }),
+    forgotten: await chainModule.checkExtends({ chain, remembered: { seq: 2, hash: all[0].hash }, fetchAfter }),
+    edited: await chainModule.checkExtends({
+      chain, remembered: null,
+      fetchAfter: altered((entries) => entries.map((entry) => (entry.seq === 3 ? { ...entry, details: '{"device":"elsewhere"}' } : entry))),
+    }),
+    removed: await chainModule.checkExtends({
+      chain, remembered: null, fetchAfter: altered((entries) => entries.filter((entry) => entry.seq !== 3)),
+    }),
+    pageOk: await chainModule.pageChains(chain, [...all].reverse(), { seq: 0, hash: 'A'.repeat(43) }),
+    pageEdited: await chainModule.pageChains(chain, [...all].reverse().map((entry) => (entry.seq === 2 ? { ...entry, alert: !entry.alert } : entry)),
+      { seq: 0, hash: 'A'.repeat(43) }),
+  };
+}"""
+
+
 def alert_banner(page, text):
     return page.get_by_role("alert").filter(has_text=text)
 
@@ -114,6 +164,31 @@ def test_alerts_activity_page_and_chain_check(new_page, circle):
     screenshot(page, "activity-warning")
     watch.assert_clean()
     drop_expected_http_errors(other_watch, 401)
+    other_watch.assert_clean()
+
+
+def test_the_chain_check_recomputes_every_hash_and_finds_changes(new_page, circle):
+    page, watch = new_page(circle.origin, **DESKTOP)
+    name = unique("cy")
+    register(page, circle.origin, name, "Cy")
+    other, other_watch = new_page(circle.origin, **DESKTOP)
+    for device in ("Phone", "Laptop"):
+        other.goto(circle.origin + "/")
+        sign_in(other, name, device=device)
+        expect(dashboard(other)).to_be_visible(timeout=KEY_WORK_TIMEOUT)
+        other.get_by_role("navigation", name="Main").get_by_role("button", name="Sign out").click()
+        expect(other.get_by_role("heading", level=1, name="Sign in")).to_be_visible()
+    result = page.evaluate(CHAIN_CHECKS)
+    # session.created, then per device a sign-in and a sign-out: 5 entries, read two per page.
+    assert result["count"] == 5, result
+    assert result["recomputed"] == [True] * 5, result
+    assert result["fromStart"] == {"ok": True, "head": result["fromStart"]["head"]} and result["fromStart"]["head"]["seq"] == 5
+    assert result["fromSecond"]["ok"] is True and result["fromSecond"]["head"]["seq"] == 5
+    assert result["forgotten"] == {"ok": False, "seq": 2}
+    assert result["edited"] == {"ok": False, "seq": 3}
+    assert result["removed"] == {"ok": False, "seq": 3}
+    assert result["pageOk"] is True and result["pageEdited"] is False
+    watch.assert_clean()
     other_watch.assert_clean()
 
 

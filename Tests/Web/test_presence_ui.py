@@ -73,6 +73,18 @@ def test_presence_dots_status_menu_and_offline_when_the_page_closes(new_page, ci
     expect(header.locator(".chat-presence")).to_have_text("Online", timeout=LIVE_TIMEOUT)
     expect(sidebar(ana).locator(".conversation .presence-dot")).to_have_attribute("data-state", "online")
 
+    # Auto-away: Ben's page hidden for a few seconds makes him away; visible again, online.
+    ben.evaluate("""() => {
+      Object.defineProperty(document, 'hidden', { configurable: true, get: () => true });
+      document.dispatchEvent(new Event('visibilitychange'));
+    }""")
+    expect(sidebar(ana).get_by_text("Ben, away", exact=True)).to_have_count(1, timeout=LIVE_TIMEOUT)
+    ben.evaluate("""() => {
+      delete document.hidden;
+      document.dispatchEvent(new Event('visibilitychange'));
+    }""")
+    expect(sidebar(ana).get_by_text("Ben, online", exact=True)).to_have_count(1, timeout=LIVE_TIMEOUT)
+
     # The status menu: busy (do not disturb) with a custom status, seen live by Ana.
     status_button(ben).click()
     dialog = ben.get_by_role("dialog", name="Set your status")

@@ -7,7 +7,7 @@
  */
 
 /** Idle time after which an online member is set away. */
-export const IDLE_MS = 5 * 60_000;
+const IDLE_MS = 5 * 60_000;
 const IDLE_CHECK_MS = 15_000;
 /** A page hidden this long goes away (a page being closed never does: its timer dies with it). */
 const HIDDEN_MS = 5_000;

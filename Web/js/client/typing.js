@@ -10,9 +10,9 @@
  * How often a `start` is repeated while typing goes on: the server forwards one per 2 s and drops
  * the rest, so starts are spaced a little more than that (as the server measures it).
  */
-export const RENEW_MS = 2_250;
+const RENEW_MS = 2_250;
 /** Typing pauses this long: `stop`. */
-export const IDLE_MS = 3_000;
+const IDLE_MS = 3_000;
 const DEFAULT_EXPIRY_MS = 6_000;
 
 /** Tells the client's listeners with `typing` `{convId}`. */

@@ -5,7 +5,7 @@ import { h } from './dom.js';
 import { initials } from './format.js';
 import { icon } from './icons.js';
 
-export const STATE_LABELS = {
+const STATE_LABELS = {
   online: 'online',
   away: 'away',
   busy: 'busy',
@@ -28,7 +28,7 @@ export function stateOf(view) {
 }
 
 /** "5 min ago", "3 h ago", "2 days ago" (or "just now") from a time in milliseconds. */
-export function ago(millis, now = Date.now()) {
+function ago(millis, now = Date.now()) {
   const minutes = Math.floor(Math.max(0, now - millis) / 60_000);
   if (minutes < 1) return 'just now';
   if (minutes < 60) return `${minutes} min ago`;
@@ -54,13 +54,13 @@ export function statusText(view) {
 }
 
 /** "Ana, busy" (with the last seen time when offline): what a screen reader hears for a dot. */
-export function presenceText(name, view) {
+function presenceText(name, view) {
   const seen = lastSeen(view);
   return `${name}, ${STATE_LABELS[stateOf(view)]}${seen ? `, ${seen}` : ''}`;
 }
 
 /** A dot for a presence state (decorative: pair it with presenceText). */
-export function presenceDot(view) {
+function presenceDot(view) {
   return h('span', { class: 'presence-dot', dataset: { state: stateOf(view) }, 'aria-hidden': 'true' });
 }
 

@@ -12,7 +12,7 @@ const CHOICES = ['online', 'away', 'busy', 'invisible'];
 const STATUS_LENGTH = 80;
 
 /** When a custom status clears itself: [value, label]. */
-export const EXPIRY_CHOICES = [
+const EXPIRY_CHOICES = [
   ['never', "Don't clear"],
   ['30m', '30 minutes'],
   ['1h', '1 hour'],
@@ -22,7 +22,7 @@ export const EXPIRY_CHOICES = [
 ];
 
 /** The time (milliseconds) at which a status chosen at `now` clears, or 0 for never. */
-export function expiryAt(choice, now = new Date()) {
+function expiryAt(choice, now = new Date()) {
   const minutes = { '30m': 30, '1h': 60, '4h': 240 }[choice];
   if (minutes) return now.getTime() + minutes * 60_000;
   if (choice === 'today' || choice === 'week') {
@@ -59,7 +59,7 @@ export class StatusButton {
     const chosen = chosenOf(own);
     const status = customStatus(own && own.status);
     this.dot.dataset.state = chosen;
-    this.label.textContent = status || STATE_NAMES[chosen].replace(/ \(.*\)$/, '');
+    this.label.textContent = status || `Status: ${STATE_NAMES[chosen].replace(/ \(.*\)$/, '')}`;
     this.element.setAttribute('aria-label', `Your status: ${STATE_NAMES[chosen]}${status ? `, ${status}` : ''}. Change status`);
   }
 }

@@ -7,6 +7,8 @@
 import { checkExtends, entryHash, pageChains } from './activity-chain.js';
 
 const CHECK_PAGE = 500;
+/** How long alert references wait for their entries (live, `activity.new`) before the alerts are read. */
+const ALERT_WAIT_MS = 500;
 
 /**
  * Tells the client's listeners with `activity` `{entry}` (a new entry of the log, live) and
@@ -18,6 +20,9 @@ export class Activity {
     this.client = client;
     /** Open alerts, newest first (entries as the API gives them), or null until loaded. */
     this.alerts = null;
+    /** Alerts named by `security.alert` events and not seen whole yet. */
+    this.pending = new Set();
+    this.pendingTimer = null;
   }
 
   get chain() {
@@ -83,10 +88,24 @@ export class Activity {
     this.client.notify('alerts', {});
   }
 
-  /** A `security.alert` event: live, the whole entry; read back from the log, `{seq, kind, at}`. */
-  async alertEvent(data) {
-    if (typeof data.hash === 'string' && typeof data.details === 'string') this.addAlert(data);
-    else await this.loadAlerts();
+  /**
+   * A `security.alert` event: the whole entry, or `{seq, kind, at}` naming it. A named entry
+   * usually follows live as `activity.new`; the open alerts are read only when it does not (a
+   * reference read back from the log), a moment later and once for several.
+   */
+  alertEvent(data) {
+    if (typeof data.hash === 'string' && typeof data.details === 'string') {
+      this.addAlert(data);
+      return;
+    }
+    if (!Number.isSafeInteger(data.seq)) return;
+    this.pending.add(data.seq);
+    clearTimeout(this.pendingTimer);
+    this.pendingTimer = setTimeout(() => {
+      const missing = [...this.pending].some((seq) => !this.alerts?.some((alert) => alert.seq === seq));
+      this.pending.clear();
+      if (missing && this.client.account) this.loadAlerts().catch(() => {});
+    }, ALERT_WAIT_MS);
   }
 
   addAlert(entry) {
@@ -114,6 +133,8 @@ export class Activity {
   }
 
   clear() {
+    clearTimeout(this.pendingTimer);
+    this.pending.clear();
     this.alerts = null;
   }
 }

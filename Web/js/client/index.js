@@ -797,7 +797,7 @@ export class CircleClient extends EventTarget {
         if (data.sessionId === this.account?.sessionId) await this.signOut('revoked');
         break;
       case 'security.alert':
-        await this.activity.alertEvent(data);
+        this.activity.alertEvent(data);
         break;
       default:
         break;

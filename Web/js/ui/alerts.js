@@ -90,7 +90,10 @@ export class AlertBanners {
     this.shown = '';
   }
 
-  /** Shows the client's open alerts (only when they changed, so each is announced once). */
+  /**
+   * Shows the client's open alerts (only when they changed, so each is announced once), but not
+   * a sign-in's alert on the device that signed in.
+   */
   async render() {
     const alerts = this.client.activity.alerts || [];
     const key = alerts.map((entry) => entry.seq).join(' ');
@@ -98,16 +101,18 @@ export class AlertBanners {
     this.shown = key;
     const sessions = needsSessions(alerts) ? await liveSessions(this.client) : null;
     if (key !== this.shown) return;
-    const banners = alerts.slice(0, SHOWN_BANNERS).map((entry) => h('div', { class: 'banner banner-danger security-alert', role: 'alert' },
+    // The device that signed in is not alerted about itself (the others are).
+    const shown = alerts.filter((entry) => !(sessions && sessionOf(entry, sessions)?.current));
+    const banners = shown.slice(0, SHOWN_BANNERS).map((entry) => h('div', { class: 'banner banner-danger security-alert', role: 'alert' },
       icon('alert'),
       h('div', { class: 'banner-text' },
         h('strong', {}, alertText(entry)),
         h('span', { class: 'banner-time' }, ` · ${fullTime(toMillis(entry.at))}`)),
       alertActions({ client: this.client, entry, sessions }),
     ));
-    if (alerts.length > SHOWN_BANNERS) {
+    if (shown.length > SHOWN_BANNERS) {
       banners.push(h('p', { class: 'alert-more' },
-        h('a', { href: ACTIVITY_PATH, 'data-route': true }, `${alerts.length - SHOWN_BANNERS} more alerts on the Activity page`)));
+        h('a', { href: ACTIVITY_PATH, 'data-route': true }, `${shown.length - SHOWN_BANNERS} more alerts on the Activity page`)));
     }
     replace(this.element, banners);
   }

@@ -17,6 +17,12 @@ public enum ChatEvent: Sendable {
     case read(conversationId: String, userId: String, seq: Int64)
     /// The socket is connected and caught up (`true`), or lost and reconnecting (`false`).
     case connection(Bool)
+    /// A member started or stopped typing in a conversation (server-reported, never stored).
+    case typing(conversationId: String, userId: String, started: Bool)
+    /// A contact's presence changed (server-reported).
+    case presence(Presence)
+    /// A security alert about this account: an entry of its activity log (`circle activity`).
+    case alert(kind: String, seq: Int64)
 }
 
 extension ChatClient {
@@ -84,6 +90,12 @@ extension ChatClient {
             if let last = data(LastSeq.self)?.lastSeq { state.lastEventSeq = last }
             try? save()
             return []
+        case "typing":
+            guard let indicator = data(TypingIndicator.self) else { return [] }
+            return [.typing(conversationId: indicator.conversationId, userId: indicator.userId, started: indicator.state == "start")]
+        case "presence":
+            guard let presence = data(Presence.self), presence.userId != state.userId else { return [] }
+            return [.presence(presence)]
         case "message.new":
             // Live only (no event sequence number): the conversation's own sequence orders it.
             guard let message = head.message else { return [] }
@@ -128,6 +140,9 @@ extension ChatClient {
         case "conversation.read":
             guard let marker = data(ReadMarker.self) else { return [] }
             return [.read(conversationId: marker.conversationId, userId: marker.userId, seq: marker.seq)]
+        case "security.alert":
+            guard let alert = data(AlertReference.self) else { return [] }
+            return [.alert(kind: alert.kind, seq: alert.seq)]
         default:
             return []
         }
@@ -178,3 +193,5 @@ struct Frame<T: Decodable>: Decodable { let data: T }
 struct LastSeq: Decodable { let lastSeq: Int64 }
 struct ConversationRef: Decodable { let conversationId: String }
 struct ReadMarker: Decodable { let conversationId: String; let userId: String; let seq: Int64 }
+struct TypingIndicator: Decodable { let conversationId: String; let userId: String; let state: String }
+struct AlertReference: Decodable { let seq: Int64; let kind: String }

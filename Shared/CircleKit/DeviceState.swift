@@ -25,6 +25,14 @@ public struct DeviceState: Codable, Sendable {
     public var conversations: [String: ConversationState] = [:]
     /// The last event of this user's log that this device handled.
     public var lastEventSeq: Int64 = 0
+    /// The newest entry of this user's security activity that this device verified: the next
+    /// view must extend it.
+    public var activityHead: ActivityHead?
+
+    public struct ActivityHead: Codable, Sendable, Equatable {
+        public var seq: Int64
+        public var hash: Bytes
+    }
 
     public struct Pin: Codable, Sendable, Equatable {
         public var username: String

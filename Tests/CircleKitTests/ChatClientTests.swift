@@ -262,6 +262,61 @@ struct ChatClientTests {
         }
     }
 
+    @Test("presence, typing and alerts reach a watching client; the activity check passes, then catches a history the server rewrote", arguments: Engine.available)
+    func presenceAndActivity(engine: Engine) async throws {
+        let folder = try Self.folder()
+        defer { try? FileManager.default.removeItem(at: folder) }
+        try await ServerHarness(engine).run { api, store in
+            let alice = try await Self.client("alice", api, folder: folder)
+            let bob = try await Self.client("bob", api, folder: folder)
+            let conv = try await alice.createConversation(.direct, with: ["bob"])
+            let seen = Box()
+            let watcher = Task {
+                try await alice.watch { event in
+                    switch event {
+                    case .presence(let presence) where presence.state == "busy": await seen.append("busy:\(presence.status?.text ?? "")")
+                    case .alert(let kind, _): await seen.append("alert:\(kind)")
+                    default: break
+                    }
+                    return await seen.count < 2
+                }
+            }
+            // Bob is online while his client watches.
+            let bobWatching = Task { try await bob.watch { _ in !Task.isCancelled } }
+            defer { bobWatching.cancel() }
+            let online = ContinuousClock.now + .seconds(30)
+            while (try await alice.presence(of: ["bob"])).first?.presence.state != "online", ContinuousClock.now < online {
+                try await Task.sleep(for: .milliseconds(100))
+            }
+            try await bob.setPresence(.init(state: "busy", status: .init(emoji: "📞", text: "on a call")))
+            // A second device of Alice's signs in: her watching client is alerted.
+            _ = try await ChatClient.login(server: api.baseURL, username: "alice", password: "pass-alice-123", deviceLabel: "tablet",
+                                           statePath: folder.appendingPathComponent("alice-tablet.json").path)
+            // Bounded: a missing event fails the test instead of hanging it.
+            let deadline = ContinuousClock.now + .seconds(30)
+            while await seen.count < 2, ContinuousClock.now < deadline { try await Task.sleep(for: .milliseconds(50)) }
+            watcher.cancel()
+            let items = await seen.items
+            #expect(Set(items) == ["busy:on a call", "alert:sign-in"], "\(items)")
+            let bobs = try await alice.presence(of: ["bob"])
+            #expect(bobs.first?.presence.state == "busy" && bobs.first?.presence.status?.emoji == "📞")
+            _ = conv
+
+            // The activity: verified, and remembered.
+            let (entries, check) = try await alice.activity()
+            #expect(entries.map(\.kind) == ["sign-in", "session.created"])
+            #expect(check == .verified(head: 2))
+            #expect(try await alice.activity().check == .verified(head: 2), "again, from the remembered head")
+            // The server rewrites an entry this device verified (and its hash, as a careful
+            // forger would): the next view does not extend what was seen.
+            try await store.write { db in
+                try await db.raw("UPDATE activity_logs SET kind = 'sign-out', hash = \(bind: Data(SecureRandom.bytes(32))) WHERE chain = \(bind: await alice.userId) AND seq = 2").run()
+            }
+            guard case .rewritten(let seq, _) = try await alice.activity().check else { Issue.record("the rewrite went unnoticed"); return }
+            #expect(seq == 2)
+        }
+    }
+
     @Test("two devices of one user sending at once never share a chain, so never reuse a key and nonce", arguments: Engine.available)
     func twoDevices(engine: Engine) async throws {
         let folder = try Self.folder()

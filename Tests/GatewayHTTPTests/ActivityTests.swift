@@ -44,6 +44,7 @@ struct ActivityTests {
                     "alerts: the fifth failure in a row, a sign-in beside a live session, the password change")
             #expect(entries.allSatisfy { $0["ip"] as? String == "127.0.0.1" })
             #expect(entries[7]["details"] as? String == "{\"revoked\":\"\(phone.sessionId)\"}")
+            #expect(entries[6]["sessionId"] as? String == phone.sessionId, "a sign-in names the session it started")
 
             // At rest the addresses are sealed: no row holds them in the clear.
             let rows = try await store.read { db in
@@ -122,9 +123,11 @@ struct ActivityTests {
             #expect(reply.status == 200)
             let entries = try #require(TestJSON.value(reply.body, path: ["entries"]) as? [[String: Any]])
             let kinds = entries.compactMap { $0["kind"] as? String }
-            // Five free failures, the sixth starts a wait (recorded), the seventh is refused unread.
-            #expect(kinds.filter { $0 == "sign-in.failed" }.count == 6)
-            #expect(kinds.filter { $0 == "throttled" }.count == 1, "the failure past the free ones started a wait")
+            // Five free failures, the sixth starts a wait (recorded); the seventh is refused unread,
+            // unless the one-second wait was over before it came (a loaded machine).
+            let failures = kinds.filter { $0 == "sign-in.failed" }.count
+            let throttles = kinds.filter { $0 == "throttled" }.count
+            #expect((failures == 6 && throttles == 1) || (failures == 7 && throttles == 2), "\(failures) failures, \(throttles) throttles")
             #expect(kinds.filter { $0 == "invite.used" }.count == 2)
             #expect(entries.first { $0["kind"] as? String == "sign-in.failed" }?["details"] as? String == "{\"method\":\"password\",\"username\":\"nobody\"}")
             #expect(entries.allSatisfy { $0["ip"] as? String == "127.0.0.1" })

@@ -142,22 +142,28 @@ struct PresenceTests {
             let stored = { try await store.read { db in try await db.raw("SELECT COUNT(*) AS n FROM user_events").first()!.decode(column: "n", as: Int.self) } }
             let before = try await stored()
 
+            // A burst of starts: one is forwarded, the rest (within two seconds) dropped; a stop
+            // is its own kind.
             let sent = ContinuousClock.now
-            sockets[ana.id]!.send(typing("start"))
+            for _ in 0..<6 { sockets[ana.id]!.send(typing("start")) }
+            sockets[ana.id]!.send(typing("stop"))
             for member in [ben, cyd] {
                 let frame = try #require(try await sockets[member.id]!.next(ofType: "typing", timeout: .seconds(10)))
                 #expect(TestJSON.string(frame, path: ["data", "userId"]) == ana.id)
                 #expect(TestJSON.string(frame, path: ["data", "state"]) == "start")
                 #expect(TestJSON.int(frame, path: ["data", "expiresIn"]) == 6000)
-            }
-            // Within 100 ms on an idle machine (BENCHMARKS.md); the bound here is for a loaded one.
-            #expect(ContinuousClock.now - sent < .seconds(5))
-            // More starts within two seconds are dropped; a stop is its own kind.
-            for _ in 0..<5 { sockets[ana.id]!.send(typing("start")) }
-            sockets[ana.id]!.send(typing("stop"))
-            for member in [ben, cyd] {
-                let next = try #require(try await sockets[member.id]!.next(ofType: "typing", timeout: .seconds(10)))
-                #expect(TestJSON.string(next, path: ["data", "state"]) == "stop", "the repeated starts were dropped")
+                // Within 100 ms on an idle machine (BENCHMARKS.md); the bound here is for a loaded one.
+                #expect(ContinuousClock.now - sent < .seconds(5))
+                var starts = 1
+                while true {
+                    let next = try #require(try await sockets[member.id]!.next(ofType: "typing", timeout: .seconds(10)))
+                    if TestJSON.string(next, path: ["data", "state"]) == "stop" { break }
+                    starts += 1
+                }
+                // One start per two seconds at most: on an idle machine the burst is one start; a
+                // loaded one that spreads the burst over more time may forward one more per 2 s.
+                let spread = ContinuousClock.now - sent
+                #expect(starts <= 1 + Int(spread / .seconds(2)), "\(starts) starts forwarded in \(spread)")
             }
 
             // Dan is no member: his frame reaches nobody, and he hears nothing.

@@ -597,11 +597,13 @@ def test_settings_sessions_password_change_and_recovery(new_page, circle):
     check_accessibility(page, "settings")
     screenshot(page, "settings")
 
-    # The typing-privacy switch is kept on this device only.
+    # The typing switch is the account's preference, kept by the server (on until turned off).
     typing = page.get_by_label("Send and show typing indicators")
-    expect(typing).not_to_be_checked()
-    typing.check()
-    assert page.evaluate("localStorage.getItem('circle.typingIndicators')") == "true"
+    expect(typing).to_be_checked()
+    typing.uncheck()
+    expect(typing).to_be_enabled()
+    page.reload()
+    expect(page.get_by_label("Send and show typing indicators")).not_to_be_checked(timeout=LIVE_TIMEOUT)
 
     # Revoke the other session: it is signed out there.
     page.get_by_role("button", name="Revoke session Second browser").click()

@@ -151,6 +151,14 @@ struct ChatCommand: AsyncParsableCommand {
                                 Out.line("\(conversation.prefix(8)) [\(seq)] REFUSED: \(reason)")
                             case .membership(let conversation):
                                 Out.line("\(conversation.prefix(8)) membership changed")
+                            case .typing(let conversation, let userId, let started):
+                                let name = await chat.name(of: userId)
+                                Out.line("\(conversation.prefix(8)) \(name) \(started ? "is typing…" : "stopped typing")")
+                            case .presence(let presence):
+                                let name = await chat.name(of: presence.userId)
+                                Out.line("\(name) is \(presence.state)\(presence.status.map { " (\($0.emoji) \($0.text))" } ?? "")")
+                            case .alert(let kind, let seq):
+                                Out.line("SECURITY ALERT: \(kind) (activity entry \(seq); see `circle activity`)")
                             case .read, .connection:
                                 break
                             }

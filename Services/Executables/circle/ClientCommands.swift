@@ -42,6 +42,8 @@ enum Out {
             try await body()
         } catch let error as ValidationError {
             throw error
+        } catch let exit as ExitCode {
+            throw exit
         } catch let alarm as ChatAlarm {
             FileHandle.standardError.write(Data("circle: \(alarm)\n".utf8))
             throw ExitCode(2)

@@ -74,15 +74,19 @@ package struct GatewayState: Sendable {
     }
 
     /// Creates a session inside the caller's transaction and logs `session.created` for the user.
-    package func createSession(userId: String, deviceLabel: String, ip: String, at now: Timestamp, in db: any SQLDatabase) async throws -> (token: String, sessionId: String, events: [UserEvent]) {
+    package func createSession(userId: String, deviceLabel: String, ip: String, sessionId: String = GatewayState.newSessionId(), at now: Timestamp,
+                               in db: any SQLDatabase) async throws -> (token: String, sessionId: String, events: [UserEvent]) {
         let token = SessionTokens.generate()
-        let sessionId = Base64URL.encode(SecureRandom.bytes(16))
         try await AccountRepository.insertSession(id: sessionId, tokenHash: SessionTokens.hash(token), userId: userId, deviceLabel: deviceLabel, ip: ip, at: now, in: db)
         let events = try await UserEventLog.append([
             NewUserEvent(userId: userId, type: .sessionCreated, data: EventData.json(SessionCreated(sessionId: sessionId, deviceLabel: deviceLabel, createdAt: now.millis))),
         ], at: now, in: db)
         return (token, sessionId, events)
     }
+
+    /// A new session's id (128 random bits), chosen before the session is stored when its
+    /// activity entry must name it.
+    package static func newSessionId() -> String { Base64URL.encode(SecureRandom.bytes(16)) }
 
     /// Revokes sessions inside the caller's transaction, logging `session.revoked` for each.
     package func revokeSessions(userId: String, only: String? = nil, except: String? = nil, at now: Timestamp, in db: any SQLDatabase) async throws -> (ids: [String], events: [UserEvent]) {

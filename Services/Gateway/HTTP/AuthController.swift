@@ -160,12 +160,13 @@ struct AuthController: Sendable {
                 recoveryBundle: try crypto.wrap(recoveryBundle, userId: userId, kind: .recovery),
                 recoveryVerifier: crypto.verifier(for: recoveryAuthKey), at: now, in: db
             )
-            var items = [ActivityItem(chain: userId, kind: .sessionCreated, ip: ip, userAgent: userAgent, details: ["device": deviceLabel])]
+            let sessionId = GatewayState.newSessionId()
+            var items = [ActivityItem(chain: userId, kind: .sessionCreated, sessionId: sessionId, ip: ip, userAgent: userAgent, details: ["device": deviceLabel])]
             if invite?.isEmpty == false {
                 items.append(ActivityItem(chain: ActivityLog.serverChain, kind: .inviteUsed, ip: ip, userAgent: userAgent, details: ["userId": userId]))
             }
             let recorded = try await state.record(items, at: now, in: db)
-            let session = try await state.createSession(userId: userId, deviceLabel: deviceLabel, ip: ip, at: now, in: db)
+            let session = try await state.createSession(userId: userId, deviceLabel: deviceLabel, ip: ip, sessionId: sessionId, at: now, in: db)
             return (session.token, session.sessionId, isAdmin, session.events, recorded)
         }
         await state.publish(result.4, alongside: result.3)
@@ -198,10 +199,11 @@ struct AuthController: Sendable {
             guard let stored = try await AccountRepository.bundles(userId: user.id, in: db) else { throw StoreError.corrupt("user without key bundle") }
             // A sign-in while the account has other live sessions alerts them.
             let others = try await AccountRepository.liveSessions(userId: user.id, in: db).count
+            let sessionId = GatewayState.newSessionId()
             let recorded = try await state.record([
-                ActivityItem(chain: user.id, kind: .signIn, ip: ip, userAgent: userAgent, details: ["device": deviceLabel], alert: others > 0),
+                ActivityItem(chain: user.id, kind: .signIn, sessionId: sessionId, ip: ip, userAgent: userAgent, details: ["device": deviceLabel], alert: others > 0),
             ], at: now, in: db)
-            let session = try await state.createSession(userId: user.id, deviceLabel: deviceLabel, ip: ip, at: now, in: db)
+            let session = try await state.createSession(userId: user.id, deviceLabel: deviceLabel, ip: ip, sessionId: sessionId, at: now, in: db)
             return (session.token, session.sessionId, try crypto.unwrap(stored.bundle, userId: user.id, kind: .main), stored.version, session.events, recorded)
         }
         await state.publish(result.5, alongside: result.4)
@@ -280,11 +282,12 @@ struct AuthController: Sendable {
                 recoveryBundle: try recoveryBundle.map { try crypto.wrap($0, userId: user.id, kind: .recovery) },
                 recoveryVerifier: newRecoveryAuthKey.map { crypto.verifier(for: $0) }, at: now, in: db
             )
+            let sessionId = GatewayState.newSessionId()
             let recorded = try await state.record([
-                ActivityItem(chain: user.id, kind: .recoveryUsed, ip: ip, userAgent: userAgent, details: ["device": deviceLabel], alert: true),
+                ActivityItem(chain: user.id, kind: .recoveryUsed, sessionId: sessionId, ip: ip, userAgent: userAgent, details: ["device": deviceLabel], alert: true),
             ], at: now, in: db)
             let revoked = try await state.revokeSessions(userId: user.id, at: now, in: db)
-            let session = try await state.createSession(userId: user.id, deviceLabel: deviceLabel, ip: ip, at: now, in: db)
+            let session = try await state.createSession(userId: user.id, deviceLabel: deviceLabel, ip: ip, sessionId: sessionId, at: now, in: db)
             let version = try await AccountRepository.bundles(userId: user.id, in: db)?.version ?? 0
             return (session.token, session.sessionId, revoked.ids, revoked.events + session.events, version, recorded)
         }

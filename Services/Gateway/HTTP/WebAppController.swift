@@ -15,7 +15,7 @@ import NIOPosix
 /// refuses `..`; every answer gets the strict headers of `SecurityHeadersMiddleware`.
 struct WebAppController {
     /// The client-side routes that answer with the app's page.
-    static let appPaths = ["/", "/invite/{code}", "/c/{conversation}", "/settings", "/sessions", "/vault", "/s/{link}"]
+    static let appPaths = ["/", "/invite/{code}", "/c/{conversation}", "/settings", "/sessions", "/vault", "/activity", "/s/{link}"]
 
     let root: String
     let logger: Logger

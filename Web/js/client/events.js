@@ -76,6 +76,18 @@ export class EventStream extends EventTarget {
     this.connect();
   }
 
+  /**
+   * Sends a frame on the socket once it is ready (after `ready`); nothing is queued while it is
+   * not, so this returns false then.
+   * @param {object} frame
+   */
+  send(frame) {
+    const socket = this.socket;
+    if (this.state !== 'online' || !socket || socket.readyState !== WebSocket.OPEN) return false;
+    socket.send(JSON.stringify(frame));
+    return true;
+  }
+
   /** Resolves once every frame received so far has been handled. */
   drained() {
     return this.queue;

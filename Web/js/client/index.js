@@ -8,6 +8,7 @@
 import { concat, fromB64u, utf8 } from '../protocol/bytes.js';
 import { CONTENT_TYPES } from '../protocol/message.js';
 import { safetyHalf, safetyNumber } from '../protocol/safety.js';
+import { Activity } from './activity.js';
 import { Api, ApiError } from './api.js';
 import { Chains } from './chains.js';
 import { Directory } from './directory.js';
@@ -15,8 +16,10 @@ import { ForkError, RefusedError } from './errors.js';
 import { EventStream } from './events.js';
 import { KeyedMutex } from './locks.js';
 import { Messaging } from './messaging.js';
+import { Presence } from './presence.js';
 import * as session from './session.js';
 import { Store } from './store.js';
+import { Typing } from './typing.js';
 import { Vault, parseAttachment } from './vault.js';
 import { conversationView, messageViews } from './views.js';
 
@@ -35,7 +38,9 @@ function newConversationRecord(userId, convId) {
  * Events (CustomEvent, `detail` as shown): `connection` `{state}`, `conversations` `{}`,
  * `messages` `{convId}`, `alarm` `{kind: 'key-changed'|'fork', convId, userId?, message}`,
  * `signed-out` `{reason}`, `vault` `{type, fileId}` (a file of this account was created,
- * changed or deleted, here or on another device).
+ * changed or deleted, here or on another device), `presence` `{userId?}` (client/presence.js),
+ * `typing` `{convId}` (client/typing.js), `activity` `{entry}` and `alerts` `{}`
+ * (client/activity.js).
  */
 export class CircleClient extends EventTarget {
   /** Use `CircleClient.open()`. @param {Store} store */
@@ -50,6 +55,9 @@ export class CircleClient extends EventTarget {
     this.chains = new Chains(this);
     this.messaging = new Messaging(this);
     this.vault = new Vault(this);
+    this.presence = new Presence(this);
+    this.typing = new Typing(this);
+    this.activity = new Activity(this);
     /** Conversation records in memory (one object per conversation). @type {Map<string, object>} */
     this.records = new Map();
     this.loading = new Map();
@@ -147,6 +155,7 @@ export class CircleClient extends EventTarget {
     this.api.token = account.token;
     await this.store.putAccount(account);
     await this.store.setCurrentUserId(account.userId);
+    this.presence.start();
     this.connect();
     this.restoreCaches().catch(() => {});
   }
@@ -198,6 +207,9 @@ export class CircleClient extends EventTarget {
       this.chains.clear();
       this.messaging.clear();
       this.vault.clear();
+      this.typing.clear();
+      this.presence.clear();
+      this.activity.clear();
       this.directory.cache.clear();
       const old = this.store;
       this.store = new Store(old.name);
@@ -329,6 +341,7 @@ export class CircleClient extends EventTarget {
     const account = this.requireSession();
     const { conversations: list } = await this.api.get('/api/v1/conversations');
     const views = await Promise.all(list.map((summary) => conversationView(this, account, summary)));
+    this.presence.ensure(views.flatMap((view) => (view.members ?? []).map((member) => member.userId))).catch(() => {});
     return views.sort((a, b) => b.updatedAt - a.updatedAt);
   }
 
@@ -527,6 +540,13 @@ export class CircleClient extends EventTarget {
     return this.vault.list();
   }
 
+  /** How much of the vault this account uses: `{used, quota}` in bytes. */
+  async vaultUsage() {
+    this.requireSession();
+    const { used, quota } = await this.api.get('/api/v1/vault/files');
+    return { used, quota };
+  }
+
   /**
    * Encrypts and uploads a file, streaming it (tus, PATCHes of a few MiB with SHA-256 checksums),
    * then checks the server's hash of the stored file. `onProgress({stage, done, total, handle})`
@@ -673,6 +693,8 @@ export class CircleClient extends EventTarget {
         await this.saveAccount();
       }
       await this.catchUp().catch(() => {});
+      this.presence.load().catch(() => {});
+      this.activity.loadAlerts().catch(() => {});
       return;
     }
     if (frame.type === 'resync-required') {
@@ -684,6 +706,19 @@ export class CircleClient extends EventTarget {
     if (frame.type === 'catch-up') {
       // Live delivery may have missed messages (the server's bus reconnected).
       await this.catchUp().catch(() => {});
+      this.presence.load().catch(() => {});
+      return;
+    }
+    if (frame.type === 'presence') {
+      this.presence.apply(frame.data);
+      return;
+    }
+    if (frame.type === 'typing') {
+      this.typing.receive(frame.data ?? {});
+      return;
+    }
+    if (frame.type === 'activity.new') {
+      await this.activity.received(frame.data).catch(() => {});
       return;
     }
     if (frame.type === 'message.new') {
@@ -711,6 +746,7 @@ export class CircleClient extends EventTarget {
     switch (type) {
       case 'message.new': {
         if (await this.messaging.receiveEvent(data)) {
+          this.typing.drop(data.conversationId, data.sender);
           this.bumpSummary(data.conversationId, data);
           this.notify('messages', { convId: data.conversationId });
           this.notify('conversations', {});
@@ -759,6 +795,9 @@ export class CircleClient extends EventTarget {
         break;
       case 'session.revoked':
         if (data.sessionId === this.account?.sessionId) await this.signOut('revoked');
+        break;
+      case 'security.alert':
+        this.activity.alertEvent(data);
         break;
       default:
         break;

@@ -2,7 +2,8 @@
  * The device's state in IndexedDB, per signed-in user: the session, the non-extractable
  * CryptoKeys (structured clone keeps them usable without exporting them), pins, verified
  * membership ops, this device's sender chains and outbox, received chains with their replay
- * bitmaps, and decrypted messages. It survives reloads; `wipe()` removes all of it.
+ * bitmaps, decrypted messages, and the newest verified entry of the security activity chain.
+ * It survives reloads; `wipe()` removes all of it.
  * @module client/store
  */
 
@@ -147,6 +148,16 @@ export class Store {
   /** Saves the account record (written whole; CryptoKeys are structured-cloned, never exported). */
   putAccount(account) {
     return this.put('accounts', account);
+  }
+
+  /** The newest activity entry this device verified for `userId`: `{seq, hash}`, or null. */
+  async getActivityHead(userId) {
+    const record = await this.get('meta', `activity:${userId}`);
+    return record ? { seq: record.seq, hash: record.hash } : null;
+  }
+
+  putActivityHead(userId, { seq, hash }) {
+    return this.put('meta', { key: `activity:${userId}`, seq, hash });
   }
 
   // MARK: Conversations

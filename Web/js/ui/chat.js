@@ -1,5 +1,6 @@
-// One conversation: its header with the encryption state, alarm banners (fork, changed keys),
-// the live message list with countdowns, and the composer.
+// One conversation: its header with the encryption state and, in a direct conversation, the
+// other member's presence; alarm banners (fork, changed keys), the live message list with
+// countdowns, who is typing, and the composer.
 
 import { h, replace } from './dom.js';
 import { icon } from './icons.js';
@@ -7,6 +8,7 @@ import { alertSlot } from './errors.js';
 import { confirmDialog } from './dialog.js';
 import { announce } from './announcer.js';
 import { conversationTitle, disappearLabel } from './format.js';
+import { avatar, lastSeen, memberName, STATE_NAMES, stateOf, statusText, typingText } from './presence.js';
 import { conversationTrust, changedMembers, otherMembers, trustBadge } from './trust.js';
 import { MessageList } from './message-list.js';
 import { Composer } from './composer.js';
@@ -40,6 +42,9 @@ export class ChatView {
 
     this.title = h('h1', { class: 'chat-title', id: 'chat-title', tabindex: '-1' }, 'Conversation');
     this.subtitle = h('p', { class: 'chat-subtitle' });
+    this.presenceLine = h('p', { class: 'chat-presence', hidden: true });
+    this.avatarSlot = h('span', { class: 'chat-avatar' });
+    this.typingLine = h('p', { class: 'typing-indicator', role: 'status' });
     this.trustButton = h('button', { type: 'button', class: 'btn btn-small trust-button', onclick: () => this.openTrust() });
     this.banners = h('div', { class: 'chat-banners' });
     this.messageList = new MessageList({
@@ -53,6 +58,7 @@ export class ChatView {
     this.composer = new Composer({
       onSend: (text) => this.send(text),
       onEdit: (message, text) => this.edit(message, text),
+      onTyping: (hasText) => this.client.typing.input(this.convId, hasText),
     });
     // Attachments: a file picker at the start of the composer's row, uploads above it.
     this.attachments = new AttachmentUploads({ client, convId });
@@ -61,7 +67,8 @@ export class ChatView {
     this.element = h('section', { class: 'chat', 'aria-labelledby': 'chat-title' },
       h('header', { class: 'chat-header' },
         h('a', { href: '/', 'data-route': true, class: 'btn-icon chat-back', 'aria-label': 'Back to conversations' }, icon('back')),
-        h('div', { class: 'chat-heading' }, this.title, this.subtitle),
+        this.avatarSlot,
+        h('div', { class: 'chat-heading' }, this.title, this.subtitle, this.presenceLine),
         h('div', { class: 'chat-tools' },
           this.trustButton,
           h('button', { type: 'button', class: 'btn-icon', 'aria-label': 'Members and safety numbers', onclick: () => this.openMembers() }, icon('users')),
@@ -73,6 +80,7 @@ export class ChatView {
       this.alert.element,
       this.messageList.element,
       this.attachments.element,
+      this.typingLine,
       this.composer.element,
     );
     this.timer = setInterval(() => this.tick(), TICK_MS);
@@ -90,6 +98,7 @@ export class ChatView {
 
   destroy() {
     this.destroyed = true;
+    this.client.typing.stopped(this.convId);
     clearInterval(this.timer);
     clearTimeout(this.markReadTimer);
     document.removeEventListener('visibilitychange', this.onVisible);
@@ -120,6 +129,40 @@ export class ChatView {
     replace(this.trustButton, trustBadge(trust));
     this.trustButton.setAttribute('aria-label', `Encryption: ${trust === 'verified' ? 'verified' : trust === 'changed' ? 'a key changed' : 'not verified'}. Compare safety numbers`);
     this.renderBanners(conversation);
+    this.onPresence();
+    this.onTyping();
+  }
+
+  /** The other member of a direct conversation, or null. */
+  otherMember() {
+    const conversation = this.getConversation();
+    if (!conversation || conversation.kind !== 'direct') return null;
+    return otherMembers(conversation, this.me)[0] || null;
+  }
+
+  /** Called when presence changed: the avatar's dot, the state, custom status and last seen. */
+  onPresence() {
+    const conversation = this.getConversation();
+    if (!conversation) return;
+    const other = this.otherMember();
+    const view = other ? this.client.presence.of(other.userId) : undefined;
+    replace(this.avatarSlot, avatar(conversationTitle(conversation, this.me), view, { group: conversation.kind === 'group' }));
+    this.presenceLine.hidden = !other;
+    if (!other) return;
+    const state = stateOf(view);
+    const parts = [STATE_NAMES[state]];
+    const seen = lastSeen(view);
+    if (seen) parts.push(seen);
+    const status = statusText(view);
+    if (status) parts.push(status);
+    replace(this.presenceLine, h('span', { class: 'presence-dot', dataset: { state }, 'aria-hidden': 'true' }), parts.join(' · '));
+  }
+
+  /** Called when typing changed here: "Ana is typing…" under the messages. */
+  onTyping() {
+    const conversation = this.getConversation();
+    const text = typingText(this.client.typing.typers(this.convId).map((userId) => memberName(conversation, userId)));
+    if (this.typingLine.textContent !== text) this.typingLine.textContent = text;
   }
 
   renderBanners(conversation) {

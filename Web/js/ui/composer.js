@@ -7,10 +7,14 @@ import { icon } from './icons.js';
 const MAX_LENGTH = 16000;
 
 export class Composer {
-  /** `onSend(text)` and `onEdit(message, text)` return promises; a rejection keeps the text. */
-  constructor({ onSend, onEdit }) {
+  /**
+   * `onSend(text)` and `onEdit(message, text)` return promises; a rejection keeps the text.
+   * `onTyping(hasText)` hears every change of a new message's text (not of an edit).
+   */
+  constructor({ onSend, onEdit, onTyping }) {
     this.onSend = onSend;
     this.onEdit = onEdit;
+    this.onTyping = onTyping;
     this.editing = null;
     this.blockedReason = null;
     this.sending = false;
@@ -25,7 +29,10 @@ export class Composer {
       placeholder: 'Write an encrypted message',
       'aria-describedby': `${inputId}-hint`,
       onkeydown: (event) => this.keydown(event),
-      oninput: () => this.autosize(),
+      oninput: () => {
+        this.autosize();
+        if (!this.editing) this.onTyping(this.input.value.trim() !== '');
+      },
     });
     this.label = h('label', { for: inputId, class: 'visually-hidden' }, 'Message');
     this.sendButton = h('button', { type: 'submit', class: 'btn btn-primary composer-send' }, icon('send'), h('span', { class: 'send-label' }, 'Send'));
@@ -104,6 +111,7 @@ export class Composer {
     this.sending = true;
     this.input.value = '';
     this.autosize();
+    if (!editing) this.onTyping(false);
     try {
       if (editing) {
         if (text !== editing.text) await this.onEdit(editing, text);

@@ -5,7 +5,9 @@
 import { h, replace } from './dom.js';
 import { Router, parseRoute, chatPath } from './router.js';
 import { DoorScreen } from './door-screen.js';
-import { Shell, homeView } from './shell.js';
+import { Shell } from './shell.js';
+import { DashboardView } from './dashboard.js';
+import { ActivityView } from './activity.js';
 import { ChatView } from './chat.js';
 import { SettingsView } from './settings.js';
 import { VaultView } from './vault.js';
@@ -55,6 +57,24 @@ export class App {
     on('vault', () => {
       if (this.shell && this.shell.view instanceof VaultView) this.shell.view.refresh();
     });
+    on('presence', () => {
+      if (!this.shell) return;
+      this.shell.status.update();
+      this.shell.conversationList.render();
+      this.tellView('onPresence');
+    });
+    on('typing', ({ convId }) => {
+      if (!this.shell) return;
+      this.shell.conversationList.render();
+      const view = this.shell.view;
+      if (view instanceof ChatView && view.convId === convId) view.onTyping();
+    });
+    on('activity', ({ entry }) => this.tellView('onActivity', entry));
+    on('alerts', () => {
+      if (!this.shell) return;
+      this.shell.alertBanners.render();
+      this.tellView('onAlerts');
+    });
     on('signed-out', ({ reason }) => {
       if (this.shell && !this.signingOut) this.showSignedOut(SIGNED_OUT_TEXT[reason] || (reason ? `You were signed out: ${reason}.` : 'You were signed out.'));
     });
@@ -62,6 +82,12 @@ export class App {
     replace(this.root);
     if (this.client.signedIn && parseRoute().name !== 'share') this.arrive();
     this.router.start();
+  }
+
+  /** Passes a client event to the view on screen when it handles it (`onPresence`, `onActivity`, ...). */
+  tellView(method, ...args) {
+    const view = this.shell && this.shell.view;
+    if (view && typeof view[method] === 'function') view[method](...args);
   }
 
   /** A returning user whose session is still open: the app at once, the door swinging away. */
@@ -141,6 +167,7 @@ export class App {
     const me = this.client.me || { username: '', displayName: '' };
     this.shell = new Shell({
       me,
+      client: this.client,
       connection: this.client.connection,
       onNew: (kind) => openNewConversation({
         client: this.client,
@@ -153,6 +180,7 @@ export class App {
       onSignOut: () => this.signOut(),
     });
     this.root.append(this.shell.element);
+    this.shell.alertBanners.render();
     this.refreshConversations();
   }
 
@@ -194,6 +222,14 @@ export class App {
       this.focusHeading();
       return;
     }
+    if (route.name === 'activity') {
+      const view = new ActivityView({ client: this.client });
+      shell.show('activity', view);
+      view.start();
+      document.title = 'Security activity · Circle';
+      this.focusHeading();
+      return;
+    }
     if (route.name === 'settings') {
       const view = new SettingsView({ client: this.client, me, onSignOut: () => this.signOut() });
       shell.show('settings', view);
@@ -202,7 +238,9 @@ export class App {
       this.focusHeading();
       return;
     }
-    shell.show('home', homeView({ me }));
+    const view = new DashboardView({ client: this.client, me, getConversations: () => this.conversations });
+    shell.show('home', view);
+    view.start();
     document.title = 'Circle';
     this.focusHeading();
   }
@@ -235,6 +273,7 @@ export class App {
         this.shell.conversationList.setConversations(conversations);
         const view = this.shell.view;
         if (view instanceof ChatView) view.updateConversation();
+        this.tellView('onConversations');
       }
     } catch (error) {
       if (this.shell) toast(describeError(error), { kind: 'error' });

@@ -1,16 +1,19 @@
 // The conversation list: search over decrypted titles and names (here, in the browser), unread
-// badges, the last message's preview, and buttons to start a direct or group conversation.
+// badges (none while busy: do not disturb), the last message's preview or who is typing, the
+// other member's presence in a direct conversation, and buttons to start a conversation.
 
 import { h, replace, uid } from './dom.js';
 import { icon } from './icons.js';
-import { conversationTitle, initials, shortTime, fullTime, toMillis } from './format.js';
+import { conversationTitle, shortTime, fullTime, toMillis } from './format.js';
+import { avatar, memberName, statusText, typingText } from './presence.js';
 import { conversationTrust } from './trust.js';
 import { chatPath } from './router.js';
 
 export class ConversationList {
-  /** `onNew(kind)` opens the new-conversation dialog for 'direct' or 'group'. */
-  constructor({ me, onNew }) {
+  /** `onNew(kind)` opens the new-conversation dialog for 'direct' or 'group'; `client` gives presence and typing. */
+  constructor({ me, client, onNew }) {
     this.me = me;
+    this.client = client;
     this.conversations = null;
     this.activeId = null;
     this.query = '';
@@ -91,10 +94,14 @@ export class ConversationList {
     const title = conversationTitle(conversation, this.me);
     const trust = conversationTrust(conversation, this.me);
     const last = conversation.lastMessage;
-    const unread = Number(conversation.unread) || 0;
-    const preview = last
+    const unread = this.client.presence.busy ? 0 : Number(conversation.unread) || 0;
+    const typing = typingText(this.client.typing.typers(conversation.id).map((userId) => memberName(conversation, userId)));
+    const preview = typing || (last
       ? (conversation.kind === 'group' && last.senderName ? `${last.senderName}: ${last.preview ?? ''}` : (last.preview ?? ''))
-      : 'No messages yet';
+      : 'No messages yet');
+    const other = conversation.kind === 'direct' ? (conversation.members || []).find((member) => member.userId !== this.me.userId) : null;
+    const presence = other ? this.client.presence.of(other.userId) : undefined;
+    const status = other ? statusText(presence) : '';
     const when = last ? last.sentAt : conversation.updatedAt;
     return h('a', {
       class: ['conversation', unread ? 'has-unread' : ''],
@@ -103,19 +110,21 @@ export class ConversationList {
       dataset: { id: conversation.id },
       'aria-current': conversation.id === this.activeId ? 'page' : null,
     },
-    h('span', { class: `avatar avatar-${conversation.kind}`, 'aria-hidden': 'true' }, conversation.kind === 'group' ? icon('users') : initials(title)),
+    avatar(title, presence, { group: conversation.kind === 'group' }),
     h('span', { class: 'conversation-main' },
       h('span', { class: 'conversation-top' },
         h('span', { class: 'conversation-title' }, title),
+        status ? h('span', { class: 'conversation-status' }, status) : null,
         when ? h('time', { class: 'conversation-time', datetime: new Date(toMillis(when) ?? 0).toISOString(), title: fullTime(when) }, shortTime(when)) : null,
       ),
       h('span', { class: 'conversation-bottom' },
         trust === 'changed' || conversation.alarm
           ? h('span', { class: 'conversation-alert' }, icon('alert'), h('span', { class: 'visually-hidden' }, conversation.alarm ? 'Failed verification. ' : 'Key changed. '))
           : null,
-        h('span', { class: 'conversation-preview' }, preview),
+        h('span', { class: ['conversation-preview', typing ? 'conversation-typing' : ''] }, preview),
         unread ? h('span', { class: 'badge' }, String(unread), h('span', { class: 'visually-hidden' }, ' unread')) : null,
       ),
     ));
   }
 }
+

@@ -1,11 +1,11 @@
-// Members of a conversation: their trust, the way to each safety number, and for admins of a
-// group, adding and removing members.
+// Members of a conversation: their presence and custom status, their trust, the way to each
+// safety number, and for admins of a group, adding and removing members.
 
 import { h, field, replace, setBusy } from './dom.js';
 import { alertSlot } from './errors.js';
 import { openDialog, confirmDialog } from './dialog.js';
 import { trustBadge } from './trust.js';
-import { initials } from './format.js';
+import { avatar, statusText } from './presence.js';
 import { openSafetyNumber } from './safety-number.js';
 import { announce } from './announcer.js';
 
@@ -64,10 +64,13 @@ export function openMembers({ client, me, getConversation, refresh }) {
         },
       }, 'Remove'));
     }
+    const presence = client.presence.of(member.userId);
+    const status = statusText(presence);
     return h('li', { class: 'member' },
-      h('span', { class: 'avatar', 'aria-hidden': 'true' }, initials(name)),
+      avatar(name, presence),
       h('span', { class: 'member-main' },
         h('span', { class: 'member-name' }, name, isMe ? ' (you)' : ''),
+        status ? h('span', { class: 'member-status' }, status) : null,
         h('span', { class: 'member-meta' }, `@${member.username}`, member.role && member.role !== 'member' ? ` · ${member.role}` : ''),
       ),
       isMe ? null : trustBadge(member.trust),

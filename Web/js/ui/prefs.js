@@ -1,7 +1,5 @@
 // Preferences of this browser only (never sent to the server), and the user's motion setting.
 
-const TYPING_KEY = 'circle.typingIndicators';
-
 /** True when the user asked the system for reduced motion: then nothing animates. */
 export function prefersReducedMotion() {
   return typeof matchMedia === 'function' && matchMedia('(prefers-reduced-motion: reduce)').matches;
@@ -23,15 +21,6 @@ function write(key, value) {
   } catch {
     return false;
   }
-}
-
-/** Whether this device shares and shows typing indicators; off unless the user turns it on. */
-export function typingIndicatorsEnabled() {
-  return read(TYPING_KEY, false) === true;
-}
-
-export function setTypingIndicators(on) {
-  return write(TYPING_KEY, Boolean(on));
 }
 
 const THEME_KEY = 'circle.theme';

@@ -9,7 +9,13 @@
 //   /c/{convId}            one conversation
 //   /settings, /sessions   account settings (sessions section)
 //   /vault                 the encrypted file vault
+//   /#/activity            the security activity log (the server answers index.html only for
+//                          the paths above, so this one lives in the fragment of /)
 //   /s/{linkId}#{linkKey}  a share link's public page (no account; the key never leaves the fragment)
+
+/** The activity page's address: `/#/activity`. */
+export const ACTIVITY_PATH = '/#/activity';
+const ACTIVITY_HASH = '#/activity';
 
 function decode(part) {
   try {
@@ -37,6 +43,7 @@ export function parseRoute(url = window.location) {
   if (path === '/vault') return { name: 'vault', params: {} };
   if (path === '/sessions') return { name: 'settings', params: { section: 'sessions' } };
   if (path === '/') {
+    if (url.hash === ACTIVITY_HASH) return { name: 'activity', params: {} };
     const view = query.get('view');
     if (view === 'register' || view === 'recover') return { name: view, params: {} };
     return { name: 'home', params: {} };
@@ -80,6 +87,6 @@ export class Router {
     const link = event.target.closest('a[data-route]');
     if (!link || link.origin !== window.location.origin) return;
     event.preventDefault();
-    this.navigate(link.pathname + link.search);
+    this.navigate(link.pathname + link.search + link.hash);
   }
 }

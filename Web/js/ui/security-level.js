@@ -42,7 +42,7 @@ export function assessSecurity(location = window.location) {
   return { level, items };
 }
 
-const LEVEL_NAMES = { maximum: 'Maximum', high: 'High', low: 'Low' };
+export const LEVEL_NAMES = { maximum: 'Maximum', high: 'High', low: 'Low' };
 const LEVEL_BARS = { maximum: 3, high: 2, low: 1 };
 
 /** The panel: a three-bar meter with its level in words, then each fact. */

@@ -1,12 +1,14 @@
-// The settings page: account, sessions, password, privacy on this device, what the server can
+// The settings page: account, sessions, password, presence privacy (typing indicators and last
+// seen, kept by the server for every device), this device's appearance, what the server can
 // see, and signing out.
 
 import { h, checkbox, uid } from './dom.js';
 import { announce } from './announcer.js';
+import { alertSlot } from './errors.js';
 import { SessionsSection } from './sessions.js';
 import { changePasswordSection } from './change-password.js';
 import { privacyNote } from './privacy-note.js';
-import { typingIndicatorsEnabled, setTypingIndicators, THEMES, theme, setTheme } from './prefs.js';
+import { THEMES, theme, setTheme } from './prefs.js';
 
 function themeChoice() {
   const current = theme();
@@ -27,17 +29,23 @@ function themeChoice() {
 
 export class SettingsView {
   constructor({ client, me, onSignOut }) {
+    this.client = client;
     this.sessions = new SessionsSection({ client });
-    const typing = checkbox({
+    this.presenceAlert = alertSlot();
+    this.typing = checkbox({
       label: 'Send and show typing indicators',
       name: 'typing',
-      checked: typingIndicatorsEnabled(),
-      hint: 'Stored on this device only. When off, this device neither sends nor shows them. The server would see them.',
+      checked: client.presence.typingEnabled,
+      hint: 'Kept for your account: when off, none of your devices send or show them. The server relays them and could see them.',
     });
-    typing.input.addEventListener('change', () => {
-      setTypingIndicators(typing.input.checked);
-      announce(typing.input.checked ? 'Typing indicators on for this device.' : 'Typing indicators off for this device.');
+    this.hideLastSeen = checkbox({
+      label: 'Hide my last seen time',
+      name: 'hide-last-seen',
+      checked: Boolean(client.presence.own && client.presence.own.hideLastSeen),
+      hint: 'Your contacts see that you are offline, not since when.',
     });
+    this.preference(this.typing.input, 'typing', ['Typing indicators on.', 'Typing indicators off.']);
+    this.preference(this.hideLastSeen.input, 'hideLastSeen', ['Your last seen time is hidden.', 'Your contacts see when you were last online.']);
 
     this.element = h('div', { class: 'settings' },
       h('h1', { class: 'page-title', id: 'settings-title', tabindex: '-1' }, 'Settings'),
@@ -51,9 +59,14 @@ export class SettingsView {
       ),
       this.sessions.element,
       changePasswordSection({ client }),
+      h('section', { class: 'settings-section', id: 'presence', 'aria-labelledby': 'presence-title' },
+        h('h2', { id: 'presence-title' }, 'Presence and typing'),
+        this.presenceAlert.element,
+        this.typing.field,
+        this.hideLastSeen.field,
+      ),
       h('section', { class: 'settings-section', 'aria-labelledby': 'privacy-title' },
         h('h2', { id: 'privacy-title' }, 'This device'),
-        typing.field,
         themeChoice(),
       ),
       h('section', { class: 'settings-section', id: 'server-sees', 'aria-labelledby': 'server-sees-title' },
@@ -74,6 +87,33 @@ export class SettingsView {
       const target = this.element.querySelector(`#${section}`);
       if (target) requestAnimationFrame(() => target.scrollIntoView());
     }
+  }
+
+  /** A checkbox saved as one field of the presence preferences (`PUT /api/v1/presence`). */
+  preference(input, name, [onText, offText]) {
+    input.addEventListener('change', async () => {
+      const on = input.checked;
+      this.presenceAlert.clear();
+      input.disabled = true;
+      try {
+        await this.client.presence.set({ [name]: on });
+        if (name === 'typing' && !on) this.client.typing.clear();
+        announce(on ? onText : offText);
+      } catch (error) {
+        input.checked = !on;
+        this.presenceAlert.show(error);
+      } finally {
+        input.disabled = false;
+      }
+    });
+  }
+
+  /** Called when presence changed: the switches follow the account's preferences. */
+  onPresence() {
+    const own = this.client.presence.own;
+    if (!own) return;
+    if (!this.typing.input.disabled) this.typing.input.checked = own.typing !== false;
+    if (!this.hideLastSeen.input.disabled) this.hideLastSeen.input.checked = Boolean(own.hideLastSeen);
   }
 
   destroy() {}

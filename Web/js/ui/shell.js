@@ -1,22 +1,29 @@
-// The signed-in layout: a header (brand, connection state, navigation, sign out), the
-// conversation list, and the main area showing the dashboard, a chat or the settings. On a
-// phone only one of list and main area shows at a time.
+// The signed-in layout: a header (brand, connection state, own status, navigation, sign out),
+// security alert banners, the conversation list, and the main area showing the dashboard, a
+// chat, the vault, the activity log or the settings. On a phone only one of list and main area
+// shows at a time.
 
 import { h, replace } from './dom.js';
 import { icon } from './icons.js';
 import { ConnectionIndicator } from './connection-indicator.js';
 import { ConversationList } from './conversation-list.js';
-import { openPrivacyNote } from './privacy-note.js';
+import { StatusButton } from './status-menu.js';
+import { AlertBanners } from './alerts.js';
 import { vaultIcon } from './vault-common.js';
+import { ACTIVITY_PATH } from './router.js';
 
 export class Shell {
-  constructor({ me, connection, onNew, onSignOut }) {
+  constructor({ me, client, connection, onNew, onSignOut }) {
     this.connection = new ConnectionIndicator(connection);
-    this.conversationList = new ConversationList({ me, onNew });
+    this.status = new StatusButton({ client });
+    this.alertBanners = new AlertBanners({ client });
+    this.conversationList = new ConversationList({ me, client, onNew });
     this.main = h('main', { class: 'content', id: 'main', tabindex: '-1' });
     this.chatsLink = h('a', { href: '/', 'data-route': true, class: 'nav-link' }, icon('lock'), h('span', {}, 'Chats'));
     this.vaultLink = h('a', { href: '/vault', 'data-route': true, class: 'nav-link' }, vaultIcon('vault'), h('span', {}, 'Vault'));
+    this.activityLink = h('a', { href: ACTIVITY_PATH, 'data-route': true, class: 'nav-link' }, icon('activity'), h('span', {}, 'Activity'));
     this.settingsLink = h('a', { href: '/settings', 'data-route': true, class: 'nav-link' }, icon('settings'), h('span', {}, 'Settings'));
+    this.links = { home: this.chatsLink, chat: this.chatsLink, vault: this.vaultLink, activity: this.activityLink, settings: this.settingsLink };
     this.workspace = h('div', { class: 'workspace', dataset: { view: 'home' } },
       h('aside', { class: 'sidebar', 'aria-label': 'Conversations' }, this.conversationList.element),
       this.main,
@@ -33,26 +40,29 @@ export class Shell {
       h('header', { class: 'topbar' },
         h('a', { href: '/', 'data-route': true, class: 'brand', 'aria-label': 'Circle, home' }, icon('shield', 'brand-mark'), h('span', { class: 'brand-name' }, 'Circle')),
         this.connection.element,
+        this.status.element,
         h('nav', { class: 'topnav', 'aria-label': 'Main' },
           this.chatsLink,
           this.vaultLink,
+          this.activityLink,
           this.settingsLink,
           h('button', { type: 'button', class: 'nav-link', onclick: onSignOut }, icon('logout'), h('span', {}, 'Sign out')),
         ),
       ),
+      this.alertBanners.element,
       this.workspace,
     );
     this.view = null;
   }
 
-  /** Puts a view ({element, start?, destroy?}) in the main area; `kind` is home, chat, vault or settings. */
+  /** Puts a view ({element, start?, destroy?}) in the main area; `kind` is home, chat, vault, activity or settings. */
   show(kind, view) {
     if (this.view && this.view.destroy) this.view.destroy();
     this.view = view;
     this.workspace.dataset.view = kind;
     replace(this.main, view.element);
-    const current = kind === 'settings' ? this.settingsLink : kind === 'vault' ? this.vaultLink : kind === 'home' || kind === 'chat' ? this.chatsLink : null;
-    for (const link of [this.chatsLink, this.vaultLink, this.settingsLink]) {
+    const current = this.links[kind] || null;
+    for (const link of [this.chatsLink, this.vaultLink, this.activityLink, this.settingsLink]) {
       if (link === current) link.setAttribute('aria-current', 'page');
       else link.removeAttribute('aria-current');
     }
@@ -62,22 +72,4 @@ export class Shell {
     if (this.view && this.view.destroy) this.view.destroy();
     this.view = null;
   }
-}
-
-/** The dashboard's main area when no conversation is open. */
-export function homeView({ me }) {
-  return {
-    element: h('div', { class: 'home' },
-      h('div', { class: 'home-card' },
-        icon('shieldCheck', 'home-icon'),
-        h('h1', { class: 'page-title', id: 'home-title', tabindex: '-1' }, `Welcome, ${me.displayName || me.username}`),
-        h('p', {}, 'Pick a conversation, or start one with New chat or New group. Everything you write is encrypted on this device before it leaves.'),
-        h('ul', { class: 'home-facts' },
-          h('li', {}, icon('lock'), 'Messages and conversation titles are end-to-end encrypted.'),
-          h('li', {}, icon('shieldCheck'), 'Compare safety numbers to make sure nobody is in between.'),
-          h('li', {}, icon('eye'), h('button', { type: 'button', class: 'btn-text', onclick: () => openPrivacyNote() }, 'What the server can see')),
-        ),
-      ),
-    ),
-  };
 }

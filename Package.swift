@@ -108,7 +108,7 @@ var targets: [Target] = [
     // The load generator for the benchmarks in BENCHMARKS.md.
     .executableTarget(
         name: "circle-bench",
-        dependencies: ["CircleCore", "CircleCrypto", "CircleKit", "CircleBus", "CircleConfig", argumentParser, crypto, logging,
+        dependencies: ["CircleCore", "CircleCrypto", "CircleKit", "CircleProtocol", "CircleBus", "CircleConfig", argumentParser, crypto, logging,
                        .product(name: "HummingbirdWSClient", package: "hummingbird-websocket"),
                        .product(name: "AsyncHTTPClient", package: "async-http-client"),
                        .product(name: "NIOCore", package: "swift-nio"),

@@ -1,0 +1,280 @@
+import ArgumentParser
+import AsyncHTTPClient
+import CircleCore
+import CircleProtocol
+import Foundation
+import HummingbirdWSClient
+import Logging
+import NIOCore
+import Synchronization
+
+/// Presence and typing at scale: N members, each in K conversations of G members, all online.
+/// Measures how long a presence change takes to reach every online contact, how long typing
+/// frames take to reach the conversation's members at a given rate, and the presence service's
+/// memory per online member.
+struct PresenceBench: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "presence",
+        abstract: "Presence changes and typing frames to N connected members in K conversations of G members each.",
+        discussion: "Needs open registration. The gateway, messaging and presence URLs may be one server (circle serve) or nginx."
+    )
+
+    @Option(help: "The gateway's base URL (registration, sockets).") var url = "http://127.0.0.1:8080"
+    @Option(help: "The messaging service's base URL (default: --url).") var messagingURL: String?
+    @Option(help: "The presence service's base URL (default: --url).") var presenceURL: String?
+    @Option(help: "Members, all connected.") var users = 10_000
+    @Option(help: "Conversations each member is in.") var perUser = 20
+    @Option(help: "Members of each conversation.") var groupSize = 50
+    @Option(help: "Presence changes to measure (one at a time, spaced).") var changes = 200
+    @Option(help: "Milliseconds between presence changes.") var changeGap = 50
+    @Option(help: "Typing frames per second.") var typingRate = 1000
+    @Option(help: "Seconds of typing.") var typingSeconds = 10
+    @Option(help: "The presence process's id, for its memory per online member.") var presencePid: Int32?
+    @Option(help: "CPU of these processes over the presence phase: name=pid,...") var cpu = ""
+    @Option(help: "Requests in flight while setting up.") var concurrency = 64
+
+    func run() async throws {
+        ProcessMemory.raiseFileLimit()
+        let messaging = messagingURL ?? url
+        let presence = presenceURL ?? url
+        let setupStart = ContinuousClock.now
+        // 1. Members.
+        let accounts = (0..<users).map { BenchAccount(username: "p\($0)x\(UInt16.random(in: 0...UInt16.max))") }
+        let tokens = try await Self.inParallel(accounts.indices, width: concurrency) { index in try await accounts[index].register(at: url) }
+        // 2. Conversations: K rounds, each a shuffled cut of everyone into groups of G.
+        var generator = SystemRandomNumberGenerator()
+        var groups: [[Int]] = []
+        for _ in 0..<perUser {
+            let order = Array(0..<users).shuffled(using: &generator)
+            stride(from: 0, to: users - groupSize + 1, by: groupSize).forEach { groups.append(Array(order[$0..<$0 + groupSize])) }
+        }
+        let conversationIds = try await Self.inParallel(groups.indices, width: concurrency) { index in
+            try await Self.createConversation(groups[index], accounts: accounts, token: tokens[groups[index][0]], at: messaging)
+        }
+        var conversationsOf = [[Int]](repeating: [], count: users)
+        var contacts = [Set<Int>](repeating: [], count: users)
+        for (index, group) in groups.enumerated() {
+            for member in group {
+                conversationsOf[member].append(index)
+                contacts[member].formUnion(group)
+            }
+        }
+        for member in 0..<users { contacts[member].remove(member) }
+        let averageContacts = Double(contacts.map(\.count).reduce(0, +)) / Double(users)
+        report("setup: \(users) members, \(groups.count) conversations of \(groupSize) (\(perUser) each, \(String(format: "%.0f", averageContacts)) contacts on average) in \(ContinuousClock.now - setupStart)")
+
+        // 3. Everyone online.
+        let memoryBefore = try presencePid.map { try ProcessMemory.residentKiB(pid: $0) }
+        let indexOf = Dictionary(uniqueKeysWithValues: accounts.enumerated().map { ($1.userId, $0) })
+        let clock = LatencyClock()
+        let sockets = SocketSet()
+        let hold = HoldSignal()
+        let ready = ReadyCounter()
+        let socketURL = url.replacingOccurrences(of: "http://", with: "ws://") + "/api/v1/events"
+        let logger = quietLogger()
+        let connectStart = ContinuousClock.now
+        let clients = Task {
+            try await withThrowingTaskGroup(of: Void.self) { group in
+                for member in 0..<users {
+                    if member >= concurrency * 2 { await ready.waitUntil(member - concurrency * 2 + 1) }
+                    group.addTask {
+                        do {
+                            try await WebSocketClient.connect(url: socketURL, configuration: .init(maxFrameSize: 1 << 20, autoPing: .disabled), logger: logger) { inbound, outbound, _ in
+                                try await outbound.write(.text("{\"type\":\"auth\",\"token\":\"\(tokens[member])\"}"))
+                                sockets.add(member, outbound)
+                                for try await message in inbound.messages(maxSize: 1 << 20) {
+                                    guard case .text(let text) = message else { continue }
+                                    if text.hasPrefix("{\"type\":\"ready\"") || text.contains("\"type\":\"ready\"") {
+                                        await ready.increment(failed: false)
+                                        continue
+                                    }
+                                    clock.received(text, by: member, indexOf: indexOf)
+                                }
+                            }
+                        } catch {
+                            await ready.increment(failed: true)
+                        }
+                    }
+                }
+                await hold.wait()
+                group.cancelAll()
+            }
+        }
+        await ready.waitUntil(users)
+        guard await ready.failed == 0 else { throw BenchError("\(await ready.failed) of \(users) sockets failed (ulimit -n?)") }
+        report("connected \(users) sockets in \(ContinuousClock.now - connectStart)")
+        // Let the wave of "online" frames settle, then measure the presence service's memory.
+        try await Task.sleep(for: .seconds(10))
+        if let pid = presencePid, let before = memoryBefore {
+            let after = try ProcessMemory.residentKiB(pid: pid)
+            report("presence RSS: \(before) KiB before, \(after) KiB with \(users) online: \(String(format: "%.2f", Double(after - before) / Double(users))) KiB per online member")
+        }
+
+        // 4. Presence changes, one at a time: each must reach every online contact.
+        let cpuTime = cpu.isEmpty ? nil : try ProcessCPU(cpu)
+        let cpuStart = cpuTime?.sample()
+        clock.reset()
+        var expected = 0
+        for round in 0..<changes {
+            let member = Int.random(in: 0..<users)
+            let state = round.isMultiple(of: 2) ? "busy" : "online"
+            expected += contacts[member].count
+            clock.expectPresence(of: accounts[member].userId, state: state)
+            try await Self.put(presence + "/api/v1/presence", "{\"state\":\"\(state)\"}", token: tokens[member])
+            try await Task.sleep(for: .milliseconds(changeGap))
+        }
+        try await Task.sleep(for: .seconds(2))
+        let presenceLatency = LatencySummary(clock.presenceLatencies())
+        report("presence: \(changes) changes, \(presenceLatency.count) of \(expected) deliveries to online contacts; latency p50 \(String(format: "%.2f", presenceLatency.p50)) ms, p99 \(String(format: "%.2f", presenceLatency.p99)) ms, max \(String(format: "%.2f", presenceLatency.max)) ms")
+        if let cpuTime, let cpuStart {
+            report("  CPU ms per presence delivery: " + cpuTime.perMessage(from: cpuStart, to: cpuTime.sample(), messages: max(1, presenceLatency.count),
+                                                                          server: Set(cpuTime.processes.map(\.name)).subtracting(["bench"])))
+        }
+
+        // 5. Typing at a steady rate, each frame from a different (member, conversation) pair so
+        // the per-pair limit (one per 2 s) never drops one.
+        clock.reset()
+        var pairs = (0..<users).flatMap { member in conversationsOf[member].map { (member, $0) } }.shuffled()
+        let total = min(pairs.count, typingRate * typingSeconds)
+        pairs = Array(pairs.prefix(total))
+        var typingExpected = 0
+        let start = ContinuousClock.now
+        for (index, (member, conversation)) in pairs.enumerated() {
+            let due = start + .nanoseconds(Int64(index) * 1_000_000_000 / Int64(typingRate))
+            if ContinuousClock.now < due { try await Task.sleep(until: due, clock: .continuous) }
+            typingExpected += groupSize - 1
+            clock.expectTyping(from: accounts[member].userId, in: conversationIds[conversation])
+            await sockets.send(member, "{\"type\":\"typing\",\"data\":{\"conversationId\":\"\(conversationIds[conversation])\",\"state\":\"start\"}}")
+        }
+        let sendingTook = ContinuousClock.now - start
+        try await Task.sleep(for: .seconds(2))
+        let typingLatency = LatencySummary(clock.typingLatencies())
+        report("typing: \(total) frames in \(sendingTook) (\(String(format: "%.0f", Double(total) / (Double(sendingTook.components.seconds) + Double(sendingTook.components.attoseconds) / 1e18))) /s), \(typingLatency.count) of \(typingExpected) deliveries; latency p50 \(String(format: "%.2f", typingLatency.p50)) ms, p99 \(String(format: "%.2f", typingLatency.p99)) ms, max \(String(format: "%.2f", typingLatency.max)) ms")
+        await hold.release()
+        clients.cancel()
+        _ = await clients.result
+    }
+
+    /// Runs `body` for each index with at most `width` at once; results in index order.
+    static func inParallel<T: Sendable>(_ indices: Range<Int>, width: Int, _ body: @escaping @Sendable (Int) async throws -> T) async throws -> [T] {
+        try await withThrowingTaskGroup(of: (Int, T).self) { group in
+            var results = [T?](repeating: nil, count: indices.count)
+            var next = indices.lowerBound
+            while next < indices.upperBound, next - indices.lowerBound < width {
+                let index = next
+                group.addTask { (index, try await body(index)) }
+                next += 1
+            }
+            while let (index, value) = try await group.next() {
+                results[index - indices.lowerBound] = value
+                if next < indices.upperBound {
+                    let index = next
+                    group.addTask { (index, try await body(index)) }
+                    next += 1
+                }
+            }
+            return results.map { $0! }
+        }
+    }
+
+    /// A group conversation of `members`, created by the first with signed add ops for the rest.
+    static func createConversation(_ members: [Int], accounts: [BenchAccount], token: String, at baseURL: String) async throws -> String {
+        let creator = accounts[members[0]]
+        let creatorIdentity = Array(creator.identity.publicKey.rawRepresentation)
+        let now = UInt64(Timestamp.now().millis)
+        let genesis = try MembershipOp.genesis(creator: creator.userId, creatorIdentity: creatorIdentity, settings: .init(kind: .group), createdAt: now)
+            .sign(with: creator.identity)
+        var chain = try MembershipChain(genesis: genesis, creatorIdentity: creatorIdentity)
+        var ops: [[String: String]] = []
+        for member in members.dropFirst() {
+            var op = chain.nextOp(actor: creator.userId, action: .add, createdAt: now)
+            op.target = accounts[member].userId
+            op.targetFingerprint = IdentityFingerprint.of(Array(accounts[member].identity.publicKey.rawRepresentation))
+            op.role = .member
+            let signed = try op.sign(with: creator.identity)
+            try chain.append(signed, actorIdentity: creatorIdentity)
+            ops.append(["op": Base64URL.encode(signed.bytes), "signature": Base64URL.encode(signed.signature)])
+        }
+        let body: [String: Any] = ["genesis": ["op": Base64URL.encode(genesis.bytes), "signature": Base64URL.encode(genesis.signature)], "ops": ops]
+        var request = HTTPClientRequest(url: baseURL + "/api/v1/conversations")
+        request.method = .POST
+        request.headers.add(name: "Content-Type", value: "application/json")
+        request.headers.add(name: "Authorization", value: "Bearer \(token)")
+        request.body = .bytes(ByteBuffer(data: try JSONSerialization.data(withJSONObject: body)))
+        let response = try await HTTPClient.shared.execute(request, timeout: .seconds(60))
+        let text = String(buffer: try await response.body.collect(upTo: 1 << 20))
+        guard response.status.code == 201, let id = (try? JSONSerialization.jsonObject(with: Data(text.utf8)) as? [String: Any])?["conversationId"] as? String else {
+            throw BenchError("creating a conversation: \(response.status.code) \(text)")
+        }
+        return id
+    }
+
+    static func put(_ url: String, _ body: String, token: String) async throws {
+        var request = HTTPClientRequest(url: url)
+        request.method = .PUT
+        request.headers.add(name: "Content-Type", value: "application/json")
+        request.headers.add(name: "Authorization", value: "Bearer \(token)")
+        request.body = .bytes(ByteBuffer(string: body))
+        let response = try await HTTPClient.shared.execute(request, timeout: .seconds(30))
+        guard response.status.code == 200 else { throw BenchError("PUT \(url): \(response.status.code)") }
+        _ = try await response.body.collect(upTo: 1 << 16)
+    }
+}
+
+/// Each member's socket writer, for sending typing frames.
+final class SocketSet: Sendable {
+    private let writers = Mutex<[Int: WebSocketOutboundWriter]>([:])
+
+    func add(_ member: Int, _ writer: WebSocketOutboundWriter) { writers.withLock { $0[member] = writer } }
+
+    func send(_ member: Int, _ text: String) async {
+        guard let writer = writers.withLock({ $0[member] }) else { return }
+        try? await writer.write(.text(text))
+    }
+}
+
+/// When each measured change was made, and how long its frames took to arrive.
+final class LatencyClock: Sendable {
+    private struct State {
+        var presence: [String: (state: String, sent: UInt64)] = [:]
+        var typing: [String: UInt64] = [:]
+        var presenceLatencies: [UInt64] = []
+        var typingLatencies: [UInt64] = []
+    }
+
+    private let state = Mutex(State())
+
+    static func now() -> UInt64 { DispatchTime.now().uptimeNanoseconds }
+
+    func reset() { state.withLock { $0 = State() } }
+
+    func expectPresence(of userId: String, state presence: String) {
+        let sent = Self.now()
+        state.withLock { $0.presence[userId] = (presence, sent) }
+    }
+
+    func expectTyping(from userId: String, in conversationId: String) {
+        let sent = Self.now()
+        state.withLock { $0.typing[userId + "/" + conversationId] = sent }
+    }
+
+    /// A frame received by a member's socket: a presence or typing frame that was expected.
+    func received(_ text: String, by member: Int, indexOf: [String: Int]) {
+        let arrived = Self.now()
+        guard let object = try? JSONSerialization.jsonObject(with: Data(text.utf8)) as? [String: Any],
+              let type = object["type"] as? String, let data = object["data"] as? [String: Any], let userId = data["userId"] as? String,
+              indexOf[userId] != member else { return }
+        if type == "presence", let presence = data["state"] as? String {
+            state.withLock { state in
+                if let expected = state.presence[userId], expected.state == presence { state.presenceLatencies.append(arrived &- expected.sent) }
+            }
+        } else if type == "typing", let conversation = data["conversationId"] as? String {
+            state.withLock { state in
+                if let sent = state.typing[userId + "/" + conversation] { state.typingLatencies.append(arrived &- sent) }
+            }
+        }
+    }
+
+    func presenceLatencies() -> [UInt64] { state.withLock { $0.presenceLatencies } }
+    func typingLatencies() -> [UInt64] { state.withLock { $0.typingLatencies } }
+}

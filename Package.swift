@@ -200,6 +200,12 @@ var targets: [Target] = [
         path: "Tests/PresenceHTTPTests"
     ),
     .testTarget(
+        name: "SignalingHTTPTests",
+        dependencies: ["SignalingHTTP", "SignalingCore", "SignalingStore", "CircleKit", "CircleProtocol", "CircleBus", "CircleEvents", "CircleStore", "CircleConfig", "CircleCore",
+                       "CircleTestSupport", "CircleServerTestSupport", crypto, configuration, .product(name: "SQLKit", package: "sql-kit")],
+        path: "Tests/SignalingHTTPTests"
+    ),
+    .testTarget(
         name: "VaultHTTPTests",
         dependencies: ["VaultHTTP", "VaultStore", "CleanupCore", "CircleKit", "CircleProtocol", "CircleStore", "CircleConfig", "CircleCore",
                        "CircleTestSupport", "CircleServerTestSupport", crypto, .product(name: "SQLKit", package: "sql-kit")],
@@ -239,7 +245,7 @@ let serviceLayers: [String: ServiceLayers] = [
     "Messaging": ServiceLayers(store: [.product(name: "PostgresNIO", package: "postgres-nio"), .product(name: "PostgresKit", package: "postgres-kit")], core: ["GatewayStore"]),
     "Vault": ServiceLayers(store: [.product(name: "_NIOFileSystem", package: "swift-nio"), .product(name: "NIOPosix", package: "swift-nio"), hb], core: ["MessagingStore"]),
     "Presence": ServiceLayers(core: ["MessagingStore"]),
-    "Signaling": ServiceLayers(hasStore: false, hasCore: false),
+    "Signaling": ServiceLayers(core: ["MessagingStore"]),
     "Cleanup": ServiceLayers(hasStore: false, core: ["MessagingStore", "VaultStore"]),
 ]
 

@@ -19,12 +19,13 @@ public func buildAllServices(_ environment: ServiceEnvironment, reader: ConfigRe
     let retention = try SettingsLoader.loadEventRetention(from: reader)
     let vault = try SettingsLoader.loadVault(from: reader)
     let activity = try SettingsLoader.loadActivity(from: reader, settings: environment.settings)
+    let calls = try SettingsLoader.loadCalls(from: reader)
     return [
         try await buildGateway(environment, settings: gateway, activity: activity),
         try await buildMessaging(environment),
         try await buildVault(environment, settings: vault, activity: activity),
         try await buildPresence(environment),
-        try await buildSignaling(environment),
+        try await buildSignaling(environment, settings: calls),
         try await buildCleanup(environment, eventRetention: retention, vault: vault, activity: activity),
     ]
 }
@@ -42,6 +43,7 @@ public func buildEmbeddedServer(
     _ = try SettingsLoader.loadEventRetention(from: reader)
     _ = try SettingsLoader.loadVault(from: reader)
     _ = try SettingsLoader.loadActivity(from: reader, settings: settings)
+    _ = try SettingsLoader.loadCalls(from: reader)
     let logger = ServerBuilder.bootstrap(settings, label: "circle")
     let environment = try await ServiceEnvironment.open(settings, policy: .migrate, logger: logger)
     let modules = try await buildAllServices(environment, reader: reader)

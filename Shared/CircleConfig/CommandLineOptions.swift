@@ -194,3 +194,29 @@ public struct ActivityOptions: ParsableArguments {
         return out
     }
 }
+
+/// The signaling service's options: ring time and TURN.
+public struct CallOptions: ParsableArguments {
+    @Option(name: .customLong("calls-ring-timeout"), help: ArgumentHelp(CircleConfigKey.callsRingTimeout.help, valueName: "duration"))
+    var callsRingTimeout: String?
+
+    @Option(name: .customLong("turn-secret"), help: ArgumentHelp(CircleConfigKey.turnSecret.help + " Prefer the environment: command lines are visible to other users.", valueName: "secret"))
+    var turnSecret: String?
+
+    @Option(name: .customLong("turn-urls"), help: ArgumentHelp(CircleConfigKey.turnURLs.help, valueName: "urls"))
+    var turnURLs: String?
+
+    @Option(name: .customLong("turn-ttl"), help: ArgumentHelp(CircleConfigKey.turnTTL.help, valueName: "duration"))
+    var turnTTL: String?
+
+    public init() {}
+
+    public var values: [CircleConfigKey: String] {
+        var out: [CircleConfigKey: String] = [:]
+        out[.callsRingTimeout] = callsRingTimeout
+        out[.turnSecret] = turnSecret
+        out[.turnURLs] = turnURLs
+        out[.turnTTL] = turnTTL
+        return out
+    }
+}

@@ -30,6 +30,10 @@ public enum CircleConfigKey: String, CaseIterable, Sendable {
     case activityKeys = "activity.keys"
     case activityKeyFile = "activity.keyFile"
     case activityRetention = "activity.retention"
+    case callsRingTimeout = "calls.ringTimeout"
+    case turnSecret = "turn.secret"
+    case turnURLs = "turn.urls"
+    case turnTTL = "turn.ttl"
 
     /// The environment variable that sets this key.
     public var environmentName: String {
@@ -54,7 +58,7 @@ public enum CircleConfigKey: String, CaseIterable, Sendable {
     public var optionName: String { environmentName.lowercased().replacingOccurrences(of: "_", with: "-") }
 
     /// Values of these keys are never logged or echoed.
-    public var isSecret: Bool { self == .postgresURL || self == .redisURL || self == .authPepper || self == .activityKeys }
+    public var isSecret: Bool { self == .postgresURL || self == .redisURL || self == .authPepper || self == .activityKeys || self == .turnSecret }
 
     /// What the key does, for `--help` and the README.
     public var summary: String {
@@ -86,6 +90,10 @@ public enum CircleConfigKey: String, CaseIterable, Sendable {
         case .activityKeys: "Keys that seal the IP address and user agent in the security activity log, as id:base64 pairs separated by commas (each 32 bytes, for example from `openssl rand -base64 32`); the first seals new entries, the others still open older ones. Required in the scaled mode by every service that records activity."
         case .activityKeyFile: "Where the embedded mode keeps its generated activity key when activity.keys is not set."
         case .activityRetention: "How long security activity is kept, as 90s, 30m, 12h or 365d."
+        case .callsRingTimeout: "How long a call rings before it is missed, as 45s or 1m."
+        case .turnSecret: "The TURN REST API secret shared with coturn (its static-auth-secret, with use-auth-secret): calls get short-lived TURN credentials made from it. Without it calls connect directly, which works on a LAN."
+        case .turnURLs: "TURN and STUN addresses handed to calls, separated by commas, as turn:turn.example.org:3478?transport=udp,turns:turn.example.org:5349,stun:turn.example.org:3478."
+        case .turnTTL: "How long TURN credentials last, as 1h or 12h (a call on a relay longer than this loses it at the next refresh)."
         }
     }
 
@@ -119,6 +127,10 @@ public enum CircleConfigKey: String, CaseIterable, Sendable {
         case .activityKeys: "none"
         case .activityKeyFile: "./data/activity.key"
         case .activityRetention: "365d"
+        case .callsRingTimeout: "45s"
+        case .turnSecret: "none (no TURN)"
+        case .turnURLs: "none"
+        case .turnTTL: "12h"
         }
     }
 

@@ -13,6 +13,9 @@ public enum EventType: String, Codable, Sendable, CaseIterable {
     case vaultFileDeleted = "vault.file.deleted"
     /// A security alert for the member (names its activity entry; live sockets get the entry).
     case securityAlert = "security.alert"
+    /// A call of one of the member's conversations rang, was answered, changed or ended (names
+    /// the call; live sockets get the whole call).
+    case callUpdated = "call.updated"
     /// A stored event whose subject no longer exists (deleted or expired since): it keeps its
     /// place in the sequence and says nothing else.
     case gone = "event.gone"
@@ -25,6 +28,8 @@ public enum EventType: String, Codable, Sendable, CaseIterable {
     case presence
     /// A member of a shared conversation started or stopped typing (ephemeral).
     case typing
+    /// A sealed call signal (SDP, ICE, media state) for one device in a call (PROTOCOL 10).
+    case callSignal = "call.signal"
 
     // About the socket itself.
     case ready

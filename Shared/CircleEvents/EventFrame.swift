@@ -17,10 +17,13 @@ public struct EventFrame: Sendable, Equatable {
         public var seq: Int64?
         /// Sockets of this session close (4001) right after this frame: its revocation.
         public var endsSession: String?
+        /// Only sockets that said they are this device (a call signal's recipient) get the frame.
+        public var device: String?
 
-        public init(seq: Int64? = nil, endsSession: String? = nil) {
+        public init(seq: Int64? = nil, endsSession: String? = nil, device: String? = nil) {
             self.seq = seq
             self.endsSession = endsSession
+            self.device = device
         }
     }
 
@@ -40,8 +43,8 @@ public struct EventFrame: Sendable, Equatable {
     }
 
     /// A frame of `type` carrying `data`, with the user's sequence number for a stored event.
-    public init<Payload: Encodable & Sendable>(seq: Int64? = nil, type: EventType, data: Payload, endsSession: String? = nil) throws {
-        self.routing = Routing(seq: seq, endsSession: endsSession)
+    public init<Payload: Encodable & Sendable>(seq: Int64? = nil, type: EventType, data: Payload, endsSession: String? = nil, device: String? = nil) throws {
+        self.routing = Routing(seq: seq, endsSession: endsSession, device: device)
         self.body = ByteBuffer(bytes: try Self.encoder.encode(Body(seq: seq, type: type.rawValue, data: data)))
     }
 
@@ -50,7 +53,7 @@ public struct EventFrame: Sendable, Equatable {
 
     /// The bus encoding.
     public func encoded() -> ByteBuffer {
-        // The routing has two optional fields; encoding it cannot fail.
+        // The routing has three optional fields; encoding it cannot fail.
         var buffer = ByteBuffer(bytes: (try? Self.encoder.encode(routing)) ?? Data("{}".utf8))
         buffer.writeInteger(UInt8(ascii: "\n"))
         var body = self.body

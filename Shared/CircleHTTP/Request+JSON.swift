@@ -26,6 +26,17 @@ extension Request {
         }
         return try JSONBody.decode(type, from: Data(buffer: buffer))
     }
+
+    /// As `decodeJSON`, for a body that may be left out: nil when the request has none.
+    public func decodeOptionalJSON<T: Decodable>(as type: T.Type, context: some CircleContext) async throws -> T? {
+        if headers[.contentType] == nil, headers[.contentLength] == nil || headers[.contentLength] == "0" {
+            // A body without a type is refused as one, not ignored.
+            let empty = ((try? await body.collect(upTo: 0))?.readableBytes ?? 1) == 0
+            guard empty else { throw Problem.unsupportedMediaType("Send the body as application/json.") }
+            return nil
+        }
+        return try await decodeJSON(as: type, context: context)
+    }
 }
 
 /// JSON decoding with messages a client developer can act on.

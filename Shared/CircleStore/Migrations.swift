@@ -379,6 +379,49 @@ public enum Migrations {
                 "CREATE INDEX presence_sockets_user ON presence_sockets (user_id)",
             ]
         },
+        // Calls (the signaling service): who called whom in which conversation, when, for how
+        // long, with what media, and how it ended; never SDP, candidates or addresses. At most
+        // one call per conversation is ringing or active (the unique index settles glare).
+        Migration(version: 11, name: "calls", owner: "signaling") { t in
+            [
+                """
+                CREATE TABLE video_calls (
+                    id TEXT PRIMARY KEY,
+                    conversation_id TEXT NOT NULL,
+                    kind TEXT NOT NULL,
+                    media TEXT NOT NULL,
+                    creator_id TEXT NOT NULL,
+                    state TEXT NOT NULL,
+                    reason TEXT NOT NULL,
+                    created_at \(t.bigint) NOT NULL,
+                    ring_until \(t.bigint) NOT NULL,
+                    answered_at \(t.bigint) NOT NULL,
+                    ended_at \(t.bigint) NOT NULL
+                )
+                """,
+                "CREATE INDEX video_calls_conversation ON video_calls (conversation_id, created_at)",
+                "CREATE UNIQUE INDEX video_calls_live ON video_calls (conversation_id) WHERE state <> 'ended'",
+                "CREATE INDEX video_calls_open ON video_calls (state, ring_until) WHERE state <> 'ended'",
+                """
+                CREATE TABLE call_participants (
+                    call_id TEXT NOT NULL REFERENCES video_calls(id) ON DELETE CASCADE,
+                    user_id TEXT NOT NULL,
+                    role TEXT NOT NULL,
+                    state TEXT NOT NULL,
+                    media TEXT NOT NULL,
+                    device_id TEXT NOT NULL,
+                    session_id TEXT NOT NULL,
+                    invited_at \(t.bigint) NOT NULL,
+                    joined_at \(t.bigint) NOT NULL,
+                    left_at \(t.bigint) NOT NULL,
+                    seen_at \(t.bigint) NOT NULL,
+                    connected_ms \(t.bigint) NOT NULL,
+                    PRIMARY KEY (call_id, user_id)
+                )
+                """,
+                "CREATE INDEX call_participants_joined ON call_participants (user_id) WHERE state = 'joined'",
+            ]
+        },
     ]
 
     /// The schema version this build expects.

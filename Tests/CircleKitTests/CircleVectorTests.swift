@@ -158,6 +158,25 @@ struct CircleVectorTests {
         let openLink = try VaultKeys.linkSecrets(linkKey: linkKey, password: nil, salt: nil)
         v["vault.link.noPassword.access"] = hex(openLink.access)
         v["vault.link.noPassword.unwrapKey"] = hex(openLink.unwrapKey)
+        // Call signal (PROTOCOL 10): Alice's device 0x41.. to the peer's device 0x42.., with a fixed ephemeral key.
+        let callAddress = CallSignalAddress(callId: filled(0x40, 16), sender: userId, senderDevice: filled(0x41, 16), recipient: peerId,
+                                            recipientDevice: filled(0x42, 16), seq: 1_700_000_000_000_001)
+        let callPlaintext = Array("{\"type\":\"offer\",\"sdp\":\"v=0\\r\\n\"}".utf8)
+        let callWire = try CallSignalWire.seal(callPlaintext, to: Array(recipient.publicKey.rawRepresentation), address: callAddress, signer: identity,
+                                               ephemeral: try Curve25519.KeyAgreement.PrivateKey(rawRepresentation: filled(0x43)))
+        v["callSignal.callId"] = hex(callAddress.callId)
+        v["callSignal.sender"] = userId
+        v["callSignal.senderDevice"] = hex(callAddress.senderDevice)
+        v["callSignal.recipient"] = peerId
+        v["callSignal.recipientDevice"] = hex(callAddress.recipientDevice)
+        v["callSignal.recipientPrivate"] = hex(filled(0x06))
+        v["callSignal.ephemeralPrivate"] = hex(filled(0x43))
+        v["callSignal.seq"] = String(callAddress.seq)
+        v["callSignal.info"] = hex(callAddress.info)
+        v["callSignal.plaintext"] = hex(callPlaintext)
+        v["callSignal.enc"] = hex(callWire.enc)
+        v["callSignal.ciphertext"] = hex(callWire.ciphertext)
+        v["callSignal.wireSignature"] = hex(callWire.bytes)
         return v
     }
 
@@ -183,6 +202,14 @@ struct CircleVectorTests {
         #expect(verifies("op.add.Signature", MembershipOp.signatureLabel + Hex.decode(stored["op.add.bytes"]!)!))
         #expect(verifies("message.Signature", MessageSeal.signatureLabel + Hex.decode(stored["header.bytes"]!)! + Hex.decode(stored["message.ciphertext"]!)!))
         #expect(verifies("envelope.Signature", Envelope.signatureLabel + Hex.decode(stored["envelope.info"]!)! + Hex.decode(stored["envelope.enc"]!)! + Hex.decode(stored["envelope.ciphertext"]!)!))
+        let callWire = try CallSignalWire(bytes: Hex.decode(stored["callSignal.wireSignature"]!)!)
+        let callAddress = CallSignalAddress(callId: Hex.decode(stored["callSignal.callId"]!)!, sender: stored["callSignal.sender"]!,
+                                            senderDevice: Hex.decode(stored["callSignal.senderDevice"]!)!, recipient: stored["callSignal.recipient"]!,
+                                            recipientDevice: Hex.decode(stored["callSignal.recipientDevice"]!)!, seq: UInt64(stored["callSignal.seq"]!)!)
+        #expect(Self.hex(callAddress.info) == stored["callSignal.info"])
+        #expect(Self.hex(try callWire.open(address: callAddress, senderIdentity: identityPublic,
+                                           recipient: Curve25519.KeyAgreement.PrivateKey(rawRepresentation: Hex.decode(stored["callSignal.recipientPrivate"]!)!)))
+                == stored["callSignal.plaintext"])
         // And the sealed values open with the public API.
         let recipient = try Curve25519.KeyAgreement.PrivateKey(rawRepresentation: Hex.decode(stored["envelope.recipientPrivate"]!)!)
         let opened = try CircleHPKE.open(Hex.decode(stored["envelope.ciphertext"]!)!, enc: Hex.decode(stored["envelope.enc"]!)!, recipient: recipient,

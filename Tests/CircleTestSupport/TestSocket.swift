@@ -44,9 +44,9 @@ public final class TestSocket: Sendable {
     }
 
     /// Connects and authenticates; returns the socket and the `ready` frame's lastSeq.
-    public static func authenticated(_ url: String, token: String, since: Int64? = nil) async throws -> (TestSocket, Int64) {
+    public static func authenticated(_ url: String, token: String, since: Int64? = nil, device: String? = nil) async throws -> (TestSocket, Int64) {
         let socket = try await connect(url)
-        socket.send(authFrame(token: token, since: since))
+        socket.send(authFrame(token: token, since: since, device: device))
         var frame = try await socket.next()
         // Catch-up frames come before `ready`; callers wanting them use `connect` directly.
         var skipped: [String] = []
@@ -60,8 +60,11 @@ public final class TestSocket: Sendable {
         return (socket, Int64(seq))
     }
 
-    public static func authFrame(token: String, since: Int64? = nil) -> String {
-        since.map { "{\"type\":\"auth\",\"token\":\"\(token)\",\"since\":\($0)}" } ?? "{\"type\":\"auth\",\"token\":\"\(token)\"}"
+    public static func authFrame(token: String, since: Int64? = nil, device: String? = nil) -> String {
+        var frame = "{\"type\":\"auth\",\"token\":\"\(token)\""
+        if let since { frame += ",\"since\":\(since)" }
+        if let device { frame += ",\"device\":\"\(device)\"" }
+        return frame + "}"
     }
 
     public func send(_ text: String) { outgoing.yield(text) }

@@ -43,11 +43,12 @@ struct PresenceBench: AsyncParsableCommand {
         let tokens = try await Self.inParallel(accounts.indices, width: concurrency) { index in try await accounts[index].register(at: url) }
         // 2. Conversations: K rounds, each a shuffled cut of everyone into groups of G.
         var generator = SystemRandomNumberGenerator()
-        var groups: [[Int]] = []
+        var cuts: [[Int]] = []
         for _ in 0..<perUser {
             let order = Array(0..<users).shuffled(using: &generator)
-            stride(from: 0, to: users - groupSize + 1, by: groupSize).forEach { groups.append(Array(order[$0..<$0 + groupSize])) }
+            stride(from: 0, to: users - groupSize + 1, by: groupSize).forEach { cuts.append(Array(order[$0..<$0 + groupSize])) }
         }
+        let groups = cuts
         let conversationIds = try await Self.inParallel(groups.indices, width: concurrency) { index in
             try await Self.createConversation(groups[index], accounts: accounts, token: tokens[groups[index][0]], at: messaging)
         }

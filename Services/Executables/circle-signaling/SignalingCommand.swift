@@ -12,9 +12,10 @@ struct SignalingCommand: AsyncParsableCommand {
     )
 
     @OptionGroup var options: ServerOptions
+    @OptionGroup var calls: CallOptions
 
     func run() async throws {
-        let reader = ConfigSources.reader(commandLine: options.values)
+        let reader = ConfigSources.reader(commandLine: options.values.merging(calls.values) { first, _ in first })
         try await ServiceMain.run("circle-signaling") { try await buildSignalingServer(reader: reader) }
     }
 }

@@ -25,6 +25,7 @@ struct ServeCommand: AsyncParsableCommand {
     @OptionGroup var cleanup: CleanupOptions
     @OptionGroup var vault: VaultOptions
     @OptionGroup var activity: ActivityOptions
+    @OptionGroup var calls: CallOptions
 
     func run() async throws {
         let values = server.values.merging(embedded.values) { first, _ in first }
@@ -32,6 +33,7 @@ struct ServeCommand: AsyncParsableCommand {
             .merging(gateway.values) { first, _ in first }
             .merging(cleanup.values) { first, _ in first }
             .merging(vault.values) { first, _ in first }
+            .merging(calls.values) { first, _ in first }
         let reader = ConfigSources.reader(commandLine: values)
         try await ServiceMain.run("circle serve") {
             try await buildEmbeddedServer(reader: reader) { channel, environment in

@@ -42,6 +42,8 @@ final class EventSocket: Sendable {
         let type: String
         let token: String
         let since: Int64?
+        /// This client's device id (16 bytes, base64url): it receives the call signals sent to it.
+        let device: String?
     }
 
     /// The socket's life, in the task the server gives it: read the first frame (within the time
@@ -101,12 +103,16 @@ final class EventSocket: Sendable {
             try await outbound.close(SocketClose.unauthorized, reason: "since must be at least 0")
             return nil
         }
+        if let device = auth.device, Base64URL.decode(device)?.count != 16 {
+            try await outbound.close(SocketClose.unauthorized, reason: "device must be 16 bytes of base64url")
+            return nil
+        }
         guard let identity = try await state.sessions.identity(forToken: auth.token) else {
             try await outbound.close(SocketClose.unauthorized, reason: "unauthorized")
             return nil
         }
         await state.activity.seen(sessionId: identity.sessionId, ip: address)
-        let live = LiveSocket(socket: self, delivery: SocketDelivery(userId: identity.userId, sessionId: identity.sessionId), userId: identity.userId)
+        let live = LiveSocket(socket: self, delivery: SocketDelivery(userId: identity.userId, sessionId: identity.sessionId, device: auth.device), userId: identity.userId)
         do {
             // Subscribe before reading the log, so nothing falls between the two.
             live.subscription = try await bus.subscribe(to: EventPublisher.channel(forUser: identity.userId)) { [live] event in

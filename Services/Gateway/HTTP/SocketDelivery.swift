@@ -9,14 +9,17 @@ import Synchronization
 final class SocketDelivery: Sendable {
     let userId: String
     let sessionId: String
+    /// The device the client said it is, for frames addressed to one device (call signals).
+    let device: String?
     private let sent = Atomic<Int64>(0)
 
     /// Stored events read from the log per query.
     static let catchUpPage = 500
 
-    init(userId: String, sessionId: String) {
+    init(userId: String, sessionId: String, device: String?) {
         self.userId = userId
         self.sessionId = sessionId
+        self.device = device
     }
 
     var lastSeq: Int64 { sent.load(ordering: .relaxed) }
@@ -72,6 +75,8 @@ final class SocketDelivery: Sendable {
     func live(_ payload: ByteBuffer, socket: EventSocket) async throws -> Bool {
         let frame = try EventFrame(decoding: payload)
         guard let seq = frame.routing.seq else {
+            // A frame for one device goes to that device's sockets only.
+            if let device = frame.routing.device, device != self.device { return true }
             try await socket.send(frame)
             return true
         }

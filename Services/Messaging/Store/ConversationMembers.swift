@@ -3,7 +3,7 @@ import SQLKit
 
 /// Read-only view of conversation membership for other services (ARCHITECTURE 11: messaging owns
 /// these tables; the vault asks who may read a conversation's files, presence who may see whom,
-/// the gateway who may hear a member type).
+/// the gateway who may hear a member type, signaling who may call).
 public enum ConversationMembers {
     /// Whether `userId` is a member of the conversation at its current head.
     public static func isMember(_ userId: String, of conversationId: String, in db: any SQLDatabase) async throws -> Bool {
@@ -32,6 +32,12 @@ public enum ConversationMembers {
         query.appendBinds(others)
         query += ")"
         return Set(try await db.raw(query).all().map { try $0.decode(column: "user_id", as: String.self) })
+    }
+
+    /// The conversations `userId` is a member of.
+    public static func conversations(of userId: String, in db: any SQLDatabase) async throws -> [String] {
+        try await db.raw("SELECT conversation_id FROM conversation_members WHERE user_id = \(bind: userId)").all()
+            .map { try $0.decode(column: "conversation_id", as: String.self) }
     }
 
     /// The members of a conversation (empty for an unknown one).

@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # Makes sure what Circle needs from the system is installed.
 #   ensure-deps.sh run    what `make run` needs: the hiredis headers to build
-#   ensure-deps.sh test   what `make test` needs: also PostgreSQL, Redis, nginx, Chromium and the
-#                         Python test packages (pytest, Playwright, axe)
+#   ensure-deps.sh test   what `make test` needs: also PostgreSQL, Redis, nginx, coturn, Chromium
+#                         and the Python test packages (pytest, Playwright, axe)
 # As root, missing packages are installed with apt-get/pip; otherwise the exact command is printed.
 set -euo pipefail
 mode=${1:-run}
@@ -14,6 +14,7 @@ if [ "$mode" = test ]; then
   command -v redis-server >/dev/null 2>&1 || missing_apt+=(redis-server)
   ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || missing_apt+=(postgresql)
   command -v nginx >/dev/null 2>&1 || missing_apt+=(nginx)
+  command -v turnserver >/dev/null 2>&1 || missing_apt+=(coturn)
   command -v python3 >/dev/null 2>&1 || missing_apt+=(python3 python3-pip)
   [ -x /usr/bin/chromium ] || missing_apt+=(chromium)
 fi

@@ -4,8 +4,12 @@
 - every Circle service runs an executable this package builds, and sets only configuration
   keys that executable reads (the environment variables its --help names);
 - nginx routes each API prefix to the compose service that owns it, on that service's port;
-- `nginx -t` accepts deploy/nginx.conf.
+- `nginx -t` accepts deploy/nginx.conf;
+- coturn (not a Circle executable: its own image) shares TURN_SECRET with circle-signaling, and
+  deploy/turnserver.conf uses the TURN REST API secret, holds no secret and refuses private peers.
+  (Tests/Deploy/test_turn.py runs coturn itself.)
 """
+import ipaddress
 import json
 import os
 import re
@@ -58,9 +62,11 @@ def help_env_names(command):
 
 
 def circle_services():
+    """The services run from Circle's image (coturn, postgres, redis and nginx have their own)."""
     for name, service in compose()["services"].items():
-        command = service.get("command") or []
-        if command and command[0] in EXECUTABLES:
+        if service.get("image") == "circle:latest":
+            command = service.get("command") or []
+            assert command and command[0] in EXECUTABLES, f"{name} runs {command}, not a Circle executable"
             yield name, service, command
 
 
@@ -128,3 +134,51 @@ def test_dockerfile_builds_every_executable():
     text = (ROOT / "deploy" / "Dockerfile").read_text()
     for exe in EXECUTABLES:
         assert re.search(rf"\b{re.escape(exe)}\b", text), f"the Dockerfile does not ship {exe}"
+
+
+def turn_settings():
+    """deploy/turnserver.conf as (option, value) pairs, comments left out."""
+    pairs = []
+    for line in (ROOT / "deploy" / "turnserver.conf").read_text().splitlines():
+        line = line.strip()
+        if line and not line.startswith("#"):
+            key, _, value = line.partition("=")
+            pairs.append((key.strip(), value.strip()))
+    return pairs
+
+
+def test_coturn_and_signaling_share_the_turn_secret():
+    services = compose()["services"]
+    coturn, signaling = services["coturn"], services["signaling"]
+    assert coturn["image"] != "circle:latest" and "dockerfile" in coturn["build"]
+    assert (ROOT / coturn["build"]["dockerfile"]).exists()
+    assert "./deploy/turnserver.conf:/etc/turnserver.conf:ro" in coturn["volumes"]
+    # The same compose variable reaches both, and coturn's start appends it to its configuration.
+    assert coturn["environment"]["TURN_SECRET"].startswith("${TURN_SECRET:?")
+    assert signaling["environment"]["TURN_SECRET"].startswith("${TURN_SECRET:?")
+    start = " ".join(coturn["command"])
+    assert "static-auth-secret=$$TURN_SECRET" in start and "turnserver -c" in start
+    # The TURN addresses signaling hands out name coturn's port.
+    port = dict(turn_settings())["listening-port"]
+    urls = signaling["environment"]["TURN_URLS"]
+    assert f"turn:localhost:{port}?transport=udp" in urls
+
+
+def test_turnserver_conf_uses_rest_credentials_and_refuses_private_peers():
+    settings = turn_settings()
+    keys = {key for key, _ in settings}
+    assert {"use-auth-secret", "realm", "no-cli", "fingerprint", "no-tls", "no-dtls", "no-multicast-peers"} <= keys
+    assert "static-auth-secret" not in keys, "the secret comes from the environment, never the repository"
+    assert "allow-loopback-peers" not in keys and "allowed-peer-ip" not in keys
+    denied = []
+    for key, value in settings:
+        if key == "denied-peer-ip":
+            low, _, high = value.partition("-")
+            denied.append((ipaddress.ip_address(low), ipaddress.ip_address(high or low)))
+    for address in ["127.0.0.1", "10.1.2.3", "172.16.0.1", "172.31.255.254", "192.168.1.10",
+                    "169.254.169.254", "100.64.0.1", "0.0.0.0", "::1", "fd00::1", "fe80::1"]:
+        ip = ipaddress.ip_address(address)
+        assert any(low.version == ip.version and low <= ip <= high for low, high in denied), f"{address} is not denied"
+    for address in ["8.8.8.8", "1.1.1.1", "2606:4700::1111"]:
+        ip = ipaddress.ip_address(address)
+        assert not any(low.version == ip.version and low <= ip <= high for low, high in denied), f"{address} is denied"

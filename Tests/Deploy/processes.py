@@ -1,0 +1,110 @@
+"""Real processes for the deploy tests: Circle's executables (from CIRCLE_BUILD_DIR, as
+Tests/Web/conftest.py finds them, so CI runs what it just built), coturn and nginx on free
+loopback ports; each started under `timeout` so nothing outlives a killed test run, and stopped
+by its own pid."""
+import json
+import os
+import signal
+import socket
+import subprocess
+import time
+import urllib.error
+import urllib.request
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[2]
+BUILD = Path(os.environ.get("CIRCLE_BUILD_DIR", ROOT / ".build" / "debug"))
+# The longest any process started here may live, whatever happens to the test run.
+LIFETIME = 300
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def executable(name: str) -> str:
+    path = BUILD / name
+    assert path.exists(), f"{path} is not built (make test builds it; or set CIRCLE_BUILD_DIR)"
+    return str(path)
+
+
+class Process:
+    """One child process with its output in `log`; `stop()` ends it by pid (SIGTERM, then SIGKILL)."""
+
+    def __init__(self, args, log: Path, env=None, cwd=None):
+        self.log = log
+        self.args = args
+        with open(log, "ab") as out:
+            # `timeout` passes our SIGTERM on to the child and kills it past LIFETIME.
+            self.process = subprocess.Popen(["timeout", "-k", "5", str(LIFETIME), *map(str, args)],
+                                            stdout=out, stderr=subprocess.STDOUT,
+                                            env={**os.environ, **(env or {})}, cwd=cwd)
+
+    @property
+    def running(self) -> bool:
+        return self.process.poll() is None
+
+    def output(self) -> str:
+        return self.log.read_text(errors="replace")
+
+    def stop(self):
+        if self.running:
+            self.process.send_signal(signal.SIGTERM)
+            try:
+                self.process.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+
+
+def wait_ready(url: str, process: Process, within: float = 60):
+    """Waits until `url` answers 200, failing early if the process exits."""
+    deadline = time.monotonic() + within
+    while time.monotonic() < deadline:
+        if not process.running:
+            raise AssertionError(f"{process.args[0]} exited with {process.process.returncode}:\n{process.output()[-3000:]}")
+        try:
+            with urllib.request.urlopen(url, timeout=1) as answer:
+                if answer.status == 200:
+                    return
+        except OSError:
+            pass
+        time.sleep(0.1)
+    raise AssertionError(f"{url} did not answer within {within} s:\n{process.output()[-3000:]}")
+
+
+def api(method: str, url: str, token: str = None, body=None):
+    """One JSON request; returns (status, decoded body or None)."""
+    data = None if body is None else json.dumps(body).encode()
+    headers = {"Content-Type": "application/json"} if data is not None else {}
+    if token:
+        headers["Authorization"] = f"Bearer {token}"
+    request = urllib.request.Request(url, data=data, method=method, headers=headers)
+    try:
+        with urllib.request.urlopen(request, timeout=30) as answer:
+            text = answer.read()
+            return answer.status, json.loads(text) if text else None
+    except urllib.error.HTTPError as error:
+        text = error.read()
+        try:
+            return error.code, json.loads(text)
+        except ValueError:
+            return error.code, text.decode(errors="replace")
+
+
+def circle_cli(*args, state: Path, input=None, timeout=120):
+    """The `circle` CLI (CircleKit) with a device state file; fails the test on a non-zero exit."""
+    answer = subprocess.run([executable("circle"), *args], input=input, capture_output=True, text=True,
+                            env={**os.environ, "CIRCLE_STATE": str(state)}, timeout=timeout)
+    assert answer.returncode == 0, f"circle {' '.join(args)}: {answer.stderr}"
+    return answer.stdout
+
+
+def register(server: str, username: str, state: Path) -> dict:
+    """Registers a member with the CLI (keys made client-side); returns its device state
+    (userId, token, deviceId, ...). The server must allow open registration."""
+    circle_cli("register", "--server", server, "--username", username, "--password-stdin",
+               state=state, input="correct horse battery staple\n")
+    return json.loads(state.read_text())

@@ -47,8 +47,9 @@ def free_port() -> int:
 class CircleServe:
     """One `circle serve` process on loopback; restartable on the same data and port."""
 
-    def __init__(self, folder: Path, registration: str):
+    def __init__(self, folder: Path, registration: str, extra=()):
         self.folder = folder
+        self.extra = list(extra)
         self.port = free_port()
         self.registration = registration
         self.origin = f"http://127.0.0.1:{self.port}"
@@ -63,6 +64,7 @@ class CircleServe:
             "--auth-registration", self.registration,
             "--http-public-url", self.origin,
             "--log-level", "warning",
+            *self.extra,
         ]
         self.process = subprocess.Popen(args, cwd=self.folder, stdout=self.log, stderr=self.log)
         deadline = time.time() + 60
@@ -103,9 +105,9 @@ class CircleServe:
         )
 
 
-def _serve(registration: str):
+def _serve(registration: str, extra=()):
     folder = Path(tempfile.mkdtemp(prefix="circle-web-"))
-    server = CircleServe(folder, registration).start()
+    server = CircleServe(folder, registration, extra).start()
     try:
         yield server
     finally:

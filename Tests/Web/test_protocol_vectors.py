@@ -61,6 +61,9 @@ CHECKED_VECTORS = {
     "message.padded", "message.ciphertext", "message.Signature", "envelope.recipientPrivate",
     "envelope.ephemeralPrivate", "envelope.info", "envelope.plaintext", "envelope.enc", "envelope.ciphertext",
     "envelope.Signature", "safety.half.alice", "safety.half.peer", "safety.combined",
+    "callSignal.callId", "callSignal.sender", "callSignal.senderDevice", "callSignal.recipient",
+    "callSignal.recipientDevice", "callSignal.recipientPrivate", "callSignal.ephemeralPrivate", "callSignal.seq",
+    "callSignal.info", "callSignal.plaintext", "callSignal.enc", "callSignal.ciphertext", "callSignal.wireSignature",
 }
 
 
@@ -965,3 +968,66 @@ def test_modules_are_plain_and_all_exported():
             assert not re.search(forbidden, text), f"{name}: {forbidden}"
         if name not in internal | {"index.js"}:
             assert f"'./{name}'" in index, f"index.js does not export {name}"
+
+
+# MARK: Call signals (PROTOCOL 10)
+
+CALL_SIGNAL_SETUP = """
+  const C = P.callSignal;
+  const address = { callId: x(v['callSignal.callId']), sender: v['callSignal.sender'], senderDevice: x(v['callSignal.senderDevice']),
+                    recipient: v['callSignal.recipient'], recipientDevice: x(v['callSignal.recipientDevice']), seq: Number(v['callSignal.seq']) };
+  const recipient = await P.x25519.importPrivate(x(v['callSignal.recipientPrivate']));
+  const ephemeral = await P.x25519.importPrivate(x(v['callSignal.ephemeralPrivate']));
+  const alice = await P.ed25519.importSeed(x(v['bundle.identitySeed']));
+  const vectorWire = x(v['callSignal.wireSignature']);
+"""
+
+
+def test_call_signal_vector(page):
+    r = run(page, CALL_SIGNAL_SETUP + """
+      const sealed = await C.sealCallSignal(address, recipient.publicKey, x(v['callSignal.plaintext']), alice.privateKey, { ephemeral });
+      const parsed = C.parseCallSignal(sealed);
+      const opened = await C.openCallSignal(address, vectorWire, alice.publicKey, recipient);
+      const openedMine = await C.openCallSignal(address, sealed, alice.publicKey, recipient);
+      return {
+        info: h(C.callSignalInfo(address)), enc: h(parsed.enc), ciphertext: h(parsed.ciphertext), seq: parsed.seq,
+        opened: [h(opened.plaintext), opened.seq], openedMine: h(openedMine.plaintext),
+      };
+    """)
+    v = CIRCLE_VECTORS
+    assert r["info"] == v["callSignal.info"]
+    assert r["enc"] == v["callSignal.enc"] and r["ciphertext"] == v["callSignal.ciphertext"]
+    assert r["seq"] == int(v["callSignal.seq"])
+    assert r["opened"] == [v["callSignal.plaintext"], int(v["callSignal.seq"])]
+    assert r["openedMine"] == v["callSignal.plaintext"]
+
+
+def test_tampered_or_misaddressed_call_signals_fail(page):
+    r = run(page, CALL_SIGNAL_SETUP + """
+      const open = (a, w, key = alice.publicKey) => C.openCallSignal(a, w, key, recipient);
+      const mallory = await P.ed25519.importSeed(x('5a'.repeat(32)));
+      const parsed = C.parseCallSignal(vectorWire);
+      // The relay re-signs the same sealed bytes with its own key; or seals its own SDP and signs it.
+      const resigned = B.concat(vectorWire.slice(0, vectorWire.length - 64),
+        await P.ed25519.sign(mallory.privateKey, B.concat(B.utf8('circle/v1/call-sig'), C.callSignalInfo(address), parsed.enc, parsed.ciphertext)));
+      const forged = await C.sealCallSignal(address, recipient.publicKey, B.utf8('{"type":"offer","sdp":"evil"}'), mallory.privateKey);
+      const laterSeq = B.concat(vectorWire.slice(0, 1), B.u64(address.seq + 1), vectorWire.slice(9));
+      return {
+        enc: await refusal(() => open(address, flip(vectorWire, 10))),
+        ciphertext: await refusal(() => open(address, flip(vectorWire, 50))),
+        signature: await refusal(() => open(address, flip(vectorWire, vectorWire.length - 3))),
+        seq: await refusal(() => open(address, laterSeq)),
+        otherDevice: await refusal(() => open({ ...address, recipientDevice: x('44'.repeat(16)) }, vectorWire)),
+        otherCall: await refusal(() => open({ ...address, callId: x('45'.repeat(16)) }, vectorWire)),
+        otherSender: await refusal(() => open(address, vectorWire, x(v['op.peerIdentityPublic']))),
+        resigned: await refusal(() => open(address, resigned)),
+        forged: await refusal(() => open(address, forged)),
+        version: await refusal(() => open(address, B.concat(B.u8(2), vectorWire.slice(1)))),
+        short: await refusal(() => open(address, vectorWire.slice(0, C.OVERHEAD))),
+      };
+    """)
+    assert r == {
+        "enc": "bad-signature", "ciphertext": "bad-signature", "signature": "bad-signature", "seq": "bad-signature",
+        "otherDevice": "bad-signature", "otherCall": "bad-signature", "otherSender": "bad-signature",
+        "resigned": "bad-signature", "forged": "bad-signature", "version": "malformed", "short": "malformed",
+    }

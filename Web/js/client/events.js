@@ -1,6 +1,6 @@
 /**
  * The realtime socket `/api/v1/events` (docs/API.md): authenticates with its first frame
- * (`{"type":"auth","token":..,"since":N}`, never the token in the URL), catches up, says
+ * (`{"type":"auth","token":..,"since":N,"device":..}`, never the token in the URL), catches up, says
  * `ready`, then delivers live events; reconnects with backoff and jitter after a drop, a server
  * restart (1012) or falling behind (4008), and stops for good on 4001 (signed out or revoked).
  * @module client/events
@@ -20,13 +20,16 @@ const MAX_DELAY_MS = 15_000;
  */
 export class EventStream extends EventTarget {
   /**
-   * @param {{token: () => string|null, since: () => number|null, onFrame: (frame: object) => Promise<void>|void,
-   *          url?: string}} options `since` is read at each (re)connect: the last event handled (null: start at the head).
+   * @param {{token: () => string|null, since: () => number|null, device?: () => string|null,
+   *          onFrame: (frame: object) => Promise<void>|void, url?: string}} options `since` is read at each
+   *          (re)connect: the last event handled (null: start at the head); `device` names this device, which
+   *          receives the call signals sent to it.
    */
-  constructor({ token, since, onFrame, url = null }) {
+  constructor({ token, since, device = () => null, onFrame, url = null }) {
     super();
     this.tokenOf = token;
     this.sinceOf = since;
+    this.deviceOf = device;
     this.onFrame = onFrame;
     this.url = url ?? socketURL();
     /** @type {'offline'|'connecting'|'online'} */
@@ -122,7 +125,11 @@ export class EventStream extends EventTarget {
         return;
       }
       const since = this.sinceOf();
-      socket.send(JSON.stringify(since === null || since === undefined ? { type: 'auth', token: current } : { type: 'auth', token: current, since }));
+      const auth = { type: 'auth', token: current };
+      if (since !== null && since !== undefined) auth.since = since;
+      const device = this.deviceOf();
+      if (device) auth.device = device;
+      socket.send(JSON.stringify(auth));
     };
     socket.onmessage = (message) => {
       if (typeof message.data !== 'string') return;

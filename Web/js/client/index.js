@@ -5,11 +5,12 @@
  * where it was. The UI talks to `CircleClient` only.
  * @module client
  */
-import { concat, fromB64u, utf8 } from '../protocol/bytes.js';
+import { b64u, concat, fromB64u, utf8 } from '../protocol/bytes.js';
 import { CONTENT_TYPES } from '../protocol/message.js';
 import { safetyHalf, safetyNumber } from '../protocol/safety.js';
 import { Activity } from './activity.js';
 import { Api, ApiError } from './api.js';
+import { Calls } from './calls.js';
 import { Chains } from './chains.js';
 import { Directory } from './directory.js';
 import { ForkError, RefusedError } from './errors.js';
@@ -24,6 +25,7 @@ import { Vault, parseAttachment } from './vault.js';
 import { conversationView, messageViews } from './views.js';
 
 export { ApiError } from './api.js';
+export { MediaError } from './calls.js';
 export { ForkError, KeyChangedError, RefusedError } from './errors.js';
 export { SharedLink, UploadPausedError, parseAttachment } from './vault.js';
 
@@ -40,7 +42,7 @@ function newConversationRecord(userId, convId) {
  * `signed-out` `{reason}`, `vault` `{type, fileId}` (a file of this account was created,
  * changed or deleted, here or on another device), `presence` `{userId?}` (client/presence.js),
  * `typing` `{convId}` (client/typing.js), `activity` `{entry}` and `alerts` `{}`
- * (client/activity.js).
+ * (client/activity.js), `calls` `{callId?}` (client/calls.js).
  */
 export class CircleClient extends EventTarget {
   /** Use `CircleClient.open()`. @param {Store} store */
@@ -58,6 +60,7 @@ export class CircleClient extends EventTarget {
     this.presence = new Presence(this);
     this.typing = new Typing(this);
     this.activity = new Activity(this);
+    this.calls = new Calls(this);
     /** Conversation records in memory (one object per conversation). @type {Map<string, object>} */
     this.records = new Map();
     this.loading = new Map();
@@ -177,6 +180,7 @@ export class CircleClient extends EventTarget {
     const stream = new EventStream({
       token: () => this.account?.token ?? null,
       since: () => this.account?.lastEventSeq ?? null,
+      device: () => (this.account ? b64u(this.account.deviceId) : null),
       onFrame: (frame) => this.handleFrame(frame),
     });
     stream.addEventListener('state', (event) => this.notify('connection', event.detail));
@@ -210,6 +214,7 @@ export class CircleClient extends EventTarget {
       this.typing.clear();
       this.presence.clear();
       this.activity.clear();
+      this.calls.clear();
       this.directory.cache.clear();
       const old = this.store;
       this.store = new Store(old.name);
@@ -695,6 +700,7 @@ export class CircleClient extends EventTarget {
       await this.catchUp().catch(() => {});
       this.presence.load().catch(() => {});
       this.activity.loadAlerts().catch(() => {});
+      this.calls.load().catch(() => {});
       return;
     }
     if (frame.type === 'resync-required') {
@@ -707,6 +713,11 @@ export class CircleClient extends EventTarget {
       // Live delivery may have missed messages (the server's bus reconnected).
       await this.catchUp().catch(() => {});
       this.presence.load().catch(() => {});
+      this.calls.load().catch(() => {});
+      return;
+    }
+    if (frame.type === 'call.signal') {
+      this.calls.signal(frame.data ?? {});
       return;
     }
     if (frame.type === 'presence') {
@@ -753,6 +764,9 @@ export class CircleClient extends EventTarget {
         }
         break;
       }
+      case 'call.updated':
+        await this.calls.received(data);
+        break;
       case 'envelope.new':
         // A live envelope is whole; one read back from the log only names it (fetched when a
         // message needs it).

@@ -11,6 +11,7 @@ export * as account from './account.js';
 export * as membership from './membership.js';
 export * as message from './message.js';
 export * as envelope from './envelope.js';
+export * as callSignal from './call-signal.js';
 export * as safety from './safety.js';
 export * as pins from './pins.js';
 export * as vault from './vault.js';

@@ -1,13 +1,13 @@
 // One conversation: its header with the encryption state and, in a direct conversation, the
 // other member's presence; alarm banners (fork, changed keys), the live message list with
-// countdowns, who is typing, and the composer.
+// countdowns and the conversation's calls, who is typing, the call buttons, and the composer.
 
 import { h, replace } from './dom.js';
 import { icon } from './icons.js';
 import { alertSlot } from './errors.js';
 import { confirmDialog } from './dialog.js';
 import { announce } from './announcer.js';
-import { conversationTitle, disappearLabel } from './format.js';
+import { conversationTitle, disappearLabel, toMillis } from './format.js';
 import { avatar, lastSeen, memberName, STATE_NAMES, stateOf, statusText, typingText } from './presence.js';
 import { conversationTrust, changedMembers, otherMembers, trustBadge } from './trust.js';
 import { MessageList } from './message-list.js';
@@ -17,6 +17,7 @@ import { openChatSettings } from './chat-settings.js';
 import { openSafetyNumber } from './safety-number.js';
 import { openPrivacyNote } from './privacy-note.js';
 import { AttachButton, AttachmentUploads, attachmentView, downloadAttachment } from './vault-attachment.js';
+import { CallButtons, callLine } from './call.js';
 
 const TICK_MS = 1000;
 const MARK_READ_DELAY_MS = 250;
@@ -63,6 +64,9 @@ export class ChatView {
     // Attachments: a file picker at the start of the composer's row, uploads above it.
     this.attachments = new AttachmentUploads({ client, convId });
     this.attach = new AttachButton({ onFiles: (files) => this.sendFiles(files) });
+    this.callButtons = new CallButtons({ client, convId, onError: (error) => this.alert.show(error) });
+    /** The conversation's call records, shown among its messages. */
+    this.callRecords = [];
     this.composer.element.querySelector('.composer-row').prepend(this.attach.element);
     this.element = h('section', { class: 'chat', 'aria-labelledby': 'chat-title' },
       h('header', { class: 'chat-header' },
@@ -70,6 +74,7 @@ export class ChatView {
         this.avatarSlot,
         h('div', { class: 'chat-heading' }, this.title, this.subtitle, this.presenceLine),
         h('div', { class: 'chat-tools' },
+          this.callButtons.element,
           this.trustButton,
           h('button', { type: 'button', class: 'btn-icon', 'aria-label': 'Members and safety numbers', onclick: () => this.openMembers() }, icon('users')),
           h('button', { type: 'button', class: 'btn-icon', 'aria-label': 'Conversation settings', onclick: () => this.openSettings() }, icon('settings')),
@@ -90,7 +95,7 @@ export class ChatView {
     document.addEventListener('visibilitychange', this.onVisible);
   }
 
-  /** First render: header from the cached conversation, then the messages. */
+  /** First render: header from the cached conversation, then the messages and calls. */
   start({ focusComposer = true } = {}) {
     this.updateConversation();
     if (focusComposer) this.composer.focus();
@@ -116,6 +121,7 @@ export class ChatView {
     }
     this.element.classList.remove('chat-missing');
     if (!this.messagesRequested) this.loadMessages();
+    if (!this.callsRequested) this.loadCalls();
     const title = conversationTitle(conversation, this.me);
     this.title.textContent = title;
     document.title = `${title} · Circle`;
@@ -221,6 +227,36 @@ export class ChatView {
     if (conversation) this.renderBanners(conversation);
   }
 
+  /** Called for the client's `calls` events: the buttons, and the records when one of ours changed. */
+  onCalls(callId) {
+    this.callButtons.update();
+    const view = callId ? this.client.calls.live.get(callId) : null;
+    if (!callId || !view || view.conversationId === this.convId || this.callRecords.some((record) => record.id === callId)) this.loadCalls();
+  }
+
+  /** Reads the conversation's call records (newest 50) and shows them among the messages. */
+  async loadCalls() {
+    // Only for a conversation this member is in (anyone else would be answered 404).
+    if (!this.getConversation()) return;
+    this.callsRequested = true;
+    try {
+      const records = await this.client.calls.history(this.convId);
+      if (this.destroyed) return;
+      this.callRecords = records;
+      if (this.messagesRequested) this.loadMessages();
+    } catch {
+      // Shown on the next change; the messages do not depend on them.
+    }
+  }
+
+  /** A call record as an entry of the message list. */
+  callItem(view) {
+    const me = this.me.userId;
+    const mine = (view.participants || []).find((p) => p.userId === me);
+    const missed = view.state === 'ended' && view.createdBy !== me && (mine?.state === 'missed' || mine?.state === 'busy');
+    return { kind: 'call', id: `call-${view.id}`, sentAt: view.createdAt, text: callLine(view, me), media: view.media, missed, mine: false };
+  }
+
   /** Called for the client's 'messages' events about this conversation. */
   onMessages() {
     this.loadMessages();
@@ -239,7 +275,9 @@ export class ChatView {
           if (this.isListLoaded() && !this.getConversation()) continue;
           const messages = await this.client.messages(this.convId);
           if (this.destroyed) return;
-          const fresh = this.messageList.update(messages);
+          const calls = this.callRecords.map((view) => this.callItem(view));
+          const shown = calls.length ? [...messages, ...calls].sort((a, b) => (toMillis(a.sentAt) ?? 0) - (toMillis(b.sentAt) ?? 0)) : messages;
+          const fresh = this.messageList.update(shown).filter((message) => message.kind !== 'call');
           for (const message of fresh.slice(-3)) {
             const what = message.deleted ? 'deleted a message' : message.attachment ? `sent a file, ${message.text}` : message.text;
             announce(`${message.sender ? message.sender.displayName : 'Someone'}: ${what}`);

@@ -17,6 +17,7 @@ import { describeError } from './errors.js';
 import { toast, announce } from './announcer.js';
 import { conversationTitle } from './format.js';
 import { icon } from './icons.js';
+import { callsRelayOnly } from './prefs.js';
 
 const REFRESH_DEBOUNCE_MS = 60;
 const SIGNED_OUT_TEXT = {
@@ -31,6 +32,7 @@ export class App {
   constructor(root, client) {
     this.root = root;
     this.client = client;
+    client.calls.iceTransportPolicy = callsRelayOnly() ? 'relay' : 'all';
     this.door = null;
     this.shell = null;
     this.sharePage = null;
@@ -70,6 +72,11 @@ export class App {
       if (view instanceof ChatView && view.convId === convId) view.onTyping();
     });
     on('activity', ({ entry }) => this.tellView('onActivity', entry));
+    on('calls', ({ callId }) => {
+      if (!this.shell) return;
+      this.shell.calls.render();
+      this.tellView('onCalls', callId);
+    });
     on('alerts', () => {
       if (!this.shell) return;
       this.shell.alertBanners.render();
@@ -178,6 +185,7 @@ export class App {
         },
       }),
       onSignOut: () => this.signOut(),
+      getConversation: (convId) => this.conversation(convId),
     });
     this.root.append(this.shell.element);
     this.shell.alertBanners.render();

@@ -47,11 +47,11 @@ export class MessageList {
     for (const message of visible) {
       seen.add(message.id);
       let entry = this.items.get(message.id);
-      const signature = JSON.stringify([message.attachment ? message.attachment.fileId : null, message.text, message.edited, message.deleted, message.status, message.readBy, message.expiresAt, message.sender && message.sender.displayName]);
+      const signature = JSON.stringify([message.kind, message.attachment ? message.attachment.fileId : null, message.text, message.edited, message.deleted, message.status, message.readBy, message.expiresAt, message.sender && message.sender.displayName]);
       if (!entry) {
         entry = { element: h('li', { class: 'message', dataset: { id: message.id } }), signature: null };
         this.items.set(message.id, entry);
-        if (this.loaded && !message.mine) fresh.push(message);
+        if (this.loaded && !message.mine && message.kind !== 'call') fresh.push(message);
         if (this.loaded && message.mine) sentByMe = true;
       }
       if (entry.signature !== signature) {
@@ -86,6 +86,15 @@ export class MessageList {
   }
 
   fill(element, message) {
+    if (message.kind === 'call') {
+      // A call record: one line in the middle ("Missed video call", "Voice call, 12 min").
+      element.className = 'message message-call';
+      element.dataset.missed = message.missed ? 'true' : 'false';
+      replace(element, h('span', { class: 'message-call-line' },
+        icon(message.media === 'video' ? 'video' : 'phone'), message.text, ' · ',
+        h('time', { datetime: new Date(toMillis(message.sentAt) ?? Date.now()).toISOString(), title: fullTime(message.sentAt) }, clockTime(message.sentAt))));
+      return;
+    }
     const focusedAction = element.contains(document.activeElement) ? document.activeElement.dataset.action : null;
     element.className = ['message', message.mine ? 'message-mine' : 'message-theirs', message.deleted ? 'message-deleted' : ''].filter(Boolean).join(' ');
     const sender = message.sender ? message.sender.displayName : '';

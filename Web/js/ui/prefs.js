@@ -48,3 +48,17 @@ export function setTheme(name) {
   write(THEME_KEY, name);
   applyTheme(name);
 }
+
+const RELAY_KEY = 'circle.callsRelayOnly';
+
+/**
+ * Whether this browser's calls go only through the server's TURN relay, so the people called
+ * never learn this device's network address (the call fails when the server has no TURN).
+ */
+export function callsRelayOnly() {
+  return read(RELAY_KEY, false) === true;
+}
+
+export function setCallsRelayOnly(on) {
+  write(RELAY_KEY, Boolean(on));
+}

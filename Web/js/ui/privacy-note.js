@@ -15,6 +15,7 @@ export function privacyNote({ headingLevel = 3 } = {}) {
     list([
       'What you write, conversation titles, and your private keys.',
       'Your password: only a proof derived from it on this device is sent.',
+      'What you say and show in calls: media goes from device to device, encrypted, and what sets a call up is sealed and signed on this device.',
     ]),
     heading('Visible to the server'),
     list([
@@ -22,6 +23,7 @@ export function privacyNote({ headingLevel = 3 } = {}) {
       'Approximate sizes of messages (padding blurs them but does not hide them).',
       'The IP addresses and device names of your sessions.',
       'Read receipts, typing indicators and presence. It could also forge them, so treat them as hints.',
+      'Who calls whom, when, for how long, with or without video. The people you call (or the relay, if you hide your address in Settings) see your network address.',
     ]),
     heading('What this version does not protect'),
     list([

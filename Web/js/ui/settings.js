@@ -1,6 +1,6 @@
 // The settings page: account, sessions, password, presence privacy (typing indicators and last
-// seen, kept by the server for every device), this device's appearance, what the server can
-// see, and signing out.
+// seen, kept by the server for every device), this device's appearance and call privacy, what
+// the server can see, and signing out.
 
 import { h, checkbox, uid } from './dom.js';
 import { announce } from './announcer.js';
@@ -8,7 +8,7 @@ import { alertSlot } from './errors.js';
 import { SessionsSection } from './sessions.js';
 import { changePasswordSection } from './change-password.js';
 import { privacyNote } from './privacy-note.js';
-import { THEMES, theme, setTheme } from './prefs.js';
+import { THEMES, callsRelayOnly, setCallsRelayOnly, theme, setTheme } from './prefs.js';
 
 function themeChoice() {
   const current = theme();
@@ -44,6 +44,17 @@ export class SettingsView {
       checked: Boolean(client.presence.own && client.presence.own.hideLastSeen),
       hint: 'Your contacts see that you are offline, not since when.',
     });
+    this.relayOnly = checkbox({
+      label: 'Hide my network address in calls',
+      name: 'calls-relay-only',
+      checked: callsRelayOnly(),
+      hint: 'Calls from this device go through the server\'s relay (TURN) only, so the people you call do not learn your IP address. Needs a server with TURN; it can add delay.',
+    });
+    this.relayOnly.input.addEventListener('change', () => {
+      setCallsRelayOnly(this.relayOnly.input.checked);
+      client.calls.iceTransportPolicy = this.relayOnly.input.checked ? 'relay' : 'all';
+      announce(this.relayOnly.input.checked ? 'Calls go through the relay only.' : 'Calls connect directly when they can.');
+    });
     this.preference(this.typing.input, 'typing', ['Typing indicators on.', 'Typing indicators off.']);
     this.preference(this.hideLastSeen.input, 'hideLastSeen', ['Your last seen time is hidden.', 'Your contacts see when you were last online.']);
 
@@ -68,6 +79,7 @@ export class SettingsView {
       h('section', { class: 'settings-section', 'aria-labelledby': 'privacy-title' },
         h('h2', { id: 'privacy-title' }, 'This device'),
         themeChoice(),
+        this.relayOnly.field,
       ),
       h('section', { class: 'settings-section', id: 'server-sees', 'aria-labelledby': 'server-sees-title' },
         h('h2', { id: 'server-sees-title' }, 'What the server can see'),

@@ -1,5 +1,5 @@
 // The signed-in layout: a header (brand, connection state, own status, navigation, sign out),
-// security alert banners, the conversation list, and the main area showing the dashboard, a
+// security alert banners, calls (ringing or going on), the conversation list, and the main area showing the dashboard, a
 // chat, the vault, the activity log or the settings. On a phone only one of list and main area
 // shows at a time.
 
@@ -11,12 +11,14 @@ import { StatusButton } from './status-menu.js';
 import { AlertBanners } from './alerts.js';
 import { vaultIcon } from './vault-common.js';
 import { ACTIVITY_PATH } from './router.js';
+import { CallOverlay } from './call.js';
 
 export class Shell {
-  constructor({ me, client, connection, onNew, onSignOut }) {
+  constructor({ me, client, connection, onNew, onSignOut, getConversation }) {
     this.connection = new ConnectionIndicator(connection);
     this.status = new StatusButton({ client });
     this.alertBanners = new AlertBanners({ client });
+    this.calls = new CallOverlay({ client, me, getConversation });
     this.conversationList = new ConversationList({ me, client, onNew });
     this.main = h('main', { class: 'content', id: 'main', tabindex: '-1' });
     this.chatsLink = h('a', { href: '/', 'data-route': true, class: 'nav-link' }, icon('lock'), h('span', {}, 'Chats'));
@@ -51,6 +53,7 @@ export class Shell {
       ),
       this.alertBanners.element,
       this.workspace,
+      this.calls.element,
     );
     this.view = null;
   }
@@ -71,5 +74,6 @@ export class Shell {
   destroy() {
     if (this.view && this.view.destroy) this.view.destroy();
     this.view = null;
+    this.calls.destroy();
   }
 }

@@ -422,6 +422,26 @@ public enum Migrations {
                 "CREATE INDEX call_participants_joined ON call_participants (user_id) WHERE state = 'joined'",
             ]
         },
+        // Download tickets for share links: `open` issues one after checking the access value; the
+        // first content request under it counts one download, and it delivers less than two
+        // copies of the file's bytes in all (a byte budget, refunded for bytes a broken connection
+        // never took), so no sequence of ranges obtains more copies than the link allows. The
+        // ticket is kept as its hash.
+        Migration(version: 12, name: "link-tickets", owner: "vault") { t in
+            [
+                """
+                CREATE TABLE vault_link_tickets (
+                    id TEXT PRIMARY KEY,
+                    link_id TEXT NOT NULL REFERENCES vault_links(id) ON DELETE CASCADE,
+                    expires_at \(t.bigint) NOT NULL,
+                    counted \(t.bigint) NOT NULL,
+                    budget \(t.bigint) NOT NULL
+                )
+                """,
+                "CREATE INDEX vault_link_tickets_link ON vault_link_tickets (link_id, expires_at)",
+                "CREATE INDEX vault_link_tickets_expiry ON vault_link_tickets (expires_at)",
+            ]
+        },
     ]
 
     /// The schema version this build expects.

@@ -264,16 +264,7 @@ struct VaultServiceTests {
             let file = try SealedFile(size: 5000, owner: gil)
             try await Tus(api: api).upload(file, as: gil)
             func makeLink(password: String?, maxDownloads: Int = 0) async throws -> (id: String, key: [UInt8], salt: [UInt8]?) {
-                let linkId = SecureRandom.bytes(16), linkKey = SecureRandom.bytes(32)
-                let salt = password == nil ? nil : SecureRandom.bytes(16)
-                let secrets = try VaultKeys.linkSecrets(linkKey: linkKey, password: password, salt: salt)
-                var body: [String: Any] = ["linkId": Base64URL.encode(linkId), "verifier": Base64URL.encode(secrets.verifier),
-                                           "wrap": Base64URL.encode(try VaultKeys.wrapForLink(fileKey: file.fileKey, linkId: linkId, secrets: secrets)),
-                                           "maxDownloads": maxDownloads]
-                if let salt { body["salt"] = Base64URL.encode(salt); body["iterations"] = VaultKeys.linkIterations }
-                let reply = try await api.call("POST", "/api/v1/vault/files/\(file.fileId)/links", json: Wire.json(body), token: gil.token)
-                guard reply.status == 201 else { throw TestSupportError("link: \(reply.status) \(reply.body)") }
-                return (Base64URL.encode(linkId), linkKey, salt)
+                try await TestLink.make(for: file, by: gil, password: password, maxDownloads: maxDownloads, on: api)
             }
             // The holder's side, without an account: parameters, open, download, decrypt.
             func fetch(_ link: (id: String, key: [UInt8], salt: [UInt8]?), password: String?) async throws -> (status: Int, content: [UInt8]?) {
@@ -286,7 +277,7 @@ struct VaultServiceTests {
                 let fileKey = try VaultKeys.unwrapFromLink(try Wire.bytes(object, "wrap"), linkId: Array(Base64URL.decode(link.id)!), secrets: secrets)
                 let meta = try VaultMetadata.open(try Wire.bytes(object, "meta"), fileKey: fileKey, fileId: file.fileIdBytes)
                 let download = try await api.send("GET", "/api/v1/vault/links/\(link.id)/content", bytes: nil,
-                                                  headers: ["Circle-Link-Access": Base64URL.encode(secrets.access)])
+                                                  headers: ["Circle-Link-Ticket": try #require(object["ticket"] as? String)])
                 guard download.status == 200 else { return (download.status, nil) }
                 var opener = VaultStreamOpener(fileKey: fileKey, size: meta.size)
                 let plain = try opener.open(download.bytes)
@@ -300,8 +291,12 @@ struct VaultServiceTests {
             #expect(try await fetch(guarded, password: "rose").status == 403)
             #expect(try await fetch(guarded, password: "tulip").content == file.content)
             #expect(try await fetch(guarded, password: "tulip").status == 404, "one download allowed")
-            // Wrong access values are refused at the download too, and every use is recorded for the owner.
+            // A download needs a ticket from `open`: the access value alone, or a made-up ticket, is
+            // refused, and every use is recorded for the owner.
+            let opened = try await api.call("POST", "/api/v1/vault/links/\(open.id)/open", json: Wire.json(["access": Base64URL.encode(SecureRandom.bytes(32))]))
+            #expect(opened.status == 403)
             #expect(try await api.send("GET", "/api/v1/vault/links/\(open.id)/content", bytes: nil, headers: ["Circle-Link-Access": Base64URL.encode(SecureRandom.bytes(32))]).status == 403)
+            #expect(try await api.send("GET", "/api/v1/vault/links/\(open.id)/content", bytes: nil, headers: ["Circle-Link-Ticket": Base64URL.encode(SecureRandom.bytes(32))]).status == 403)
             let history = try await api.call("GET", "/api/v1/vault/files/\(file.fileId)/links", token: gil.token)
             let links = try #require(TestJSON.value(history.body, path: ["links"]) as? [[String: Any]])
             #expect(links.count == 2)
@@ -336,6 +331,62 @@ struct VaultServiceTests {
         }
     }
 
+    @Test("a share link's download limit holds against ranges: a ticket from open counts one download and delivers less than two copies in any ranges; resumes work within it; another open gets nothing once the limit is spent", arguments: Engine.available)
+    func linkRanges(engine: Engine) async throws {
+        try await ServerHarness(engine).run { api, store in
+            let jo = try await Member.register("joy", on: api)
+            let file = try SealedFile(size: 40_000, owner: jo)
+            try await Tus(api: api).upload(file, as: jo)
+            let size = file.stream.count
+            let link = try await TestLink.make(for: file, by: jo, password: nil, maxDownloads: 1, on: api)
+            let secrets = try VaultKeys.linkSecrets(linkKey: link.key, password: nil, salt: nil)
+            func openTicket() async throws -> String? {
+                let opened = try await api.call("POST", "/api/v1/vault/links/\(link.id)/open", json: Wire.json(["access": Base64URL.encode(secrets.access)]))
+                return TestJSON.string(opened.body, path: ["ticket"])
+            }
+            func get(_ range: String?, ticket: String) async throws -> HTTPProbe.Reply {
+                var headers = ["Circle-Link-Ticket": ticket]
+                if let range { headers["Range"] = range }
+                return try await api.send("GET", "/api/v1/vault/links/\(link.id)/content", bytes: nil, headers: headers)
+            }
+            // A resumed download: the first part, then the rest, is one whole copy.
+            let ticket = try #require(try await openTicket())
+            let head = try await get("bytes=0-9999", ticket: ticket)
+            #expect(head.status == 206 && head.bytes == Array(file.stream[0..<10_000]))
+            let tail = try await get("bytes=10000-", ticket: ticket)
+            #expect(tail.status == 206 && tail.bytes == Array(file.stream[10_000...]))
+            // Every way of asking again under the same ticket (suffix, offset, whole): what leaves
+            // in all stays under two copies, and no request returns the whole file again.
+            var delivered = head.bytes.count + tail.bytes.count
+            for range in ["bytes=-\(size)", "bytes=-\(size * 4)", "bytes=1-", "bytes=0-", nil, "bytes=-5000", "bytes=-5000", "bytes=-5000"] {
+                let reply = try await get(range, ticket: ticket)
+                #expect(reply.status == 206 || reply.status == 403, "\(range ?? "whole"): \(reply.status)")
+                if reply.status == 206 { delivered += reply.bytes.count; #expect(reply.bytes.count < size) }
+            }
+            #expect(delivered < 2 * size, "\(delivered) bytes of a \(size)-byte file left under one ticket")
+            // The link's one download is spent: a new ticket is issued only while it is live, and
+            // none downloads.
+            if let again = try await openTicket() {
+                #expect(try await get("bytes=-\(size)", ticket: again).status == 404)
+                #expect(try await get(nil, ticket: again).status == 404)
+            }
+            let count = try await store.read { db in
+                try await db.raw("SELECT downloads FROM vault_links WHERE id = \(bind: link.id)").first()?.decode(column: "downloads", as: Int64.self)
+            }
+            #expect(count == 1)
+            // A range the file does not have is 416 and counts nothing.
+            let other = try await TestLink.make(for: file, by: jo, password: nil, maxDownloads: 1, on: api)
+            let otherSecrets = try VaultKeys.linkSecrets(linkKey: other.key, password: nil, salt: nil)
+            let otherTicket = try #require(TestJSON.string(try await api.call("POST", "/api/v1/vault/links/\(other.id)/open",
+                                                                               json: Wire.json(["access": Base64URL.encode(otherSecrets.access)])).body, path: ["ticket"]))
+            #expect(try await api.send("GET", "/api/v1/vault/links/\(other.id)/content", bytes: nil, headers: ["Circle-Link-Ticket": otherTicket, "Range": "bytes=\(size)-"]).status == 416)
+            // A ticket is for its own link only.
+            #expect(try await api.send("GET", "/api/v1/vault/links/\(other.id)/content", bytes: nil, headers: ["Circle-Link-Ticket": ticket]).status == 403)
+            let whole = try await api.send("GET", "/api/v1/vault/links/\(other.id)/content", bytes: nil, headers: ["Circle-Link-Ticket": otherTicket])
+            #expect(whole.status == 200 && whole.bytes == file.stream)
+        }
+    }
+
     @Test("cleanup removes expired files and stale uploads with their blobs and quota, and revokes spent links")
     func cleanup() async throws {
         let harness = ServerHarness(.sqlite)
@@ -365,6 +416,22 @@ struct VaultServiceTests {
             let again = try await sweeper.sweep()
             #expect(again.files == 0 && again.uploads == 0 && again.links == 0)
         }
+    }
+}
+
+/// Share links made the way the web client makes them.
+enum TestLink {
+    static func make(for file: SealedFile, by owner: Member, password: String?, maxDownloads: Int = 0, on api: APIClient) async throws -> (id: String, key: [UInt8], salt: [UInt8]?) {
+        let linkId = SecureRandom.bytes(16), linkKey = SecureRandom.bytes(32)
+        let salt = password == nil ? nil : SecureRandom.bytes(16)
+        let secrets = try VaultKeys.linkSecrets(linkKey: linkKey, password: password, salt: salt)
+        var body: [String: Any] = ["linkId": Base64URL.encode(linkId), "verifier": Base64URL.encode(secrets.verifier),
+                                   "wrap": Base64URL.encode(try VaultKeys.wrapForLink(fileKey: file.fileKey, linkId: linkId, secrets: secrets)),
+                                   "maxDownloads": maxDownloads]
+        if let salt { body["salt"] = Base64URL.encode(salt); body["iterations"] = VaultKeys.linkIterations }
+        let reply = try await api.call("POST", "/api/v1/vault/files/\(file.fileId)/links", json: Wire.json(body), token: owner.token)
+        guard reply.status == 201 else { throw TestSupportError("link: \(reply.status) \(reply.body)") }
+        return (Base64URL.encode(linkId), linkKey, salt)
     }
 }
 

@@ -18,7 +18,7 @@ from urllib.parse import urlparse
 from playwright.sync_api import expect
 
 from conftest import screenshot
-from test_client import Browser, wait_until
+from test_client import BLANK, Browser, wait_until
 from test_ui import (
     DESKTOP, LIVE_TIMEOUT, PHONE, check_accessibility, door_gone, drop_expected_http_errors, open_conversation_with, register,
     start_direct, unique,
@@ -428,6 +428,60 @@ def test_download_limit_and_revocation_end_a_link(new_page, circle, tmp_path):
     # A link cut short of its key says so.
     page, watch = open_share(new_page, circle, revoked_url.split("#")[0])
     expect(page.get_by_role("alert")).to_contain_text("the key after the # is missing")
+    watch.assert_clean()
+    owner_watch.assert_clean()
+
+
+RANGED_DOWNLOADS = """
+async ({ linkId, key }) => {
+  const { SharedLink } = await import('/js/client/vault-links.js');
+  const link = await SharedLink.inspect(linkId);
+  await link.open(key);
+  const size = link.file.storedSize;
+  const url = `/api/v1/vault/links/${encodeURIComponent(linkId)}/content`;
+  const statuses = [];
+  let delivered = 0;
+  const get = async (headers) => {
+    const response = await fetch(url, { headers, cache: 'no-store' });
+    const body = await response.arrayBuffer();
+    if (response.ok) delivered += body.byteLength;
+    statuses.push(response.status);
+  };
+  // What used to work: the access value with a suffix or offset range, never counted.
+  await get({ 'Circle-Link-Access': link.access, Range: `bytes=-${size}` });
+  await get({ 'Circle-Link-Access': link.access, Range: 'bytes=1-' });
+  // Under the ticket: one copy, then every other way of asking for it again.
+  for (const range of [`bytes=-${size}`, `bytes=-${size}`, `bytes=-${size * 4}`, 'bytes=1-', 'bytes=0-']) {
+    await get({ 'Circle-Link-Ticket': link.ticket, Range: range });
+  }
+  return { statuses, delivered, size };
+}
+"""
+
+
+def test_ranged_requests_do_not_stretch_a_download_limit(new_page, circle, tmp_path):
+    """A holder of a one-download link who asks for ranges (suffix, offset, whole) directly gets
+    one copy of the ciphertext and no more; the share page then says the link is gone."""
+    owner, owner_watch = new_page(circle.origin, **DESKTOP)
+    register(owner, circle.origin, unique("rae"), "Rae")
+    open_vault(owner)
+    name = "ranged.bin"
+    upload_new_file(owner, tmp_path, name, 300_000)
+    _, url = create_link(owner, name, limit=1)
+    link_id, key = url.split("/s/")[1].split("#")
+    holder, holder_watch = new_page(circle.origin, **DESKTOP)
+    holder.route(circle.origin + "/favicon.ico", lambda route: route.fulfill(status=204, body=""))
+    holder.goto(circle.origin + BLANK)
+    result = holder.evaluate(RANGED_DOWNLOADS, {"linkId": link_id, "key": key})
+    statuses, size = result["statuses"], result["size"]
+    assert statuses[:2] == [403, 403], statuses
+    assert statuses[2] == 206 and all(status == 403 for status in statuses[3:]), statuses
+    assert result["delivered"] < 2 * size, result
+    drop_expected_http_errors(holder_watch, 403)
+    holder_watch.assert_clean()
+    page, watch = open_share(new_page, circle, url)
+    expect(page.get_by_role("alert")).to_contain_text(GONE, timeout=LIVE_TIMEOUT)
+    drop_expected_http_errors(watch, 404)
     watch.assert_clean()
     owner_watch.assert_clean()
 

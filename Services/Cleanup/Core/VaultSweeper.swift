@@ -40,6 +40,9 @@ package struct VaultSweeper: Service {
         let links = try await Sweeping.drain(limit: batch) {
             try await VaultExpiry.revokeSpentLinks(store: store, now: now, limit: batch)
         }
+        _ = try await Sweeping.drain(limit: batch) {
+            try await VaultExpiry.deleteExpiredTickets(store: store, now: now, limit: batch)
+        }
         if files + uploads + links > 0 {
             logger.info("vault sweep", metadata: ["files": "\(files)", "uploads": "\(uploads)", "links": "\(links)"])
         }

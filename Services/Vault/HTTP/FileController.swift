@@ -7,7 +7,9 @@ import Foundation
 import HTTPTypes
 import Hummingbird
 import MessagingStore
+import NIOCore
 import SQLKit
+import Synchronization
 import VaultCore
 import VaultStore
 
@@ -171,19 +173,29 @@ struct FileController: Sendable {
 /// A file's ciphertext as a download: the whole file or one `Range` (resumable downloads).
 enum ContentResponse {
     static func make(file: VaultFileRecord, request: Request, context: some CircleContext, blobs: any BlobStore) async throws -> Response {
+        try await make(file: file, range: try range(request.headers[.range], size: file.size), context: context, blobs: blobs)
+    }
+
+    /// The one range a `Range` header asks for, nil for the whole file; 416 for one outside it.
+    static func range(_ header: String?, size: Int64) throws -> ClosedRange<Int64>? {
+        guard let header else { return nil }
+        guard let range = parse(header, size: size) else {
+            throw Problem(status: 416, slug: "range-not-satisfiable", title: "Range not satisfiable",
+                          detail: "Ask for one range of bytes within 0-\(max(0, size - 1)).", headers: ["Content-Range": "bytes */\(size)"])
+        }
+        return range
+    }
+
+    /// The whole file (`range` nil) or the range, with its headers.
+    static func make(file: VaultFileRecord, range: ClosedRange<Int64>?, context: some CircleContext, blobs: any BlobStore) async throws -> Response {
         var fields = HTTPFields()
         fields[.contentType] = "application/octet-stream"
         fields[.acceptRanges] = "bytes"
         fields[.eTag] = "\"\(Hex.encode(file.sha256))\""
         fields[.contentDisposition] = "attachment"
-        guard let rangeHeader = request.headers[.range] else {
+        guard let range else {
             fields[.contentLength] = String(file.size)
             return Response(status: .ok, headers: fields, body: try await blobs.read(file: file.blobName, range: nil, context: context))
-        }
-        guard let range = parse(rangeHeader, size: file.size) else {
-            fields[.contentRange] = "bytes */\(file.size)"
-            throw Problem(status: 416, slug: "range-not-satisfiable", title: "Range not satisfiable",
-                          detail: "Ask for one range of bytes within 0-\(max(0, file.size - 1)).", headers: ["Content-Range": "bytes */\(file.size)"])
         }
         fields[.contentRange] = "bytes \(range.lowerBound)-\(range.upperBound)/\(file.size)"
         fields[.contentLength] = String(range.count)
@@ -205,4 +217,45 @@ enum ContentResponse {
         guard let end = Int64(last), end >= start else { return nil }
         return start...min(end, size - 1)
     }
+}
+
+extension Response {
+    /// The same response, calling `done` with how many body bytes were handed to the connection
+    /// once the body is written or has failed (a client that went away took fewer).
+    func countingBody(_ done: @escaping @Sendable (Int64) async -> Void) -> Response {
+        var response = self
+        let body = self.body
+        response.body = ResponseBody(contentLength: body.contentLength) { writer in
+            let counter = ByteCounter()
+            do {
+                try await body.write(CountingBodyWriter(base: writer, counter: counter))
+            } catch {
+                await done(counter.value)
+                throw error
+            }
+            await done(counter.value)
+        }
+        return response
+    }
+}
+
+/// Counts bytes before handing them on, so a write that fails midway counts as sent.
+private struct CountingBodyWriter: ResponseBodyWriter {
+    var base: any ResponseBodyWriter
+    let counter: ByteCounter
+
+    mutating func write(_ buffer: ByteBuffer) async throws {
+        counter.add(buffer.readableBytes)
+        try await base.write(buffer)
+    }
+
+    consuming func finish(_ trailingHeaders: HTTPFields?) async throws {
+        try await base.finish(trailingHeaders)
+    }
+}
+
+private final class ByteCounter: Sendable {
+    private let total = Atomic<Int64>(0)
+    func add(_ count: Int) { total.add(Int64(count), ordering: .relaxed) }
+    var value: Int64 { total.load(ordering: .relaxed) }
 }

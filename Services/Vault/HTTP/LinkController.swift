@@ -17,8 +17,19 @@ import VaultStore
 struct LinkController: Sendable {
     let state: VaultState
 
-    static let accessHeader = HTTPField.Name("Circle-Link-Access")!
+    static let ticketHeader = HTTPField.Name("Circle-Link-Ticket")!
     static let noSuchLink = Problem.notFound("No such link: it may have expired, been used up, or been revoked.")
+    static let noTicket = Problem.forbidden("A download needs a live ticket from opening the link (POST .../open), in Circle-Link-Ticket: this one is missing, unknown or expired. Open the link again.")
+    static let ticketSpent = Problem.forbidden("This ticket has delivered the whole file already. Open the link again for another download (it counts against the link's limit).")
+
+    /// How long a download ticket can start requests: long enough to resume a large download,
+    /// short enough that a spent link's last ticket does not outlive it by much.
+    static let ticketLifetimeMillis: Int64 = 60 * 60 * 1000
+
+    /// What a ticket may deliver: one copy of the file, plus a quarter of it (at most 4 MiB) so a
+    /// download resumes after a broken connection whose bytes in flight were counted as sent.
+    /// Always less than two copies.
+    static func ticketBudget(size: Int64) -> Int64 { size + min(size / 4, 4 << 20) }
 
     struct CreateLink: StrictDecodable, Sendable {
         let linkId: String
@@ -70,6 +81,9 @@ struct LinkController: Sendable {
         let sha256: String
         let expiresAt: Int64
         let downloadsLeft: Int64?
+        /// Presented in Circle-Link-Ticket by content requests: the first one counts a download.
+        let ticket: String
+        let ticketExpiresAt: Int64
     }
 
     func addRoutes(to router: Router<CircleRequestContext>) {
@@ -190,14 +204,16 @@ struct LinkController: Sendable {
                                            iterations: link.salt == nil ? nil : link.iterations))
     }
 
-    /// Checks the access value in constant time; every attempt is recorded for the owner.
-    func authorize(_ id: String, access text: String?, request: Request, context: some CircleContext, outcome: String) async throws -> (VaultLinkRecord, VaultFileRecord) {
+    /// Checks the access value in constant time and issues a download ticket; every attempt is
+    /// recorded for the owner.
+    func authorize(_ id: String, access text: String?, request: Request, context: some CircleContext) async throws -> (VaultLinkRecord, VaultFileRecord, ticket: [UInt8], expiresAt: Int64) {
         let now = state.clock.now()
         let ip = context.clientAddress(request, trustForwardedFor: state.settings.trustForwardedFor)
         let access = text.flatMap(Base64URL.decode)
         // A refusal is recorded and committed before it is answered (throwing inside the
         // transaction would roll the record back).
         let userAgent = VaultState.userAgent(request)
+        let ticket = SecureRandom.bytes(32), ticketExpiresAt = now.millis + Self.ticketLifetimeMillis
         let (granted, recorded): ((VaultLinkRecord, VaultFileRecord)?, RecordedActivity) = try await state.store.write { db in
             let (link, file) = try await liveLink(id, in: db, now: now)
             let details = ["linkId": link.id, "fileId": file.id]
@@ -209,27 +225,21 @@ struct LinkController: Sendable {
                 ], at: now, in: db)
                 return (nil, recorded)
             }
-            var item = ActivityItem(chain: link.ownerId, kind: .linkOpened, ip: ip, userAgent: userAgent, details: details.merging(["use": outcome]) { a, _ in a })
-            if outcome == "download" {
-                // Counted only while downloads are left, in one conditional statement.
-                guard let counted = try await db.raw("""
-                    UPDATE vault_links SET downloads = downloads + 1 WHERE id = \(bind: link.id) AND revoked_at IS NULL
-                    AND (max_downloads = 0 OR downloads < max_downloads) RETURNING downloads
-                    """).first() else { throw Self.noSuchLink }
-                // The owner is alerted once, by the download that takes the link past half its limit.
-                let downloads = try counted.decode(column: "downloads", as: Int64.self)
-                if link.maxDownloads > 0, downloads * 2 > link.maxDownloads, (downloads - 1) * 2 <= link.maxDownloads {
-                    item.alert = true
-                    item.details["downloads"] = "\(downloads) of \(link.maxDownloads)"
-                }
-            }
-            try await VaultRepository.recordUse(link: link.id, outcome: outcome, ip: ip, at: now, in: db)
+            try await db.raw("""
+                INSERT INTO vault_link_tickets (id, link_id, expires_at, counted, budget)
+                VALUES (\(bind: Self.ticketKey(ticket)), \(bind: link.id), \(bind: ticketExpiresAt), 0, \(bind: Self.ticketBudget(size: file.size)))
+                """).run()
+            try await VaultRepository.recordUse(link: link.id, outcome: "open", ip: ip, at: now, in: db)
+            let item = ActivityItem(chain: link.ownerId, kind: .linkOpened, ip: ip, userAgent: userAgent, details: details.merging(["use": "open"]) { a, _ in a })
             return ((link, file), try await state.record([item], at: now, in: db))
         }
         await state.publish(recorded)
         guard let granted else { throw Problem.forbidden("The link's key or password is wrong.") }
-        return granted
+        return (granted.0, granted.1, ticket, ticketExpiresAt)
     }
+
+    /// What the database keeps of a ticket: its hash, so a copy of the database grants nothing.
+    static func ticketKey(_ ticket: [UInt8]) -> String { Base64URL.encode(Array(SHA256.hash(data: ticket))) }
 
     static func constantTimeEqual(_ a: [UInt8], _ b: [UInt8]) -> Bool {
         guard a.count == b.count else { return false }
@@ -241,19 +251,78 @@ struct LinkController: Sendable {
     @Sendable func open(request: Request, context: CircleRequestContext) async throws -> JSONResponse<OpenedLink> {
         let id: String = try context.parameters.require("linkId")
         let body = try await request.decodeJSON(as: OpenLink.self, context: context)
-        let (link, file) = try await authorize(id, access: body.access, request: request, context: context, outcome: "open")
+        let (link, file, ticket, ticketExpiresAt) = try await authorize(id, access: body.access, request: request, context: context)
         return JSONResponse(OpenedLink(linkId: link.id, fileId: file.id, meta: Base64URL.encode(file.meta), wrap: Base64URL.encode(link.wrap ?? []),
                                        size: file.size, sha256: Base64URL.encode(file.sha256), expiresAt: link.expiresAt,
-                                       downloadsLeft: link.maxDownloads == 0 ? nil : max(0, link.maxDownloads - link.downloads)))
+                                       downloadsLeft: link.maxDownloads == 0 ? nil : max(0, link.maxDownloads - link.downloads),
+                                       ticket: Base64URL.encode(ticket), ticketExpiresAt: ticketExpiresAt))
     }
 
-    /// The ciphertext, for a holder presenting `Circle-Link-Access`. A download from the first byte
-    /// counts against the limit; a resumed range does not count again.
+    /// The ciphertext, for a holder presenting a ticket from `open`. The first request under a
+    /// ticket counts one download (refused once the link has none left); every request draws its
+    /// length from the ticket's budget (`ticketBudget`: less than two copies of the file), and
+    /// bytes a broken connection never took are refunded, so a download resumes with ranges but
+    /// no sequence of requests, ranged or not, obtains more copies than the limit.
     @Sendable func content(request: Request, context: CircleRequestContext) async throws -> Response {
         let id: String = try context.parameters.require("linkId")
-        let fromStart = request.headers[.range].map { ContentResponse.parse($0, size: Int64.max)?.lowerBound == 0 } ?? true
-        let (_, file) = try await authorize(id, access: request.headers[Self.accessHeader], request: request, context: context,
-                                            outcome: fromStart ? "download" : "resume")
-        return try await ContentResponse.make(file: file, request: request, context: context, blobs: state.blobs)
+        guard (try? VaultWire.linkId(id)) != nil else { throw Self.noSuchLink }
+        guard let ticket = request.headers[Self.ticketHeader].flatMap(Base64URL.decode), ticket.count == 32 else { throw Self.noTicket }
+        let key = Self.ticketKey(Array(ticket))
+        let now = state.clock.now()
+        let ip = context.clientAddress(request, trustForwardedFor: state.settings.trustForwardedFor)
+        let userAgent = VaultState.userAgent(request)
+        let rangeHeader = request.headers[.range]
+        let (file, range, recorded): (VaultFileRecord, ClosedRange<Int64>?, RecordedActivity) = try await state.store.write { db in
+            // Revoked or expired links and files stop their tickets; a link used up by this
+            // ticket's own download does not (the spent-link sweep waits for its tickets).
+            guard let link = try await VaultRepository.link(id, in: db), link.revokedAt == nil, link.wrap != nil,
+                  link.expiresAt == 0 || link.expiresAt > now.millis,
+                  let file = try await VaultRepository.file(link.fileId, in: db), !file.isExpired(at: now), file.level == .public else {
+                throw Self.noSuchLink
+            }
+            guard let row = try await db.raw("""
+                SELECT counted FROM vault_link_tickets WHERE id = \(bind: key) AND link_id = \(bind: link.id) AND expires_at > \(bind: now.millis)
+                """).first() else { throw Self.noTicket }
+            let range = try ContentResponse.range(rangeHeader, size: file.size)
+            let length = range.map { $0.count } ?? Int(file.size)
+            var item = ActivityItem(chain: link.ownerId, kind: .linkOpened, ip: ip, userAgent: userAgent, details: ["linkId": link.id, "fileId": file.id])
+            let first = try row.decode(column: "counted", as: Int64.self) == 0
+            if first {
+                // Counted only while downloads are left, in one conditional statement.
+                guard let counted = try await db.raw("""
+                    UPDATE vault_links SET downloads = downloads + 1 WHERE id = \(bind: link.id) AND revoked_at IS NULL
+                    AND (max_downloads = 0 OR downloads < max_downloads) RETURNING downloads
+                    """).first() else { throw Self.noSuchLink }
+                try await db.raw("UPDATE vault_link_tickets SET counted = 1 WHERE id = \(bind: key)").run()
+                // The owner is alerted once, by the download that takes the link past half its limit.
+                let downloads = try counted.decode(column: "downloads", as: Int64.self)
+                if link.maxDownloads > 0, downloads * 2 > link.maxDownloads, (downloads - 1) * 2 <= link.maxDownloads {
+                    item.alert = true
+                    item.details["downloads"] = "\(downloads) of \(link.maxDownloads)"
+                }
+            }
+            guard try await db.raw("""
+                UPDATE vault_link_tickets SET budget = budget - \(bind: Int64(length)) WHERE id = \(bind: key) AND budget >= \(bind: Int64(length)) RETURNING budget
+                """).first() != nil else { throw Self.ticketSpent }
+            let outcome = first ? "download" : "resume"
+            item.details["use"] = outcome
+            try await VaultRepository.recordUse(link: link.id, outcome: outcome, ip: ip, at: now, in: db)
+            return (file, range, try await state.record([item], at: now, in: db))
+        }
+        await state.publish(recorded)
+        let length = Int64(range.map { $0.count } ?? Int(file.size))
+        let store = state.store, logger = state.logger
+        let response = try await ContentResponse.make(file: file, range: range, context: context, blobs: state.blobs)
+        return response.countingBody { written in
+            let unsent = length - written
+            guard unsent > 0 else { return }
+            do {
+                try await store.write { db in
+                    try await db.raw("UPDATE vault_link_tickets SET budget = budget + \(bind: unsent) WHERE id = \(bind: key)").run()
+                }
+            } catch {
+                logger.warning("a download ticket's refund failed", metadata: ["error": "\(error)"])
+            }
+        }
     }
 }

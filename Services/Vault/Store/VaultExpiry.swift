@@ -42,19 +42,33 @@ package enum VaultExpiry {
         return uploads.count
     }
 
-    /// Revokes up to `limit` links that expired or ran out of downloads (their wraps go; the
-    /// history stays for the owner); returns how many.
+    /// Revokes up to `limit` links that expired, or ran out of downloads and have no live ticket
+    /// left to finish one (their wraps go; the history stays for the owner); returns how many.
     package static func revokeSpentLinks(store: any DatabaseStore, now: Timestamp, limit: Int) async throws -> Int {
         let skipLocked = store.engine == .postgres ? " FOR UPDATE SKIP LOCKED" : ""
         return try await store.write { db in
             let ids = try await db.raw(SQLQueryString("""
                 SELECT id FROM vault_links WHERE revoked_at IS NULL
-                AND ((expires_at > 0 AND expires_at <= \(unsafeRaw: String(now.millis))) OR (max_downloads > 0 AND downloads >= max_downloads))
+                AND ((expires_at > 0 AND expires_at <= \(unsafeRaw: String(now.millis))) OR (max_downloads > 0 AND downloads >= max_downloads
+                     AND NOT EXISTS (SELECT 1 FROM vault_link_tickets WHERE link_id = vault_links.id AND expires_at > \(unsafeRaw: String(now.millis)))))
                 LIMIT \(unsafeRaw: String(limit))\(unsafeRaw: skipLocked)
                 """)).all().map { try $0.decode(column: "id", as: String.self) }
             for id in ids {
                 try await db.raw("UPDATE vault_links SET wrap = NULL, verifier = NULL, revoked_at = \(bind: now.millis) WHERE id = \(bind: id)").run()
             }
+            return ids.count
+        }
+    }
+}
+
+extension VaultExpiry {
+    /// Deletes up to `limit` expired download tickets; returns how many.
+    package static func deleteExpiredTickets(store: any DatabaseStore, now: Timestamp, limit: Int) async throws -> Int {
+        try await store.write { db in
+            let ids = try await db.raw(SQLQueryString("""
+                SELECT id FROM vault_link_tickets WHERE expires_at <= \(unsafeRaw: String(now.millis)) LIMIT \(unsafeRaw: String(limit))
+                """)).all().map { try $0.decode(column: "id", as: String.self) }
+            for id in ids { try await db.raw("DELETE FROM vault_link_tickets WHERE id = \(bind: id)").run() }
             return ids.count
         }
     }

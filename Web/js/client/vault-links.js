@@ -78,6 +78,7 @@ export class SharedLink {
     this.salt = parameters.salt ? fromB64u(parameters.salt) : null;
     this.iterations = parameters.iterations ?? null;
     this.access = null;
+    this.ticket = null;
     this.fileKey = null;
     /** After `open`: `{name, type, size, storedSize, expiresAt, downloadsLeft}`. */
     this.file = null;
@@ -116,7 +117,10 @@ export class SharedLink {
       const fileKey = await unwrapFromLink(fromB64u(opened.wrap), fromB64u(this.linkId), secrets);
       const meta = await openMetadata(fromB64u(opened.meta), fileKey, fileId);
       if (ciphertextLength(meta.size) !== opened.size) throw malformed('the stored length does not match the file size in its metadata');
+      if (typeof opened.ticket !== 'string' || !bytesOf(opened.ticket, 32)) throw malformed('the server gave no download ticket');
       this.access = b64u(secrets.access);
+      /** Presented by downloads: the first one counts against the link's limit. */
+      this.ticket = opened.ticket;
       this.fileKey = fileKey;
       this.sha256 = fromB64u(opened.sha256);
       this.file = {
@@ -138,7 +142,7 @@ export class SharedLink {
     if (!this.fileKey) throw new RefusedError('open the link first');
     const report = reporter(onProgress, null);
     const response = await send(`/api/v1/vault/links/${encodeURIComponent(this.linkId)}/content`, {
-      headers: { 'Circle-Link-Access': this.access }, signal,
+      headers: { 'Circle-Link-Ticket': this.ticket }, signal,
     });
     const ciphertext = await fetchCiphertext(response, { length: this.file.storedSize, sha256: this.sha256, report, signal });
     return openPayload(ciphertext, { fileKey: this.fileKey, size: this.file.size, report, signal });
@@ -149,5 +153,6 @@ export class SharedLink {
     this.fileKey?.fill(0);
     this.fileKey = null;
     this.access = null;
+    this.ticket = null;
   }
 }

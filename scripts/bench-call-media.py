@@ -41,6 +41,39 @@ WATCH = """
 """
 
 
+CALLERS = 5
+
+# The floor on this machine: the same media path with no signaling server, two peer connections
+# in one page, from opening the fake camera to the first decoded frame.
+FLOOR = """
+async (runs) => {
+  const times = [];
+  for (let run = 0; run < runs; run++) {
+    const start = performance.now();
+    const stream = await navigator.mediaDevices.getUserMedia({ video: true, audio: true });
+    const a = new RTCPeerConnection(), b = new RTCPeerConnection();
+    a.onicecandidate = (e) => { if (e.candidate) b.addIceCandidate(e.candidate); };
+    b.onicecandidate = (e) => { if (e.candidate) a.addIceCandidate(e.candidate); };
+    for (const track of stream.getTracks()) a.addTrack(track, stream);
+    await a.setLocalDescription();
+    await b.setRemoteDescription(a.localDescription);
+    await b.setLocalDescription();
+    await a.setRemoteDescription(b.localDescription);
+    for (;;) {
+      let decoded = 0;
+      (await b.getStats()).forEach((r) => { if (r.type === 'inbound-rtp' && r.kind === 'video') decoded += r.framesDecoded || 0; });
+      if (decoded > 0) break;
+      await new Promise((resolve) => setTimeout(resolve, 10));
+    }
+    times.push(performance.now() - start);
+    a.close(); b.close();
+    for (const track of stream.getTracks()) track.stop();
+  }
+  return times;
+}
+"""
+
+
 def percentile(values, q):
     ordered = sorted(values)
     return ordered[min(len(ordered) - 1, max(0, int(len(ordered) * q + 0.999999) - 1))]
@@ -56,19 +89,27 @@ def main():
     try:
         with sync_playwright() as p:
             browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_FLAGS)
-            pages = []
-            for _ in range(2):
+            def open_page():
                 context = browser.new_context(viewport={"width": 1280, "height": 800})
                 page = context.new_page()
                 page.add_init_script(WATCH)
-                pages.append(page)
-            ana, ben = pages
+                return page
+
+            # One callee and several callers in turn: a member starts at most 10 calls a
+            # minute (CallLimits.startsPerMinute), and each caller stays well under that.
+            ben = open_page()
             ben_name = unique("ben")
             register(ben, circle.origin, ben_name, "Ben")
-            register(ana, circle.origin, unique("ana"), "Ana")
-            start_direct(ana, ben_name, "Ben")
+            callers = []
+            for _ in range(CALLERS):
+                caller = open_page()
+                register(caller, circle.origin, unique("ana"), "Ana")
+                start_direct(caller, ben_name, "Ben")
+                callers.append(caller)
             caller_side, callee_side = [], []
             for index in range(args.calls):
+                ana = callers[index % CALLERS]
+                pages = [ana, ben]
                 for page in pages:
                     page.evaluate("() => { window.__firstFrame = null; window.__armed = true; }")
                 ana.get_by_role("button", name="Start a video call").click()
@@ -94,10 +135,13 @@ def main():
                 expect(ben.locator("#call-view")).to_have_count(0, timeout=20_000)
                 expect(ana.locator("#call-view")).to_have_count(0, timeout=20_000)
                 time.sleep(0.3)
+            floor = ben.evaluate(FLOOR, min(args.calls, 20))
             both = [max(a, b) for a, b in zip(caller_side, callee_side)]
             for name, values in (("caller", caller_side), ("callee", callee_side), ("both sides", both)):
                 print(f"accept to first decoded frame, {name}: {len(values)} calls, p50 {statistics.median(values):.0f} ms, "
                       f"p99 {percentile(values, 0.99):.0f} ms, max {max(values):.0f} ms (10 ms polling)")
+            print(f"floor, two peer connections in one page (camera opened, offer, answer, ICE, DTLS, first frame; no server): "
+                  f"{len(floor)} runs, p50 {statistics.median(floor):.0f} ms, p99 {percentile(floor, 0.99):.0f} ms, max {max(floor):.0f} ms")
             browser.close()
     finally:
         next(server, None)

@@ -6,18 +6,20 @@
 # HTTP round trip in the same run, and each process's CPU per signal. Then the time from
 # "accept" to the first decoded video frame on both sides, over N calls between two Chromium
 # pages with fake devices (scripts/bench-call-media.py).
-# Usage: scripts/bench-signaling.sh [calls] [signals-per-call]
+# Usage: scripts/bench-signaling.sh [calls] [signals-per-call] [calls-at-once]
 # BIN=folder runs binaries built elsewhere (default: a release build here).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 CALLS=${1:-50}
 SIGNALS=${2:-20}
+PARALLEL=${3:-5}
 
 scripts/ensure-deps.sh test
 if [ -z "${BIN:-}" ]; then
   for product in circle circle-gateway circle-messaging circle-signaling circle-bench; do swift build -c release --product $product >/dev/null; done
   BIN=.build/release
 fi
+BIN=$(cd "$BIN" && pwd)
 
 scripts/with-test-servers.sh bash -c '
 set -euo pipefail
@@ -36,8 +38,9 @@ trap "kill $GW $MS $SA $SB 2>/dev/null; wait $GW $MS $SA $SB 2>/dev/null || true
 for p in $GWP $MSP $SAP $SBP; do for _ in $(seq 1 100); do curl -sf http://127.0.0.1:$p/readyz >/dev/null && break; sleep 0.1; done; done
 echo "machine: $(nproc) cores, $(free -g | awk "/Mem:/{print \$2}") GiB, $(uname -sr); date: $(date -u +%Y-%m-%dT%H:%MZ)"
 timeout 900 $BIN/circle-bench signaling --url http://127.0.0.1:$GWP --messaging-url http://127.0.0.1:$MSP \
-  --signaling-urls http://127.0.0.1:$SAP,http://127.0.0.1:$SBP --calls '"$CALLS"' --signals '"$SIGNALS"' \
+  --signaling-urls http://127.0.0.1:$SAP,http://127.0.0.1:$SBP --calls '"$CALLS"' --signals '"$SIGNALS"' --parallel '"$PARALLEL"' \
   --cpu gateway=$GW,signaling-a=$SA,signaling-b=$SB,postgres=$CIRCLE_TEST_POSTGRES_PID,redis=$CIRCLE_TEST_REDIS_PID
 '
+[ -n "${SKIP_MEDIA:-}" ] && exit 0
 echo "== accept to first decoded frame (circle serve, two Chromium pages, fake devices)"
 CIRCLE_BUILD_DIR=$BIN timeout 1200 python3 scripts/bench-call-media.py --calls "$CALLS"

@@ -131,6 +131,11 @@ extension ChatClient {
             guard let genesis = fresh.first else { throw ProtocolError.malformed("the conversation has no genesis") }
             let op = try MembershipOp(bytes: genesis.bytes)
             chain = try MembershipChain(genesis: genesis, creatorIdentity: try await pinnedIdentity(op.actor))
+            // The id is the genesis's hash: a server that lists another conversation's genesis
+            // (or another genesis) under this id is caught here, before anything is sealed.
+            guard Base64URL.encode(chain!.convId) == conversation else {
+                throw ChatAlarm.fork("the genesis the server listed is not the one this conversation is named after")
+            }
         }
         var verified = chain!
         for signed in fresh {

@@ -83,7 +83,7 @@ extension ChatClient {
         }
         // The server's hash of what it stored must be the one of what was sent.
         progress(VaultProgress(stage: .verifying, done: length, total: length))
-        let stored: FileEntry = try await api.call(.GET, "/api/v1/vault/files/\(fileId)")
+        let stored = try await fileEntry(fileId)
         guard stored.sha256 == Base64URL.encode(Array(hasher.finalize())), stored.size == length else {
             throw ProtocolError.refused("the server stored other bytes than were sent")
         }
@@ -127,6 +127,14 @@ extension ChatClient {
         return (files, list.used, list.quota)
     }
 
+    /// One file's entry, refused when the server answers with another file's (which would open
+    /// under its own id and key, and be taken for the one asked for).
+    func fileEntry(_ fileId: String) async throws -> FileEntry {
+        let entry: FileEntry = try await api.call(.GET, "/api/v1/vault/files/\(fileId)")
+        guard entry.id == fileId else { throw ProtocolError.refused("the server answered with another file than the one asked for") }
+        return entry
+    }
+
     func openEntry(_ entry: FileEntry) throws -> (fileKey: [UInt8], meta: VaultMetadata) {
         guard let fileId = Base64URL.decode(entry.id).map(Array.init), let wrap = entry.wrap.flatMap(Base64URL.decode).map(Array.init),
               let meta = Base64URL.decode(entry.meta).map(Array.init) else { throw ProtocolError.malformed("a file entry without its keys") }
@@ -138,7 +146,7 @@ extension ChatClient {
     /// and renamed only once the final chunk verified); returns its metadata.
     public func vaultGet(_ fileId: String, to path: String) async throws -> VaultMetadata {
         try requireSession()
-        let entry: FileEntry = try await api.call(.GET, "/api/v1/vault/files/\(fileId)")
+        let entry = try await fileEntry(fileId)
         let (fileKey, meta) = try openEntry(entry)
         var opener = VaultStreamOpener(fileKey: fileKey, size: meta.size)
         var hasher = SHA256()
@@ -168,7 +176,7 @@ extension ChatClient {
     /// Creates a share link; returns the address to hand out (the key is in the fragment).
     public func vaultShare(_ fileId: String, password: String? = nil, expiresAt: Int64 = 0, maxDownloads: Int64 = 0) async throws -> String {
         try requireSession()
-        let entry: FileEntry = try await api.call(.GET, "/api/v1/vault/files/\(fileId)")
+        let entry = try await fileEntry(fileId)
         let (fileKey, _) = try openEntry(entry)
         let linkId = SecureRandom.bytes(VaultKeys.linkIdSize), linkKey = SecureRandom.bytes(VaultKeys.linkKeySize)
         let salt = password == nil ? nil : SecureRandom.bytes(VaultKeys.linkSaltSize)

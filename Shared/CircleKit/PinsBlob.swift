@@ -61,12 +61,18 @@ extension ChatClient {
     struct RemotePins: Codable, Sendable { let version: Int64; let blob: String? }
     struct PutPins: Codable, Sendable { let version: Int64; let blob: String }
 
+    /// The newest pins version this device has seen (it refuses older ones).
+    public var pinsVersion: Int64 { state.pinsVersion }
+
     /// Brings this device's pins and the server's blob together: takes what other devices pinned
     /// and writes back what this one added, retrying when another device wrote in between.
     public func syncPins() async throws {
         try requireSession()
         for _ in 0..<4 {
             let remote: RemotePins = try await api.call(.GET, "/api/v1/account/pins")
+            // Versions only grow: an older blob than this device has seen is the server rolling
+            // the pins back (to a key before a change, or before a verification).
+            guard remote.version >= state.pinsVersion else { throw PinsRollback(served: remote.version, seen: state.pinsVersion) }
             var theirs: [String: DeviceState.Pin] = [:]
             if let blob = remote.blob {
                 theirs = try PinsBlob.open(try Base64URL.bytes(blob, "pins"), userId: state.userId, version: remote.version, vaultMasterKey: state.vaultMasterKey.bytes)
@@ -88,5 +94,20 @@ extension ChatClient {
             }
         }
         throw ProtocolError.refused("the pins kept changing on another device; try again")
+    }
+}
+
+/// The server served an older pins blob than this device has seen; it was not used.
+public struct PinsRollback: Error, CustomStringConvertible, Equatable {
+    public let served: Int64
+    public let seen: Int64
+
+    public init(served: Int64, seen: Int64) {
+        self.served = served
+        self.seen = seen
+    }
+
+    public var description: String {
+        "the server sent pins version \(served), older than version \(seen) this device has seen: refused (the server, or someone who controls it, tried to roll back your pinned keys or verifications)"
     }
 }

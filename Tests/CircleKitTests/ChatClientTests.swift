@@ -241,6 +241,93 @@ struct ChatClientTests {
         }
     }
 
+    @Test("a conversation listed with another conversation's genesis (a valid chain under the wrong id) raises the fork alarm on a new device", arguments: Engine.available)
+    func genesisNamesTheConversation(engine: Engine) async throws {
+        let folder = try Self.folder()
+        defer { try? FileManager.default.removeItem(at: folder) }
+        try await ServerHarness(engine).run { api, store in
+            let alice = try await Self.client("alice", api, folder: folder)
+            _ = try await Self.client("bob", api, folder: folder)
+            let first = try await alice.createConversation(.group, with: ["bob"])
+            let second = try await alice.createConversation(.group, with: ["bob"])
+            try await store.write { db in
+                try await db.raw("DELETE FROM membership_ops WHERE conversation_id = \(bind: second)").run()
+                try await db.raw("""
+                    INSERT INTO membership_ops (conversation_id, n, actor, op, signature, created_at)
+                    SELECT \(bind: second), n, actor, op, signature, created_at FROM membership_ops WHERE conversation_id = \(bind: first)
+                    """).run()
+            }
+            let laptop = try await ChatClient.login(server: api.baseURL, username: "alice", password: "pass-alice-123", deviceLabel: "laptop", statePath: nil)
+            #expect(try await laptop.chain(first).head >= 1)
+            await #expect(throws: ChatAlarm.self) { _ = try await laptop.chain(second) }
+        }
+    }
+
+    @Test("a vault download refuses another file's entry served under the asked-for id (with that file's content too)", arguments: Engine.available)
+    func vaultEntryIsTheOneAskedFor(engine: Engine) async throws {
+        let folder = try Self.folder()
+        defer { try? FileManager.default.removeItem(at: folder) }
+        try await ServerHarness(engine).run { api, _ in
+            let alice = try await Self.client("alice", api, folder: folder)
+            let wanted = folder.appendingPathComponent("contract.txt"), other = folder.appendingPathComponent("decoy.txt")
+            try Data("the contract as signed".utf8).write(to: wanted)
+            try Data("a decoy the server prefers".utf8).write(to: other)
+            let wantedId = try await alice.vaultPut(path: wanted.path)
+            let otherId = try await alice.vaultPut(path: other.path)
+            let port = try #require(URLComponents(string: api.baseURL)?.port)
+            // A server that answers for the wanted file (entry and content) with the decoy's.
+            let nginx = try NginxProcess(gateways: [port], messaging: [port], extra: """
+                location ^~ /api/v1/vault/files/\(wantedId) {
+                    rewrite ^/api/v1/vault/files/[^/]+(.*)$ /api/v1/vault/files/\(otherId)$1 break;
+                    proxy_pass http://gateway;
+                }
+                """)
+            func check() async throws {
+                try await nginx.waitUntilServing()
+                let laptop = try await ChatClient.login(server: nginx.baseURL, username: "alice", password: "pass-alice-123", deviceLabel: "laptop", statePath: nil)
+                let out = folder.appendingPathComponent("out.txt").path
+                await #expect(throws: ProtocolError.refused("the server answered with another file than the one asked for")) {
+                    _ = try await laptop.vaultGet(wantedId, to: out)
+                }
+                #expect(!FileManager.default.fileExists(atPath: out))
+                _ = try await laptop.vaultGet(otherId, to: out)
+                #expect(try String(contentsOfFile: out, encoding: .utf8) == "a decoy the server prefers")
+            }
+            do {
+                try await check()
+            } catch {
+                await nginx.stop()
+                throw error
+            }
+            await nginx.stop()
+        }
+    }
+
+    @Test("a pins blob older than the device has seen is refused (rollback), and the device's pins stay as they were", arguments: Engine.available)
+    func pinsRollback(engine: Engine) async throws {
+        let folder = try Self.folder()
+        defer { try? FileManager.default.removeItem(at: folder) }
+        try await ServerHarness(engine).run { api, store in
+            let alice = try await Self.client("alice", api, folder: folder)
+            let bob = try await Self.client("bob", api, folder: folder)
+            _ = try await alice.createConversation(.direct, with: ["bob"])
+            let aliceId = await alice.userId, bobId = await bob.userId
+            let before = try await store.read { db in try await db.raw("SELECT version, blob FROM pins WHERE user_id = \(bind: aliceId)").first() }
+            let oldVersion = try #require(try before?.decode(column: "version", as: Int64.self))
+            let oldBlob = try #require(try before?.decode(column: "blob", as: Data.self))
+            try await alice.verify("bob")
+            let seen = await alice.pinsVersion
+            #expect(seen > oldVersion)
+            // The server serves the blob from before the verification, under its own version.
+            try await store.write { db in
+                try await db.raw("UPDATE pins SET version = \(bind: oldVersion), blob = \(bind: oldBlob) WHERE user_id = \(bind: aliceId)").run()
+            }
+            await #expect(throws: PinsRollback(served: oldVersion, seen: seen)) { try await alice.syncPins() }
+            #expect(await alice.pin(of: bobId)?.verified == true)
+            #expect(await alice.pinsVersion == seen)
+        }
+    }
+
     @Test("one client sending many messages at once posts each exactly once (none is taken for a lost one and sent again)", arguments: Engine.available)
     func concurrentSendsPostOnce(engine: Engine) async throws {
         let folder = try Self.folder()

@@ -8,7 +8,9 @@ public final class NginxProcess: @unchecked Sendable {
     public let folder: URL
     let process: ChildProcess
 
-    public init(gateways: [Int], messaging: [Int]) throws {
+    /// `extra`: more nginx directives for the server block, placed before the routes (a test
+    /// playing a server that answers one path with another's content).
+    public init(gateways: [Int], messaging: [Int], extra: String = "") throws {
         port = try FreePort.find()
         folder = FileManager.default.temporaryDirectory.appendingPathComponent("circle-nginx-\(UUID().uuidString)")
         try FileManager.default.createDirectory(at: folder.appendingPathComponent("tmp"), withIntermediateDirectories: true)
@@ -38,6 +40,7 @@ public final class NginxProcess: @unchecked Sendable {
                     proxy_http_version 1.1;
                     proxy_next_upstream error timeout non_idempotent;
                     proxy_next_upstream_tries 3;
+                    \(extra)
                     location = /api/v1/events {
                         proxy_pass http://gateway;
                         proxy_set_header Upgrade $http_upgrade;
@@ -55,6 +58,15 @@ public final class NginxProcess: @unchecked Sendable {
     }
 
     public var baseURL: String { "http://127.0.0.1:\(port)" }
+
+    /// Waits (up to 5 s) until nginx answers `path` through to its upstream.
+    public func waitUntilServing(_ path: String = "/healthz") async throws {
+        for _ in 0..<50 {
+            if let reply = try? await HTTPProbe.request("GET", baseURL + path, body: nil, headers: [:]), reply.status == 200 { return }
+            try await Task.sleep(for: .milliseconds(100))
+        }
+        throw TestSupportError("nginx on \(port) did not serve \(path) within 5 s")
+    }
 
     public func stop() async {
         await process.stop()

@@ -372,6 +372,54 @@ def forged_directory_entry(user_id, username, display):
             "identityKey": b64u(identity_pub), "x25519Key": b64u(x_pub), "kxCert": b64u(cert)}
 
 
+def test_a_vault_download_refuses_another_files_entry_under_the_asked_for_id(new_page, circle):
+    """The server answers for one file (entry and content) with another of the member's files,
+    which would open under its own id and key: the download is refused."""
+    alice = Browser(new_page, circle, unique("alice")).register().wait_online()
+    ids = alice.run("""
+        const wanted = await circle.vault.upload(new File(['the contract as signed'], 'contract.txt'));
+        const decoy = await circle.vault.upload(new File(['a decoy the server prefers'], 'decoy.txt'));
+        return [wanted.id, decoy.id];
+    """)
+    wanted, decoy = ids
+    decoy_entry = alice.run("return await circle.api.get(`/api/v1/vault/files/${a}`);", decoy)
+
+    def swap(route):
+        if route.request.url.endswith("/content"):
+            route.continue_(url=route.request.url.replace(wanted, decoy))
+        else:
+            route.fulfill(status=200, body=json.dumps(decoy_entry), headers={"Content-Type": "application/json"})
+
+    alice.page.route(f"**/api/v1/vault/files/{wanted}**", swap)
+    failure = alice.error_of("await circle.vault.download(a);", wanted)
+    assert failure and "another file than the one asked for" in failure["message"], failure
+    alice.page.unroute(f"**/api/v1/vault/files/{wanted}**")
+    text = alice.run("return await (await circle.vault.download(a)).text();", wanted)
+    assert text == "the contract as signed"
+
+
+def test_a_rolled_back_pins_blob_is_refused_with_a_warning(new_page, circle):
+    """The server serves an older pins blob (from before a verification) than the device has
+    seen: the device refuses it, warns, and keeps its pins and version."""
+    alice, bob, conv = direct_pair(new_page, circle)
+    alice.send(conv, "pinned you")
+    wait_until(lambda: alice.run("return (async () => (await circle.api.get('/api/v1/account/pins')).version)();") >= 1,
+               what="pins synced")
+    old = alice.run("return await circle.api.get('/api/v1/account/pins');")
+    alice.run("await circle.verify(a);", bob.user_id)
+    seen = alice.run("return circle.account.pinsVersion;")
+    assert seen > old["version"], (seen, old["version"])
+    alice.page.route("**/api/v1/account/pins", lambda route: route.fulfill(
+        status=200, body=json.dumps(old), headers={"Content-Type": "application/json"}))
+    failure = alice.error_of("await circle.directory.syncPins();")
+    assert failure and failure["code"] == "refused" and "older than version" in failure["message"], failure
+    alarms = alice.run("return log.alarms;")
+    assert any(a["kind"] == "pins-rollback" for a in alarms), alarms
+    assert alice.run("return circle.account.pinsVersion;") == seen
+    assert alice.run("return circle.directory.trust(a);", bob.user_id) == "verified"
+    alice.page.unroute("**/api/v1/account/pins")
+
+
 def test_pins_sync_to_a_second_device_and_a_changed_key_blocks_sending(new_page, circle):
     alice, bob, conv = direct_pair(new_page, circle)
     alice.send(conv, "pinned you")

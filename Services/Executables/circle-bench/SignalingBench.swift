@@ -23,7 +23,7 @@ struct SignalingBench: AsyncParsableCommand {
 
     @Option(help: "The gateway's base URL (registration, sockets).") var url = "http://127.0.0.1:8080"
     @Option(help: "The messaging service's base URL (default: --url).") var messagingURL: String?
-    @Option(help: "Signaling replicas' base URLs, separated by commas (default: --url); calls start on the first, are answered on the next, and signals alternate.")
+    @Option(name: .customLong("signaling-urls"), help: "Signaling replicas' base URLs, separated by commas (default: --url); calls start on the first, are answered on the next, and signals alternate.")
     var signalingURLs: String?
     @Option(help: "Calls (each between two new members).") var calls = 50
     @Option(help: "Signals relayed per call, one at a time (an offer, an answer and candidates).") var signals = 20

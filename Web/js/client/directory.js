@@ -213,6 +213,15 @@ export class Directory {
         const account = this.account;
         if (!account) return;
         const remote = await this.client.api.get('/api/v1/account/pins');
+        // Versions only grow: an older blob than this device has seen is the server rolling the
+        // pins back (to a key before a change, or before a verification).
+        const seen = account.pinsVersion ?? 0;
+        if (!Number.isSafeInteger(remote.version) || remote.version < seen) {
+          const message = `The server sent your pinned keys as version ${remote.version}, older than version ${seen} this device has seen. `
+            + 'They were not used: the server, or someone who controls it, may be trying to undo a key change or a verification.';
+          this.client.raiseAlarm({ kind: 'pins-rollback', message });
+          throw new ProtocolError('refused', message);
+        }
         let theirs = {};
         if (remote.blob) {
           const plaintext = await openPins(account.pinsKey, fromB64u(remote.blob), account.userId, remote.version);

@@ -8,9 +8,14 @@ import { ciphertextLength, openMetadata, unwrapFileKey } from '../protocol/vault
 import { RefusedError } from './errors.js';
 import { malformed } from './vault-bytes.js';
 
-/** `GET /api/v1/vault/files/{id}`. */
-export function fileInfo(vault, fileId) {
-  return vault.client.api.get(`/api/v1/vault/files/${encodeURIComponent(fileId)}`);
+/**
+ * `GET /api/v1/vault/files/{id}`, refused when the server answers with another file's entry
+ * (which would open under its own id and key, and be taken for the one asked for).
+ */
+export async function fileInfo(vault, fileId) {
+  const info = await vault.client.api.get(`/api/v1/vault/files/${encodeURIComponent(fileId)}`);
+  if (info?.id !== fileId) throw new RefusedError('the server answered with another file than the one asked for');
+  return info;
 }
 
 /** The key of one of this account's files (from its owner wrap). */

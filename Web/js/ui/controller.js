@@ -298,9 +298,10 @@ export class App {
     if (!here || detail.kind !== 'fork') {
       const conversation = this.conversation(detail.convId);
       const where = conversation ? ` in ${conversationTitle(conversation, this.client.me)}` : '';
-      const text = detail.kind === 'fork'
-        ? `Fork alarm${where}: ${detail.message || 'members see different histories.'}`
-        : `${detail.message || 'A member\'s key changed'}${where}. Sending to them is blocked until you acknowledge it.`;
+      let text;
+      if (detail.kind === 'fork') text = `Fork alarm${where}: ${detail.message || 'members see different histories.'}`;
+      else if (detail.kind === 'pins-rollback') text = detail.message;
+      else text = `${detail.message || 'A member\'s key changed'}${where}. Sending to them is blocked until you acknowledge it.`;
       if (here) announce(text);
       else toast(text, { kind: 'error', timeout: 0 });
     }

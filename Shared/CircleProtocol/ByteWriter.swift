@@ -53,8 +53,13 @@ package struct ByteReader {
         try take(4).reduce(0) { $0 << 8 | UInt32($1) }
     }
 
+    /// A u64 of the protocol: every one is at most 2^53 - 1 (PROTOCOL 1), the largest integer
+    /// both clients represent exactly (a browser's number), so a value one client reads is one
+    /// the other reads too.
     package mutating func u64() throws -> UInt64 {
-        try take(8).reduce(0) { $0 << 8 | UInt64($1) }
+        let value = try take(8).reduce(0) { $0 << 8 | UInt64($1) }
+        guard value <= ProtocolBounds.maximumInteger else { throw ProtocolError.malformed("u64 beyond 2^53 - 1") }
+        return value
     }
 
     /// Exactly `count` bytes (a fixed-length value).
@@ -70,4 +75,13 @@ package struct ByteReader {
     package func finish() throws {
         guard offset == bytes.count else { throw ProtocolError.malformed("trailing bytes") }
     }
+}
+
+/// Bounds on the protocol's integers (PROTOCOL 1).
+public enum ProtocolBounds {
+    /// 2^53 - 1: the largest u64 any field may hold.
+    public static let maximumInteger: UInt64 = (1 << 53) - 1
+    /// How far from the server's clock a timestamp it accepts may be (an op's `createdAt`, a
+    /// message's `sentAt`): a day either way, for devices whose clocks are off.
+    public static let clockWindowMillis: Int64 = 86_400_000
 }

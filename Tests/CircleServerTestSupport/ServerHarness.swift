@@ -134,10 +134,10 @@ package struct Member: Sendable {
 
     /// Seals `text` as message `index` of `sender` in the conversation at `chain`'s epoch.
     package func seal(_ text: String, chain: MembershipChain, sender: inout SenderChain, kind: MessageHeader.Kind = .message, refersTo: [UInt8] = [],
-              expiresAt: UInt64 = 0, messageId: [UInt8] = SecureRandom.bytes(16)) throws -> MessageSeal.Sealed {
+              expiresAt: UInt64 = 0, messageId: [UInt8] = SecureRandom.bytes(16), sentAt: UInt64? = nil) throws -> MessageSeal.Sealed {
         guard let step = sender.next() else { throw TestSupportError("chain used up") }
         let header = MessageHeader(convId: chain.convId, epoch: chain.epoch, senderUserId: id, deviceId: deviceId, chainIndex: step.index,
-                                   messageId: messageId, sentAt: UInt64(Timestamp.now().millis), expiresAt: expiresAt, kind: kind, refersTo: refersTo)
+                                   messageId: messageId, sentAt: sentAt ?? UInt64(Timestamp.now().millis), expiresAt: expiresAt, kind: kind, refersTo: refersTo)
         return try MessageSeal.seal(header: header, padded: MessagePadding.pad(contentType: 1, content: Array(text.utf8)), key: step.key, nonce: step.nonce, identity: account.identity)
     }
 

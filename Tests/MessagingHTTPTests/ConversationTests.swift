@@ -67,20 +67,20 @@ struct ConversationTests {
             #expect(byBen.status == 422 && byBen.body.contains("refused-op"))
             // Signed by Ana but sent by Ben, or signed by Ben and claiming Ana.
             #expect(try await post(try ana.op(chain, .add, target: cy, role: .member), as: ben).status == 403)
-            var forged = chain.nextOp(actor: ana.id, action: .add, createdAt: 1)
+            var forged = chain.nextOp(actor: ana.id, action: .add, createdAt: UInt64(Timestamp.now().millis))
             forged.target = cy.id
             forged.targetFingerprint = cy.fingerprint
             forged.role = .member
             let forgedReply = try await post(try ben.sign(forged), as: ana)
             #expect(forgedReply.status == 422 && forgedReply.body.contains("bad-signature"))
             // A fingerprint other than the directory's key (a swapped identity key).
-            var swapped = chain.nextOp(actor: ana.id, action: .add, createdAt: 1)
+            var swapped = chain.nextOp(actor: ana.id, action: .add, createdAt: UInt64(Timestamp.now().millis))
             swapped.target = cy.id
             swapped.targetFingerprint = eve.fingerprint
             swapped.role = .member
             #expect(try await post(try ana.sign(swapped), as: ana).status == 422)
             // Not on top of the head.
-            var stale = chain.nextOp(actor: ana.id, action: .add, createdAt: 1)
+            var stale = chain.nextOp(actor: ana.id, action: .add, createdAt: UInt64(Timestamp.now().millis))
             stale.prevHash = chain.convId
             stale.target = cy.id
             stale.targetFingerprint = cy.fingerprint
@@ -122,6 +122,48 @@ struct ConversationTests {
         }
     }
 
+    @Test("integers: an op or message whose u64 is beyond 2^53 - 1, or whose time is more than a day off the server's clock, is refused and changes nothing", arguments: Engine.available)
+    func integerBounds(engine: Engine) async throws {
+        try await ServerHarness(engine).run { api, store in
+            let ana = try await Member.register("ana", on: api)
+            let ben = try await Member.register("ben", on: api)
+            let cy = try await Member.register("cyd", on: api)
+            let (conv, chain) = try await ana.create(with: [ben, cy], on: api)
+            func counts() async throws -> [Int] {
+                try await store.read { db in
+                    [try await db.raw("SELECT COUNT(*) AS n FROM membership_ops").first()!.decode(column: "n", as: Int.self),
+                     try await db.raw("SELECT COUNT(*) AS n FROM messages").first()!.decode(column: "n", as: Int.self)]
+                }
+            }
+            let before = try await counts()
+            let now = UInt64(Timestamp.now().millis)
+            // Ben's leave with a time no browser can read (it made conversations unreadable).
+            for (createdAt, why) in [(UInt64(1) << 60, "u64 beyond 2^53 - 1"), (ProtocolBounds.maximumInteger + 1, "u64 beyond 2^53 - 1"),
+                                     (now + 2 * 86_400_000, "within a day"), (now - 2 * 86_400_000, "within a day")] {
+                var leave = chain.nextOp(actor: ben.id, action: .leave, createdAt: createdAt)
+                leave.target = ben.id
+                let reply = try await api.call("POST", "/api/v1/conversations/\(conv)/ops", json: Wire.append(try ben.sign(leave)), token: ben.token)
+                #expect(reply.status == 422 && reply.body.contains(why), "\(createdAt): \(reply.status) \(reply.body)")
+            }
+            var genesis = MembershipOp.genesis(creator: ana.id, creatorIdentity: ana.identityPublic, settings: .init(kind: .group), createdAt: UInt64(1) << 62)
+            let created = try await api.call("POST", "/api/v1/conversations", json: Wire.create(genesis: try ana.sign(genesis), ops: []), token: ana.token)
+            #expect(created.status == 422 && created.body.contains("u64 beyond"), "\(created.body)")
+            genesis.createdAt = now + 3 * 86_400_000
+            #expect(try await api.call("POST", "/api/v1/conversations", json: Wire.create(genesis: try ana.sign(genesis), ops: []), token: ana.token).status == 422)
+            // Messages: a time beyond 2^53 - 1 does not parse; one days off is refused.
+            var anas = SenderChain.fresh()
+            for sentAt in [UInt64(1) << 60, now + 2 * 86_400_000] {
+                let sealed = try ana.seal("when?", chain: chain, sender: &anas, sentAt: sentAt)
+                #expect(try await api.call("POST", "/api/v1/conversations/\(conv)/messages", json: Wire.message(sealed), token: ana.token).status == 422)
+            }
+            #expect(try await counts() == before)
+            // The leave with the right time goes through.
+            var leave = chain.nextOp(actor: ben.id, action: .leave, createdAt: now)
+            leave.target = ben.id
+            #expect(try await api.call("POST", "/api/v1/conversations/\(conv)/ops", json: Wire.append(try ben.sign(leave)), token: ben.token).status == 201)
+        }
+    }
+
     @Test("creation: direct conversations take one other party; every op is the creator's; bad genesis refused", arguments: Engine.available)
     func creation(engine: Engine) async throws {
         try await ServerHarness(engine).run { api, store in
@@ -133,7 +175,7 @@ struct ConversationTests {
             // No third party in a direct conversation, later or at creation.
             let third = try await api.call("POST", "/api/v1/conversations/\(direct)/ops", json: Wire.append(try ana.op(chain, .add, target: cy, role: .admin)), token: ana.token)
             #expect(third.status == 422)
-            let genesis = try ana.sign(.genesis(creator: ana.id, creatorIdentity: ana.identityPublic, settings: .init(kind: .direct), createdAt: 1))
+            let genesis = try ana.sign(.genesis(creator: ana.id, creatorIdentity: ana.identityPublic, settings: .init(kind: .direct), createdAt: UInt64(Timestamp.now().millis)))
             var building = try MembershipChain(genesis: genesis, creatorIdentity: ana.identityPublic)
             let first = try ana.op(building, .add, target: ben, role: .admin)
             try building.append(first, actorIdentity: ana.identityPublic)
@@ -141,7 +183,7 @@ struct ConversationTests {
             #expect(try await api.call("POST", "/api/v1/conversations", json: Wire.create(genesis: genesis, ops: [first, second]), token: ana.token).status == 422)
             // Someone else's genesis, and a genesis claiming another key.
             #expect(try await api.call("POST", "/api/v1/conversations", json: Wire.create(genesis: genesis, ops: []), token: ben.token).status == 403)
-            let claiming = try ana.sign(.genesis(creator: ana.id, creatorIdentity: ben.identityPublic, settings: .init(kind: .group), createdAt: 1))
+            let claiming = try ana.sign(.genesis(creator: ana.id, creatorIdentity: ben.identityPublic, settings: .init(kind: .group), createdAt: UInt64(Timestamp.now().millis)))
             #expect(try await api.call("POST", "/api/v1/conversations", json: Wire.create(genesis: claiming, ops: []), token: ana.token).status == 422)
             let conversations = try await store.read { db in try await db.raw("SELECT COUNT(*) AS n FROM conversations").first()!.decode(column: "n", as: Int.self) }
             #expect(conversations == 1)

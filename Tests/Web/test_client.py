@@ -5,6 +5,7 @@ drives a `CircleClient` kept on `window.circle`; what it dispatched is logged on
 Users are new in every test (unique names), so the tests share one server.
 """
 import base64
+import hashlib
 import json
 import time
 import uuid
@@ -634,6 +635,57 @@ def test_fork_alarm_when_the_server_rolls_a_chain_back(new_page, circle):
     # Nothing was changed on the server's real chain by the refused attempt.
     listed = next(c for c in alice.run("return await circle.conversations();") if c["id"] == conv)
     assert listed["settings"]["disappearSeconds"] == 0
+
+
+def unb64u(text: str) -> bytes:
+    return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
+
+
+def leave_op(conv_id: bytes, n: int, prev_hash: bytes, actor: str, created_at: int) -> bytes:
+    """A leave op's bytes (PROTOCOL 5), with any createdAt, even one no client may accept."""
+    def field(data: bytes) -> bytes:
+        return len(data).to_bytes(2, "big") + data
+    who = actor.encode()
+    return (b"\x01" + field(conv_id) + n.to_bytes(4, "big") + field(prev_hash) + field(who) + b"\x05" + field(who)
+            + field(b"") + b"\x00" + field(b"") + field(b"") + created_at.to_bytes(8, "big"))
+
+
+def test_an_op_with_a_time_no_client_can_hold_is_refused_and_reported(new_page, circle):
+    """A leave op with createdAt 2^60: the server refuses it; shown by a server anyway, the
+    client reports it and keeps showing the conversation as of the op before."""
+    alice = Browser(new_page, circle, unique("alice")).register().wait_online()
+    bob = Browser(new_page, circle, unique("bob")).register().wait_online()
+    conv = alice.run("return await circle.createGroup('bad op', a);", [bob.username])
+    alice.send(conv, "before the bad op")
+    bob.wait_live_text(conv, "before the bad op")
+    listing = alice.run("return await circle.api.get(`/api/v1/conversations/${a}/ops?after=-1`);", conv)
+    head = listing["ops"][-1]
+    prev_hash = hashlib.sha256(b"circle/v1/op-hash" + unb64u(head["op"])).digest()
+    bad = leave_op(unb64u(conv), head["n"] + 1, prev_hash, bob.user_id, 1 << 60)
+
+    # The server refuses it (here as bob, with any signature: it does not parse).
+    failure = bob.error_of("await circle.api.post(`/api/v1/conversations/${a.c}/ops`, { op: a.o, signature: a.s });",
+                           {"c": conv, "o": b64u(bad), "s": b64u(bytes(64))})
+    assert failure and failure["status"] == 422 and "2^53" in failure["message"], failure
+
+    # A server that lists it anyway: the client reports it and still shows the conversation.
+    def with_bad_op(route):
+        answer = route.fetch()
+        body = answer.json()
+        if body["ops"] and body["ops"][-1]["n"] == head["n"] or not body["ops"]:
+            body["ops"].append({"n": head["n"] + 1, "op": b64u(bad), "signature": b64u(bytes(64)), "createdAt": 0})
+            body["head"] = head["n"] + 1
+        route.fulfill(response=answer, body=json.dumps(body))
+
+    alice.page.route(f"**/api/v1/conversations/{conv}/ops*", with_bad_op)
+    alice.run("circle.chains.verified.delete(a);", conv)
+    alice.run("await circle.chains.refresh(a);", conv)
+    alarms = alice.run("return log.alarms;")
+    assert any(a["kind"] == "malformed-op" and a["convId"] == conv and "2^53" in a["message"] for a in alarms), alarms
+    assert "before the bad op" in [m["text"] for m in alice.messages(conv)]
+    listed = next(c for c in alice.run("return await circle.conversations();") if c["id"] == conv)
+    assert sorted(m["username"] for m in listed["members"]) == sorted([alice.username, bob.username]), listed
+    alice.page.unroute(f"**/api/v1/conversations/{conv}/ops*")
 
 
 def test_password_change_and_recovery(new_page, circle):

@@ -63,6 +63,9 @@ package enum MessageRules {
     package static func checkNew(_ message: PendingMessage, in conversation: BatchConversation, original: MessageRecord?,
                                  now: Timestamp, limits: MessagingLimits) throws -> Int64 {
         guard message.header.epoch == conversation.record.epoch else { throw staleEpoch }
+        guard abs(Int64(message.header.sentAt) - now.millis) <= ProtocolBounds.clockWindowMillis else {
+            throw Problem.invalidField("header", "sentAt must be within a day of the server's clock (the device's clock may be wrong)")
+        }
         let expiresAt = try checkExpiry(message.header, conversation: conversation.record, now: now, limits: limits)
         if message.refersTo != nil {
             try checkOriginal(original, of: message, expiresAt: expiresAt, now: now)

@@ -60,6 +60,14 @@ package struct MessagingLimits: Sendable {
 
 /// Maps the protocol's refusals of an op to problems, by case.
 package enum OpProblems {
+    /// An op's `createdAt` is within a day of the server's clock when it is accepted (PROTOCOL 1).
+    package static func checkTime(_ op: MembershipOp, now: Timestamp, field: String = "op") throws {
+        let createdAt = Int64(op.createdAt)
+        guard abs(createdAt - now.millis) <= ProtocolBounds.clockWindowMillis else {
+            throw Problem.invalidField(field, "createdAt must be within a day of the server's clock (the device's clock may be wrong)")
+        }
+    }
+
     package static func map(_ error: any Error) -> any Error {
         guard let error = error as? ProtocolError else { return error }
         switch error {

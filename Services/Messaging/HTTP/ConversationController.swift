@@ -41,6 +41,7 @@ struct ConversationController: Sendable {
             throw Problem.forbidden("Every op of a new conversation is signed by its creator, the caller.")
         }
         let now = state.clock.now()
+        for (index, op) in parsed.enumerated() { try OpProblems.checkTime(op, now: now, field: index == 0 ? "genesis" : "ops[\(index - 1)]") }
         let (created, events) = try await state.store.write { db in
             let named = Set(parsed.map(\.actor) + parsed.map(\.target).filter { !$0.isEmpty })
             let keys = try await AccountDirectory.keys(for: named, in: db)
@@ -130,6 +131,7 @@ struct ConversationController: Sendable {
         let op: MembershipOp
         do { op = try MembershipOp(bytes: signed.bytes) } catch { throw OpProblems.map(error) }
         let now = state.clock.now()
+        try OpProblems.checkTime(op, now: now)
         let (view, events) = try await state.store.write { db in
             _ = try await state.membership(id, identity.userId, in: db)
             guard op.actor == identity.userId else { throw Problem.forbidden("An op is signed by the member who sends it.") }

@@ -12,6 +12,16 @@ import { ForkError, RefusedError } from './errors.js';
 
 const OPS_PAGE_LIMIT = 100_000;
 
+/** Whether an op's bytes parse (its signature and rules are checked when it is appended). */
+function parses(bytes) {
+  try {
+    decodeOp(bytes);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
 /** The wire form of a signed op. */
 export function wireOp(signed) {
   return { op: b64u(signed.op), signature: b64u(signed.signature) };
@@ -41,6 +51,8 @@ export class Chains {
     this.client = client;
     /** @type {Map<string, MembershipChain>} */
     this.verified = new Map();
+    /** Malformed ops already reported (`convId:head`). */
+    this.malformedReported = new Set();
   }
 
   get account() {
@@ -95,20 +107,25 @@ export class Chains {
       after = last.n;
     }
     const keyOf = (userId) => this.client.directory.pinnedIdentity(userId);
+    // An op that does not parse (say a u64 no client can hold, PROTOCOL 1) stops the chain
+    // before it: the conversation stays readable as of the op before, and the member is told.
+    const readable = fresh.findIndex(({ op }) => !parses(op));
+    const usable = readable < 0 ? fresh : fresh.slice(0, readable);
     let chain;
     try {
       if (previous) {
         // Extended in place: ops appended before a failure were each verified and stay.
         chain = previous;
-        await chain.extend(fresh, keyOf);
+        await chain.extend(usable, keyOf);
       } else {
-        chain = await MembershipChain.replay(fresh, keyOf);
+        chain = await MembershipChain.replay(usable, keyOf);
         if (b64u(chain.convId) !== convId) throw this.fork(convId, 'the genesis the server listed is not the one this conversation is named after');
       }
     } catch (error) {
       if (error?.code === 'fork' && !(error instanceof ForkError)) throw this.fork(convId, error.message.replace(/^fork alarm: /, ''));
       throw error;
     }
+    if (readable >= 0) this.reportMalformed(convId, chain.head, fresh[readable].op);
     const record = await this.client.conversation(convId);
     if (record.ops.length !== chain.ops.length) {
       record.ops = chain.ops.map(({ op, signature }) => ({ op, signature }));
@@ -117,6 +134,24 @@ export class Chains {
     }
     this.verified.set(convId, chain);
     return chain;
+  }
+
+  /** Tells the member, once per conversation and op, that an op after `head` does not parse. */
+  reportMalformed(convId, head, bytes) {
+    let why = 'it does not parse';
+    try {
+      decodeOp(bytes);
+    } catch (error) {
+      why = String(error?.message ?? error);
+    }
+    const key = `${convId}:${head}`;
+    if (this.malformedReported.has(key)) return;
+    this.malformedReported.add(key);
+    this.client.raiseAlarm({
+      kind: 'malformed-op', convId,
+      message: `A membership change after change ${head} of this conversation is malformed (${why}). `
+        + 'The conversation is shown as of the last change that could be verified; sending may fail until it is resolved.',
+    });
   }
 
   /** The fork alarm: raised to the UI and thrown. */

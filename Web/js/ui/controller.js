@@ -301,6 +301,7 @@ export class App {
       let text;
       if (detail.kind === 'fork') text = `Fork alarm${where}: ${detail.message || 'members see different histories.'}`;
       else if (detail.kind === 'pins-rollback') text = detail.message;
+      else if (detail.kind === 'malformed-op') text = `${where ? `In ${where.slice(4)}: ` : ''}${detail.message}`;
       else text = `${detail.message || 'A member\'s key changed'}${where}. Sending to them is blocked until you acknowledge it.`;
       if (here) announce(text);
       else toast(text, { kind: 'error', timeout: 0 });

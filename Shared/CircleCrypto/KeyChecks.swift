@@ -73,6 +73,14 @@ public enum KeyChecks {
         }
     }
 
+    /// An identity key Circle registers or pins: as `ed25519PublicKey`, and in the prime-order
+    /// subgroup (a mixed-order key passes the small-order check but not this one).
+    public static func identityKey(_ bytes: [UInt8]) throws -> Curve25519.Signing.PublicKey {
+        let key = try ed25519PublicKey(bytes)
+        guard Edwards25519.isInPrimeOrderSubgroup(bytes) else { throw KeyCheckError.mixedOrder }
+        return key
+    }
+
     /// Strict Ed25519 verification: the key and R canonical and not of small order, S < L,
     /// and then the signature itself.
     public static func verify(signature: [UInt8], message: [UInt8], publicKey: [UInt8]) -> Bool {
@@ -104,6 +112,7 @@ public enum KeyCheckError: Error, Equatable, CustomStringConvertible {
     case nonCanonical
     case smallOrder
     case invalidPoint
+    case mixedOrder
 
     public var description: String {
         switch self {
@@ -111,6 +120,7 @@ public enum KeyCheckError: Error, Equatable, CustomStringConvertible {
         case .nonCanonical: "is not a canonical encoding"
         case .smallOrder: "is a point of small order"
         case .invalidPoint: "is not a valid curve point"
+        case .mixedOrder: "is not in the prime-order subgroup (it has a small-order component)"
         }
     }
 }

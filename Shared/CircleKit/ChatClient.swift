@@ -117,7 +117,7 @@ public actor ChatClient {
                                 deviceLabel: String, statePath: String?) async throws -> (ChatClient, RecoveryKey) {
         let api = CircleAPI(baseURL: server)
         let info: APITypes.ServerInfo = try await api.call(.GET, "/api/v1/server")
-        let name = username.lowercased()
+        let name = username.trimmingCharacters(in: .whitespacesAndNewlines).lowercased()
         let userId = UUID().uuidString.lowercased()
         let serverSalt = SecureRandom.bytes(32)
         let derived = try LoginKeys.derive(password: password, serverId: info.serverId, username: name, serverSalt: serverSalt,
@@ -144,7 +144,7 @@ public actor ChatClient {
     /// authKey, opens the bundle and checks its keys against the directory.
     public static func login(server: String, username: String, password: String, deviceLabel: String, statePath: String?) async throws -> ChatClient {
         var api = CircleAPI(baseURL: server)
-        let name = username.lowercased()
+        let name = username.trimmingCharacters(in: .whitespacesAndNewlines).lowercased()
         let prelogin: APITypes.Prelogin = try await api.call(.POST, "/api/v1/auth/prelogin", body: APITypes.Username(username: name))
         let kdf = LoginKeys.KDFParameters(name: prelogin.kdf.name, iterations: prelogin.kdf.iterations)
         try LoginKeys.check(kdf)
@@ -196,7 +196,7 @@ public actor ChatClient {
         let entry: APITypes.DirectoryEntry = try await api.call(.GET, path)
         let identity = try Base64URL.bytes(entry.identityKey, "identityKey")
         let x25519 = try Base64URL.bytes(entry.x25519Key, "x25519Key")
-        _ = try KeyChecks.ed25519PublicKey(identity)
+        _ = try KeyChecks.identityKey(identity)
         _ = try KeyChecks.x25519PublicKey(x25519)
         guard KeyChecks.verify(signature: try Base64URL.bytes(entry.kxCert, "kxCert"),
                                message: CircleLabels.kxCertMessage(userId: entry.userId, x25519Public: x25519), publicKey: identity) else {

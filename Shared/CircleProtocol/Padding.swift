@@ -1,6 +1,7 @@
 /// Message plaintext padding (PROTOCOL 6): `u8(contentType) || u32(length) || content || zeros`,
 /// filled up to the next bucket (64 bytes, then powers of two), so the ciphertext length tells
-/// only the bucket. Unpadding checks that the padding is all zeros.
+/// only the bucket. Unpadding checks that the padding is all zeros and that the bucket is the
+/// smallest that holds the content.
 public enum MessagePadding {
     public static let minimumBucket = 64
     public static let maximumContent = 64 * 1024
@@ -27,6 +28,8 @@ public enum MessagePadding {
         let type = try reader.u8()
         let length = Int(try reader.u32())
         guard length <= padded.count - 5 else { throw ProtocolError.malformed("length beyond the padding") }
+        // The smallest bucket only: a sender that pads further sends a length signal of its own.
+        guard padded.count == bucket(for: 5 + length) else { throw ProtocolError.malformed("padded beyond the smallest bucket") }
         let content = Array(padded[5..<5 + length])
         guard padded[(5 + length)...].allSatisfy({ $0 == 0 }) else { throw ProtocolError.malformed("non-zero padding") }
         return (type, content)

@@ -74,6 +74,23 @@ struct KeyChecksTests {
         #expect(!KeyChecks.verify(signature: Array(signature.dropLast()), message: message, publicKey: publicKey))
     }
 
+    @Test("identity keys must be in the prime-order subgroup: a valid key plus a point of order 8 is refused; generated keys pass")
+    func primeOrder() throws {
+        // RFC 8032-style key from the seed 00 01 .. 1f, and the same point plus a torsion point.
+        let prime = Self.hex("03a107bff3ce10be1d70dd18e74bc09967e4d6309ba50d5f1ddc8664125531b8")
+        let mixed = Self.hex("b154bd62188ae283dd187fefe8c31f5e276edf083b4cff11c9d5cff856c74440")
+        #expect(throws: Never.self) { try KeyChecks.identityKey(prime) }
+        #expect(throws: Never.self) { try KeyChecks.ed25519PublicKey(mixed) }
+        #expect(throws: KeyCheckError.mixedOrder) { try KeyChecks.identityKey(mixed) }
+        for _ in 0..<20 {
+            let key = Array(Curve25519.Signing.PrivateKey().publicKey.rawRepresentation)
+            #expect(throws: Never.self) { try KeyChecks.identityKey(key) }
+        }
+        // A y with no point (u/v not a square) and a small-order point are refused too.
+        #expect(throws: KeyCheckError.self) { try KeyChecks.identityKey(Self.hex("0200000000000000000000000000000000000000000000000000000000000000")) }
+        #expect(throws: KeyCheckError.self) { try KeyChecks.identityKey(Self.hex("26e8958fc2b227b045c3f489f2ef98f0d5dfac05d3c63339b13802886d53fc05")) }
+    }
+
     @Test("small-order and non-canonical X25519 keys are refused", arguments: [
         "0000000000000000000000000000000000000000000000000000000000000000",
         "0100000000000000000000000000000000000000000000000000000000000000",

@@ -52,7 +52,7 @@ struct MessageTests {
         #expect(window.contains(64) && !window.contains(6))
     }
 
-    @Test("padding hides the length inside buckets and refuses tampered padding")
+    @Test("padding hides the length inside buckets and refuses tampered padding and a bucket larger than the smallest")
     func padding() throws {
         for length in [0, 1, 58, 59, 60, 500, 4000] {
             let padded = try MessagePadding.pad(contentType: 1, content: [UInt8](repeating: 7, count: length))
@@ -65,6 +65,9 @@ struct MessageTests {
         padded[padded.count - 1] = 1
         #expect(throws: ProtocolError.self) { try MessagePadding.unpad(padded) }
         #expect(throws: ProtocolError.self) { try MessagePadding.unpad([UInt8](repeating: 0, count: 100)) }
+        // Three bytes padded to 128 instead of 64: a larger bucket than the content needs.
+        let oversized = try MessagePadding.pad(contentType: 1, content: [1, 2, 3]) + [UInt8](repeating: 0, count: 64)
+        #expect(throws: ProtocolError.malformed("padded beyond the smallest bucket")) { try MessagePadding.unpad(oversized) }
     }
 
     @Test("headers round-trip canonically, and malformed ones are refused")

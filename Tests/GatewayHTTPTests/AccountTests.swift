@@ -54,6 +54,7 @@ struct AccountTests {
     @Test("registration refuses bad keys and shapes with 4xx and stores nothing", arguments: [
         ("identityKey", "AQAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA", "small order"),
         ("identityKey", "7v_______________________________________38", "non-canonical"),
+        ("identityKey", "sVS9YhiK4oPdGH_v6MMfXidu3wg7TP8RydXP-FbHREA", "mixed order: a valid key plus a point of order 8"),
         ("identityKey", "AAAA", "length"),
         ("x25519Key", "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA", "small order"),
         ("x25519Key", "4Ot6fDtBuK4WVuP68Z_EatoJjeucMrH9hmIFFl9JuAA", "small order"),

@@ -373,6 +373,24 @@ def forged_directory_entry(user_id, username, display):
             "identityKey": b64u(identity_pub), "x25519Key": b64u(x_pub), "kxCert": b64u(cert)}
 
 
+# A valid Ed25519 key plus a point of order 8 (see test_protocol_vectors.py).
+MIXED_ORDER_KEY = bytes.fromhex("b154bd62188ae283dd187fefe8c31f5e276edf083b4cff11c9d5cff856c74440")
+
+
+def test_a_mixed_order_identity_key_from_the_directory_is_not_pinned(new_page, circle):
+    alice = Browser(new_page, circle, unique("alice")).register().wait_online()
+    bob = Browser(new_page, circle, unique("bob")).register().wait_online()
+    entry = forged_directory_entry(bob.user_id, bob.username, bob.display)
+    entry["identityKey"] = b64u(MIXED_ORDER_KEY)
+    forged = json.dumps(entry)
+    tamper = lambda route: route.fulfill(status=200, body=forged, headers={"Content-Type": "application/json"})
+    alice.page.route(f"**/api/v1/directory/usernames/{bob.username}", tamper)
+    alice.page.route(f"**/api/v1/directory/users/{bob.user_id}", tamper)
+    failure = alice.error_of("await circle.createDirect(a);", bob.username)
+    assert failure and failure["code"] == "weak-key" and "prime-order" in failure["message"], failure
+    assert alice.run("return circle.account.pins[a] ?? null;", bob.user_id) is None
+
+
 def test_a_vault_download_refuses_another_files_entry_under_the_asked_for_id(new_page, circle):
     """The server answers for one file (entry and content) with another of the member's files,
     which would open under its own id and key: the download is refused."""

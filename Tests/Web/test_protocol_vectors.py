@@ -695,12 +695,14 @@ def test_padding_buckets_and_refusals(page):
         notABucket: await refusal(() => G.unpad(new Uint8Array(100))),
         tooShort: await refusal(() => G.unpad(new Uint8Array(63))),
         tooLarge: await refusal(() => G.pad(1, new Uint8Array(65537))),
+        // 'hi' padded to 128 instead of 64: a larger bucket than the content needs.
+        oversized: (() => { try { G.unpad(B.concat(padded, new Uint8Array(64))); return null; } catch (e) { return e.message; } })(),
       };
     """)
     assert r == {
         "sizes": [64, 64, 128, 128, 256, 131072], "roundTrip": "hi", "full": 59, "nonZeroTail": "malformed",
         "nonZeroAfterContent": "malformed", "lengthBeyond": "malformed", "notABucket": "malformed", "tooShort": "malformed",
-        "tooLarge": "malformed",
+        "tooLarge": "malformed", "oversized": "padded beyond the smallest bucket",
     }
 
 
@@ -880,6 +882,31 @@ def test_ed25519_refuses_non_canonical_and_small_order_keys_and_s_above_l(page):
     assert r["fingerprint"] == hashlib.sha256(bytes.fromhex(CIRCLE_VECTORS["bundle.identityPublic"])).hexdigest()
 
 
+def test_identity_keys_must_be_of_prime_order(page):
+    """A valid key plus a point of order 8 passes the small-order check but not the identity-key
+    check (as CircleKit's KeyChecks.identityKey); generated keys pass."""
+    r = run(page, """
+      const E = P.ed25519;
+      const prime = x('03a107bff3ce10be1d70dd18e74bc09967e4d6309ba50d5f1ddc8664125531b8');
+      const mixed = x('b154bd62188ae283dd187fefe8c31f5e276edf083b4cff11c9d5cff856c74440');
+      const generated = [];
+      for (let i = 0; i < 5; i++) {
+        const pair = await crypto.subtle.generateKey({ name: 'Ed25519' }, true, ['sign', 'verify']);
+        const raw = new Uint8Array(await crypto.subtle.exportKey('raw', pair.publicKey));
+        generated.push(await refusal(() => E.checkIdentityKey(raw)));
+      }
+      return {
+        prime: await refusal(() => E.checkIdentityKey(prime)),
+        mixedAsKey: await refusal(() => E.checkPublicKey(mixed)),
+        mixed: await refusal(() => E.checkIdentityKey(mixed)),
+        notAPoint: await refusal(() => E.checkIdentityKey(x('02' + '00'.repeat(31)))),
+        generated,
+      };
+    """)
+    assert r == {"prime": "accepted", "mixedAsKey": "accepted", "mixed": "weak-key", "notAPoint": "weak-key",
+                 "generated": ["accepted"] * 5}
+
+
 def test_x25519_refuses_non_canonical_and_small_order_keys(page):
     r = run(page, """
       const X = P.x25519;
@@ -961,7 +988,7 @@ def test_modules_are_plain_and_all_exported():
     modules = sorted(p.name for p in PROTOCOL_JS.glob("*.js"))
     assert "index.js" in modules
     index = (PROTOCOL_JS / "index.js").read_text()
-    internal = {"curve.js"}
+    internal = {"curve.js", "edwards.js"}
     for name in modules:
         text = (PROTOCOL_JS / name).read_text()
         for forbidden in [r"\beval\s*\(", r"new\s+Function\b", r"console\.", r"innerHTML", r"\bimport\s*\(", r"https?://"]:

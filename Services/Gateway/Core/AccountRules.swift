@@ -80,7 +80,7 @@ package enum AccountRules {
         let x25519 = try bytes("x25519Key", x25519Key, count: 32)
         let cert = try bytes("kxCert", kxCert, count: 64)
         do {
-            _ = try KeyChecks.ed25519PublicKey(identity)
+            _ = try KeyChecks.identityKey(identity)
         } catch let error as KeyCheckError {
             throw Problem.invalidField("identityKey", "\(error)")
         }

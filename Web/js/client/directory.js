@@ -59,7 +59,7 @@ export class Directory {
     if (userId && raw.userId !== userId) throw new ProtocolError('refused', 'the directory answered for another user');
     const identityKey = fromB64u(raw.identityKey);
     const x25519Key = fromB64u(raw.x25519Key);
-    ed25519.checkPublicKey(identityKey);
+    ed25519.checkIdentityKey(identityKey);
     x25519.checkPublicKey(x25519Key);
     if (!(await verifyKxCert(identityKey, raw.userId, x25519Key, fromB64u(raw.kxCert)))) {
       throw new ProtocolError('bad-signature', `bad signature: the kx-cert of ${raw.username}`);

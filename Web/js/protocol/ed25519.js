@@ -6,6 +6,7 @@
  */
 import { concat, fromB64u, fromHex, ProtocolError } from './bytes.js';
 import { L, ONE, P, P_MINUS_ONE, ZERO, isOneOf, lessThan, requireLength, weakKey } from './curve.js';
+import { isInPrimeOrderSubgroup } from './edwards.js';
 import { sha256 } from './primitives.js';
 
 const subtle = crypto.subtle;
@@ -48,6 +49,16 @@ export function checkPublicKey(pub) {
   requireLength(pub, 32, 'an Ed25519 public key');
   if (!isCanonicalPoint(pub)) throw weakKey('the Ed25519 public key is not a canonical encoding');
   if (isSmallOrderPoint(pub)) throw weakKey('the Ed25519 public key is a point of small order');
+}
+
+/**
+ * Throws a ProtocolError 'weak-key' unless `pub` is an identity key Circle registers or pins:
+ * as `checkPublicKey`, and in the prime-order subgroup (not a valid key plus a torsion point).
+ * @param {Uint8Array} pub
+ */
+export function checkIdentityKey(pub) {
+  checkPublicKey(pub);
+  if (!isInPrimeOrderSubgroup(pub)) throw weakKey('the Ed25519 public key is not in the prime-order subgroup (it has a small-order component)');
 }
 
 /**

@@ -226,6 +226,8 @@ export function unpad(padded) {
   const contentType = reader.u8();
   const length = reader.u32();
   if (length > padded.length - 5) throw malformed('length beyond the padding');
+  // The smallest bucket only: a sender that pads further sends a length signal of its own.
+  if (padded.length !== bucket(5 + length)) throw malformed('padded beyond the smallest bucket');
   const content = reader.bytes(length);
   if (padded.subarray(5 + length).some((byte) => byte !== 0)) throw malformed('non-zero padding');
   return { contentType, content };

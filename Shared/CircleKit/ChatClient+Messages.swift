@@ -219,7 +219,7 @@ extension ChatClient {
         guard chain.wasMember(header.senderUserId, atEpoch: header.epoch) else {
             throw ProtocolError.refused("the sender was not a member at the message's epoch")
         }
-        let senderIdentity = try await pinnedIdentity(header.senderUserId)
+        let senderIdentity = try await recordedIdentity(header.senderUserId, fingerprint: chain.fingerprint(of: header.senderUserId, atEpoch: header.epoch))
         let address = ChainAddress(epoch: header.epoch, sender: header.senderUserId, deviceId: header.deviceId, generation: header.generation)
         var received = state.conversations[conversation]?.received[address.key]
         if received == nil {
@@ -281,7 +281,16 @@ extension ChatClient {
         if state.conversations[conversation]?.received[key] != nil { return }
         let envelope = Envelope(address: address, enc: try Base64URL.bytes(wire.enc, "enc"), ciphertext: try Base64URL.bytes(wire.ciphertext, "ciphertext"),
                                 signature: try Base64URL.bytes(wire.signature, "signature"))
-        let chain = try envelope.open(senderIdentity: try await pinnedIdentity(sender), recipient: try state.agreement)
+        // Under the key the chain recorded for the sender at the envelope's epoch, never just
+        // the directory's (a first contact would otherwise pin whatever the server hands out).
+        var membership: MembershipChain
+        if let local = try await localChain(conversation) { membership = local } else { membership = try await self.chain(conversation) }
+        if !membership.knows(epoch: address.epoch) { membership = try await self.chain(conversation) }
+        guard let recorded = membership.fingerprint(of: sender, atEpoch: address.epoch) else {
+            throw ProtocolError.refused("the envelope's sender was not a member at its epoch")
+        }
+        let senderIdentity = try await recordedIdentity(sender, fingerprint: recorded)
+        let chain = try envelope.open(senderIdentity: senderIdentity, recipient: try state.agreement)
         state.conversations[conversation, default: .init()].received[key] = DeviceState.ReceivedChain(
             startKey: Bytes(chain.chainKey), startIndex: chain.index, seen: ReplayWindow().bits, cursorKey: nil, cursorIndex: nil)
     }

@@ -218,6 +218,26 @@ public actor ChatClient {
         return key
     }
 
+    /// The identity key to verify `userId`'s messages and envelopes under: the one whose
+    /// fingerprint the conversation's chain recorded for them (PROTOCOL 5.1). A first contact is
+    /// pinned only when the directory's key has that fingerprint; a directory key (or a pin) with
+    /// another one is a key change, never a new pin, and nothing verifies under it.
+    func recordedIdentity(_ userId: String, fingerprint recorded: [UInt8]?) async throws -> [UInt8] {
+        if userId == state.userId { return Array(try identityKey().publicKey.rawRepresentation) }
+        let pinned = state.pins[userId]
+        let entry = pinned == nil ? try await entry(userId: userId) : nil
+        let key = try pinned?.identityKey.bytes ?? Base64URL.bytes(entry!.identityKey, "identityKey")
+        guard let recorded, IdentityFingerprint.of(key) == recorded else {
+            throw ChatAlarm.keyChanged(username: pinned?.username ?? entry?.username ?? userId)
+        }
+        if pinned == nil, let entry {
+            state.pins[userId] = DeviceState.Pin(username: entry.username, identityKey: Bytes(key), verified: false, pendingChange: nil)
+            try save()
+            try? await syncPins()
+        }
+        return key
+    }
+
     /// The keys to seal to: the directory's, which must equal the pin (a change blocks sending).
     func sealingKeys(_ userId: String) async throws -> (identity: [UInt8], x25519: [UInt8]) {
         let entry = try await entry(userId: userId)

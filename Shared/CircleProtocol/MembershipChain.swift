@@ -39,6 +39,8 @@ public struct MembershipChain: Sendable, Equatable {
     public struct Stay: Sendable, Equatable, Codable {
         public let from: UInt32
         public var until: UInt32?
+        /// The identity-key fingerprint recorded when they joined (nil in a restored chain).
+        public var fingerprint: [UInt8]?
     }
 
     public var kind: ConversationSettings.Kind { settings.kind }
@@ -60,7 +62,7 @@ public struct MembershipChain: Sendable, Equatable {
         ops = [genesis]
         hashes = [convId]
         firstKnown = 0
-        stays = [op.actor: [Stay(from: 0, until: nil)]]
+        stays = [op.actor: [Stay(from: 0, until: nil, fingerprint: op.targetFingerprint)]]
     }
 
     /// The state at a head the caller verified earlier and stored (the server keeps members,
@@ -76,6 +78,15 @@ public struct MembershipChain: Sendable, Equatable {
     }
 
     public func role(of userId: String) -> MembershipOp.Role { members[userId]?.role ?? .none }
+
+    /// The identity-key fingerprint this chain recorded for `userId` when they joined, for the
+    /// stay that covers `epoch`; nil when they were not a member then. A message or envelope of
+    /// that epoch verifies under that key only (PROTOCOL 5.1).
+    public func fingerprint(of userId: String, atEpoch epoch: [UInt8]) -> [UInt8]? {
+        guard let index = hashes.firstIndex(of: epoch) else { return nil }
+        let n = firstKnown + UInt32(index)
+        return stays[userId, default: []].first { $0.from <= n && ($0.until.map { n < $0 } ?? true) }?.fingerprint
+    }
 
     /// Whether `userId` was a member at `epoch` (an epoch this chain verified; false otherwise).
     public func wasMember(_ userId: String, atEpoch epoch: [UInt8]) -> Bool {
@@ -152,7 +163,7 @@ public struct MembershipChain: Sendable, Equatable {
             }
         }
         for (userId, _) in members where self.members[userId] == nil {
-            stays[userId, default: []].append(Stay(from: op.n, until: nil))
+            stays[userId, default: []].append(Stay(from: op.n, until: nil, fingerprint: members[userId]?.fingerprint))
         }
         self.members = members
         self.settings = settings

@@ -241,6 +241,44 @@ struct ChatClientTests {
         }
     }
 
+    @Test("a first contact is verified under the key the chain recorded: a directory that substitutes a group member's key raises a key-change warning, pins nothing, and Carol's messages open once it is honest", arguments: Engine.available)
+    func firstContactUsesTheChainsKey(engine: Engine) async throws {
+        let folder = try Self.folder()
+        defer { try? FileManager.default.removeItem(at: folder) }
+        try await ServerHarness(engine).run { api, store in
+            let alice = try await Self.client("alice", api, folder: folder)
+            let bob = try await Self.client("bob", api, folder: folder)
+            let carol = try await Self.client("carol", api, folder: folder)
+            let conv = try await alice.createConversation(.group, with: ["bob", "carol"])
+            try await carol.send("from carol", to: conv)
+            // The server's directory now answers for Carol with a key it holds (a valid kx-cert).
+            let carolId = await carol.userId
+            let real = try await store.read { db in try await db.raw("SELECT identity_key, x25519_key, kx_cert FROM users WHERE id = \(bind: carolId)").first()! }
+            let fake = Curve25519.Signing.PrivateKey(), fakeAgreement = Curve25519.KeyAgreement.PrivateKey()
+            let fakeX = Array(fakeAgreement.publicKey.rawRepresentation)
+            let cert = try fake.signature(for: CircleLabels.kxCertMessage(userId: carolId, x25519Public: fakeX))
+            try await store.write { db in
+                try await db.raw("""
+                    UPDATE users SET identity_key = \(bind: Data(fake.publicKey.rawRepresentation)), x25519_key = \(bind: Data(fakeX)),
+                    kx_cert = \(bind: Data(cert)) WHERE id = \(bind: carolId)
+                    """).run()
+            }
+            await #expect(throws: ChatAlarm.keyChanged(username: "carol")) { _ = try await bob.receive(conv) }
+            #expect(await bob.pin(of: carolId) == nil, "the server's key was pinned")
+            // Honest again: Carol's next message opens, under the key the chain recorded.
+            try await store.write { db in
+                try await db.raw("""
+                    UPDATE users SET identity_key = \(bind: try real.decode(column: "identity_key", as: Data.self)),
+                    x25519_key = \(bind: try real.decode(column: "x25519_key", as: Data.self)), kx_cert = \(bind: try real.decode(column: "kx_cert", as: Data.self))
+                    WHERE id = \(bind: carolId)
+                    """).run()
+            }
+            try await carol.send("and again", to: conv)
+            let bobFresh = try await ChatClient.login(server: api.baseURL, username: "bob", password: "pass-bob-123", deviceLabel: "laptop", statePath: nil)
+            #expect(try await bobFresh.receive(conv).messages.map(\.text) == ["from carol", "and again"])
+        }
+    }
+
     @Test("a conversation listed with another conversation's genesis (a valid chain under the wrong id) raises the fork alarm on a new device", arguments: Engine.available)
     func genesisNamesTheConversation(engine: Engine) async throws {
         let folder = try Self.folder()

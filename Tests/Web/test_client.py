@@ -373,6 +373,35 @@ def forged_directory_entry(user_id, username, display):
             "identityKey": b64u(identity_pub), "x25519Key": b64u(x_pub), "kxCert": b64u(cert)}
 
 
+def test_a_first_contact_is_verified_under_the_key_the_chain_recorded_not_the_directorys(new_page, circle):
+    """Bob meets Carol in a group Alice made; the server's directory gives Bob another key for
+    Carol (one it holds). Bob must not pin it: the chain recorded Carol's real key when Alice
+    added her, so Bob is warned, nothing from Carol is verified under the server's key, and
+    once the directory is honest Carol's next message opens."""
+    alice = Browser(new_page, circle, unique("alice")).register().wait_online()
+    bob = Browser(new_page, circle, unique("bob")).register().wait_online()
+    carol = Browser(new_page, circle, unique("carol")).register().wait_online()
+    forged = json.dumps(forged_directory_entry(carol.user_id, carol.username, carol.display))
+    tamper = lambda route: route.fulfill(status=200, body=forged, headers={"Content-Type": "application/json"})
+    bob.page.route(f"**/api/v1/directory/users/{carol.user_id}", tamper)
+    bob.page.route(f"**/api/v1/directory/usernames/{carol.username}", tamper)
+    conv = alice.run("return await circle.createGroup('trio', a);", [bob.username, carol.username])
+    carol.send(conv, "from carol, genuinely")
+    alice.wait_live_text(conv, "from carol, genuinely")
+    texts = [m["text"] for m in bob.messages(conv)]
+    assert "from carol, genuinely" not in texts, texts
+    alarms = bob.run("return log.alarms;")
+    assert any(a["kind"] == "key-changed" and a.get("userId") == carol.user_id for a in alarms), alarms
+    assert bob.run("return circle.account.pins[a] ?? null;", carol.user_id) is None, "the server's key was pinned"
+
+    bob.page.unroute(f"**/api/v1/directory/users/{carol.user_id}")
+    bob.page.unroute(f"**/api/v1/directory/usernames/{carol.username}")
+    bob.run("circle.directory.cache.clear();")
+    carol.send(conv, "and again")
+    wait_until(lambda: "and again" in [m["text"] for m in bob.messages(conv)], what="Carol's next message to open for Bob")
+    assert bob.run("return circle.account.pins[a] !== undefined;", carol.user_id)
+
+
 # A valid Ed25519 key plus a point of order 8 (see test_protocol_vectors.py).
 MIXED_ORDER_KEY = bytes.fromhex("b154bd62188ae283dd187fefe8c31f5e276edf083b4cff11c9d5cff856c74440")
 

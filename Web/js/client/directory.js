@@ -130,6 +130,40 @@ export class Directory {
   }
 
   /**
+   * The identity key to verify `userId`'s messages and envelopes under: the one whose
+   * fingerprint the conversation's chain recorded for them (PROTOCOL 5.1). A first contact is
+   * pinned only when the directory's key has that fingerprint; a directory key (or a pin) with
+   * another one is a key-change warning, never a new pin, and nothing verifies under it.
+   * @param {string} userId
+   * @param {Uint8Array} recorded the chain's fingerprint for them at the epoch in question
+   * @param {string|null} [convId] for the alarm
+   * @returns {Promise<Uint8Array>}
+   */
+  async recordedIdentity(userId, recorded, convId = null) {
+    const account = this.account;
+    if (userId === account.userId) return account.identity.publicKey;
+    const pin = account.pins[userId];
+    const key = pin ? pin.identityKey : (await this.entry({ userId })).identityKey;
+    if (!(recorded instanceof Uint8Array) || !equal(await ed25519.fingerprint(key), recorded)) {
+      const username = pin?.username ?? (await this.username(userId));
+      const error = new KeyChangedError({ userId, username, convId });
+      this.client.raiseAlarm({
+        kind: 'key-changed', userId, convId,
+        message: `the identity key ${pin ? 'pinned' : 'the directory shows'} for ${username} is not the one this conversation recorded for them: `
+          + 'their messages are not shown until the keys agree (compare safety numbers)',
+      });
+      throw error;
+    }
+    if (!account.pins[userId]) {
+      const entry = await this.entry({ userId });
+      account.pins[userId] = { username: entry.username, identityKey: key, verified: false, pendingChange: null };
+      await this.client.saveAccount();
+      this.syncPins().catch(() => {});
+    }
+    return key;
+  }
+
+  /**
    * The keys to seal to (PROTOCOL 5.1): the directory's, asked afresh, which must equal the pin;
    * a changed key (or one not yet accepted) blocks sending.
    * @param {string} userId

@@ -552,7 +552,7 @@ export class Messaging {
       }
     }
     if (!chain.memberAt(header.sender, header.epoch)) throw new ProtocolError('refused', "the sender was not a member at the message's epoch");
-    const senderIdentity = await this.client.directory.pinnedIdentity(header.sender);
+    const senderIdentity = await this.client.directory.recordedIdentity(header.sender, chain.fingerprintAt(header.sender, header.epoch), convId);
     const key = chainAddressKey(header.epoch, header.sender, header.deviceId, header.generation);
     let state = batch.chains.get(key) ?? (await this.receivedChain(convId, key));
     if (!state) {
@@ -642,7 +642,15 @@ export class Messaging {
     if (await this.receivedChain(convId, key)) return;
     const address = { convId: fromB64u(convId), epoch, sender: wire.sender, deviceId, generation: wire.generation, recipient: account.userId };
     const envelope = { enc: fromB64u(wire.enc), ciphertext: fromB64u(wire.ciphertext), signature: fromB64u(wire.signature) };
-    const opened = await openEnvelope(address, envelope, await this.client.directory.pinnedIdentity(wire.sender), account.x25519);
+    // Under the key the chain recorded for the sender at the envelope's epoch, never just the
+    // directory's (a first contact would otherwise pin whatever the server hands out).
+    const chains = this.client.chains;
+    let chain = (await chains.local(convId)) ?? (await chains.refresh(convId));
+    if (!chain.containsEpoch(epoch)) chain = await chains.refresh(convId);
+    const recorded = chain.fingerprintAt(wire.sender, epoch);
+    if (!recorded) throw new ProtocolError('refused', "the envelope's sender was not a member at its epoch");
+    const senderIdentity = await this.client.directory.recordedIdentity(wire.sender, recorded, convId);
+    const opened = await openEnvelope(address, envelope, senderIdentity, account.x25519);
     await this.keepReceived({
       userId: account.userId, convId, chain: key, startKey: opened.chainKey, startIndex: opened.startIndex,
       seen: new ReplayWindow().bits, cursorKey: null, cursorIndex: null,

@@ -347,7 +347,7 @@ export class MembershipChain {
     chain.members.set(op.actor, { role: 'admin', fingerprint: op.targetFingerprint });
     chain.ops.push({ op: genesis.op, signature: genesis.signature });
     chain.hashes.push(chain.convId);
-    chain.stays.set(op.actor, [{ from: 0, until: null }]);
+    chain.stays.set(op.actor, [{ from: 0, until: null, fingerprint: op.targetFingerprint }]);
     for (const signed of rest) await chain.append(signed, await identityKeyFor(decodeOp(signed.op).actor));
     return chain;
   }
@@ -397,6 +397,21 @@ export class MembershipChain {
     const n = this.indexOfEpoch(epoch);
     if (n < 0) return false;
     return (this.stays.get(userId) ?? []).some((stay) => stay.from <= n && (stay.until === null || n < stay.until));
+  }
+
+  /**
+   * The identity-key fingerprint this chain recorded for `userId` when they joined, for the stay
+   * that covers `epoch`; null when they were not a member then (or the epoch is unknown). A
+   * message or envelope of that epoch verifies under that key only (PROTOCOL 5.1).
+   * @param {string} userId
+   * @param {Uint8Array} epoch
+   * @returns {Uint8Array|null}
+   */
+  fingerprintAt(userId, epoch) {
+    const n = this.indexOfEpoch(epoch);
+    if (n < 0) return null;
+    const stay = (this.stays.get(userId) ?? []).find((s) => s.from <= n && (s.until === null || n < s.until));
+    return stay?.fingerprint ?? null;
   }
 
   /** Same as memberAt (CircleKit's name). */
@@ -478,7 +493,9 @@ export class MembershipChain {
       }
     }
     for (const userId of members.keys()) {
-      if (!this.members.has(userId)) this.stays.set(userId, [...(this.stays.get(userId) ?? []), { from: op.n, until: null }]);
+      if (!this.members.has(userId)) {
+        this.stays.set(userId, [...(this.stays.get(userId) ?? []), { from: op.n, until: null, fingerprint: members.get(userId).fingerprint }]);
+      }
     }
     this.members = members;
     this.settings = settings;

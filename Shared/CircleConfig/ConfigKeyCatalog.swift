@@ -74,7 +74,7 @@ public enum CircleConfigKey: String, CaseIterable, Sendable {
         case .logLevel: "Log level: trace, debug, info, notice, warning, error or critical."
         case .logFormat: "Log line format: text (logfmt) or json."
         case .httpPublicURL: "The address people use to reach this server, for invite links."
-        case .httpTrustForwardedFor: "Take the client address from X-Forwarded-For (only behind a proxy that sets it): true or false."
+        case .httpTrustForwardedFor: "Take the client address from the last X-Forwarded-For entry, the one the proxy appended (only behind one proxy that appends it): true or false."
         case .authPepper: "Server secret (base64, at least 32 bytes) mixed into every stored login verifier and bundle wrap; never stored in the database. Required in the scaled mode."
         case .authPepperFile: "Where the embedded mode keeps its generated pepper when auth.pepper is not set."
         case .authRegistration: "Who may register: invite (with an invite from `circle invite create`) or open."

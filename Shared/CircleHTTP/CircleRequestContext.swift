@@ -1,5 +1,6 @@
 import CircleCore
 import Hummingbird
+import HTTPTypes
 import HummingbirdWebSocket
 import Logging
 import NIOCore
@@ -17,8 +18,8 @@ public protocol CircleContext: RequestContext {
 extension CircleContext {
     /// The client's address: the peer, or the first X-Forwarded-For hop when configured to trust it.
     public func clientAddress(_ request: Request, trustForwardedFor: Bool) -> String {
-        if trustForwardedFor, let forwarded = request.headers[.init("X-Forwarded-For")!]?.split(separator: ",").first {
-            return forwarded.trimmingCharacters(in: .whitespaces)
+        if trustForwardedFor, let forwarded = ForwardedFor.proxyAdded(request.headers[values: ForwardedFor.header]) {
+            return forwarded
         }
         return remoteAddress?.ipAddress ?? "unknown"
     }
@@ -77,4 +78,19 @@ public struct CircleRequestContext: CircleContext, WebSocketRequestContext, Remo
 
     public var maxUploadSize: Int { bodyLimit }
 
+}
+
+/// `X-Forwarded-For` behind the one trusted proxy (deploy/nginx.conf appends `$remote_addr`):
+/// only the last address is the proxy's word; the ones before it are whatever the client wrote.
+public enum ForwardedFor {
+    public static let header = HTTPField.Name("X-Forwarded-For")!
+
+    /// The last address of the last header, when it looks like an IP address; nil otherwise (the
+    /// caller falls back to the connection's address).
+    public static func proxyAdded(_ values: [String]) -> String? {
+        guard let last = values.last?.split(separator: ",").last?.trimmingCharacters(in: .whitespaces),
+              (2...45).contains(last.count),
+              last.unicodeScalars.allSatisfy({ $0.properties.isASCIIHexDigit || $0 == "." || $0 == ":" }) else { return nil }
+        return last
+    }
 }

@@ -4,7 +4,8 @@ import Hummingbird
 /// Adds the headers every Circle answer carries, error answers included: a strict
 /// Content-Security-Policy (the web client is same-origin ES modules and CSS only: no inline
 /// script or style, no other host), no sniffing, no referrer, no framing, no caching of API
-/// answers (they carry tokens and bundles), and revalidation of the web client's files.
+/// answers (they carry tokens and bundles), revalidation of the web client's files, and HSTS
+/// for requests that came over HTTPS.
 public struct SecurityHeadersMiddleware<Context: RequestContext>: RouterMiddleware {
     /// The policy of every page and answer.
     public static var contentSecurityPolicy: String { SecurityHeaderValues.contentSecurityPolicy }
@@ -18,11 +19,14 @@ public struct SecurityHeadersMiddleware<Context: RequestContext>: RouterMiddlewa
         } catch let error as any HTTPResponseError {
             response = try error.response(from: request, context: context)
         }
-        Self.apply(to: &response.headers, path: request.uri.path)
+        Self.apply(to: &response.headers, path: request.uri.path, https: request.headers[.xForwardedProto]?.lowercased() == "https")
         return response
     }
 
-    static func apply(to fields: inout HTTPFields, path: String) {
+    /// `https`: the request reached the proxy over HTTPS (its X-Forwarded-Proto), so browsers are
+    /// told to use nothing else for a year (over plain HTTP they ignore the header anyway).
+    static func apply(to fields: inout HTTPFields, path: String, https: Bool = false) {
+        if https { fields[.strictTransportSecurity] = "max-age=31536000" }
         fields[.contentSecurityPolicy] = SecurityHeaderValues.contentSecurityPolicy
         fields[.xContentTypeOptions] = "nosniff"
         fields[.referrerPolicy] = "no-referrer"
@@ -53,4 +57,6 @@ extension HTTPField.Name {
     static let crossOriginOpenerPolicy = Self("Cross-Origin-Opener-Policy")!
     static let crossOriginResourcePolicy = Self("Cross-Origin-Resource-Policy")!
     static let permissionsPolicy = Self("Permissions-Policy")!
+    static let strictTransportSecurity = Self("Strict-Transport-Security")!
+    static let xForwardedProto = Self("X-Forwarded-Proto")!
 }

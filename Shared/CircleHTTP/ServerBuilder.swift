@@ -77,7 +77,8 @@ public enum ServerBuilder {
         let application = Application(
             router: router,
             server: server,
-            configuration: .init(address: .hostname(http.host, port: http.port), serverName: name),
+            // No `Server` header: it would only tell a prober what answers.
+            configuration: .init(address: .hostname(http.host, port: http.port), serverName: nil),
             services: environment.infrastructure + modules.flatMap(\.services),
             onServerRunning: onServerRunning,
             logger: environment.logger

@@ -67,6 +67,10 @@ struct AccountTests {
         ("authKey", "short", "bad key"),
         ("bundle", "", "empty bundle"),
         ("displayName", "", "empty name"),
+        ("displayName", "a" + String(repeating: "\u{0301}", count: 30_000), "one character carrying 30,000 combining marks (60 KB)"),
+        ("displayName", "\u{202E}gnp.exe", "a bidi override"),
+        ("deviceLabel", "phone" + String(repeating: "\u{0301}", count: 2_000), "a 4 KB label of one visible word"),
+        ("deviceLabel", "lap\u{200D}top", "a zero-width joiner"),
     ])
     func badRegistration(_ field: String, _ value: String, _ why: String) async throws {
         let harness = GatewayHarness(registration: "open")

@@ -120,4 +120,20 @@ struct SessionTests {
             #expect(try await api.call("GET", "/api/v1/sync?since=0").status == 401)
         }
     }
+
+    @Test("behind a trusted proxy the client address is the one the proxy appended to X-Forwarded-For, never one the client wrote; without trust, the connection's")
+    func forwardedFor() async throws {
+        for (trust, forwarded, expected) in [("true", "6.6.6.6, 10.1.2.3", "10.1.2.3"), ("true", "6.6.6.6,  fd00::7 ", "fd00::7"),
+                                             ("true", "6.6.6.6, not an address", "127.0.0.1"), ("false", "6.6.6.6, 10.1.2.3", "127.0.0.1")] {
+            let harness = GatewayHarness(registration: "open", extra: [.httpTrustForwardedFor: trust])
+            try await harness.run { api in
+                let reply = try await api.call("POST", "/api/v1/auth/register", json: TestAccount(username: "xff").registration(invite: nil),
+                                               headers: ["X-Forwarded-For": forwarded])
+                let token = try #require(TestJSON.string(reply.body, path: ["token"]), "\(reply.status) \(reply.body)")
+                let listed = try await api.call("GET", "/api/v1/account/sessions", token: token, headers: ["X-Forwarded-For": forwarded])
+                let sessions = try #require(TestJSON.value(listed.body, path: ["sessions"]) as? [[String: Any]])
+                #expect(sessions.first?["ip"] as? String == expected, "\(trust) \(forwarded): \(sessions)")
+            }
+        }
+    }
 }

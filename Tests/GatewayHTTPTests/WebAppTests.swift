@@ -53,6 +53,11 @@ struct WebAppTests {
             #expect(api404.status == 404 && api404.headers["cache-control"] == "no-store")
             let server = try await api.call("GET", "/api/v1/server")
             #expect(server.status == 200 && server.headers["cache-control"] == "no-store")
+            // Nothing says what answers; HSTS only for what came over HTTPS (the proxy says so).
+            #expect(server.headers["server"] == nil)
+            #expect(server.headers["strict-transport-security"] == nil)
+            let overTLS = try await api.call("GET", "/api/v1/server", headers: ["X-Forwarded-Proto": "https"])
+            #expect(overTLS.headers["strict-transport-security"] == "max-age=31536000")
             let post = try await api.call("POST", "/", json: "{}")
             #expect((post.status == 404 || post.status == 405) && !post.body.contains("<title>"))
         }

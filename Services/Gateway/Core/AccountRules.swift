@@ -34,23 +34,28 @@ package enum AccountRules {
         (try? normalizeUsername(raw)) ?? String(raw.lowercased().prefix(64))
     }
 
+    /// Names and labels people read: NFC, trimmed, at most `maxCharacters` characters and four
+    /// bytes of UTF-8 per allowed character (a single character can carry thousands of combining
+    /// marks), with no control or formatting characters (bidi overrides, zero-width joiners).
+    static func readableText(_ raw: String, field: String, maxCharacters: Int) throws -> String {
+        let text = raw.precomposedStringWithCanonicalMapping.trimmingCharacters(in: .whitespacesAndNewlines)
+        guard text.count <= maxCharacters, text.utf8.count <= maxCharacters * 4 else {
+            throw Problem.invalidField(field, "must be at most \(maxCharacters) characters (\(maxCharacters * 4) bytes of UTF-8)")
+        }
+        guard !text.unicodeScalars.contains(where: { $0.properties.generalCategory == .control || $0.properties.generalCategory == .format }) else {
+            throw Problem.invalidField(field, "must not contain control or formatting characters")
+        }
+        return text
+    }
+
     package static func displayName(_ raw: String) throws -> String {
-        let name = raw.trimmingCharacters(in: .whitespacesAndNewlines)
-        guard (1...maxDisplayName).contains(name.count) else {
-            throw Problem.invalidField("displayName", "must be 1 to \(maxDisplayName) characters")
-        }
-        guard !name.unicodeScalars.contains(where: { $0.properties.generalCategory == .control || $0.properties.generalCategory == .format }) else {
-            throw Problem.invalidField("displayName", "must not contain control or formatting characters")
-        }
+        let name = try readableText(raw, field: "displayName", maxCharacters: maxDisplayName)
+        guard !name.isEmpty else { throw Problem.invalidField("displayName", "must be 1 to \(maxDisplayName) characters") }
         return name
     }
 
     package static func deviceLabel(_ raw: String?) throws -> String {
-        let label = (raw ?? "").trimmingCharacters(in: .whitespacesAndNewlines)
-        guard label.count <= maxDeviceLabel,
-              !label.unicodeScalars.contains(where: { $0.properties.generalCategory == .control }) else {
-            throw Problem.invalidField("deviceLabel", "must be at most \(maxDeviceLabel) printable characters")
-        }
+        let label = try readableText(raw ?? "", field: "deviceLabel", maxCharacters: maxDeviceLabel)
         return label.isEmpty ? "unnamed device" : label
     }
 

@@ -194,6 +194,23 @@ struct AccountTests {
         }
     }
 
+    @Test("nobody can lock a member out: failures from one address make that address wait, and the owner's right key from another address still signs in")
+    func noTargetedLockout() async throws {
+        let harness = GatewayHarness(registration: "open", extra: [.httpTrustForwardedFor: "true"])
+        try await harness.run { api in
+            let ola = TestAccount(username: "ola")
+            _ = try await api.register(ola, invite: nil)
+            var statuses: [Int] = []
+            for _ in 0..<10 {
+                let reply = try await api.call("POST", "/api/v1/auth/login", json: ola.login(authKey: SecureRandom.bytes(32)), headers: ["X-Forwarded-For": "6.6.6.6"])
+                statuses.append(reply.status)
+            }
+            #expect(statuses.contains(429), "the attacker's address waits: \(statuses)")
+            let owner = try await api.call("POST", "/api/v1/auth/login", json: ola.login(), headers: ["X-Forwarded-For": "10.0.0.9"])
+            #expect(owner.status == 200, "the owner from elsewhere: \(owner.status) \(owner.body)")
+        }
+    }
+
     @Test("directory: signed-in members read profiles and keys; strangers get 401, unknown names 404")
     func directory() async throws {
         let harness = GatewayHarness(registration: "open")

@@ -4,9 +4,12 @@ import GatewayStore
 import Logging
 import Metrics
 
-/// Backoff for failed logins, per username (existing or not) and per client address, shared by
+/// Backoff for failed logins, per (username, client address) and per client address, shared by
 /// every replica (ARCHITECTURE 7). Never a lockout: after a few free failures each further one makes
-/// the next attempt wait longer, up to a cap, and waiting always lets the owner in again.
+/// the next attempt from that address wait longer, up to a cap, and waiting always lets the owner
+/// in again. Failures from one address never make another address wait, so nobody can lock a
+/// member out by failing on purpose; the member is alerted instead (five failures in a row).
+/// Guessing from many addresses stays slow: each guess costs the guesser a 600,000-round PBKDF2.
 package struct LoginThrottle: Sendable {
     package let counters: any ExpiringCounters
     package let logger: Logger
@@ -25,7 +28,7 @@ package struct LoginThrottle: Sendable {
     /// Throws 429 with Retry-After when either key is waiting out a backoff.
     package func check(username: String, address: String) async throws {
         var wait: Duration = .zero
-        for key in [nameKey(username), addressKey(address)].map(blockKey) {
+        for key in [nameKey(username, address), addressKey(address)].map(blockKey) {
             if let left = try await counters.remaining(key) { wait = max(wait, left) }
         }
         if wait > .zero {
@@ -40,9 +43,9 @@ package struct LoginThrottle: Sendable {
     package func failed(username: String, address: String) async -> (name: Bool, address: Bool) {
         var blocked = (name: false, address: false)
         do {
-            let byName = try await counters.increment(nameKey(username), window: window)
+            let byName = try await counters.increment(nameKey(username, address), window: window)
             if byName > freeFailuresPerName {
-                try await counters.block(blockKey(nameKey(username)), for: backoff(byName - freeFailuresPerName))
+                try await counters.block(blockKey(nameKey(username, address)), for: backoff(byName - freeFailuresPerName))
                 blocked.name = true
             }
             let byAddress = try await counters.increment(addressKey(address), window: window)
@@ -63,9 +66,10 @@ package struct LoginThrottle: Sendable {
         try? await counters.increment("login:row:" + userId, window: .seconds(7 * 86_400))
     }
 
-    /// A success clears the name's failures (not the address's) and the account's run of them.
-    package func succeeded(username: String, userId: String) async {
-        try? await counters.reset([nameKey(username), blockKey(nameKey(username)), "login:row:" + userId])
+    /// A success clears the name's failures from that address (not the address's own) and the
+    /// account's run of them.
+    package func succeeded(username: String, userId: String, address: String) async {
+        try? await counters.reset([nameKey(username, address), blockKey(nameKey(username, address)), "login:row:" + userId])
     }
 
     package func backoff(_ excess: Int) -> Duration {
@@ -73,7 +77,7 @@ package struct LoginThrottle: Sendable {
         return min(.seconds(seconds), maximumWait)
     }
 
-    private func nameKey(_ username: String) -> String { "login:name:" + username }
+    private func nameKey(_ username: String, _ address: String) -> String { "login:name:" + username + "|" + address }
     private func addressKey(_ address: String) -> String { "login:addr:" + address }
     private func blockKey(_ key: String) -> String { key + ":wait" }
 }

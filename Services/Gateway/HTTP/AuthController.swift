@@ -192,7 +192,7 @@ struct AuthController: Sendable {
             await failed(name: name, user: user, ip: ip, userAgent: userAgent, method: "password")
             throw Problem.unauthorized("The username or password is wrong.")
         }
-        await state.throttle.succeeded(username: name, userId: user.id)
+        await state.throttle.succeeded(username: name, userId: user.id, address: ip)
         let now = state.clock.now()
         let crypto = state.crypto
         let result = try await state.store.write { db -> (String, String, [UInt8], Int64, [UserEvent], RecordedActivity) in

@@ -130,7 +130,7 @@ package struct CallService: Sendable {
                 return (CallView(existing, participants: try await CallRepository.participants(of: existing.id, in: db), now: now), false, [])
             }
             let rung = Array(others.prefix(CallLimits.maximumRung))
-            let busy = try await CallRepository.inAnotherCall(rung, except: id, in: db)
+            let busy = try await CallRepository.inAnotherCall(rung, except: id, conversationId: request.conversationId, in: db)
             var call = CallRecord(id: id, conversationId: request.conversationId, kind: request.kind, media: request.media, creatorId: identity.userId,
                                   state: .ringing, reason: .none, createdAt: now, ringUntil: ringUntil)
             if request.kind == .broadcast {

@@ -130,11 +130,13 @@ package enum CallRepository {
     }
 
     /// Which of `userIds` are joined in a ringing or active call other than `except`.
-    package static func inAnotherCall(_ userIds: [String], except callId: String, in db: any SQLDatabase) async throws -> Set<String> {
+    /// Calls of `conversationId` itself do not count: a member who is in this conversation's call
+    /// is not busy for it (glare: the other side's start committed while this one ran).
+    package static func inAnotherCall(_ userIds: [String], except callId: String, conversationId: String, in db: any SQLDatabase) async throws -> Set<String> {
         guard !userIds.isEmpty else { return [] }
         var query = SQLQueryString("""
             SELECT DISTINCT p.user_id FROM call_participants p JOIN video_calls c ON c.id = p.call_id
-            WHERE p.state = 'joined' AND c.state <> 'ended' AND c.id <> \(bind: callId) AND p.user_id IN (
+            WHERE p.state = 'joined' AND c.state <> 'ended' AND c.id <> \(bind: callId) AND c.conversation_id <> \(bind: conversationId) AND p.user_id IN (
             """)
         query.appendBinds(userIds)
         query += ")"

@@ -35,12 +35,7 @@ final class EventSocket: Sendable {
     }
 
     static let authTimeout: TimeAmount = .seconds(10)
-    /// The largest message a client may send, in one frame or across continuations (the
-    /// server's WebSocket frame limit is the same, ServerBuilder.maxSocketFrame).
     static let maxInboundMessage = 16 << 10
-    /// Client frames allowed per second once authenticated (typing indicators need a few a
-    /// minute); past it the socket is closed with 1008.
-    static let maxFramesPerSecond = 20
 
     /// The first frame a client sends.
     struct AuthFrame: Decodable {
@@ -78,19 +73,7 @@ final class EventSocket: Sendable {
         }
         guard let live = try await shortLived({ try await self.open(text) }) else { return }
         do {
-            var windowStart = NIODeadline.now()
-            var inWindow = 0
             while let message = try await messages.next() {
-                let now = NIODeadline.now()
-                if now - windowStart >= .seconds(1) {
-                    windowStart = now
-                    inWindow = 0
-                }
-                inWindow += 1
-                if inWindow > Self.maxFramesPerSecond {
-                    try await outbound.close(.policyViolation, reason: "too many frames: at most \(Self.maxFramesPerSecond) a second")
-                    break
-                }
                 guard case .text(let text) = message else { continue }
                 try await shortLived { await self.received(text, from: live.userId) }
             }

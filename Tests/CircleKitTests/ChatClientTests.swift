@@ -241,7 +241,7 @@ struct ChatClientTests {
         }
     }
 
-    @Test("a first contact is verified under the key the chain recorded: a directory that substitutes a group member's key raises a key-change warning, pins nothing, and Carol's messages open once it is honest", arguments: Engine.available)
+    @Test("a first contact is verified under the key the chain recorded: a directory that substitutes a group member's key raises a key-change warning, pins nothing, and Carol's messages open once it is honest", arguments: [Engine.sqlite])
     func firstContactUsesTheChainsKey(engine: Engine) async throws {
         let folder = try Self.folder()
         defer { try? FileManager.default.removeItem(at: folder) }
@@ -279,7 +279,7 @@ struct ChatClientTests {
         }
     }
 
-    @Test("a conversation listed with another conversation's genesis (a valid chain under the wrong id) raises the fork alarm on a new device", arguments: Engine.available)
+    @Test("a conversation listed with another conversation's genesis (a valid chain under the wrong id) raises the fork alarm on a new device", arguments: [Engine.sqlite])
     func genesisNamesTheConversation(engine: Engine) async throws {
         let folder = try Self.folder()
         defer { try? FileManager.default.removeItem(at: folder) }
@@ -301,7 +301,7 @@ struct ChatClientTests {
         }
     }
 
-    @Test("a vault download refuses another file's entry served under the asked-for id (with that file's content too)", arguments: Engine.available)
+    @Test("a vault download refuses another file's entry served under the asked-for id (with that file's content too)", arguments: [Engine.sqlite])
     func vaultEntryIsTheOneAskedFor(engine: Engine) async throws {
         let folder = try Self.folder()
         defer { try? FileManager.default.removeItem(at: folder) }
@@ -341,7 +341,7 @@ struct ChatClientTests {
         }
     }
 
-    @Test("a pins blob older than the device has seen is refused (rollback), and the device's pins stay as they were", arguments: Engine.available)
+    @Test("a pins blob older than the device has seen is refused (rollback), and the device's pins stay as they were", arguments: [Engine.sqlite])
     func pinsRollback(engine: Engine) async throws {
         let folder = try Self.folder()
         defer { try? FileManager.default.removeItem(at: folder) }

@@ -37,27 +37,23 @@ enum Edwards25519 {
         }
 
         static func - (a: Field, b: Field) -> Field {
+            // A borrow added 2^256, which is 38 too much mod p: take 38 off until none is left.
+            var (limbs, borrowed) = subtract(a.limbs, b.limbs)
+            while borrowed { (limbs, borrowed) = subtract(limbs, [38, 0, 0, 0]) }
+            return Field(limbs: limbs)
+        }
+
+        /// a - b over four limbs, wrapping, and whether it borrowed.
+        private static func subtract(_ a: [UInt64], _ b: [UInt64]) -> (limbs: [UInt64], borrowed: Bool) {
             var out = [UInt64](repeating: 0, count: 4)
             var borrow: UInt64 = 0
             for i in 0..<4 {
-                let (d1, o1) = a.limbs[i].subtractingReportingOverflow(b.limbs[i])
+                let (d1, o1) = a[i].subtractingReportingOverflow(b[i])
                 let (d2, o2) = d1.subtractingReportingOverflow(borrow)
                 out[i] = d2
-                borrow = (o1 ? 1 : 0) + (o2 ? 1 : 0)
+                borrow = (o1 || o2) ? 1 : 0
             }
-            // A borrow added 2^256, which is 38 too much mod p.
-            var result = Field(limbs: out)
-            while borrow > 0 {
-                var again: UInt64 = 38
-                borrow = 0
-                for i in 0..<4 {
-                    let (d1, o1) = result.limbs[i].subtractingReportingOverflow(again)
-                    result.limbs[i] = d1
-                    again = o1 ? 1 : 0
-                }
-                borrow = again
-            }
-            return result
+            return (out, borrow == 1)
         }
 
         static func * (a: Field, b: Field) -> Field {
@@ -103,23 +99,11 @@ enum Edwards25519 {
             return result
         }
 
-        /// The value reduced below p.
+        /// The value reduced below p (it is below 2^256 = 2p + 38, so at most two subtractions).
         var canonical: Field {
-            var value = self
-            while !Self.lessThan(value.limbs, Self.p.limbs) { value = value.subtractingP() }
-            return value
-        }
-
-        private func subtractingP() -> Field {
-            var out = [UInt64](repeating: 0, count: 4)
-            var borrow: UInt64 = 0
-            for i in 0..<4 {
-                let (d1, o1) = limbs[i].subtractingReportingOverflow(Self.p.limbs[i])
-                let (d2, o2) = d1.subtractingReportingOverflow(borrow)
-                out[i] = d2
-                borrow = (o1 ? 1 : 0) + (o2 ? 1 : 0)
-            }
-            return Field(limbs: out)
+            var limbs = self.limbs
+            while !Self.lessThan(limbs, Self.p.limbs) { limbs = Self.subtract(limbs, Self.p.limbs).limbs }
+            return Field(limbs: limbs)
         }
 
         static func lessThan(_ a: [UInt64], _ b: [UInt64]) -> Bool {
@@ -142,13 +126,7 @@ enum Edwards25519 {
             return result
         }
 
-        static func == (a: Field, b: Field) -> Bool { a.canonicalLimbs == b.canonicalLimbs }
-
-        private var canonicalLimbs: [UInt64] {
-            var value = self
-            while !Self.lessThan(value.limbs, Self.p.limbs) { value = value.subtractingP() }
-            return value.limbs
-        }
+        static func == (a: Field, b: Field) -> Bool { a.canonical.limbs == b.canonical.limbs }
     }
 
     /// A point in extended coordinates (X : Y : Z : T), x = X/Z, y = Y/Z, xy = T/Z.

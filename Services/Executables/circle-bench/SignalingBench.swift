@@ -49,90 +49,96 @@ struct SignalingBench: AsyncParsableCommand {
         let ready = ReadyCounter()
         let hold = HoldSignal()
         let logger = quietLogger()
-        let sockets = Task {
-            try await withThrowingTaskGroup(of: Void.self) { group in
-                for call in 0..<calls {
-                    let caller = call * 2
-                    group.addTask {
-                        do {
-                            try await WebSocketClient.connect(url: socketURL, configuration: .init(maxFrameSize: 1 << 20, autoPing: .disabled), logger: logger) { inbound, outbound, _ in
-                                try await outbound.write(.text("{\"type\":\"auth\",\"token\":\"\(tokens[caller])\",\"device\":\"\(devices[caller])\"}"))
-                                for try await message in inbound.messages(maxSize: 1 << 20) {
-                                    guard case .text(let text) = message else { continue }
-                                    if text.contains("\"type\":\"ready\"") {
-                                        await ready.increment(failed: false)
-                                    } else if text.contains("\"type\":\"call.signal\"") {
-                                        arrivals.arrived(text)
-                                    }
+        // A child of this command's task (async let): the sockets close when `hold` is released
+        // at the end, or with the command if it throws first.
+        async let sockets: Void = withThrowingTaskGroup(of: Void.self) { group in
+            for call in 0..<calls {
+                let caller = call * 2
+                group.addTask {
+                    do {
+                        try await WebSocketClient.connect(url: socketURL, configuration: .init(maxFrameSize: 1 << 20, autoPing: .disabled), logger: logger) { inbound, outbound, _ in
+                            try await outbound.write(.text("{\"type\":\"auth\",\"token\":\"\(tokens[caller])\",\"device\":\"\(devices[caller])\"}"))
+                            for try await message in inbound.messages(maxSize: 1 << 20) {
+                                guard case .text(let text) = message else { continue }
+                                if text.contains("\"type\":\"ready\"") {
+                                    await ready.increment(failed: false)
+                                } else if text.contains("\"type\":\"call.signal\"") {
+                                    arrivals.arrived(text)
                                 }
                             }
-                        } catch {
-                            await ready.increment(failed: true)
                         }
+                    } catch {
+                        await ready.increment(failed: true)
                     }
                 }
-                await hold.wait()
-                group.cancelAll()
             }
+            await hold.wait()
+            group.cancelAll()
         }
-        await ready.waitUntil(calls)
-        guard await ready.failed == 0 else { throw BenchError("\(await ready.failed) of \(calls) sockets failed") }
+        do {
+            await ready.waitUntil(calls)
+            guard await ready.failed == 0 else { throw BenchError("\(await ready.failed) of \(calls) sockets failed") }
 
-        // The floor: plain HTTP round trips to the replicas, same client, same loopback.
-        var floor: [UInt64] = []
-        for index in 0..<500 {
-            let start = LatencyClock.now()
-            _ = try await Self.request("GET", replicas[index % replicas.count] + "/healthz", token: nil, body: nil, expect: 200)
-            floor.append(LatencyClock.now() &- start)
-        }
-        let floorSummary = LatencySummary(floor)
-        report("floor: HTTP GET /healthz round trip p50 \(String(format: "%.2f", floorSummary.p50)) ms, p99 \(String(format: "%.2f", floorSummary.p99)) ms")
+            // The floor: plain HTTP round trips to the replicas, same client, same loopback.
+            var floor: [UInt64] = []
+            for index in 0..<500 {
+                let start = LatencyClock.now()
+                _ = try await Self.request("GET", replicas[index % replicas.count] + "/healthz", token: nil, body: nil, expect: 200)
+                floor.append(LatencyClock.now() &- start)
+            }
+            let floorSummary = LatencySummary(floor)
+            report("floor: HTTP GET /healthz round trip p50 \(String(format: "%.2f", floorSummary.p50)) ms, p99 \(String(format: "%.2f", floorSummary.p99)) ms")
 
-        let cpuTime = cpu.isEmpty ? nil : try ProcessCPU(cpu)
-        let cpuStart = cpuTime?.sample()
-        let started = ContinuousClock.now
-        let plaintext = Array(String(repeating: "a=candidate:1 1 udp 2122260223 192.0.2.1 50000 typ host\r\n", count: payloadBytes / 58 + 1).utf8.prefix(payloadBytes))
-        let setupLatencies = Mutex<[UInt64]>([])
-        _ = try await PresenceBench.inParallel(0..<calls, width: parallel) { call in
-            let caller = call * 2, callee = call * 2 + 1
-            let startReply = try await Self.request("POST", replicas[0] + "/api/v1/calls", token: tokens[caller],
-                                                    body: "{\"conversationId\":\"\(conversations[call])\",\"media\":\"video\",\"deviceId\":\"\(devices[caller])\"}", expect: 201)
-            guard let callId = (try? JSONSerialization.jsonObject(with: Data(startReply.utf8)) as? [String: Any])?["id"] as? String else {
-                throw BenchError("no call id in \(startReply)")
+            let cpuTime = cpu.isEmpty ? nil : try ProcessCPU(cpu)
+            let cpuStart = cpuTime?.sample()
+            let started = ContinuousClock.now
+            let plaintext = Array(String(repeating: "a=candidate:1 1 udp 2122260223 192.0.2.1 50000 typ host\r\n", count: payloadBytes / 58 + 1).utf8.prefix(payloadBytes))
+            let setupLatencies = Mutex<[UInt64]>([])
+            _ = try await PresenceBench.inParallel(0..<calls, width: parallel) { call in
+                let caller = call * 2, callee = call * 2 + 1
+                let startReply = try await Self.request("POST", replicas[0] + "/api/v1/calls", token: tokens[caller],
+                                                        body: "{\"conversationId\":\"\(conversations[call])\",\"media\":\"video\",\"deviceId\":\"\(devices[caller])\"}", expect: 201)
+                guard let callId = (try? JSONSerialization.jsonObject(with: Data(startReply.utf8)) as? [String: Any])?["id"] as? String else {
+                    throw BenchError("no call id in \(startReply)")
+                }
+                let answered = LatencyClock.now()
+                _ = try await Self.request("POST", replicas[1 % replicas.count] + "/api/v1/calls/\(callId)/join", token: tokens[callee],
+                                           body: "{\"deviceId\":\"\(devices[callee])\",\"media\":\"video\"}", expect: 200)
+                setupLatencies.withLock { $0.append(LatencyClock.now() &- answered) }
+                var seq = UInt64(Timestamp.now().millis) * 1000
+                for index in 0..<signals {
+                    seq += 1
+                    let address = CallSignalAddress(callId: Array(Base64URL.decode(callId)!), sender: accounts[callee].userId,
+                                                    senderDevice: Array(Base64URL.decode(devices[callee])!), recipient: accounts[caller].userId,
+                                                    recipientDevice: Array(Base64URL.decode(devices[caller])!), seq: seq)
+                    let wire = try CallSignalWire.seal(plaintext, to: Array(accounts[caller].agreement.publicKey.rawRepresentation), address: address,
+                                                       signer: accounts[callee].identity)
+                    let payload = Base64URL.encode(wire.bytes)
+                    let body = "{\"fromDevice\":\"\(devices[callee])\",\"toUser\":\"\(accounts[caller].userId)\",\"toDevice\":\"\(devices[caller])\",\"payload\":\"\(payload)\"}"
+                    let arrival = arrivals.expect(payload)
+                    _ = try await Self.request("POST", replicas[(index + 1) % replicas.count] + "/api/v1/calls/\(callId)/signal", token: tokens[callee], body: body, expect: 202)
+                    try await arrival.wait(timeout: .seconds(10))
+                }
+                _ = try await Self.request("POST", replicas[0] + "/api/v1/calls/\(callId)/leave", token: tokens[caller], body: nil, expect: 200)
+                return ()
             }
-            let answered = LatencyClock.now()
-            _ = try await Self.request("POST", replicas[1 % replicas.count] + "/api/v1/calls/\(callId)/join", token: tokens[callee],
-                                       body: "{\"deviceId\":\"\(devices[callee])\",\"media\":\"video\"}", expect: 200)
-            setupLatencies.withLock { $0.append(LatencyClock.now() &- answered) }
-            var seq = UInt64(Timestamp.now().millis) * 1000
-            for index in 0..<signals {
-                seq += 1
-                let address = CallSignalAddress(callId: Array(Base64URL.decode(callId)!), sender: accounts[callee].userId,
-                                                senderDevice: Array(Base64URL.decode(devices[callee])!), recipient: accounts[caller].userId,
-                                                recipientDevice: Array(Base64URL.decode(devices[caller])!), seq: seq)
-                let wire = try CallSignalWire.seal(plaintext, to: Array(accounts[caller].agreement.publicKey.rawRepresentation), address: address,
-                                                   signer: accounts[callee].identity)
-                let payload = Base64URL.encode(wire.bytes)
-                let body = "{\"fromDevice\":\"\(devices[callee])\",\"toUser\":\"\(accounts[caller].userId)\",\"toDevice\":\"\(devices[caller])\",\"payload\":\"\(payload)\"}"
-                let arrival = arrivals.expect(payload)
-                _ = try await Self.request("POST", replicas[(index + 1) % replicas.count] + "/api/v1/calls/\(callId)/signal", token: tokens[callee], body: body, expect: 202)
-                try await arrival.wait(timeout: .seconds(10))
+            let took = ContinuousClock.now - started
+            let latency = LatencySummary(arrivals.latencies())
+            let answers = LatencySummary(setupLatencies.withLock { $0 })
+            report("relay: \(latency.count) signals of \(plaintext.count + CallSignalWire.overhead) bytes over \(calls) calls (\(parallel) at once) in \(took); POST to arrival p50 \(String(format: "%.2f", latency.p50)) ms, p99 \(String(format: "%.2f", latency.p99)) ms, max \(String(format: "%.2f", latency.max)) ms")
+            report("answer (POST join): p50 \(String(format: "%.2f", answers.p50)) ms, p99 \(String(format: "%.2f", answers.p99)) ms")
+            if let cpuTime, let cpuStart {
+                report("  CPU ms per signal (start, answer and leave included): " + cpuTime.perMessage(from: cpuStart, to: cpuTime.sample(), messages: max(1, latency.count),
+                                                                                                      server: Set(cpuTime.processes.map(\.name)).subtracting(["bench"])))
             }
-            _ = try await Self.request("POST", replicas[0] + "/api/v1/calls/\(callId)/leave", token: tokens[caller], body: nil, expect: 200)
-            return ()
-        }
-        let took = ContinuousClock.now - started
-        let latency = LatencySummary(arrivals.latencies())
-        let answers = LatencySummary(setupLatencies.withLock { $0 })
-        report("relay: \(latency.count) signals of \(plaintext.count + CallSignalWire.overhead) bytes over \(calls) calls (\(parallel) at once) in \(took); POST to arrival p50 \(String(format: "%.2f", latency.p50)) ms, p99 \(String(format: "%.2f", latency.p99)) ms, max \(String(format: "%.2f", latency.max)) ms")
-        report("answer (POST join): p50 \(String(format: "%.2f", answers.p50)) ms, p99 \(String(format: "%.2f", answers.p99)) ms")
-        if let cpuTime, let cpuStart {
-            report("  CPU ms per signal (start, answer and leave included): " + cpuTime.perMessage(from: cpuStart, to: cpuTime.sample(), messages: max(1, latency.count),
-                                                                                                  server: Set(cpuTime.processes.map(\.name)).subtracting(["bench"])))
+        } catch {
+            // The sockets end with the run, also when it fails.
+            await hold.release()
+            await sockets
+            throw error
         }
         await hold.release()
-        sockets.cancel()
-        _ = await sockets.result
+        await sockets
     }
 
     /// One request; the body's text, after checking the status.

@@ -143,9 +143,10 @@ export class Directory {
     const account = this.account;
     if (userId === account.userId) return account.identity.publicKey;
     const pin = account.pins[userId];
-    const key = pin ? pin.identityKey : (await this.entry({ userId })).identityKey;
+    const entry = pin ? null : await this.entry({ userId });
+    const key = pin ? pin.identityKey : entry.identityKey;
     if (!(recorded instanceof Uint8Array) || !equal(await ed25519.fingerprint(key), recorded)) {
-      const username = pin?.username ?? (await this.username(userId));
+      const username = pin?.username ?? entry.username;
       const error = new KeyChangedError({ userId, username, convId });
       this.client.raiseAlarm({
         kind: 'key-changed', userId, convId,
@@ -155,7 +156,6 @@ export class Directory {
       throw error;
     }
     if (!account.pins[userId]) {
-      const entry = await this.entry({ userId });
       account.pins[userId] = { username: entry.username, identityKey: key, verified: false, pendingChange: null };
       await this.client.saveAccount();
       this.syncPins().catch(() => {});

@@ -96,19 +96,20 @@ var targets: [Target] = [
     // All six services composed into one process, and the `circle` command line around it.
     .target(
         name: "AllInOne",
-        dependencies: ["CircleCore", "CircleConfig", "CircleStore", "CircleHTTP", hb, logging, configuration]
+        dependencies: ["CircleCore", "CircleConfig", "CircleStore", "CircleHTTP", hb, logging, configuration, lifecycle]
             + services.map { .target(name: "\($0)HTTP") },
         path: "Services/AllInOne"
     ),
     .executableTarget(
         name: "circle",
-        dependencies: ["AllInOne", "GatewayHTTP", "GatewayStore", "CircleKit", "CircleProtocol", "CircleActivity", .product(name: "SQLKit", package: "sql-kit"), "CircleCore", "CircleConfig", "CircleStore", "CircleHTTP", argumentParser, logging, configuration],
+        dependencies: ["AllInOne", "GatewayHTTP", "GatewayStore", "CleanupStore", "CircleKit", "CircleProtocol", "CircleActivity", .product(name: "SQLKit", package: "sql-kit"), "CircleCore", "CircleConfig", "CircleStore", "CircleHTTP", argumentParser, logging, configuration],
         path: "Services/Executables/circle"
     ),
     // The load generator for the benchmarks in BENCHMARKS.md.
     .executableTarget(
         name: "circle-bench",
-        dependencies: ["CircleCore", "CircleCrypto", "CircleKit", "CircleProtocol", "CircleBus", "CircleConfig", argumentParser, crypto, logging,
+        dependencies: ["CircleCore", "CircleCrypto", "CircleKit", "CircleProtocol", "CircleBus", "CircleConfig", "CircleStore", argumentParser, crypto, logging,
+                       .product(name: "SQLKit", package: "sql-kit"),
                        .product(name: "HummingbirdWSClient", package: "hummingbird-websocket"),
                        .product(name: "AsyncHTTPClient", package: "async-http-client"),
                        .product(name: "NIOCore", package: "swift-nio"),
@@ -132,7 +133,7 @@ var targets: [Target] = [
     // The real server (every service in one process) on a free port, for tests that drive it through HTTP.
     .target(
         name: "CircleServerTestSupport",
-        dependencies: ["AllInOne", "CircleConfig", "CircleCore", "CircleKit", "CircleStore", "CircleTestSupport", configuration, crypto,
+        dependencies: ["AllInOne", "CircleConfig", "CircleCore", "CircleKit", "CircleStore", "CircleTestSupport", configuration, crypto, lifecycle,
                        .product(name: "HummingbirdTesting", package: "hummingbird")],
         path: "Tests/CircleServerTestSupport"
     ),
@@ -212,6 +213,13 @@ var targets: [Target] = [
         path: "Tests/VaultHTTPTests"
     ),
     .testTarget(
+        name: "CleanupHTTPTests",
+        dependencies: ["CleanupHTTP", "CleanupCore", "CleanupStore", "VaultStore", "CircleHTTP", "CircleBus", "CircleKit", "CircleProtocol", "CircleActivity", "CircleEvents", "CircleStore",
+                       "CircleConfig", "CircleCore", "CircleTestSupport", "CircleServerTestSupport", crypto, lifecycle, logging,
+                       .product(name: "SQLKit", package: "sql-kit")],
+        path: "Tests/CleanupHTTPTests"
+    ),
+    .testTarget(
         name: "ClusterTests",
         dependencies: ["CircleTestSupport", "CircleServerTestSupport", "CircleKit", "CircleStore", "CircleConfig", "CircleBus", "CircleEvents", "CircleCore", .product(name: "SQLKit", package: "sql-kit"),
                        .product(name: "NIOCore", package: "swift-nio"),
@@ -246,7 +254,7 @@ let serviceLayers: [String: ServiceLayers] = [
     "Vault": ServiceLayers(store: [.product(name: "_NIOFileSystem", package: "swift-nio"), .product(name: "NIOPosix", package: "swift-nio"), hb], core: ["MessagingStore"]),
     "Presence": ServiceLayers(core: ["MessagingStore"]),
     "Signaling": ServiceLayers(core: ["MessagingStore"]),
-    "Cleanup": ServiceLayers(hasStore: false, core: ["MessagingStore", "VaultStore"]),
+    "Cleanup": ServiceLayers(core: ["GatewayStore", "MessagingStore", "VaultStore", "PresenceStore", "SignalingStore"]),
 ]
 
 for service in services {

@@ -12,6 +12,7 @@ import NIOCore
 import PresenceHTTP
 import SignalingHTTP
 import VaultHTTP
+import ServiceLifecycle
 
 /// Builds every service into one module list, in the order they start.
 public func buildAllServices(_ environment: ServiceEnvironment, reader: ConfigReader) async throws -> [ServiceModule] {
@@ -35,7 +36,8 @@ public func buildAllServices(_ environment: ServiceEnvironment, reader: ConfigRe
 /// pending migrations itself.
 public func buildEmbeddedServer(
     reader: ConfigReader,
-    onServerRunning: @escaping @Sendable (any Channel, ServiceEnvironment) async -> Void = { _, _ in }
+    onServerRunning: @escaping @Sendable (any Channel, ServiceEnvironment) async -> Void = { _, _ in },
+    keepingServices keep: @escaping @Sendable (any Service) -> Bool = { _ in true }
 ) async throws -> CircleServer {
     let settings = try SettingsLoader.load(from: reader, role: .embedded)
     // Refuse bad gateway and cleanup keys before touching the database.
@@ -46,7 +48,7 @@ public func buildEmbeddedServer(
     _ = try SettingsLoader.loadCalls(from: reader)
     let logger = ServerBuilder.bootstrap(settings, label: "circle")
     let environment = try await ServiceEnvironment.open(settings, policy: .migrate, logger: logger)
-    let modules = try await buildAllServices(environment, reader: reader)
+    let modules = try await buildAllServices(environment, reader: reader).map { $0.keepingServices(where: keep) }
     return ServerBuilder.buildServer(name: "circle", modules: modules, environment: environment) { channel in
         logger.info("listening", metadata: [
             "address": "\(channel.localAddress.map { "\($0)" } ?? "?")",

@@ -193,6 +193,18 @@ public enum ActivityLog {
         return removed
     }
 
+    /// Deletes up to `limit` entries of a chain and, once none is left, its head (a destroyed
+    /// account's log; the server chain keeps the tombstone). Returns how many entries went.
+    public static func deleteChain(_ chain: String, limit: Int, in db: any SQLDatabase) async throws -> Int {
+        let removed = try await db.raw("""
+            DELETE FROM activity_logs WHERE chain = \(bind: chain) AND seq IN (
+                SELECT seq FROM activity_logs WHERE chain = \(bind: chain) ORDER BY seq LIMIT \(bind: limit)
+            ) RETURNING seq
+            """).all().count
+        if removed < limit { try await db.raw("DELETE FROM activity_heads WHERE chain = \(bind: chain)").run() }
+        return removed
+    }
+
     /// A chain's alerts not acknowledged yet, newest first (among its latest `limit` alerts).
     public static func openAlerts(_ chain: String, limit: Int = 50, in db: any SQLDatabase) async throws -> [ActivityEntry] {
         let alerts = try await db.raw("""

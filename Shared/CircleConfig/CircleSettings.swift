@@ -145,16 +145,31 @@ public struct CircleSettings: Sendable, Equatable {
     /// `nil` means the in-process bus (embedded mode).
     public var redis: RedisSettings?
     public var log: LogSettings
+    public var sessions: SessionLifetime
 
-    public init(http: HTTPSettings, database: DatabaseSettings, redis: RedisSettings?, log: LogSettings) {
+    public init(http: HTTPSettings, database: DatabaseSettings, redis: RedisSettings?, log: LogSettings, sessions: SessionLifetime = SessionLifetime()) {
         self.http = http
         self.database = database
         self.redis = redis
         self.log = log
+        self.sessions = sessions
     }
 
     /// Whether this is the scaled mode (PostgreSQL and Redis).
     public var isScaled: Bool { redis != nil }
+}
+
+/// How long a session lasts (every service checks it on each request).
+public struct SessionLifetime: Sendable, Equatable {
+    /// A session unused this long ends.
+    public var idleTimeout: Duration
+    /// A session ends this long after it was created.
+    public var maxAge: Duration
+
+    public init(idleTimeout: Duration = .seconds(30 * 86_400), maxAge: Duration = .seconds(180 * 86_400)) {
+        self.idleTimeout = idleTimeout
+        self.maxAge = maxAge
+    }
 }
 
 /// Which process is reading its configuration; decides defaults and what is required.
@@ -208,9 +223,19 @@ public enum SettingsLoader {
         let postgres = try string(.postgresURL).map { try PostgresSettings.parse($0, poolSize: poolSize) }
         let redis = try string(.redisURL).map { try RedisSettings.parse($0, prefix: prefix) }
 
+        func duration(_ key: CircleConfigKey, default value: Duration) throws -> Duration {
+            guard let text = string(key) else { return value }
+            guard let parsed = parseDuration(text), parsed >= .seconds(60), parsed <= .seconds(3650 * 86_400) else {
+                throw ConfigError(key, "must be a duration from 1m to 3650d such as 12h or 30d (got \(text))")
+            }
+            return parsed
+        }
+        let sessions = SessionLifetime(idleTimeout: try duration(.sessionsIdleTimeout, default: .seconds(30 * 86_400)),
+                                       maxAge: try duration(.sessionsMaxAge, default: .seconds(180 * 86_400)))
+
         switch (role, postgres, redis) {
         case (_, let postgres?, let redis?):
-            return CircleSettings(http: http, database: .postgres(postgres), redis: redis, log: log)
+            return CircleSettings(http: http, database: .postgres(postgres), redis: redis, log: log, sessions: sessions)
         case (.service, nil, _):
             throw ConfigError(.postgresURL, "is required: the service executables run on PostgreSQL (use `circle serve` for the embedded mode)")
         case (.service, _, nil):
@@ -221,7 +246,7 @@ public enum SettingsLoader {
             throw ConfigError(.postgresURL, "is required with redis.url: the scaled mode needs both")
         case (.embedded, nil, nil):
             let path = string(.sqlitePath) ?? "./data/circle.sqlite"
-            return CircleSettings(http: http, database: .sqlite(path: path), redis: nil, log: log)
+            return CircleSettings(http: http, database: .sqlite(path: path), redis: nil, log: log, sessions: sessions)
         }
     }
 

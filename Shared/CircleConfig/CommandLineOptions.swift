@@ -29,6 +29,12 @@ public struct ServerOptions: ParsableArguments {
     @Option(name: .customLong("log-format"), help: ArgumentHelp(CircleConfigKey.logFormat.help, valueName: "format"))
     var logFormat: String?
 
+    @Option(name: .customLong("sessions-idle-timeout"), help: ArgumentHelp(CircleConfigKey.sessionsIdleTimeout.help, valueName: "duration"))
+    var sessionsIdleTimeout: String?
+
+    @Option(name: .customLong("sessions-max-age"), help: ArgumentHelp(CircleConfigKey.sessionsMaxAge.help, valueName: "duration"))
+    var sessionsMaxAge: String?
+
     public init() {}
 
     /// The values given on the command line, by key.
@@ -43,6 +49,8 @@ public struct ServerOptions: ParsableArguments {
         out[.redisPrefix] = redisPrefix
         out[.logLevel] = logLevel
         out[.logFormat] = logFormat
+        out[.sessionsIdleTimeout] = sessionsIdleTimeout
+        out[.sessionsMaxAge] = sessionsMaxAge
         return out
     }
 }

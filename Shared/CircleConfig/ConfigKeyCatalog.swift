@@ -34,6 +34,8 @@ public enum CircleConfigKey: String, CaseIterable, Sendable {
     case turnSecret = "turn.secret"
     case turnURLs = "turn.urls"
     case turnTTL = "turn.ttl"
+    case sessionsIdleTimeout = "sessions.idleTimeout"
+    case sessionsMaxAge = "sessions.maxAge"
 
     /// The environment variable that sets this key.
     public var environmentName: String {
@@ -94,6 +96,8 @@ public enum CircleConfigKey: String, CaseIterable, Sendable {
         case .turnSecret: "The TURN REST API secret shared with coturn (its static-auth-secret, with use-auth-secret): calls get short-lived TURN credentials made from it. Without it calls connect directly, which works on a LAN."
         case .turnURLs: "TURN and STUN addresses handed to calls, separated by commas, as turn:turn.example.org:3478?transport=udp,turns:turn.example.org:5349,stun:turn.example.org:3478."
         case .turnTTL: "How long TURN credentials last, as 1h or 12h (a call on a relay longer than this loses it at the next refresh)."
+        case .sessionsIdleTimeout: "A session unused this long ends (every service checks it; the device signs in again), as 12h or 30d."
+        case .sessionsMaxAge: "A session ends this long after it was created, however much it is used, as 30d or 180d."
         }
     }
 
@@ -131,6 +135,8 @@ public enum CircleConfigKey: String, CaseIterable, Sendable {
         case .turnSecret: "none (no TURN)"
         case .turnURLs: "none"
         case .turnTTL: "12h"
+        case .sessionsIdleTimeout: "30d"
+        case .sessionsMaxAge: "180d"
         }
     }
 

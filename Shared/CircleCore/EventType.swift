@@ -16,6 +16,10 @@ public enum EventType: String, Codable, Sendable, CaseIterable {
     /// A call of one of the member's conversations rang, was answered, changed or ended (names
     /// the call; live sockets get the whole call).
     case callUpdated = "call.updated"
+    /// A conversation the member was in was destroyed by its admin: drop it and its keys.
+    case conversationDestroyed = "conversation.destroyed"
+    /// A member who shares a conversation destroyed their account ("left the Circle").
+    case memberLeft = "member.left"
     /// A stored event whose subject no longer exists (deleted or expired since): it keeps its
     /// place in the sequence and says nothing else.
     case gone = "event.gone"
@@ -30,6 +34,8 @@ public enum EventType: String, Codable, Sendable, CaseIterable {
     case typing
     /// A sealed call signal (SDP, ICE, media state) for one device in a call (PROTOCOL 10).
     case callSignal = "call.signal"
+    /// How far one of the member's destruction jobs got (read again with `GET /api/v1/destruction/{id}`).
+    case destructionProgress = "destruction.progress"
 
     // About the socket itself.
     case ready

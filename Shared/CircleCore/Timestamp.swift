@@ -17,6 +17,7 @@ public struct Timestamp: Sendable, Hashable, Comparable, Codable, CustomStringCo
     public static func < (lhs: Timestamp, rhs: Timestamp) -> Bool { lhs.millis < rhs.millis }
 
     public func adding(seconds: Int64) -> Timestamp { Timestamp(millis: millis + seconds * 1000) }
+    public func adding(milliseconds: Int64) -> Timestamp { Timestamp(millis: millis + milliseconds) }
 
     public var date: Date { Date(timeIntervalSince1970: Double(millis) / 1000) }
 

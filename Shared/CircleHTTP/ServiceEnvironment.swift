@@ -30,7 +30,7 @@ public struct ServiceEnvironment: Sendable {
         self.clock = clock
         self.logger = logger
         self.events = EventPublisher(store: store, bus: bus, logger: logger)
-        let sessions = SessionValidator(store: store, bus: bus, logger: logger)
+        let sessions = SessionValidator(store: store, bus: bus, logger: logger, lifetime: settings.sessions, clock: clock)
         self.sessions = sessions
         self.infrastructure = infrastructure + [sessions, events.removals]
     }
@@ -73,6 +73,13 @@ public struct ServiceModule: Sendable {
         self.shutdownFirst = shutdownFirst
         self.addRoutes = addRoutes
         self.addWebSocketRoutes = addWebSocketRoutes
+    }
+
+    /// The same module with only the background services `keep` accepts (a test that plays a
+    /// replica's part itself runs the server without it).
+    public func keepingServices(where keep: (any Service) -> Bool) -> ServiceModule {
+        ServiceModule(name: name, services: services.filter(keep), shutdownFirst: shutdownFirst.filter(keep),
+                      addRoutes: addRoutes, addWebSocketRoutes: addWebSocketRoutes)
     }
 }
 

@@ -1,4 +1,5 @@
 import CircleBus
+import CircleConfig
 import CircleCore
 import CircleStore
 import Crypto
@@ -49,27 +50,61 @@ public final class SessionValidator: Service, Sendable {
     private let bus: any MessageBus
     private let logger: Logger
     private let cacheLifetime: Duration
+    /// How long sessions last (`sessions.idleTimeout`, `sessions.maxAge`).
+    public let lifetime: SessionLifetime
+    private let clock: any WallClock
     private let cache = Mutex<[String: (identity: Identity, until: ContinuousClock.Instant)]>([:])
 
-    public init(store: any DatabaseStore, bus: any MessageBus, logger: Logger, cacheLifetime: Duration = .seconds(1)) {
+    /// How stale a session's last use may be recorded: a session in use is written at most this
+    /// often (and its idle timeout is that much less precise).
+    public static let touchInterval: Int64 = 10 * 60_000
+
+    public init(store: any DatabaseStore, bus: any MessageBus, logger: Logger, lifetime: SessionLifetime = SessionLifetime(),
+                clock: any WallClock = SystemWallClock(), cacheLifetime: Duration = .seconds(1)) {
         self.store = store
         self.bus = bus
         self.logger = logger
+        self.lifetime = lifetime
+        self.clock = clock
         self.cacheLifetime = cacheLifetime
     }
 
-    /// The identity behind `token`, or nil when it is malformed, unknown, revoked or expired.
+    /// When a session created at `createdAt` and last used at `lastSeenAt` ends, unless revoked
+    /// or used again first.
+    public static func expiry(createdAt: Int64, lastSeenAt: Int64, lifetime: SessionLifetime) -> Int64 {
+        min(createdAt + lifetime.maxAge.milliseconds, lastSeenAt + lifetime.idleTimeout.milliseconds)
+    }
+
+    /// The identity behind `token`, or nil when it is malformed, unknown, revoked or expired (idle
+    /// longer than `sessions.idleTimeout`, or older than `sessions.maxAge`). A session in use has
+    /// its last use recorded at most every ten minutes.
     public func identity(forToken token: String) async throws -> Identity? {
         guard SessionTokens.isWellFormed(token) else { return nil }
         let hash = SessionTokens.hash(token)
         let now = ContinuousClock.now
         if let hit = cache.withLock({ $0[hash] }), hit.until > now { return hit.identity }
-        let identity = try await store.read { db -> Identity? in
+        let wallNow = clock.now().millis
+        let lifetime = self.lifetime
+        let found = try await store.read { db -> (Identity, lastSeenAt: Int64)? in
             guard let row = try await db.raw("""
-                SELECT id, user_id FROM sessions WHERE token_hash = \(bind: hash) AND revoked_at IS NULL
+                SELECT id, user_id, created_at, last_seen_at FROM sessions WHERE token_hash = \(bind: hash) AND revoked_at IS NULL
                 """).first() else { return nil }
-            return Identity(userId: try row.decode(column: "user_id", as: String.self), sessionId: try row.decode(column: "id", as: String.self))
+            let createdAt = try row.decode(column: "created_at", as: Int64.self)
+            let lastSeenAt = try row.decode(column: "last_seen_at", as: Int64.self)
+            guard wallNow < Self.expiry(createdAt: createdAt, lastSeenAt: lastSeenAt, lifetime: lifetime) else { return nil }
+            return (Identity(userId: try row.decode(column: "user_id", as: String.self), sessionId: try row.decode(column: "id", as: String.self)), lastSeenAt)
         }
+        if let found, wallNow - found.lastSeenAt > Self.touchInterval {
+            let id = found.0.sessionId
+            do {
+                try await store.write { db in
+                    try await db.raw("UPDATE sessions SET last_seen_at = \(bind: wallNow) WHERE id = \(bind: id) AND last_seen_at < \(bind: wallNow)").run()
+                }
+            } catch {
+                logger.debug("recording a session's use failed", metadata: ["error": "\(error)"])
+            }
+        }
+        let identity = found?.0
         let until = ContinuousClock.now + cacheLifetime
         cache.withLock { cache in
             if let identity {

@@ -442,6 +442,45 @@ public enum Migrations {
                 "CREATE INDEX vault_link_tickets_expiry ON vault_link_tickets (expires_at)",
             ]
         },
+        // The destruction protocol (ARCHITECTURE 8): one row per job with its step and progress,
+        // claimed by one cleanup replica at a time under a lease; the blobs of destroyed files
+        // wait in `destruction_blobs` (their rows are gone in the job's first transaction, so
+        // nothing serves them), and the session's last re-authentication gates every request.
+        Migration(version: 13, name: "destruction", owner: "cleanup") { t in
+            [
+                """
+                CREATE TABLE destruction_jobs (
+                    id TEXT PRIMARY KEY,
+                    kind TEXT NOT NULL,
+                    subject TEXT NOT NULL,
+                    requested_by TEXT NOT NULL,
+                    watch_hash TEXT NOT NULL,
+                    state TEXT NOT NULL,
+                    step TEXT NOT NULL,
+                    progress TEXT NOT NULL,
+                    created_at \(t.bigint) NOT NULL,
+                    updated_at \(t.bigint) NOT NULL,
+                    finished_at \(t.bigint) NOT NULL,
+                    unreadable_at \(t.bigint) NOT NULL,
+                    runner TEXT NOT NULL,
+                    lease_until \(t.bigint) NOT NULL
+                )
+                """,
+                "CREATE INDEX destruction_jobs_open ON destruction_jobs (state, lease_until) WHERE state <> 'done'",
+                "CREATE INDEX destruction_jobs_requester ON destruction_jobs (requested_by, created_at)",
+                "CREATE UNIQUE INDEX destruction_jobs_live ON destruction_jobs (kind, subject) WHERE state <> 'done'",
+                """
+                CREATE TABLE destruction_blobs (
+                    job_id TEXT NOT NULL REFERENCES destruction_jobs(id) ON DELETE CASCADE,
+                    name TEXT NOT NULL,
+                    kind TEXT NOT NULL,
+                    PRIMARY KEY (job_id, name)
+                )
+                """,
+                "ALTER TABLE sessions ADD COLUMN reauthenticated_at \(t.bigint) NOT NULL DEFAULT 0",
+                "ALTER TABLE users ADD COLUMN destroyed_at \(t.bigint) NOT NULL DEFAULT 0",
+            ]
+        },
     ]
 
     /// The schema version this build expects.

@@ -209,6 +209,18 @@ public enum UserEventLog {
         return rows.count
     }
 
+    /// Deletes at most `limit` of one user's events and, once none is left, their counter (a
+    /// destroyed account); returns how many went.
+    public static func deleteAll(of userId: String, limit: Int, in db: any SQLDatabase) async throws -> Int {
+        let removed = try await db.raw("""
+            DELETE FROM user_events WHERE user_id = \(bind: userId) AND seq IN (
+                SELECT seq FROM user_events WHERE user_id = \(bind: userId) ORDER BY seq LIMIT \(bind: limit)
+            ) RETURNING seq
+            """).all().count
+        if removed < limit { try await db.raw("DELETE FROM user_event_counters WHERE user_id = \(bind: userId)").run() }
+        return removed
+    }
+
     static func decode(_ row: any SQLRow, outbox: String? = nil) throws -> UserEvent {
         UserEvent(
             userId: try row.decode(column: "user_id", as: String.self),

@@ -10,6 +10,7 @@ import Crypto
 import Foundation
 import HummingbirdTesting
 import Testing
+import ServiceLifecycle
 
 /// Which database the server under test runs on.
 package enum Engine: String, CaseIterable, CustomTestStringConvertible, Sendable {
@@ -26,10 +27,13 @@ package struct ServerHarness {
     package let engine: Engine
     package let folder: URL
     package let extra: [CircleConfigKey: String]
+    /// Which background services the server runs (all by default).
+    package let keep: @Sendable (any Service) -> Bool
 
-    package init(_ engine: Engine, extra: [CircleConfigKey: String] = [:]) {
+    package init(_ engine: Engine, extra: [CircleConfigKey: String] = [:], keepingServices keep: @escaping @Sendable (any Service) -> Bool = { _ in true }) {
         self.engine = engine
         self.extra = extra
+        self.keep = keep
         folder = FileManager.default.temporaryDirectory.appendingPathComponent("circle-messaging-\(UUID().uuidString)")
     }
 
@@ -67,7 +71,7 @@ package struct ServerHarness {
         try FileManager.default.createDirectory(at: folder, withIntermediateDirectories: true)
         defer { try? FileManager.default.removeItem(at: folder) }
         let values = try await values()
-        let server = try await buildEmbeddedServer(reader: ConfigSources.reader(values: values))
+        let server = try await buildEmbeddedServer(reader: ConfigSources.reader(values: values), keepingServices: keep)
         let database: DatabaseSettings = switch engine {
         case .sqlite: .sqlite(path: values[.sqlitePath]!)
         case .postgres: .postgres(try PostgresSettings.parse(values[.postgresURL]!, poolSize: 2))

@@ -33,6 +33,7 @@ OWNERS = {
     "/api/v1/vault": ("vault", 8083),
     "/api/v1/presence": ("presence", 8084),
     "/api/v1/calls": ("signaling", 8085),
+    "/api/v1/destruction": ("cleanup", 8086),
     "/": ("gateway", 8081),
 }
 EXECUTABLES = {"circle", "circle-gateway", "circle-messaging", "circle-vault",

@@ -1,3 +1,4 @@
+import CircleActivity
 import CircleConfig
 import CircleCore
 import CircleHTTP
@@ -13,8 +14,19 @@ public func buildCleanup(_ environment: ServiceEnvironment, eventRetention: Dura
     let blobs = try VaultBlobs.open(path: vault.path)
     let files = VaultSweeper(store: environment.store, blobs: blobs, clock: environment.clock, logger: environment.logger)
     let security = ActivitySweeper(store: environment.store, clock: environment.clock, logger: environment.logger, retention: activity.retention)
-    // The blob store first: it stops after the sweeper that uses it.
-    return ServiceModule(name: .cleanup, services: [blobs, sweeper, expiry, files, security]) { _ in }
+    let sessions = SessionSweeper(store: environment.store, clock: environment.clock, logger: environment.logger, lifetime: environment.settings.sessions)
+    let recorder = ActivityRecorder(sealer: ActivitySealer(activity), logger: environment.logger)
+    let destruction = DestructionRunner(store: environment.store, blobs: blobs, events: environment.events, security: recorder,
+                                        clock: environment.clock, logger: environment.logger)
+    let controller = DestructionController(
+        start: DestructionStart(store: environment.store, events: environment.events, sessions: environment.sessions, security: recorder,
+                                clock: environment.clock, logger: environment.logger),
+        store: environment.store, trustForwardedFor: vault.trustForwardedFor
+    )
+    // The blob store first: it stops after the services that use it.
+    return ServiceModule(name: .cleanup, services: [blobs, sweeper, expiry, files, security, sessions, destruction]) { router in
+        controller.addRoutes(to: router)
+    }
 }
 
 /// The cleanup service as its own process (`circle-cleanup`).

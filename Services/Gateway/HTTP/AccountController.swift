@@ -26,6 +26,8 @@ struct AccountController: Sendable {
         let ip: String
         let createdAt: Int64
         let lastSeenAt: Int64
+        /// When it ends unless used again (idle timeout) or at the latest (maximum age).
+        let expiresAt: Int64
         let current: Bool
     }
 
@@ -44,6 +46,13 @@ struct AccountController: Sendable {
 
     struct PasswordChanged: Codable, Sendable { let bundleVersion: Int64; let revoked: [String] }
 
+    struct ReauthenticateRequest: StrictDecodable, Sendable {
+        let authKey: String
+        static let allowedKeys: Set<String> = ["authKey"]
+    }
+
+    struct Reauthenticated: Codable, Sendable { let until: Int64 }
+
     func addRoutes(to router: Router<CircleRequestContext>) {
         let group = router.authenticated("/api/v1/account")
         group.get("/me", use: me)
@@ -51,6 +60,7 @@ struct AccountController: Sendable {
         group.delete("/sessions/{id}", use: revoke)
         group.post("/sessions/revoke-others", use: revokeOthers)
         group.post("/password", use: changePassword)
+        group.post("/reauthenticate", use: reauthenticate)
     }
 
     @Sendable func me(request: Request, context: AuthenticatedContext) async throws -> JSONResponse<Me> {
@@ -66,8 +76,13 @@ struct AccountController: Sendable {
         let identity = context.identity
         await state.activity.seen(sessionId: identity.sessionId, ip: state.address(request, context))
         let records = try await state.store.read { db in try await AccountRepository.liveSessions(userId: identity.userId, in: db) }
-        return JSONResponse(Sessions(sessions: records.map {
-            SessionView(id: $0.id, deviceLabel: $0.deviceLabel, ip: $0.ip, createdAt: $0.createdAt, lastSeenAt: $0.lastSeenAt, current: $0.id == identity.sessionId)
+        let lifetime = state.sessions.lifetime
+        let now = state.clock.now().millis
+        return JSONResponse(Sessions(sessions: records.compactMap {
+            let expiresAt = SessionValidator.expiry(createdAt: $0.createdAt, lastSeenAt: $0.lastSeenAt, lifetime: lifetime)
+            guard expiresAt > now else { return nil }
+            return SessionView(id: $0.id, deviceLabel: $0.deviceLabel, ip: $0.ip, createdAt: $0.createdAt, lastSeenAt: $0.lastSeenAt,
+                               expiresAt: expiresAt, current: $0.id == identity.sessionId)
         }))
     }
 
@@ -108,6 +123,28 @@ struct AccountController: Sendable {
         await state.sessions.announceRevoked(result.0.ids)
         await state.publish(result.1, alongside: result.0.events)
         return JSONResponse(Revoked(revoked: result.0.ids))
+    }
+
+    /// Proves the password again: for the next 5 minutes this session may ask for what cannot be
+    /// undone (the destruction protocol). Wrong keys count against the sign-in throttle.
+    @Sendable func reauthenticate(request: Request, context: AuthenticatedContext) async throws -> JSONResponse<Reauthenticated> {
+        let identity = context.identity
+        let body = try await request.decodeJSON(as: ReauthenticateRequest.self, context: context)
+        let authKey = Base64URL.decode(body.authKey).map(Array.init) ?? []
+        guard let user = try await state.store.read({ db in try await AccountRepository.user(id: identity.userId, in: db) }) else {
+            throw Problem.unauthorized()
+        }
+        let ip = state.address(request, context)
+        try await state.throttle.check(username: user.username, address: ip)
+        guard state.crypto.matches(authKey: authKey, stored: user.verifier) else {
+            await state.throttle.failed(username: user.username, address: ip)
+            await state.record([ActivityItem(chain: user.id, kind: .signInFailed, sessionId: identity.sessionId, ip: ip, userAgent: state.userAgent(request),
+                                             details: ["method": "re-authentication"])])
+            throw Problem.forbidden("The password is wrong.")
+        }
+        let now = state.clock.now()
+        try await state.store.write { db in try await Reauthentication.record(sessionId: identity.sessionId, at: now, in: db) }
+        return JSONResponse(Reauthenticated(until: now.millis + Reauthentication.window))
     }
 
     /// Replaces the login secret and bundle after proving the current password; every other
@@ -170,6 +207,8 @@ struct DirectoryController: Sendable {
         let identityKey: String
         let x25519Key: String
         let kxCert: String
+        /// The member destroyed their account ("left the Circle"); the keys still verify what they signed.
+        let left: Bool
     }
 
     func addRoutes(to router: Router<CircleRequestContext>) {
@@ -192,7 +231,8 @@ struct DirectoryController: Sendable {
         guard let user = try await state.store.read(find) else { throw Problem.notFound("No such member.") }
         return JSONResponse(Entry(
             userId: user.id, username: user.username, displayName: user.displayName,
-            identityKey: Base64URL.encode(user.identityKey), x25519Key: Base64URL.encode(user.x25519Key), kxCert: Base64URL.encode(user.kxCert)
+            identityKey: Base64URL.encode(user.identityKey), x25519Key: Base64URL.encode(user.x25519Key), kxCert: Base64URL.encode(user.kxCert),
+            left: user.isDestroyed
         ))
     }
 }

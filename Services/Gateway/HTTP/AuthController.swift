@@ -106,7 +106,7 @@ struct AuthController: Sendable {
     @Sendable func prelogin(request: Request, context: CircleRequestContext) async throws -> JSONResponse<PreloginResponse> {
         let body = try await request.decodeJSON(as: PreloginRequest.self, context: context)
         let name = AccountRules.lookupName(body.username)
-        let user = try await state.store.read { db in try await AccountRepository.user(named: name, in: db) }
+        let user = try await state.store.read { db in try await AccountRepository.signInUser(named: name, in: db) }
         let salt = user?.salt ?? state.crypto.fakeSalt(forUsername: name)
         return JSONResponse(PreloginResponse(
             serverId: try await state.serverID.value(), username: name, salt: Base64URL.encode(salt),
@@ -187,7 +187,7 @@ struct AuthController: Sendable {
         let authKey = Base64URL.decode(body.authKey).map(Array.init) ?? []
         let deviceLabel = try AccountRules.deviceLabel(body.deviceLabel)
         let userAgent = state.userAgent(request)
-        let user = try await state.store.read { db in try await AccountRepository.user(named: name, in: db) }
+        let user = try await state.store.read { db in try await AccountRepository.signInUser(named: name, in: db) }
         guard state.crypto.matches(authKey: authKey, stored: user?.verifier), let user else {
             await failed(name: name, user: user, ip: ip, userAgent: userAgent, method: "password")
             throw Problem.unauthorized("The username or password is wrong.")
@@ -307,7 +307,7 @@ struct AuthController: Sendable {
         try await state.throttle.check(username: name, address: ip)
         let key = Base64URL.decode(recoveryAuthKey).map(Array.init) ?? []
         let found = try await state.store.read { db -> (UserRecord, AccountRepository.StoredBundles)? in
-            guard let user = try await AccountRepository.user(named: name, in: db),
+            guard let user = try await AccountRepository.signInUser(named: name, in: db),
                   let stored = try await AccountRepository.bundles(userId: user.id, in: db) else { return nil }
             return (user, stored)
         }

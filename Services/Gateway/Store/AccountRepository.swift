@@ -15,8 +15,11 @@ package struct UserRecord: Sendable {
     package let x25519Key: [UInt8]
     package let kxCert: [UInt8]
     package let isAdmin: Bool
+    /// The member destroyed the account: no sign-in, shown to others as "left the Circle".
+    package let isDestroyed: Bool
 
-    package init(id: String, username: String, displayName: String, verifier: [UInt8], salt: [UInt8], identityKey: [UInt8], x25519Key: [UInt8], kxCert: [UInt8], isAdmin: Bool) {
+    package init(id: String, username: String, displayName: String, verifier: [UInt8], salt: [UInt8], identityKey: [UInt8], x25519Key: [UInt8], kxCert: [UInt8], isAdmin: Bool,
+                 isDestroyed: Bool = false) {
         self.id = id
         self.username = username
         self.displayName = displayName
@@ -26,6 +29,7 @@ package struct UserRecord: Sendable {
         self.x25519Key = x25519Key
         self.kxCert = kxCert
         self.isAdmin = isAdmin
+        self.isDestroyed = isDestroyed
     }
 }
 
@@ -53,6 +57,11 @@ package enum AccountRepository {
         try await db.raw("SELECT * FROM users WHERE username = \(bind: username)").first().map(decodeUser)
     }
 
+    /// The member who may sign in under this name: a destroyed account answers like an unknown name.
+    package static func signInUser(named username: String, in db: any SQLDatabase) async throws -> UserRecord? {
+        try await user(named: username, in: db).flatMap { $0.isDestroyed ? nil : $0 }
+    }
+
     package static func user(id: String, in db: any SQLDatabase) async throws -> UserRecord? {
         try await db.raw("SELECT * FROM users WHERE id = \(bind: id)").first().map(decodeUser)
     }
@@ -71,7 +80,8 @@ package enum AccountRepository {
             identityKey: Array(try row.decode(column: "identity_key", as: Data.self)),
             x25519Key: Array(try row.decode(column: "x25519_key", as: Data.self)),
             kxCert: Array(try row.decode(column: "kx_cert", as: Data.self)),
-            isAdmin: try row.decode(column: "is_admin", as: Int64.self) != 0
+            isAdmin: try row.decode(column: "is_admin", as: Int64.self) != 0,
+            isDestroyed: try row.decode(column: "destroyed_at", as: Int64.self) != 0
         )
     }
 

@@ -74,7 +74,10 @@ package struct VaultFileRecord: Sendable {
     package func isExpired(at now: Timestamp) -> Bool { expiresAt > 0 && expiresAt <= now.millis }
 
     /// The blob's name: hex of the file id (validated when the upload was created).
-    package var blobName: String { Hex.encode(Base64URL.decode(id).map(Array.init) ?? []) }
+    package var blobName: String { Self.blobName(ofId: id) }
+
+    /// The blob a file id names (hex of the id's bytes).
+    package static func blobName(ofId id: String) -> String { Hex.encode(Base64URL.decode(id).map(Array.init) ?? []) }
 }
 
 package struct VaultUploadRecord: Sendable {

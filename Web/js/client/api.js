@@ -70,7 +70,9 @@ export class Api {
    * @param {'GET'|'POST'|'PUT'|'DELETE'} method
    * @param {string} path a path starting with `/api/`
    * @param {object} [body] sent as JSON
-   * @param {{token?: string|null}} [options] another token than the session's (`null`: none)
+   * @param {{token?: string|null, headers?: Record<string, string>, outlivesSession?: boolean}} [options]
+   *   another token than the session's (`null`: none); extra request headers; `outlivesSession`: not
+   *   abandoned when the session ends (a call that ends the session itself)
    * @returns {Promise<any>}
    * @throws {ApiError}
    */
@@ -80,7 +82,7 @@ export class Api {
     if (!('token' in options) && token === null) {
       throw new ApiError({ status: 401, type: 'urn:circle:problem:signed-out', detail: 'not signed in on this device' });
     }
-    const headers = { Accept: 'application/json' };
+    const headers = { ...(options.headers ?? {}), Accept: 'application/json' };
     if (token) headers.Authorization = `Bearer ${token}`;
     const init = { method, headers, credentials: 'omit', cache: 'no-store', redirect: 'error' };
     if (body !== undefined) {
@@ -90,7 +92,7 @@ export class Api {
     const controller = new AbortController();
     const timer = setTimeout(() => controller.abort('timed out'), TIMEOUT_MS);
     init.signal = controller.signal;
-    const tracked = token !== null && token === this.token;
+    const tracked = token !== null && token === this.token && !options.outlivesSession;
     if (tracked) this.inflight.add(controller);
     let response;
     let text;

@@ -17,7 +17,7 @@ const DIRECTORY_TTL_MS = 60_000;
 
 /**
  * A checked directory entry.
- * @typedef {{userId: string, username: string, displayName: string, identityKey: Uint8Array, x25519Key: Uint8Array}} Entry
+ * @typedef {{userId: string, username: string, displayName: string, identityKey: Uint8Array, x25519Key: Uint8Array, left: boolean}} Entry
  */
 
 /**
@@ -64,7 +64,9 @@ export class Directory {
     if (!(await verifyKxCert(identityKey, raw.userId, x25519Key, fromB64u(raw.kxCert)))) {
       throw new ProtocolError('bad-signature', `bad signature: the kx-cert of ${raw.username}`);
     }
-    const entry = { userId: raw.userId, username: raw.username, displayName: raw.displayName || raw.username, identityKey, x25519Key };
+    const entry = {
+      userId: raw.userId, username: raw.username, displayName: raw.displayName || raw.username, identityKey, x25519Key, left: raw.left === true,
+    };
     this.cache.set(entry.userId, { entry, at: Date.now() });
     await this.notice(entry);
     return entry;
@@ -94,6 +96,16 @@ export class Directory {
       return (await this.entry({ userId })).displayName;
     } catch {
       return this.account?.pins[userId]?.username ?? userId;
+    }
+  }
+
+  /** Whether the member destroyed their account ("left the Circle"). */
+  async hasLeft(userId) {
+    if (userId === this.account?.userId) return false;
+    try {
+      return (await this.entry({ userId })).left === true;
+    } catch {
+      return false;
     }
   }
 

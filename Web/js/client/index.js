@@ -325,6 +325,63 @@ export class CircleClient extends EventTarget {
   }
 
   /**
+   * Destroys on purpose (docs/API.md "Destruction"): proves the password again, starts the job
+   * (whose first step already made the data unreadable when the server answers), then follows it
+   * to the end with the job's watch token, which outlives the sessions an account's destruction
+   * ends. This browser's copy goes too: the whole local state for an account, the conversation's
+   * for a conversation.
+   * @param {{kind: 'account'|'conversation'|'files'|'links', conversationId?: string, password: string,
+   *   confirm: string, onProgress?: (job: object) => void}} params
+   * @returns {Promise<object>} the finished job
+   */
+  async destroy({ kind, conversationId, password, confirm, onProgress }) {
+    const account = this.requireSession();
+    await session.reauthenticate(this.api, account, password);
+    const body = { kind, confirm };
+    if (conversationId) body.conversationId = conversationId;
+    // The server ends this session with the job's first step: whichever notices first signs out
+    // for the right reason.
+    if (kind === 'account') this.leaving = 'destroyed';
+    let started;
+    try {
+      // Its first step ends this session, which may be noticed before the answer arrives.
+      started = await this.api.call('POST', '/api/v1/destruction', body, { outlivesSession: true });
+    } catch (error) {
+      if (kind === 'account' && this.account) this.leaving = null;
+      throw error;
+    }
+    const { job, watchToken } = started;
+    onProgress?.(job);
+    if (kind === 'account') {
+      await this.signOut('destroyed');
+    } else if (kind === 'conversation') {
+      await this.forgetConversation(conversationId);
+      this.notify('conversations', {});
+    }
+    let current = job;
+    for (let delay = 200; current.state !== 'done'; delay = Math.min(delay * 2, 2000)) {
+      await new Promise((resolve) => setTimeout(resolve, delay));
+      current = await this.api.call('GET', job.url, undefined, { token: null, headers: { 'Circle-Job-Token': watchToken } });
+      onProgress?.(current);
+    }
+    if (kind === 'files') this.notify('vault', { type: 'deleted', fileId: null });
+    return current;
+  }
+
+  /**
+   * The panic lock: forgets every key and message in memory and erases this browser's Circle
+   * database at once, without a word to the server (the session stays valid there; the device
+   * simply no longer holds anything). Unlocking again takes the password.
+   */
+  async panic() {
+    if (!this.account) return;
+    this.leaving = 'panic';
+    const token = this.api.token;
+    await this.signOut('panic');
+    if (token) this.api.abandonSessionCalls();
+  }
+
+  /**
    * Sets a new password with the recovery key and signs in on this browser.
    * @param {{username: string, recoveryKey: string, newPassword: string, deviceLabel?: string,
    *   onStage?: (stage: string) => void}} params
@@ -809,6 +866,21 @@ export class CircleClient extends EventTarget {
         break;
       case 'session.revoked':
         if (data.sessionId === this.account?.sessionId) await this.signOut('revoked');
+        break;
+      case 'conversation.destroyed':
+        // Its admin destroyed it for everyone: its keys and messages go from this browser too.
+        if (typeof data.conversationId === 'string') {
+          await this.forgetConversation(data.conversationId);
+          this.notify('conversations', {});
+          this.notify('conversation-destroyed', { convId: data.conversationId });
+        }
+        break;
+      case 'member.left':
+        // A member destroyed their account: their entry is read again (it says `left`).
+        if (typeof data.userId === 'string') {
+          this.directory.cache.delete(data.userId);
+          this.notify('conversations', {});
+        }
         break;
       case 'security.alert':
         this.activity.alertEvent(data);

@@ -207,6 +207,27 @@ export async function changePassword(api, account, { currentPassword, newPasswor
 }
 
 /**
+ * Proves the password again: derives the authKey here (the password never leaves the page) and
+ * opens the server's five-minute window for what cannot be undone (the destruction protocol).
+ * @param {import('./api.js').Api} api
+ * @param {object} account the signed-in account record
+ * @param {string} password
+ */
+export async function reauthenticate(api, account, password) {
+  const prelogin = await api.post('/api/v1/auth/prelogin', { username: account.username });
+  checkKdf(prelogin.kdf);
+  const { authKey, kek } = await deriveLoginKeys({
+    serverId: account.serverId, username: account.username, salt: fromB64u(prelogin.salt), password, iterations: prelogin.kdf.iterations,
+  });
+  try {
+    await api.post('/api/v1/account/reauthenticate', { authKey: b64u(authKey) });
+  } finally {
+    authKey.fill(0);
+    kek.fill(0);
+  }
+}
+
+/**
  * Recovers an account with its recovery key: opens the recovery bundle, sets a new password
  * (every other session ends) and signs in on this browser.
  * @param {import('./api.js').Api} api

@@ -98,6 +98,7 @@ export async function conversationView(client, account, summary) {
       userId,
       username: await client.directory.username(userId),
       displayName: await client.directory.displayName(userId),
+      left: await client.directory.hasLeft(userId),
       role: member.role,
       trust: client.directory.trust(userId),
     });

@@ -7,6 +7,7 @@ import { alertSlot } from './errors.js';
 import { openDialog } from './dialog.js';
 import { DISAPPEAR_OPTIONS, disappearLabel } from './format.js';
 import { announce } from './announcer.js';
+import { openDestruction } from './danger-zone.js';
 
 /** Whether I may change the conversation-wide settings (admins sign settings ops). */
 export function canChangeSettings(conversation) {
@@ -61,6 +62,16 @@ export function openChatSettings({ client, conversation, refresh }) {
           h('button', { type: 'button', class: 'btn', onclick: close }, 'Cancel'),
           h('button', { type: 'submit', class: 'btn btn-primary' }, 'Save'),
         ),
+        editable ? h('div', { class: 'danger-action' },
+          h('p', { class: 'field-hint' }, 'Destroys the conversation for every member: its keys at once, then its messages and shared files.'),
+          h('button', {
+            type: 'button', class: 'btn btn-danger',
+            onclick: () => {
+              close();
+              openDestruction({ client, kind: 'conversation', conversationId: conversation.id, onDone: () => refresh() });
+            },
+          }, 'Destroy this conversation'),
+        ) : null,
       );
       form.addEventListener('submit', async (event) => {
         event.preventDefault();

@@ -17,7 +17,8 @@ import { describeError } from './errors.js';
 import { toast, announce } from './announcer.js';
 import { conversationTitle } from './format.js';
 import { icon } from './icons.js';
-import { callsRelayOnly } from './prefs.js';
+import { callsRelayOnly, isPanicShortcut } from './prefs.js';
+import { progressText } from './danger-zone.js';
 
 const REFRESH_DEBOUNCE_MS = 60;
 const SIGNED_OUT_TEXT = {
@@ -26,6 +27,8 @@ const SIGNED_OUT_TEXT = {
   expired: 'Your session expired.',
   'password-changed': 'Your password was changed on another device.',
   unauthorized: 'The server no longer accepts this session.',
+  panic: 'Locked. Everything Circle kept in this browser is erased; unlocking takes your password.',
+  destroyed: 'Your account was destroyed.',
 };
 
 export class App {
@@ -83,8 +86,17 @@ export class App {
       this.tellView('onAlerts');
     });
     on('signed-out', ({ reason }) => {
+      // An account's destruction: its dialog keeps showing the progress, then leaves itself.
+      if (reason === 'destroyed') return;
       if (this.shell && !this.signingOut) this.showSignedOut(SIGNED_OUT_TEXT[reason] || (reason ? `You were signed out: ${reason}.` : 'You were signed out.'));
     });
+
+    document.addEventListener('keydown', (event) => {
+      if (!isPanicShortcut(event) || !this.client.signedIn) return;
+      event.preventDefault();
+      for (const dialog of document.querySelectorAll('dialog')) dialog.close();
+      this.client.panic();
+    }, { capture: true });
 
     replace(this.root);
     if (this.client.signedIn && parseRoute().name !== 'share') this.arrive();
@@ -239,7 +251,10 @@ export class App {
       return;
     }
     if (route.name === 'settings') {
-      const view = new SettingsView({ client: this.client, me, onSignOut: () => this.signOut() });
+      const view = new SettingsView({
+        client: this.client, me, onSignOut: () => this.signOut(),
+        onAccountDestroyed: (job) => this.showSignedOut(`Your account was destroyed: ${progressText(job)}. Nothing the server keeps can be opened again.`),
+      });
       shell.show('settings', view);
       view.start({ section: route.params.section });
       document.title = 'Settings · Circle';

@@ -72,6 +72,7 @@ export function openMembers({ client, me, getConversation, refresh }) {
         h('span', { class: 'member-name' }, name, isMe ? ' (you)' : ''),
         status ? h('span', { class: 'member-status' }, status) : null,
         h('span', { class: 'member-meta' }, `@${member.username}`, member.role && member.role !== 'member' ? ` · ${member.role}` : ''),
+        member.left ? h('span', { class: 'member-left' }, 'Left the Circle') : null,
       ),
       isMe ? null : trustBadge(member.trust),
       h('span', { class: 'member-actions' }, buttons),

@@ -62,3 +62,27 @@ export function callsRelayOnly() {
 export function setCallsRelayOnly(on) {
   write(RELAY_KEY, Boolean(on));
 }
+
+const PANIC_KEY = 'circle.panicShortcut';
+/** The key combinations the panic lock can be set to (off by default). */
+export const PANIC_SHORTCUTS = [['', 'Off'], ['ctrl+shift+l', 'Ctrl+Shift+L'], ['ctrl+shift+x', 'Ctrl+Shift+X'], ['alt+shift+q', 'Alt+Shift+Q']];
+
+/** The panic shortcut of this browser ('' when off). */
+export function panicShortcut() {
+  const value = read(PANIC_KEY, '');
+  return PANIC_SHORTCUTS.some(([name]) => name === value) ? value : '';
+}
+
+export function setPanicShortcut(value) {
+  write(PANIC_KEY, PANIC_SHORTCUTS.some(([name]) => name === value) ? value : '');
+}
+
+/** Whether a key event is the configured panic shortcut. */
+export function isPanicShortcut(event) {
+  const shortcut = panicShortcut();
+  if (!shortcut || typeof event.key !== 'string') return false;
+  const parts = shortcut.split('+');
+  const key = parts.pop();
+  return event.key.toLowerCase() === key && parts.includes('ctrl') === event.ctrlKey && parts.includes('alt') === event.altKey
+    && parts.includes('shift') === event.shiftKey && !event.metaKey;
+}

@@ -1,12 +1,13 @@
 // The settings page: account, sessions, password, presence privacy (typing indicators and last
 // seen, kept by the server for every device), this device's appearance and call privacy, what
-// the server can see, and signing out.
+// the server can see, signing out, and the danger zone (panic shortcut, destruction).
 
 import { h, checkbox, uid } from './dom.js';
 import { announce } from './announcer.js';
 import { alertSlot } from './errors.js';
 import { SessionsSection } from './sessions.js';
 import { changePasswordSection } from './change-password.js';
+import { dangerZoneSection } from './danger-zone.js';
 import { privacyNote } from './privacy-note.js';
 import { THEMES, callsRelayOnly, setCallsRelayOnly, theme, setTheme } from './prefs.js';
 
@@ -28,7 +29,7 @@ function themeChoice() {
 }
 
 export class SettingsView {
-  constructor({ client, me, onSignOut }) {
+  constructor({ client, me, onSignOut, onAccountDestroyed }) {
     this.client = client;
     this.sessions = new SessionsSection({ client });
     this.presenceAlert = alertSlot();
@@ -90,6 +91,7 @@ export class SettingsView {
         h('p', { class: 'section-lead' }, 'Ends this session on this device. Unlocking again takes your password.'),
         h('div', { class: 'actions actions-start' }, h('button', { type: 'button', class: 'btn btn-danger', onclick: onSignOut }, 'Sign out of this device')),
       ),
+      dangerZoneSection({ client, onAccountDestroyed }),
     );
   }
 

@@ -1,0 +1,192 @@
+import CircleActivity
+import CircleCore
+import CircleEvents
+import CircleStore
+import CleanupStore
+import Foundation
+import GatewayStore
+import Logging
+import MessagingStore
+import PresenceStore
+import ServiceLifecycle
+import SignalingStore
+import SQLKit
+import VaultStore
+
+/// Runs destruction jobs to the end (ARCHITECTURE 8): claims one nobody holds, then runs its
+/// steps in bounded batches, each batch one transaction that also saves the job's progress and
+/// renews the claim, so a crash at any point resumes where the last commit left it (on this or
+/// another replica, once the claim lapses) and no batch runs twice. Progress reaches the
+/// requester live after every commit.
+package struct DestructionRunner: Service {
+    package let store: any DatabaseStore
+    package let blobs: any BlobStore
+    package let events: EventPublisher
+    package let security: ActivityRecorder
+    package let clock: any WallClock
+    package let logger: Logger
+    package let interval: Duration
+    package let batch: Int
+    /// This runner's name in the jobs it claims.
+    package let name: String
+
+    package init(store: any DatabaseStore, blobs: any BlobStore, events: EventPublisher, security: ActivityRecorder, clock: any WallClock, logger: Logger,
+                 interval: Duration = .seconds(1), batch: Int = 500, name: String = DestructionJobs.newId()) {
+        self.store = store
+        self.blobs = blobs
+        self.events = events
+        self.security = security
+        self.clock = clock
+        self.logger = logger
+        self.interval = interval
+        self.batch = batch
+        self.name = name
+    }
+
+    package func run() async throws {
+        await Sweeping.every(interval, logger: logger, what: "destruction") { _ = try await runAvailable() }
+    }
+
+    /// Runs every job it can claim until none is left, or until `batches` batches ran (tests
+    /// stop there to act out a crash between two commits). Returns how many batches ran.
+    @discardableResult
+    package func runAvailable(batches limit: Int = .max) async throws -> Int {
+        var ran = 0
+        while ran < limit, !Self.stopping {
+            let now = clock.now()
+            let engine = store.engine
+            let name = self.name
+            guard try await store.read({ db in try await DestructionJobs.anyClaimable(now: now, in: db) }),
+                  let job = try await store.write({ db in
+                try await DestructionJobs.claim(runner: name, now: now, until: now.adding(milliseconds: DestructionJobs.leaseMillis), engine: engine, in: db)
+            }) else { return ran }
+            logger.info("destruction job claimed", metadata: ["job": "\(job.id)", "kind": "\(job.kind.rawValue)", "step": "\(job.step.rawValue)"])
+            while ran < limit, !Self.stopping {
+                guard let after = try await runBatch(job.id) else { break }
+                ran += 1
+                if after.isDone { break }
+            }
+            // Stopping for shutdown hands the job over at once; stopping at the batch limit acts
+            // out a crash (the claim lapses on its own).
+            if Self.stopping {
+                try await store.write { db in try await DestructionJobs.release(job.id, runner: name, in: db) }
+            }
+        }
+        return ran
+    }
+
+    /// The task is cancelled or its service group is shutting down.
+    private static var stopping: Bool { Task.isCancelled || Task.isShuttingDownGracefully }
+
+    /// One batch of the job's current step; nil when this runner no longer holds the job.
+    private func runBatch(_ id: String) async throws -> DestructionJob? {
+        let engine = store.engine
+        let name = self.name
+        let batch = self.batch
+        let security = self.security
+        // Blobs are removed before the batch that forgets them commits: a crash in between
+        // removes them again (removal of a missing blob succeeds).
+        var removing: [String] = []
+        let now = clock.now()
+        let until = now.adding(milliseconds: DestructionJobs.leaseMillis)
+        if let current = try await store.read({ db in try await DestructionJobs.job(id, in: db)?.job }), current.step == .files {
+            let pending = try await store.read { db in try await DestructionJobs.blobs(job: id, limit: batch, in: db) }
+            let toRemove = pending.map { VaultDestruction.Blob(name: $0.name, kind: VaultDestruction.Blob.Kind(rawValue: $0.kind) ?? .file) }
+            try await VaultDestruction.remove(toRemove, from: blobs)
+            removing = pending.map(\.name)
+        }
+        let removed = removing
+        let outcome = try await store.write { db -> (DestructionJob, RecordedActivity)? in
+            guard var job = try await DestructionJobs.hold(id, runner: name, until: until, engine: engine, in: db) else { return nil }
+            var activity: [ActivityItem] = []
+            var finished = false
+            switch job.step {
+            case .keys, .done:
+                finished = true
+            case .messages:
+                let which: MessageDestruction.Messages = job.kind == .account ? .sentBy(job.subject) : .inConversation(job.subject)
+                let deleted = try await MessageDestruction.delete(which, limit: batch, engine: engine, in: db)
+                job.progress.messages += Int64(deleted)
+                finished = deleted < batch
+            case .files:
+                job.progress.files += Int64(try await DestructionJobs.forgetBlobs(removed, job: id, in: db))
+                finished = removed.count < batch
+            case .records:
+                finished = try await removeRecords(of: &job, limit: batch, in: db)
+            case .finish:
+                try await finish(job, activity: &activity, in: db)
+                finished = true
+            }
+            if finished {
+                job.step = job.step.next(for: job.kind)
+                if job.isDone { job.finishedAt = now.millis }
+            }
+            job.updatedAt = now.millis
+            try await DestructionJobs.save(job, in: db)
+            return (job, try await security.record(activity, at: now, engine: engine, in: db))
+        }
+        guard let (job, recorded) = outcome else { return nil }
+        await security.publish(recorded, with: events)
+        if let frame = try? EventFrame(type: .destructionProgress, data: DestructionView(job)) {
+            await events.publish(live: [(frame, [job.requestedBy])])
+        }
+        if job.isDone { logger.info("destruction job finished", metadata: ["job": "\(job.id)", "kind": "\(job.kind.rawValue)"]) }
+        return job
+    }
+
+    /// The records step: true once nothing of it is left.
+    private func removeRecords(of job: inout DestructionJob, limit: Int, in db: any SQLDatabase) async throws -> Bool {
+        switch job.kind {
+        case .account:
+            let chain = try await ActivityLog.deleteChain(job.subject, limit: limit, in: db)
+            let events = try await UserEventLog.deleteAll(of: job.subject, limit: limit, in: db)
+            let sessions = try await AccountShredding.deleteSessions(userId: job.subject, limit: limit, in: db)
+            let reads = try await MessageDestruction.deleteReadMarkers(ofUser: job.subject, in: db)
+            job.progress.records += Int64(chain + events + sessions + reads)
+            return chain < limit && events < limit && sessions < limit
+        case .conversation:
+            job.progress.records += Int64(try await CallDestruction.deleteCalls(ofConversation: job.subject, in: db))
+            try await MessageDestruction.deleteConversation(job.subject, in: db)
+            return true
+        case .files, .links:
+            return true
+        }
+    }
+
+    /// The last step: presence of a destroyed account, and the record that it happened (for an
+    /// account, only a tombstone in the server's chain: who and when, nothing else).
+    private func finish(_ job: DestructionJob, activity: inout [ActivityItem], in db: any SQLDatabase) async throws {
+        if job.kind == .account { try await PresenceDestruction.delete(userId: job.subject, in: db) }
+        let chain = job.kind == .account ? ActivityLog.serverChain : job.requestedBy
+        var details = ["kind": job.kind.rawValue, "job": job.id]
+        if job.kind == .account { details["member"] = job.subject }
+        activity.append(ActivityItem(chain: chain, kind: .destructionFinished, details: details))
+    }
+}
+
+/// A job as its requester sees it (`GET /api/v1/destruction/{id}` and `destruction.progress`).
+package struct DestructionView: Codable, Sendable, Equatable {
+    package let id: String
+    package let kind: String
+    package let subject: String
+    package let state: String
+    package let step: String
+    package let progress: DestructionProgress
+    package let createdAt: Int64
+    package let unreadableAt: Int64
+    package let finishedAt: Int64
+    package let url: String
+
+    package init(_ job: DestructionJob) {
+        id = job.id
+        kind = job.kind.rawValue
+        subject = job.subject
+        state = job.isDone ? "done" : "running"
+        step = job.step.rawValue
+        progress = job.progress
+        createdAt = job.createdAt
+        unreadableAt = job.unreadableAt
+        finishedAt = job.finishedAt
+        url = "/api/v1/destruction/\(job.id)"
+    }
+}

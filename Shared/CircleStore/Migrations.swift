@@ -477,6 +477,9 @@ public enum Migrations {
                     PRIMARY KEY (job_id, name)
                 )
                 """,
+                // A destroyed account's messages and envelopes are found by their sender.
+                "CREATE INDEX messages_sender ON messages (sender_id)",
+                "CREATE INDEX key_envelopes_sender ON key_envelopes (sender_id)",
                 "ALTER TABLE sessions ADD COLUMN reauthenticated_at \(t.bigint) NOT NULL DEFAULT 0",
                 "ALTER TABLE users ADD COLUMN destroyed_at \(t.bigint) NOT NULL DEFAULT 0",
             ]

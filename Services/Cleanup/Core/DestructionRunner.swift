@@ -29,9 +29,12 @@ package struct DestructionRunner: Service {
     package let batch: Int
     /// This runner's name in the jobs it claims.
     package let name: String
+    /// After each batch the runner rests this many times the batch's own duration, leaving the
+    /// database (SQLite's one writer above all) to the members' requests in between.
+    package let pace: Double
 
     package init(store: any DatabaseStore, blobs: any BlobStore, events: EventPublisher, security: ActivityRecorder, clock: any WallClock, logger: Logger,
-                 interval: Duration = .seconds(1), batch: Int = 500, name: String = DestructionJobs.newId()) {
+                 interval: Duration = .seconds(1), batch: Int = 200, name: String = DestructionJobs.newId(), pace: Double = 1) {
         self.store = store
         self.blobs = blobs
         self.events = events
@@ -41,6 +44,7 @@ package struct DestructionRunner: Service {
         self.interval = interval
         self.batch = batch
         self.name = name
+        self.pace = pace
     }
 
     package func run() async throws {
@@ -62,9 +66,11 @@ package struct DestructionRunner: Service {
             }) else { return ran }
             logger.info("destruction job claimed", metadata: ["job": "\(job.id)", "kind": "\(job.kind.rawValue)", "step": "\(job.step.rawValue)"])
             while ran < limit, !Self.stopping {
+                let began = ContinuousClock.now
                 guard let after = try await runBatch(job.id) else { break }
                 ran += 1
                 if after.isDone { break }
+                if pace > 0 { try? await Task.sleep(for: (ContinuousClock.now - began) * pace) }
             }
             // Stopping for shutdown hands the job over at once; stopping at the batch limit acts
             // out a crash (the claim lapses on its own).

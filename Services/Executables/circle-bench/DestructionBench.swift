@@ -32,6 +32,8 @@ struct DestructionBench: AsyncParsableCommand {
     @Option(help: "Bytes in the account's vault.") var vaultBytes = 1 << 30
     @Option(help: "Bytes of each file.") var fileSize = 4 << 20
     @Option(help: "Messages sent one at a time for each latency measurement.") var samples = 200
+    @Option(help: "Processes whose CPU time the destruction costs, as name=pid,... (descendants count with their process; Linux).")
+    var cpu = ""
 
     func run() async throws {
         let tag = String(UInt32.random(in: 0...UInt32.max), radix: 36)
@@ -53,6 +55,8 @@ struct DestructionBench: AsyncParsableCommand {
         let idle = try await Self.latency(sender, receiver, conversation, count: samples)
 
         try await Self.post(url + "/api/v1/account/reauthenticate", "{\"authKey\":\"\(Base64URL.encode(victim.authKey))\"}", token: token)
+        let cpuTime = cpu.isEmpty ? nil : try ProcessCPU(cpu)
+        let cpuStart = cpuTime?.sample()
         let start = DispatchTime.now().uptimeNanoseconds
         let started = try await Self.post(url + "/api/v1/destruction", "{\"kind\":\"account\",\"confirm\":\"destroy my account\"}", token: token)
         let unreadable = Double(DispatchTime.now().uptimeNanoseconds - start) / 1e6
@@ -67,6 +71,7 @@ struct DestructionBench: AsyncParsableCommand {
         }
         let gone = Double(DispatchTime.now().uptimeNanoseconds - start) / 1e9
         finished.set()
+        let cpuEnd = cpuTime?.sample()
         let meanwhile = try await during
         report("""
               unreadable after \(f(unreadable, 1)) ms (the answer to POST /api/v1/destruction: its transaction shredded the keys, wraps and sessions)
@@ -74,6 +79,13 @@ struct DestructionBench: AsyncParsableCommand {
               other members' send-to-decrypted latency: idle p50 \(f(idle.p50)) ms, p99 \(f(idle.p99)) ms (\(idle.count) messages); \
             during p50 \(f(meanwhile.p50)) ms, p99 \(f(meanwhile.p99)) ms (\(meanwhile.count) messages): \(f(meanwhile.p50 / idle.p50)) x at p50, \(f(meanwhile.p99 / idle.p99)) x at p99
             """)
+        if let cpuTime, let cpuStart, let cpuEnd {
+            let parts = cpuTime.processes.enumerated().map { index, process in
+                "\(process.name) \(f(cpuEnd[index] - cpuStart[index], 2)) s"
+            }
+            let server = cpuTime.processes.enumerated().filter { $0.element.name != "bench" }.map { cpuEnd[$0.offset] - cpuStart[$0.offset] }.reduce(0, +)
+            report("  CPU during the destruction (the talkers' messages included): \(parts.joined(separator: ", ")); server \(f(server * 1e6 / Double(messages), 1)) µs per message destroyed")
+        }
     }
 
     static func talkers(url: String, tag: String) async throws -> (ChatClient, ChatClient) {

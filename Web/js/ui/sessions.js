@@ -40,7 +40,8 @@ export class SessionsSection {
       h('div', { class: 'session-main' },
         h('p', { class: 'session-name' }, label, session.current ? h('span', { class: 'tag' }, 'This device') : null),
         h('p', { class: 'session-meta' },
-          `IP ${session.ip || 'unknown'} · signed in ${fullTime(session.createdAt)} · last active ${fullTime(session.lastSeenAt)}`),
+          `IP ${session.ip || 'unknown'} · signed in ${fullTime(session.createdAt)} · last active ${fullTime(session.lastSeenAt)}`
+          + (session.expiresAt ? ` · expires ${fullTime(session.expiresAt)}` : '')),
       ),
       session.current ? null : h('button', {
         type: 'button',

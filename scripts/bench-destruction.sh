@@ -1,0 +1,50 @@
+#!/usr/bin/env bash
+# The destruction benchmark of BENCHMARKS.md, on loopback, bounded in time: `circle serve` on a
+# fresh data folder (SQLite, the embedded default); an account with M messages and B bytes of
+# files written into its storage; its destruction timed to unreadable and to gone while two
+# other members exchange messages one at a time (their latency compared with idle), and the
+# CPU it costs.
+# Usage: scripts/bench-destruction.sh [messages] [vault-bytes]
+# BIN=folder runs binaries built elsewhere (default: a release build here).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+MESSAGES=${1:-100000}
+BYTES=${2:-1073741824}
+
+if [ -z "${BIN:-}" ]; then
+  for product in circle circle-bench; do swift build -c release --product $product >/dev/null; done
+  BIN=.build/release
+fi
+DATA=$(mktemp -d /tmp/circle-destruction.XXXXXX)
+PORT=$(python3 -c "import socket; s=socket.socket(); s.bind(('127.0.0.1',0)); print(s.getsockname()[1])")
+$BIN/circle serve --http-port "$PORT" --auth-registration open --log-level warning --sqlite-path "$DATA/circle.sqlite" \
+  --auth-pepper-file "$DATA/pepper.key" --activity-key-file "$DATA/activity.key" --vault-path "$DATA/vault" >"$DATA/serve.log" 2>&1 &
+SERVER=$!
+trap 'kill $SERVER 2>/dev/null; wait $SERVER 2>/dev/null || true; rm -rf "$DATA"' EXIT
+for _ in $(seq 1 100); do curl -sf "http://127.0.0.1:$PORT/readyz" >/dev/null && break; sleep 0.1; done
+echo "machine: $(nproc) cores, $(free -g | awk '/Mem:/{print $2}') GiB, $(uname -sr); date: $(date -u +%Y-%m-%dT%H:%MZ)"
+timeout 1800 $BIN/circle-bench destruction --url "http://127.0.0.1:$PORT" --sqlite-path "$DATA/circle.sqlite" --vault-path "$DATA/vault" \
+  --messages "$MESSAGES" --vault-bytes "$BYTES" --cpu "server=$SERVER"
+echo "== limit, same disk: writing and removing the same bytes as plain files"
+mkdir -p "$DATA/raw"
+python3 - "$DATA/raw" "$BYTES" <<'PY'
+import os, sys, time
+folder, total = sys.argv[1], int(sys.argv[2])
+size = 4 << 20
+block = os.urandom(size)
+names = []
+for i in range(max(1, total // size)):
+    path = os.path.join(folder, f"{i:06d}")
+    with open(path, "wb") as f:
+        f.write(block)
+    names.append(path)
+os.sync()
+start = time.monotonic()
+for path in names:
+    os.remove(path)
+fd = os.open(folder, os.O_RDONLY)
+os.fsync(fd)
+os.close(fd)
+elapsed = time.monotonic() - start
+print(f"removed {len(names)} files of {size} bytes in {elapsed * 1000:.0f} ms ({len(names) * size / elapsed / 1e6:.0f} MB/s)")
+PY

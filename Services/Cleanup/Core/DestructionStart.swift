@@ -95,10 +95,11 @@ package struct DestructionStart: Sendable {
             }
             let id = DestructionJobs.newId()
             var shredded = try await shred(request, subject: subject, job: id, at: now, in: db)
+            var details = ["kind": request.kind.rawValue, "job": id]
+            if request.kind == .account { details["member"] = identity.userId }
             shredded.activity.append(ActivityItem(
                 chain: request.kind == .account ? ActivityLog.serverChain : identity.userId, kind: .destructionRequested,
-                sessionId: identity.sessionId, ip: request.ip, userAgent: request.userAgent,
-                details: ["kind": request.kind.rawValue, "job": id].merging(request.kind == .account ? ["member": identity.userId] : [:]) { a, _ in a }
+                sessionId: identity.sessionId, ip: request.ip, userAgent: request.userAgent, details: details
             ))
             let steps = DestructionStep.plan(request.kind)
             let job = DestructionJob(id: id, kind: request.kind, subject: subject, requestedBy: identity.userId, step: steps.first ?? .done,
@@ -137,7 +138,7 @@ package struct DestructionStart: Sendable {
         case .conversation:
             let shredded = try await MessageDestruction.shredConversation(subject, in: db)
             out.progress.envelopes = Int64(shredded.envelopes)
-            let files = try await VaultDestruction.shredFiles(ofConversation: subject, at: now, in: db)
+            let files = try await VaultDestruction.shredFiles(ofConversation: subject, in: db)
             out.blobs = files.blobs.map { ($0.name, $0.kind.rawValue) }
             out.progress.filesTotal = Int64(files.blobs.count)
             out.progress.messagesTotal = try await MessageDestruction.count(.inConversation(subject), in: db)

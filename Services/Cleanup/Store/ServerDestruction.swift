@@ -51,8 +51,7 @@ package enum ServerDestruction {
             if store.engine == .postgres {
                 try await db.raw(SQLQueryString(stringLiteral: "TRUNCATE " + tables.map { "\"\($0)\"" }.joined(separator: ", ") + " CASCADE")).run()
             } else {
-                // Children before parents: SQLite checks foreign keys row by row.
-                for table in tables.reversed() { try await db.raw(SQLQueryString(stringLiteral: "DELETE FROM \"\(table)\"")).run() }
+                // Every foreign key cascades, so the order does not matter.
                 for table in tables { try await db.raw(SQLQueryString(stringLiteral: "DELETE FROM \"\(table)\"")).run() }
             }
         }

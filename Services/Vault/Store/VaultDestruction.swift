@@ -36,13 +36,15 @@ package enum VaultDestruction {
 
     /// Deletes the files shared at conversation level in the conversation (whoever owns them),
     /// their links and their quota shares; returns the blobs to remove and the files' owners.
-    package static func shredFiles(ofConversation conversationId: String, at now: Timestamp, in db: any SQLDatabase) async throws -> (blobs: [Blob], owners: [String: [String]]) {
+    package static func shredFiles(ofConversation conversationId: String, in db: any SQLDatabase) async throws -> (blobs: [Blob], owners: [String: [String]]) {
         let rows = try await db.raw("SELECT * FROM vault_files WHERE conversation_id = \(bind: conversationId)").all()
         let files = try rows.map(VaultRepository.decodeFile)
         var owners: [String: [String]] = [:]
         for file in files {
+            // The links go with their history (deleteFile would only revoke them).
             try await db.raw("DELETE FROM vault_links WHERE file_id = \(bind: file.id)").run()
-            try await VaultRepository.deleteFile(file, at: now, in: db)
+            try await db.raw("DELETE FROM vault_files WHERE id = \(bind: file.id)").run()
+            try await VaultRepository.release(file.size, for: file.ownerId, in: db)
             owners[file.ownerId, default: []].append(file.id)
         }
         let uploads = try await db.raw("SELECT id, owner_id, length FROM vault_uploads WHERE conversation_id = \(bind: conversationId)").all()

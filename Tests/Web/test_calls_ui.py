@@ -266,7 +266,17 @@ def test_a_reload_rejoins_the_call_within_ten_seconds(new_page, circle):
     ben.reload()
     # Ben's page comes back in the call; both decode again; the other side said it was
     # reconnecting meanwhile.
-    expect(call_view(ben)).to_be_visible(timeout=10_000)
+    try:
+        expect(call_view(ben)).to_be_visible(timeout=10_000)
+    except AssertionError as error:
+        # What Ana's page saw says why (the call ended, failed, or was never rejoined).
+        seen = {
+            "ana statuses": ana.evaluate("() => window.__statuses"),
+            "ana toasts": ana.locator(".toast").all_inner_texts(),
+            "ana call records": ana.locator(".message-call").all_inner_texts(),
+            "ben toasts": ben.locator(".toast").all_inner_texts(),
+        }
+        raise AssertionError(f"Ben's page did not come back in the call: {seen}") from error
     wait_for_frames_growing(ben, within_s=max(1.0, 10 - (time.time() - started)) + 5)
     wait_for_frames_growing(ana)
     assert time.time() - started < 15

@@ -11,6 +11,9 @@ import { b64u, random } from '../protocol/bytes.js';
 /** How long ICE may stay disconnected before this side restarts it. */
 export const RESTART_AFTER_MS = 5_000;
 
+/** Candidates kept until the other end's description arrives (a few dozen per connection). */
+const MAX_PENDING_CANDIDATES = 200;
+
 /**
  * Events (CustomEvent): `signal` `{message}` (a JSON-able signal for the other device),
  * `track` `{}` (the remote stream changed), `state` `{state}` ('connecting', 'connected',
@@ -89,8 +92,8 @@ export class CallPeer extends EventTarget {
    */
   async receive(message) {
     if (message.peerPc && message.peerPc !== this.localId) return false;
-    if (message.pc) this.remoteId = message.pc;
     if (message.type === 'offer' || message.type === 'answer') {
+      if (message.pc) this.remoteId = message.pc;
       const collision = message.type === 'offer' && (this.makingOffer || this.pc.signalingState !== 'stable');
       this.ignoreOffer = !this.polite && collision;
       if (this.ignoreOffer) return true;
@@ -104,12 +107,20 @@ export class CallPeer extends EventTarget {
         await this.pc.setLocalDescription();
         this.send({ type: 'answer', sdp: this.pc.localDescription.sdp });
       }
-      for (const candidate of this.pendingCandidates.splice(0)) await this.addCandidate(candidate);
+      for (const candidate of this.pendingCandidates.splice(0)) {
+        if (!candidate.pc || candidate.pc === this.remoteId) await this.addCandidate(candidate);
+      }
       return true;
     }
     if (message.type === 'candidate') {
-      if (!this.pc.remoteDescription) this.pendingCandidates.push(message);
-      else await this.addCandidate(message);
+      // A candidate of another incarnation of the other end (its page before a reload) would
+      // not match this connection's description: dropped, not an error.
+      if (message.pc && this.remoteId && message.pc !== this.remoteId) return false;
+      if (!this.pc.remoteDescription) {
+        if (this.pendingCandidates.length < MAX_PENDING_CANDIDATES) this.pendingCandidates.push(message);
+      } else {
+        await this.addCandidate(message);
+      }
       return true;
     }
     return true;

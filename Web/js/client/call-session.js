@@ -11,6 +11,8 @@ import { CallPeer } from './call-peer.js';
 
 const HEARTBEAT_MS = 10_000;
 const QUALITY_MS = 2_000;
+/** Times one connection may start over after WebRTC refused a signal before the call ends failed. */
+const MAX_CONNECTION_RESTARTS = 3;
 
 /** Why getUserMedia failed, in words a member can act on. */
 export function mediaErrorMessage(error, kind) {
@@ -58,6 +60,8 @@ export class CallSession extends EventTarget {
     this.keys = new Map();
     /** The last signal number seen per sending device (replays are refused). */
     this.seenSeq = new Map();
+    /** Connections started over after WebRTC refused a signal, per device. */
+    this.restarts = new Map();
     /** This device's signal numbers: from the clock, so a reload continues above them. */
     this.seq = Date.now() * 1000;
     /** The last signal on its way to each device (they go one after another). */
@@ -239,7 +243,19 @@ export class CallSession extends EventTarget {
       peer = this.connect(data.from, data.fromDevice, { offer: false });
     }
     if (!peer) return;
-    await peer.receive(message);
+    try {
+      await peer.receive(message);
+    } catch (error) {
+      // WebRTC refused a description or candidate that was verified above: two incarnations of
+      // a connection raced (a reload, a restart), not tampering. This side starts that
+      // connection over; only a connection that keeps failing ends the call.
+      if (this.ended || this.peers.get(sender) !== peer) return;
+      const restarts = (this.restarts.get(sender) ?? 0) + 1;
+      if (restarts > MAX_CONNECTION_RESTARTS) throw error;
+      this.restarts.set(sender, restarts);
+      console.warn(`call: the connection to ${sender} starts over (${error?.message ?? error})`);
+      this.connect(data.from, data.fromDevice, { offer: true });
+    }
   }
 
   /** Tells one device (or every one) what this device sends, and whether this member verified them. */

@@ -32,6 +32,8 @@ export class Calls {
     this.session = null;
     /** How the last call of this device ended: `{callId, reason, message}`. */
     this.lastEnded = null;
+    /** The join on its way: `{callId, promise}`. */
+    this.joining = null;
     /** ICE options for tests and deployments that must relay (`?relay` in the page address). */
     this.iceTransportPolicy = 'all';
   }
@@ -155,6 +157,21 @@ export class Calls {
   async join(callId, { media = 'video' } = {}) {
     if (this.session && this.session.callId !== callId) throw new Error('You are already in a call: hang up first.');
     if (this.session) return this.session;
+    // A second load or click while joining (a `ready` and a `catch-up` close together) joins once.
+    if (this.joining) {
+      if (this.joining.callId === callId) return this.joining.promise;
+      throw new Error('You are already joining a call.');
+    }
+    const promise = this.joinNow(callId, media);
+    this.joining = { callId, promise };
+    try {
+      return await promise;
+    } finally {
+      this.joining = null;
+    }
+  }
+
+  async joinNow(callId, media) {
     let local;
     try {
       local = await this.localMedia(media);

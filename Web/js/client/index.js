@@ -754,10 +754,11 @@ export class CircleClient extends EventTarget {
         account.lastEventSeq = frame.data.lastSeq;
         await this.saveAccount();
       }
+      // A call this device was in (the page reloaded) is rejoined first: it cannot wait for catch-up.
+      this.calls.load().catch(() => {});
       await this.catchUp().catch(() => {});
       this.presence.load().catch(() => {});
       this.activity.loadAlerts().catch(() => {});
-      this.calls.load().catch(() => {});
       return;
     }
     if (frame.type === 'resync-required') {

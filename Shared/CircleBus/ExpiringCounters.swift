@@ -10,6 +10,46 @@ public protocol ExpiringCounters: Sendable {
     func remaining(_ key: String) async throws -> Duration?
     /// Removes keys.
     func reset(_ keys: [String]) async throws
+    /// Counts one attempt against every limit at once, unless one of them is making attempts
+    /// wait: one atomic step across replicas, so concurrent attempts cannot all pass a check
+    /// before any of them is counted.
+    func attempt(_ limits: [AttemptLimit]) async throws -> AttemptOutcome
+    /// Takes one back from a counter that still lives (an attempt that turned out fine).
+    func decrement(_ key: String) async throws
+}
+
+/// A counter of attempts within a window: past its free ones, each attempt makes the next wait
+/// (`firstWait`, doubling, up to a cap). The wait is the flag `key + ":wait"`.
+public struct AttemptLimit: Sendable, Equatable {
+    public var key: String
+    public var free: Int
+    public var window: Duration
+    public var firstWait: Duration
+    public var maximumWait: Duration
+
+    public init(key: String, free: Int, window: Duration, firstWait: Duration = .seconds(1), maximumWait: Duration) {
+        self.key = key
+        self.free = free
+        self.window = window
+        self.firstWait = firstWait
+        self.maximumWait = maximumWait
+    }
+
+    public var waitKey: String { key + ":wait" }
+
+    /// The wait attempt number `count` starts (nil while free).
+    public func wait(afterAttempt count: Int) -> Duration? {
+        guard count > free else { return nil }
+        return min(firstWait * (1 << min(count - free - 1, 20)), maximumWait)
+    }
+}
+
+/// What `attempt` decided.
+public enum AttemptOutcome: Sendable, Equatable {
+    /// Counted; `waitStarted[i]` says the attempt passed limit i's free ones and started a wait.
+    case admitted(waitStarted: [Bool])
+    /// Not counted: a wait is running for this long.
+    case refused(wait: Duration)
 }
 
 extension RedisBus: ExpiringCounters {
@@ -23,6 +63,53 @@ extension RedisBus: ExpiringCounters {
         let reply = try await command(["EVAL", Self.incrementScript, "1", counterKey(key), String(window.milliseconds)])
         guard let value = reply.integer else { throw RedisBusError.unexpectedReply("EVAL INCR") }
         return Int(value)
+    }
+
+    /// KEYS: per limit its counter and its wait flag; ARGV: per limit window, free, first and
+    /// maximum wait (durations in milliseconds). Returns {0, wait} when refused, else {1,
+    /// started...}. The wait follows `AttemptLimit.wait(afterAttempt:)`.
+    private static let attemptScript = """
+        local limits = #KEYS / 2
+        local longest = 0
+        for i = 1, limits do
+          local ttl = redis.call('PTTL', KEYS[2 * i])
+          if ttl > longest then longest = ttl end
+        end
+        if longest > 0 then return {0, longest} end
+        local reply = {1}
+        for i = 1, limits do
+          local n = redis.call('INCR', KEYS[2 * i - 1])
+          if n == 1 then redis.call('PEXPIRE', KEYS[2 * i - 1], ARGV[4 * i - 3]) end
+          local free = tonumber(ARGV[4 * i - 2])
+          if n > free then
+            local wait = math.min(tonumber(ARGV[4 * i - 1]) * 2 ^ math.min(n - free - 1, 20), tonumber(ARGV[4 * i]))
+            redis.call('SET', KEYS[2 * i], '1', 'PX', math.max(1, math.floor(wait)))
+            reply[#reply + 1] = 1
+          else
+            reply[#reply + 1] = 0
+          end
+        end
+        return reply
+        """
+
+    private static let decrementScript = """
+        if redis.call('EXISTS', KEYS[1]) == 1 then return redis.call('DECR', KEYS[1]) end
+        return 0
+        """
+
+    public func attempt(_ limits: [AttemptLimit]) async throws -> AttemptOutcome {
+        guard !limits.isEmpty else { return .admitted(waitStarted: []) }
+        let keys = limits.flatMap { [counterKey($0.key), counterKey($0.waitKey)] }
+        let arguments = limits.flatMap { [String($0.window.milliseconds), String($0.free), String($0.firstWait.milliseconds), String($0.maximumWait.milliseconds)] }
+        let reply = try await command(["EVAL", Self.attemptScript, String(keys.count)] + keys + arguments)
+        guard let values = reply.array?.compactMap(\.integer), let first = values.first else { throw RedisBusError.unexpectedReply("EVAL attempt") }
+        if first == 0 { return .refused(wait: .milliseconds(values.count > 1 ? values[1] : 1)) }
+        guard values.count == limits.count + 1 else { throw RedisBusError.unexpectedReply("EVAL attempt") }
+        return .admitted(waitStarted: values.dropFirst().map { $0 == 1 })
+    }
+
+    public func decrement(_ key: String) async throws {
+        try await command(["EVAL", Self.decrementScript, "1", counterKey(key)])
     }
 
     public func block(_ key: String, for duration: Duration) async throws {
@@ -66,5 +153,21 @@ extension LocalBus: ExpiringCounters {
 
     public func reset(_ keys: [String]) {
         for key in keys { counters[key] = nil }
+    }
+
+    public func attempt(_ limits: [AttemptLimit]) -> AttemptOutcome {
+        let longest = limits.compactMap { remaining($0.waitKey) }.max()
+        if let longest { return .refused(wait: longest) }
+        return .admitted(waitStarted: limits.map { limit in
+            let count = increment(limit.key, window: limit.window)
+            guard let wait = limit.wait(afterAttempt: count) else { return false }
+            block(limit.waitKey, for: wait)
+            return true
+        })
+    }
+
+    public func decrement(_ key: String) {
+        guard let entry = counters[key], entry.until > ContinuousClock.now else { return }
+        counters[key] = (entry.value - 1, entry.until)
     }
 }

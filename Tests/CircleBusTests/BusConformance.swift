@@ -20,6 +20,7 @@ enum BusConformance {
         "creating a group twice is harmless, and a group sees entries added before it": groupIdempotent,
         "a stream added to with a length limit keeps about that many of its newest entries": trimmed,
         "expiring counters count within their window, block for a while, and reset": expiringCounters,
+        "of 40 concurrent attempts exactly the free ones and one more pass; waits double; a decrement gives one back": attemptsAtomic,
         "a handler subscription gets every message in order, and nothing after cancel": handlerSubscription,
         "a batch publish delivers each channel's messages in order, interleaved with another channel's": batchInOrder,
     ]
@@ -228,6 +229,48 @@ extension BusConformance {
         #expect(try await counters.remaining("flag") == nil)
         #expect(try await counters.increment("c", window: .seconds(1)) == 1)
     }
+
+    /// Two limits as the sign-in throttle's: 5 free for the name, 20 for the address.
+    static func attemptLimits(firstWait: Duration) -> [AttemptLimit] {
+        [AttemptLimit(key: "name", free: 5, window: .seconds(600), firstWait: firstWait, maximumWait: .seconds(600)),
+         AttemptLimit(key: "address", free: 20, window: .seconds(600), firstWait: firstWait, maximumWait: .seconds(600))]
+    }
+
+    /// `attempts` concurrent attempts through each of `replicas`; the outcomes.
+    static func concurrentAttempts(_ replicas: [any ExpiringCounters], _ attempts: Int, limits: [AttemptLimit]) async throws -> [AttemptOutcome] {
+        try await withThrowingTaskGroup(of: AttemptOutcome.self) { group in
+            for replica in replicas {
+                for _ in 0..<attempts { group.addTask { try await replica.attempt(limits) } }
+            }
+            return try await group.reduce(into: []) { $0.append($1) }
+        }
+    }
+
+    static func attemptsAtomic(_ bus: any MessageBus) async throws {
+        let counters = try #require(bus as? any ExpiringCounters)
+        // A first wait longer than any stall of a loaded machine: no wait ends during the burst.
+        let limits = attemptLimits(firstWait: .seconds(60))
+        let outcomes = try await concurrentAttempts([counters], 40, limits: limits)
+        #expect(outcomes.filter { $0 == .admitted(waitStarted: [false, false]) }.count == 5)
+        #expect(outcomes.filter { $0 == .admitted(waitStarted: [true, false]) }.count == 1)
+        #expect(outcomes.filter { if case .refused(let wait) = $0 { wait > .seconds(30) } else { false } }.count == 34)
+        // Refused attempts counted nothing: the address saw 6.
+        #expect(try await counters.increment("address", window: .seconds(600)) == 7)
+        try await counters.decrement("address")
+        try await counters.decrement("address")
+        #expect(try await counters.increment("address", window: .seconds(600)) == 6)
+        // A decrement never creates a counter.
+        try await counters.decrement("never")
+        #expect(try await counters.increment("never", window: .seconds(600)) == 1)
+        // After a short wait the next attempt passes and starts one twice as long.
+        let short = attemptLimits(firstWait: .milliseconds(300))
+        for _ in 0..<6 { _ = try await counters.attempt(short.map { var limit = $0; limit.key = "s." + limit.key; return limit }) }
+        try await Task.sleep(for: .milliseconds(400))
+        let shortLimits = short.map { var limit = $0; limit.key = "s." + limit.key; return limit }
+        #expect(try await counters.attempt(shortLimits) == .admitted(waitStarted: [true, false]))
+        let wait = try #require(try await counters.remaining("s.name:wait"))
+        #expect(wait > .milliseconds(300) && wait <= .milliseconds(600))
+    }
 }
 
 /// Lets a task group child advance an iterator owned by the test.
@@ -254,5 +297,17 @@ struct RedisBusConformanceTests {
         defer { runner.cancel() }
         try await bus.preflight()
         try await BusConformance.cases[name]!(bus)
+    }
+
+    @Test("two replicas share attempt limits: of 20 concurrent attempts through each, the free ones and one more pass")
+    func attemptsAcrossReplicas() async throws {
+        let settings = try TestServers.redisSettings(suite: "attempts")
+        let replicas = [RedisBus(settings: settings, logger: TestServers.quietLogger), RedisBus(settings: settings, logger: TestServers.quietLogger)]
+        let runners = replicas.map { replica in Task { try await replica.run() } }
+        defer { for runner in runners { runner.cancel() } }
+        for replica in replicas { try await replica.preflight() }
+        let outcomes = try await BusConformance.concurrentAttempts(replicas, 20, limits: BusConformance.attemptLimits(firstWait: .seconds(60)))
+        #expect(outcomes.filter { if case .admitted = $0 { true } else { false } }.count == 6)
+        #expect(outcomes.filter { if case .refused = $0 { true } else { false } }.count == 34)
     }
 }

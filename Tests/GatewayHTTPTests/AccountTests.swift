@@ -194,6 +194,23 @@ struct AccountTests {
         }
     }
 
+    @Test("40 concurrent wrong logins for one name: exactly the 5 free ones and the one that starts the wait are checked; the rest get 429")
+    func concurrentLoginsCountedAtomically() async throws {
+        let harness = GatewayHarness(registration: "open")
+        try await harness.run { api in
+            let pia = TestAccount(username: "pia")
+            _ = try await api.register(pia, invite: nil)
+            let statuses = try await withThrowingTaskGroup(of: Int.self) { group in
+                for _ in 0..<40 {
+                    group.addTask { try await api.call("POST", "/api/v1/auth/login", json: pia.login(authKey: SecureRandom.bytes(32))).status }
+                }
+                return try await group.reduce(into: []) { $0.append($1) }
+            }
+            #expect(statuses.filter { $0 == 401 }.count == 6, "\(statuses)")
+            #expect(statuses.filter { $0 == 429 }.count == 34, "\(statuses)")
+        }
+    }
+
     @Test("nobody can lock a member out: failures from one address make that address wait, and the owner's right key from another address still signs in")
     func noTargetedLockout() async throws {
         let harness = GatewayHarness(registration: "open", extra: [.httpTrustForwardedFor: "true"])

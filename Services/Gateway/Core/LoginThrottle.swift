@@ -25,39 +25,31 @@ package struct LoginThrottle: Sendable {
         self.maximumWait = maximumWait
     }
 
-    /// Throws 429 with Retry-After when either key is waiting out a backoff.
-    package func check(username: String, address: String) async throws {
-        var wait: Duration = .zero
-        for key in [nameKey(username, address), addressKey(address)].map(blockKey) {
-            if let left = try await counters.remaining(key) { wait = max(wait, left) }
-        }
-        if wait > .zero {
-            let seconds = Int((wait.components.seconds)) + (wait.components.attoseconds > 0 ? 1 : 0)
-            throw Problem.tooManyRequests(retryAfterSeconds: max(1, seconds))
-        }
-    }
-
-    /// Counts a failure and, past the free ones, starts a doubling backoff; says which keys
-    /// started (or lengthened) a wait.
-    @discardableResult
-    package func failed(username: String, address: String) async -> (name: Bool, address: Bool) {
-        var blocked = (name: false, address: false)
+    /// Counts an attempt before its key is checked, against the (name, address) and the address
+    /// limits at once, atomically across replicas; throws 429 with Retry-After (counting
+    /// nothing) while either is waiting. Concurrent attempts cannot pass together: past the free
+    /// ones, the attempt that starts a wait is the only one admitted until it ends.
+    package func admit(username: String, address: String) async throws -> LoginAttempt {
+        let attempt = LoginAttempt(username: username, address: address)
+        let outcome: AttemptOutcome
         do {
-            let byName = try await counters.increment(nameKey(username, address), window: window)
-            if byName > freeFailuresPerName {
-                try await counters.block(blockKey(nameKey(username, address)), for: backoff(byName - freeFailuresPerName))
-                blocked.name = true
-            }
-            let byAddress = try await counters.increment(addressKey(address), window: window)
-            if byAddress > freeFailuresPerAddress {
-                try await counters.block(blockKey(addressKey(address)), for: backoff(byAddress - freeFailuresPerAddress))
-                blocked.address = true
-            }
+            outcome = try await counters.attempt([limit(attempt.nameKey, free: freeFailuresPerName), limit(attempt.addressKey, free: freeFailuresPerAddress)])
         } catch {
+            // The counters are unreachable: the attempt goes on (PBKDF2 still slows guessing)
+            // rather than nobody signing in.
             logger.warning("login throttle unavailable", metadata: ["error": "\(error)"])
+            return attempt
         }
-        if blocked.name || blocked.address { Counter(label: "circle_throttled_total").increment() }
-        return blocked
+        switch outcome {
+        case .refused(let wait):
+            Counter(label: "circle_throttled_total").increment()
+            let seconds = Int(wait.components.seconds) + (wait.components.attoseconds > 0 ? 1 : 0)
+            throw Problem.tooManyRequests(retryAfterSeconds: max(1, seconds))
+        case .admitted(let started):
+            var admitted = attempt
+            admitted.startedWait = (name: started.first ?? false, address: started.dropFirst().first ?? false)
+            return admitted
+        }
     }
 
     /// Failed sign-ins of one account since its last success, for the owner's alert (five in a
@@ -66,18 +58,31 @@ package struct LoginThrottle: Sendable {
         try? await counters.increment("login:row:" + userId, window: .seconds(7 * 86_400))
     }
 
-    /// A success clears the name's failures from that address (not the address's own) and the
-    /// account's run of them.
-    package func succeeded(username: String, userId: String, address: String) async {
-        try? await counters.reset([nameKey(username, address), blockKey(nameKey(username, address)), "login:row:" + userId])
+    /// A success clears the name's failures from that address and the account's run of them,
+    /// and takes the attempt back from the address's count (which counts failures), lifting a
+    /// wait this attempt started there.
+    package func succeeded(_ attempt: LoginAttempt, userId: String) async {
+        let name = limit(attempt.nameKey, free: freeFailuresPerName)
+        let address = limit(attempt.addressKey, free: freeFailuresPerAddress)
+        try? await counters.reset([name.key, name.waitKey, "login:row:" + userId] + (attempt.startedWait.address ? [address.waitKey] : []))
+        try? await counters.decrement(address.key)
     }
 
-    package func backoff(_ excess: Int) -> Duration {
-        let seconds = 1 << min(excess - 1, 20)
-        return min(.seconds(seconds), maximumWait)
+    private func limit(_ key: String, free: Int) -> AttemptLimit {
+        AttemptLimit(key: key, free: free, window: window, maximumWait: maximumWait)
     }
+}
 
-    private func nameKey(_ username: String, _ address: String) -> String { "login:name:" + username + "|" + address }
-    private func addressKey(_ address: String) -> String { "login:addr:" + address }
-    private func blockKey(_ key: String) -> String { key + ":wait" }
+/// One admitted sign-in attempt (a password, a recovery key, a re-authentication).
+package struct LoginAttempt: Sendable {
+    let nameKey: String
+    let addressKey: String
+    /// Whether admitting it started a wait for its (name, address) and for its address (a
+    /// failure counted when admitted: the server's activity chain records the wait).
+    package var startedWait = (name: false, address: false)
+
+    init(username: String, address: String) {
+        nameKey = "login:name:" + username + "|" + address
+        addressKey = "login:addr:" + address
+    }
 }

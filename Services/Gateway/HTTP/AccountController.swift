@@ -135,13 +135,13 @@ struct AccountController: Sendable {
             throw Problem.unauthorized()
         }
         let ip = state.address(request, context)
-        try await state.throttle.check(username: user.username, address: ip)
+        let attempt = try await state.throttle.admit(username: user.username, address: ip)
         guard state.crypto.matches(authKey: authKey, stored: user.verifier) else {
-            await state.throttle.failed(username: user.username, address: ip)
             await state.record([ActivityItem(chain: user.id, kind: .signInFailed, sessionId: identity.sessionId, ip: ip, userAgent: state.userAgent(request),
                                              details: ["method": "re-authentication"])])
             throw Problem.forbidden("The password is wrong.")
         }
+        await state.throttle.succeeded(attempt, userId: user.id)
         let now = state.clock.now()
         try await state.store.write { db in try await Reauthentication.record(sessionId: identity.sessionId, at: now, in: db) }
         return JSONResponse(Reauthenticated(until: now.millis + Reauthentication.window))
@@ -165,14 +165,14 @@ struct AccountController: Sendable {
             throw Problem.unauthorized()
         }
         let ip = state.address(request, context)
-        try await state.throttle.check(username: user.username, address: ip)
+        let attempt = try await state.throttle.admit(username: user.username, address: ip)
         let userAgent = state.userAgent(request)
         guard state.crypto.matches(authKey: current, stored: user.verifier) else {
-            await state.throttle.failed(username: user.username, address: ip)
             await state.record([ActivityItem(chain: user.id, kind: .signInFailed, sessionId: identity.sessionId, ip: ip, userAgent: userAgent,
                                              details: ["method": "password change"])])
             throw Problem.forbidden("The current password is wrong.")
         }
+        await state.throttle.succeeded(attempt, userId: user.id)
         let crypto = state.crypto
         let now = state.clock.now()
         let result = try await state.store.write { db in

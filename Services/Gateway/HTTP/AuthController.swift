@@ -182,17 +182,17 @@ struct AuthController: Sendable {
         let body = try await request.decodeJSON(as: LoginRequest.self, context: context)
         let name = AccountRules.lookupName(body.username)
         let ip = state.address(request, context)
-        try await state.throttle.check(username: name, address: ip)
+        let deviceLabel = try AccountRules.deviceLabel(body.deviceLabel)
+        let attempt = try await state.throttle.admit(username: name, address: ip)
         // A malformed key is answered like a wrong one.
         let authKey = Base64URL.decode(body.authKey).map(Array.init) ?? []
-        let deviceLabel = try AccountRules.deviceLabel(body.deviceLabel)
         let userAgent = state.userAgent(request)
         let user = try await state.store.read { db in try await AccountRepository.signInUser(named: name, in: db) }
         guard state.crypto.matches(authKey: authKey, stored: user?.verifier), let user else {
-            await failed(name: name, user: user, ip: ip, userAgent: userAgent, method: "password")
+            await failed(attempt, name: name, user: user, ip: ip, userAgent: userAgent, method: "password")
             throw Problem.unauthorized("The username or password is wrong.")
         }
-        await state.throttle.succeeded(username: name, userId: user.id, address: ip)
+        await state.throttle.succeeded(attempt, userId: user.id)
         let now = state.clock.now()
         let crypto = state.crypto
         let result = try await state.store.write { db -> (String, String, [UInt8], Int64, [UserEvent], RecordedActivity) in
@@ -230,11 +230,11 @@ struct AuthController: Sendable {
         return Response(status: .noContent)
     }
 
-    /// After a wrong password or recovery key: the throttle counts it, the account's owner gets
-    /// an entry (and an alert at the fifth in a row), the server's chain gets one for admins, and
-    /// one more when a wait started.
-    func failed(name: String, user: UserRecord?, ip: String, userAgent: String, method: String) async {
-        let blocked = await state.throttle.failed(username: name, address: ip)
+    /// After a wrong password or recovery key (the throttle counted it when it was admitted): the
+    /// account's owner gets an entry (and an alert at the fifth in a row), the server's chain
+    /// gets one for admins, and one more when a wait started.
+    func failed(_ attempt: LoginAttempt, name: String, user: UserRecord?, ip: String, userAgent: String, method: String) async {
+        let blocked = attempt.startedWait
         Counter(label: "circle_sign_in_failures_total").increment()
         var items = [ActivityItem(chain: ActivityLog.serverChain, kind: .signInFailed, ip: ip, userAgent: userAgent, details: ["username": name, "method": method])]
         if let user {
@@ -304,7 +304,7 @@ struct AuthController: Sendable {
     private func verifyRecovery(username: String, recoveryAuthKey: String, request: Request, context: CircleRequestContext) async throws -> (UserRecord, AccountRepository.StoredBundles) {
         let name = AccountRules.lookupName(username)
         let ip = state.address(request, context)
-        try await state.throttle.check(username: name, address: ip)
+        let attempt = try await state.throttle.admit(username: name, address: ip)
         let key = Base64URL.decode(recoveryAuthKey).map(Array.init) ?? []
         let found = try await state.store.read { db -> (UserRecord, AccountRepository.StoredBundles)? in
             guard let user = try await AccountRepository.signInUser(named: name, in: db),
@@ -312,9 +312,10 @@ struct AuthController: Sendable {
             return (user, stored)
         }
         guard state.crypto.matches(authKey: key, stored: found?.1.recoveryVerifier), let found else {
-            await failed(name: name, user: found?.0, ip: ip, userAgent: state.userAgent(request), method: "recovery key")
+            await failed(attempt, name: name, user: found?.0, ip: ip, userAgent: state.userAgent(request), method: "recovery key")
             throw Problem.unauthorized("The username or recovery key is wrong.")
         }
+        await state.throttle.succeeded(attempt, userId: found.0.id)
         return found
     }
 }

@@ -484,6 +484,28 @@ public enum Migrations {
                 "ALTER TABLE users ADD COLUMN destroyed_at \(t.bigint) NOT NULL DEFAULT 0",
             ]
         },
+        // A share link's refused opens, one row per address (how many, first and last), so
+        // guesses cost one row however many there are and never push a real use out of the
+        // history; `vault_link_uses` keeps every successful use.
+        Migration(version: 14, name: "link-failures", owner: "vault") { t in
+            [
+                """
+                CREATE TABLE vault_link_failures (
+                    link_id TEXT NOT NULL REFERENCES vault_links(id) ON DELETE CASCADE,
+                    ip TEXT NOT NULL,
+                    attempts \(t.bigint) NOT NULL,
+                    first_at \(t.bigint) NOT NULL,
+                    last_at \(t.bigint) NOT NULL,
+                    PRIMARY KEY (link_id, ip)
+                )
+                """,
+                """
+                INSERT INTO vault_link_failures (link_id, ip, attempts, first_at, last_at)
+                SELECT link_id, ip, COUNT(*), MIN(at), MAX(at) FROM vault_link_uses WHERE outcome = 'refused' GROUP BY link_id, ip
+                """,
+                "DELETE FROM vault_link_uses WHERE outcome = 'refused'",
+            ]
+        },
     ]
 
     /// The schema version this build expects.

@@ -225,7 +225,8 @@ struct VaultServiceTests {
             let links = try #require(TestJSON.value(history.body, path: ["links"]) as? [[String: Any]])
             #expect(links.count == 2)
             let outcomes = links.flatMap { ($0["uses"] as? [[String: Any]] ?? []).compactMap { $0["outcome"] as? String } }
-            #expect(outcomes.filter { $0 == "refused" }.count == 2 && outcomes.filter { $0 == "download" }.count == 2)
+            #expect(outcomes.filter { $0 == "download" }.count == 2 && !outcomes.contains("refused"))
+            #expect(links.map { ($0["failedAttempts"] as? Int) ?? -1 }.reduce(0, +) == 2)
             #expect(try await api.call("GET", "/api/v1/vault/files/\(file.fileId)/links", token: hal.token).status == 404)
             #expect(try await api.call("DELETE", "/api/v1/vault/links/\(open.id)", token: hal.token).status == 404)
             // Revoked: the link is gone, and the server keeps nothing that could open it.
@@ -252,6 +253,53 @@ struct VaultServiceTests {
             #expect(try await api.call("POST", "/api/v1/vault/files/\(file.fileId)/links", json: "{\"linkId\":\"x\",\"wrap\":\"y\",\"verifier\":\"z\"}", token: gil.token).status == 422)
             #expect(try await api.call("POST", "/api/v1/vault/links/\(open.id)/open", json: "{\"access\":1}").status == 400)
             #expect(try await api.call("GET", "/api/v1/vault/links/not-a-link").status == 404)
+        }
+    }
+
+    @Test("share-link guesses: refusals are one row per address and never push a real use out; past 20 an address waits (429 with Retry-After) while the link opens from elsewhere; a right value costs nothing", arguments: Engine.available)
+    func linkGuesses(engine: Engine) async throws {
+        try await ServerHarness(engine, extra: [.httpTrustForwardedFor: "true"]).run { api, store in
+            let ivy = try await Member.register("ivy", on: api)
+            let file = try SealedFile(size: 2000, owner: ivy)
+            try await Tus(api: api).upload(file, as: ivy)
+            let link = try await TestLink.make(for: file, by: ivy, password: nil, maxDownloads: 0, on: api)
+            let right = try VaultKeys.linkSecrets(linkKey: link.key, password: nil, salt: nil).access
+            func open(_ access: [UInt8], from address: String) async throws -> HTTPProbe.Reply {
+                try await api.call("POST", "/api/v1/vault/links/\(link.id)/open", json: Wire.json(["access": Base64URL.encode(access)]),
+                                   headers: ["X-Forwarded-For": address])
+            }
+            // Right values from one address, any number of them, never make it wait.
+            for _ in 0..<25 { #expect(try await open(right, from: "10.1.1.1").status == 200) }
+            // Twenty wrong values are free, the 21st starts a wait (1 s, doubling): guessing meets
+            // a 429 (on a slow machine a wait may end before the next guess, which then starts a
+            // longer one).
+            var statuses: [Int] = []
+            var throttled: HTTPProbe.Reply?
+            var throttledAt = ContinuousClock.now
+            for _ in 0..<60 where throttled == nil {
+                let reply = try await open(SecureRandom.bytes(32), from: "6.6.6.6")
+                if reply.status == 429 { throttled = reply; throttledAt = .now } else { statuses.append(reply.status) }
+            }
+            #expect(statuses.count >= 21 && statuses.allSatisfy { $0 == 403 }, "\(statuses)")
+            #expect(Int(throttled?.headers["retry-after"] ?? "") ?? 0 >= 1)
+            let rightFromThere = try await open(right, from: "6.6.6.6")
+            if ContinuousClock.now - throttledAt < .milliseconds(500) {
+                #expect(rightFromThere.status == 429, "the guessing address waits even with the right value")
+            }
+            #expect(try await open(right, from: "10.2.2.2").status == 200, "the link opens from elsewhere")
+            let history = try await api.call("GET", "/api/v1/vault/files/\(file.fileId)/links", token: ivy.token)
+            let view = try #require((TestJSON.value(history.body, path: ["links"]) as? [[String: Any]])?.first)
+            let uses = try #require(view["uses"] as? [[String: Any]])
+            #expect(uses.count == 26 + (rightFromThere.status == 200 ? 1 : 0) && uses.allSatisfy { $0["outcome"] as? String == "open" })
+            #expect(uses.first?["ip"] as? String == "10.2.2.2")
+            let failures = try #require(view["failures"] as? [[String: Any]])
+            let refusedHere = statuses.filter { $0 == 403 }.count
+            #expect(failures.count == 1 && failures.first?["ip"] as? String == "6.6.6.6" && failures.first?["attempts"] as? Int == refusedHere)
+            #expect(view["failedAttempts"] as? Int == refusedHere)
+            let rows = try await store.read { db in
+                try await db.raw("SELECT COUNT(*) AS n FROM vault_link_failures WHERE link_id = \(bind: link.id)").first()?.decode(column: "n", as: Int.self)
+            }
+            #expect(rows == 1)
         }
     }
 

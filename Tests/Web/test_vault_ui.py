@@ -382,8 +382,8 @@ def test_share_links_open_in_a_fresh_browser_with_and_without_password(new_page,
     expect(links).to_have_count(2)
     with_password = links.filter(has_text=re.compile(r"^(?!.*no password).*password"))
     expect(with_password).to_contain_text("1 download", timeout=LIVE_TIMEOUT)
-    with_password.get_by_text(re.compile(r"^\d+ uses$")).click()
-    expect(with_password.get_by_text(re.compile(r"refused \(wrong key or password\)")).first).to_be_visible()
+    with_password.get_by_text(re.compile(r"^\d+ uses \(1 refused\)$")).click()
+    expect(with_password.get_by_text(re.compile(r"^1 refused \(wrong key or password\) from .+, last ")).first).to_be_visible()
     expect(with_password.get_by_text(re.compile(": downloaded from")).first).to_be_visible()
     owner_watch.assert_clean()
 

@@ -1,8 +1,8 @@
 import CircleBus
 import CircleCore
+import CircleHTTP
 import GatewayStore
 import Logging
-import Metrics
 
 /// Backoff for failed logins, per (username, client address) and per client address, shared by
 /// every replica (ARCHITECTURE 7). Never a lockout: after a few free failures each further one makes
@@ -26,30 +26,13 @@ package struct LoginThrottle: Sendable {
     }
 
     /// Counts an attempt before its key is checked, against the (name, address) and the address
-    /// limits at once, atomically across replicas; throws 429 with Retry-After (counting
-    /// nothing) while either is waiting. Concurrent attempts cannot pass together: past the free
-    /// ones, the attempt that starts a wait is the only one admitted until it ends.
+    /// limits at once (`FailureThrottle`); throws 429 with Retry-After while either is waiting.
     package func admit(username: String, address: String) async throws -> LoginAttempt {
-        let attempt = LoginAttempt(username: username, address: address)
-        let outcome: AttemptOutcome
-        do {
-            outcome = try await counters.attempt([limit(attempt.nameKey, free: freeFailuresPerName), limit(attempt.addressKey, free: freeFailuresPerAddress)])
-        } catch {
-            // The counters are unreachable: the attempt goes on (PBKDF2 still slows guessing)
-            // rather than nobody signing in.
-            logger.warning("login throttle unavailable", metadata: ["error": "\(error)"])
-            return attempt
-        }
-        switch outcome {
-        case .refused(let wait):
-            Counter(label: "circle_throttled_total").increment()
-            let seconds = Int(wait.components.seconds) + (wait.components.attoseconds > 0 ? 1 : 0)
-            throw Problem.tooManyRequests(retryAfterSeconds: max(1, seconds))
-        case .admitted(let started):
-            var admitted = attempt
-            admitted.startedWait = (name: started.first ?? false, address: started.dropFirst().first ?? false)
-            return admitted
-        }
+        let attempt = try await FailureThrottle(counters: counters, logger: logger).admit([
+            limit("login:name:" + username + "|" + address, free: freeFailuresPerName),
+            limit("login:addr:" + address, free: freeFailuresPerAddress),
+        ])
+        return LoginAttempt(attempt: attempt)
     }
 
     /// Failed sign-ins of one account since its last success, for the owner's alert (five in a
@@ -59,13 +42,11 @@ package struct LoginThrottle: Sendable {
     }
 
     /// A success clears the name's failures from that address and the account's run of them,
-    /// and takes the attempt back from the address's count (which counts failures), lifting a
-    /// wait this attempt started there.
+    /// and takes the attempt back from the address's count (which counts failures).
     package func succeeded(_ attempt: LoginAttempt, userId: String) async {
-        let name = limit(attempt.nameKey, free: freeFailuresPerName)
-        let address = limit(attempt.addressKey, free: freeFailuresPerAddress)
-        try? await counters.reset([name.key, name.waitKey, "login:row:" + userId] + (attempt.startedWait.address ? [address.waitKey] : []))
-        try? await counters.decrement(address.key)
+        await FailureThrottle(counters: counters, logger: logger).succeeded(
+            attempt.attempt, resetting: [attempt.attempt.limits[0].key], alsoRemoving: ["login:row:" + userId]
+        )
     }
 
     private func limit(_ key: String, free: Int) -> AttemptLimit {
@@ -75,14 +56,11 @@ package struct LoginThrottle: Sendable {
 
 /// One admitted sign-in attempt (a password, a recovery key, a re-authentication).
 package struct LoginAttempt: Sendable {
-    let nameKey: String
-    let addressKey: String
+    let attempt: FailureThrottle.Attempt
+
     /// Whether admitting it started a wait for its (name, address) and for its address (a
     /// failure counted when admitted: the server's activity chain records the wait).
-    package var startedWait = (name: false, address: false)
-
-    init(username: String, address: String) {
-        nameKey = "login:name:" + username + "|" + address
-        addressKey = "login:addr:" + address
+    package var startedWait: (name: Bool, address: Bool) {
+        (attempt.waitStarted[0], attempt.waitStarted[1])
     }
 }

@@ -1,4 +1,5 @@
 import CircleActivity
+import CircleBus
 import CircleConfig
 import CircleCore
 import CircleEvents
@@ -25,10 +26,13 @@ package struct VaultState: Sendable {
     package let locks: UploadLocks
     /// Records security activity (links created, opened, refused, revoked; files deleted).
     package let security: ActivityRecorder
+    /// Waits for addresses and links that keep failing to open share links.
+    package let linkThrottle: FailureThrottle
 
     package init(store: any DatabaseStore, events: EventPublisher, blobs: any BlobStore, settings: VaultSettings, clock: any WallClock, logger: Logger,
-                 hashers: UploadHashers, locks: UploadLocks, security: ActivityRecorder) {
+                 hashers: UploadHashers, locks: UploadLocks, security: ActivityRecorder, linkThrottle: FailureThrottle) {
         self.security = security
+        self.linkThrottle = linkThrottle
         self.store = store
         self.events = events
         self.blobs = blobs
@@ -37,6 +41,15 @@ package struct VaultState: Sendable {
         self.logger = logger
         self.hashers = hashers
         self.locks = locks
+    }
+
+    /// The limits one attempt to open a share link counts against: failures from the address on
+    /// any link (20 an hour free, then waits up to 15 minutes), and failures on the link from
+    /// anywhere (a password guessed from many addresses: 100 an hour free, and the link's
+    /// genuine holders then wait at most a minute).
+    package static func linkOpenLimits(link: String, address: String) -> [AttemptLimit] {
+        [AttemptLimit(key: "link:addr:" + address, free: 20, window: .seconds(3600), maximumWait: .seconds(900)),
+         AttemptLimit(key: "link:open:" + link, free: 100, window: .seconds(3600), maximumWait: .seconds(60))]
     }
 
     /// The largest expiry a client may set: a year ahead.

@@ -43,6 +43,13 @@ struct LinkController: Sendable {
     }
 
     struct LinkUse: Codable, Sendable { let at: Int64; let outcome: String; let ip: String }
+    /// Refused opens from one address: how many, the first and the last.
+    struct LinkFailures: Codable, Sendable { let ip: String; let attempts: Int64; let firstAt: Int64; let lastAt: Int64 }
+
+    /// Successful uses a link's view lists (newest first; every one is kept).
+    static let usesShown = 500
+    /// Addresses with refused opens a link's view lists (latest first); `failedAttempts` counts all.
+    static let failuresShown = 100
 
     struct LinkView: Codable, Sendable {
         let id: String
@@ -55,6 +62,8 @@ struct LinkController: Sendable {
         let revokedAt: Int64?
         let live: Bool
         let uses: [LinkUse]
+        let failures: [LinkFailures]
+        let failedAttempts: Int64
     }
 
     struct LinkList: Codable, Sendable { let links: [LinkView] }
@@ -159,11 +168,20 @@ struct LinkController: Sendable {
 
     static func view(_ id: String, now: Timestamp, in db: any SQLDatabase) async throws -> LinkView {
         guard let link = try await VaultRepository.link(id, in: db) else { throw noSuchLink }
-        let uses = try await db.raw("SELECT at, outcome, ip FROM vault_link_uses WHERE link_id = \(bind: id) ORDER BY at DESC LIMIT 200").all().map {
+        let uses = try await db.raw("SELECT at, outcome, ip FROM vault_link_uses WHERE link_id = \(bind: id) ORDER BY at DESC LIMIT \(bind: Self.usesShown)").all().map {
             LinkUse(at: try $0.decode(column: "at", as: Int64.self), outcome: try $0.decode(column: "outcome", as: String.self), ip: try $0.decode(column: "ip", as: String.self))
         }
+        let failures = try await db.raw("""
+            SELECT ip, attempts, first_at, last_at FROM vault_link_failures WHERE link_id = \(bind: id) ORDER BY last_at DESC LIMIT \(bind: Self.failuresShown)
+            """).all().map {
+            LinkFailures(ip: try $0.decode(column: "ip", as: String.self), attempts: try $0.decode(column: "attempts", as: Int64.self),
+                         firstAt: try $0.decode(column: "first_at", as: Int64.self), lastAt: try $0.decode(column: "last_at", as: Int64.self))
+        }
+        let failedAttempts = try await db.raw("SELECT CAST(COALESCE(SUM(attempts), 0) AS BIGINT) AS n FROM vault_link_failures WHERE link_id = \(bind: id)").first()?
+            .decode(column: "n", as: Int64.self) ?? 0
         return LinkView(id: link.id, fileId: link.fileId, hasPassword: link.salt != nil, expiresAt: link.expiresAt, maxDownloads: link.maxDownloads,
-                        downloads: link.downloads, createdAt: link.createdAt, revokedAt: link.revokedAt, live: link.isLive(at: now), uses: uses)
+                        downloads: link.downloads, createdAt: link.createdAt, revokedAt: link.revokedAt, live: link.isLive(at: now), uses: uses,
+                        failures: failures, failedAttempts: failedAttempts)
     }
 
     /// Revoking deletes the link's wrap and verifier: nothing the server keeps opens it again.
@@ -205,10 +223,14 @@ struct LinkController: Sendable {
     }
 
     /// Checks the access value in constant time and issues a download ticket; every attempt is
-    /// recorded for the owner.
+    /// recorded for the owner (refusals counted per address). Attempts are throttled per link
+    /// and per address (`VaultState.linkOpenLimits`), counted before the check, so guesses cost
+    /// waits; a right value gives its attempt back.
     func authorize(_ id: String, access text: String?, request: Request, context: some CircleContext) async throws -> (VaultLinkRecord, VaultFileRecord, ticket: [UInt8], expiresAt: Int64) {
+        guard (try? VaultWire.linkId(id)) != nil else { throw Self.noSuchLink }
         let now = state.clock.now()
         let ip = context.clientAddress(request, trustForwardedFor: state.settings.trustForwardedFor)
+        let attempt = try await state.linkThrottle.admit(VaultState.linkOpenLimits(link: id, address: ip))
         let access = text.flatMap(Base64URL.decode)
         // A refusal is recorded and committed before it is answered (throwing inside the
         // transaction would roll the record back).
@@ -219,7 +241,7 @@ struct LinkController: Sendable {
             let details = ["linkId": link.id, "fileId": file.id]
             guard let access, access.count == 32, let verifier = link.verifier,
                   Self.constantTimeEqual(Array(SHA256.hash(data: access)), verifier) else {
-                try await VaultRepository.recordUse(link: link.id, outcome: "refused", ip: ip, at: now, in: db)
+                try await VaultRepository.recordFailure(link: link.id, ip: ip, at: now, in: db)
                 let recorded = try await state.record([
                     ActivityItem(chain: link.ownerId, kind: .linkPasswordFailed, ip: ip, userAgent: userAgent, details: details),
                 ], at: now, in: db)
@@ -235,6 +257,7 @@ struct LinkController: Sendable {
         }
         await state.publish(recorded)
         guard let granted else { throw Problem.forbidden("The link's key or password is wrong.") }
+        await state.linkThrottle.succeeded(attempt)
         return (granted.0, granted.1, ticket, ticketExpiresAt)
     }
 

@@ -14,7 +14,8 @@ public func buildVault(_ environment: ServiceEnvironment, settings: VaultSetting
         store: environment.store, events: environment.events, blobs: blobs,
         settings: settings, clock: environment.clock, logger: environment.logger,
         hashers: UploadHashers(), locks: UploadLocks(),
-        security: ActivityRecorder(sealer: ActivitySealer(activity), logger: environment.logger)
+        security: ActivityRecorder(sealer: ActivitySealer(activity), logger: environment.logger),
+        linkThrottle: FailureThrottle(counters: environment.counters, logger: environment.logger)
     )
     let uploads = UploadController(state: state)
     let files = FileController(state: state)

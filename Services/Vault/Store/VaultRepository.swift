@@ -233,6 +233,14 @@ package enum VaultRepository {
             """).run()
     }
 
+    /// A refused open: one row per (link, address), counted up.
+    package static func recordFailure(link: String, ip: String, at now: Timestamp, in db: any SQLDatabase) async throws {
+        try await db.raw("""
+            INSERT INTO vault_link_failures (link_id, ip, attempts, first_at, last_at) VALUES (\(bind: link), \(bind: ip), 1, \(bind: now.millis), \(bind: now.millis))
+            ON CONFLICT (link_id, ip) DO UPDATE SET attempts = vault_link_failures.attempts + 1, last_at = excluded.last_at
+            """).run()
+    }
+
     package static func recordUse(link: String, outcome: String, ip: String, at now: Timestamp, in db: any SQLDatabase) async throws {
         try await db.raw("INSERT INTO vault_link_uses (link_id, at, outcome, ip) VALUES (\(bind: link), \(bind: now.millis), \(bind: outcome), \(bind: ip))").run()
     }

@@ -200,7 +200,7 @@ function linkItem(share, link) {
       h('span', { class: 'link-title', id: titleId }, `Link created ${fullTime(link.createdAt)}`),
       h('span', { class: `tag link-state link-state-${state}` }, STATE_TEXT[state]),
       h('span', { class: 'link-meta' }, linkFacts(link)),
-      linkUses(link.uses || []),
+      linkUses(link.uses || [], link.failures || [], link.failedAttempts || 0),
     ),
     state === 'live'
       ? h('button', { type: 'button', class: 'btn btn-small btn-danger', 'aria-describedby': titleId, onclick: () => revokeLink(share, link) }, 'Revoke')
@@ -217,12 +217,18 @@ function linkFacts(link) {
   ].join(' · ');
 }
 
-/** A link's uses (when, what happened, from where) folded under a summary, or a note that there are none. */
-function linkUses(uses) {
-  if (!uses.length) return h('span', { class: 'link-meta' }, 'Not used yet');
+/**
+ * A link's uses (when, what happened, from where) and its refused opens (how many from each
+ * address, and when last) folded under a summary, or a note that there are none.
+ */
+function linkUses(uses, failures, failedAttempts) {
+  const total = uses.length + failedAttempts;
+  if (!total) return h('span', { class: 'link-meta' }, 'Not used yet');
+  const refused = failures.map((failure) => h('li', { class: 'link-refused' },
+    `${failure.attempts} ${OUTCOMES.refused}${failure.ip ? ` from ${failure.ip}` : ''}, last ${fullTime(failure.lastAt)}`));
   return h('details', { class: 'link-uses' },
-    h('summary', {}, `${uses.length} ${uses.length === 1 ? 'use' : 'uses'}`),
-    h('ul', {}, uses.map((use) => h('li', {}, `${fullTime(use.at)}: ${OUTCOMES[use.outcome] || use.outcome}${use.ip ? ` from ${use.ip}` : ''}`))));
+    h('summary', {}, `${total} ${total === 1 ? 'use' : 'uses'}${failedAttempts ? ` (${failedAttempts} refused)` : ''}`),
+    h('ul', {}, [...refused, ...uses.map((use) => h('li', {}, `${fullTime(use.at)}: ${OUTCOMES[use.outcome] || use.outcome}${use.ip ? ` from ${use.ip}` : ''}`))]));
 }
 
 /** Revokes a link once confirmed, then reloads the list. */

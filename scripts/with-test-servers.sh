@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Runs a command with a throwaway PostgreSQL and Redis on free loopback ports, exported as
 # CIRCLE_TEST_POSTGRES_URL and CIRCLE_TEST_REDIS_URL; stops both by pid afterwards, whatever
-# the command's outcome, and exits with the command's status.
+# the command's outcome, and exits with the command's status. Also lifts two named rate limits
+# (LIMITS_RATES, below) for the servers the suites start.
 set -euo pipefail
 
 free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1]); s.close()'; }
@@ -73,6 +74,10 @@ export CIRCLE_TEST_POSTGRES_URL="postgres://postgres@127.0.0.1:$pg_port/postgres
 export CIRCLE_TEST_REDIS_URL="redis://127.0.0.1:$redis_port"
 # For benchmarks that account CPU time per process.
 export CIRCLE_TEST_POSTGRES_PID=$pg_pid CIRCLE_TEST_REDIS_PID=$redis_pid
+# Servers the suites start register hundreds of members and sign in over and over from one
+# address: those two named limits are lifted (as TestServers.lenientRateLimits); the others keep
+# their defaults, and a test of a limit sets its own.
+export LIMITS_RATES="${LIMITS_RATES:-register=1000000/1h,prelogin=1000000/1m}"
 echo "Test servers: PostgreSQL on 127.0.0.1:$pg_port (pid $pg_pid), Redis on 127.0.0.1:$redis_port (pid $redis_pid)"
 set +e
 "$@"

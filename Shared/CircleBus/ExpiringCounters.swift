@@ -16,6 +16,9 @@ public protocol ExpiringCounters: Sendable {
     func attempt(_ limits: [AttemptLimit]) async throws -> AttemptOutcome
     /// Takes one back from a counter that still lives (an attempt that turned out fine).
     func decrement(_ key: String) async throws
+    /// Takes one request from the token bucket `key` (`capacity` at most, refilled evenly over
+    /// `period`): nil when taken, else how long until one is there (nothing is taken).
+    func take(_ key: String, capacity: Int, period: Duration) async throws -> Duration?
 }
 
 /// A counter of attempts within a window: past its free ones, each attempt makes the next wait
@@ -112,6 +115,30 @@ extension RedisBus: ExpiringCounters {
         try await command(["EVAL", Self.decrementScript, "1", counterKey(key)])
     }
 
+    /// KEYS: the bucket (a hash of tokens and when they were counted, by Redis's clock); ARGV:
+    /// capacity and period in milliseconds. Returns 0 when a token was taken, else the
+    /// milliseconds until one is there.
+    private static let takeScript = """
+        local capacity = tonumber(ARGV[1])
+        local period = tonumber(ARGV[2])
+        local clock = redis.call('TIME')
+        local now = tonumber(clock[1]) * 1000 + math.floor(tonumber(clock[2]) / 1000)
+        local state = redis.call('HMGET', KEYS[1], 'tokens', 'at')
+        local tokens = tonumber(state[1]) or capacity
+        local at = tonumber(state[2]) or now
+        tokens = math.min(capacity, tokens + math.max(0, now - at) * capacity / period)
+        if tokens < 1 then return math.max(1, math.ceil((1 - tokens) * period / capacity)) end
+        redis.call('HSET', KEYS[1], 'tokens', tostring(tokens - 1), 'at', tostring(now))
+        redis.call('PEXPIRE', KEYS[1], period)
+        return 0
+        """
+
+    public func take(_ key: String, capacity: Int, period: Duration) async throws -> Duration? {
+        let reply = try await command(["EVAL", Self.takeScript, "1", counterKey(key), String(capacity), String(max(1, period.milliseconds))])
+        guard let wait = reply.integer else { throw RedisBusError.unexpectedReply("EVAL take") }
+        return wait == 0 ? nil : .milliseconds(wait)
+    }
+
     public func block(_ key: String, for duration: Duration) async throws {
         try await command(["SET", counterKey(key), "1", "PX", String(max(1, duration.milliseconds))])
     }
@@ -169,5 +196,16 @@ extension LocalBus: ExpiringCounters {
     public func decrement(_ key: String) {
         guard let entry = counters[key], entry.until > ContinuousClock.now else { return }
         counters[key] = (entry.value - 1, entry.until)
+    }
+
+    public func take(_ key: String, capacity: Int, period: Duration) -> Duration? {
+        let now = ContinuousClock.now
+        let perToken = period / capacity
+        var (tokens, at) = buckets[key] ?? (Double(capacity), now)
+        tokens = min(Double(capacity), tokens + (now - at) / perToken)
+        guard tokens >= 1 else { return perToken * (1 - tokens) }
+        buckets[key] = (tokens - 1, now)
+        if buckets.count > 100_000 { buckets = buckets.filter { now - $0.value.at < period } }
+        return nil
     }
 }

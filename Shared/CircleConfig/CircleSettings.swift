@@ -146,13 +146,16 @@ public struct CircleSettings: Sendable, Equatable {
     public var redis: RedisSettings?
     public var log: LogSettings
     public var sessions: SessionLifetime
+    public var rateLimits: RateLimits
 
-    public init(http: HTTPSettings, database: DatabaseSettings, redis: RedisSettings?, log: LogSettings, sessions: SessionLifetime = SessionLifetime()) {
+    public init(http: HTTPSettings, database: DatabaseSettings, redis: RedisSettings?, log: LogSettings, sessions: SessionLifetime = SessionLifetime(),
+                rateLimits: RateLimits = RateLimits()) {
         self.http = http
         self.database = database
         self.redis = redis
         self.log = log
         self.sessions = sessions
+        self.rateLimits = rateLimits
     }
 
     /// Whether this is the scaled mode (PostgreSQL and Redis).
@@ -232,10 +235,11 @@ public enum SettingsLoader {
         }
         let sessions = SessionLifetime(idleTimeout: try duration(.sessionsIdleTimeout, default: .seconds(30 * 86_400)),
                                        maxAge: try duration(.sessionsMaxAge, default: .seconds(180 * 86_400)))
+        let rateLimits = try RateLimits.parse(string(.limitsRates) ?? "")
 
         switch (role, postgres, redis) {
         case (_, let postgres?, let redis?):
-            return CircleSettings(http: http, database: .postgres(postgres), redis: redis, log: log, sessions: sessions)
+            return CircleSettings(http: http, database: .postgres(postgres), redis: redis, log: log, sessions: sessions, rateLimits: rateLimits)
         case (.service, nil, _):
             throw ConfigError(.postgresURL, "is required: the service executables run on PostgreSQL (use `circle serve` for the embedded mode)")
         case (.service, _, nil):
@@ -246,7 +250,7 @@ public enum SettingsLoader {
             throw ConfigError(.postgresURL, "is required with redis.url: the scaled mode needs both")
         case (.embedded, nil, nil):
             let path = string(.sqlitePath) ?? "./data/circle.sqlite"
-            return CircleSettings(http: http, database: .sqlite(path: path), redis: nil, log: log, sessions: sessions)
+            return CircleSettings(http: http, database: .sqlite(path: path), redis: nil, log: log, sessions: sessions, rateLimits: rateLimits)
         }
     }
 

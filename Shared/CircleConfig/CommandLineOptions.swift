@@ -35,6 +35,9 @@ public struct ServerOptions: ParsableArguments {
     @Option(name: .customLong("sessions-max-age"), help: ArgumentHelp(CircleConfigKey.sessionsMaxAge.help, valueName: "duration"))
     var sessionsMaxAge: String?
 
+    @Option(name: .customLong("limits-rates"), help: ArgumentHelp(CircleConfigKey.limitsRates.help, valueName: "limits"))
+    var limitsRates: String?
+
     public init() {}
 
     /// The values given on the command line, by key.
@@ -51,6 +54,7 @@ public struct ServerOptions: ParsableArguments {
         out[.logFormat] = logFormat
         out[.sessionsIdleTimeout] = sessionsIdleTimeout
         out[.sessionsMaxAge] = sessionsMaxAge
+        out[.limitsRates] = limitsRates
         return out
     }
 }

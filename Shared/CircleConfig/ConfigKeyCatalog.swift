@@ -36,6 +36,7 @@ public enum CircleConfigKey: String, CaseIterable, Sendable {
     case turnTTL = "turn.ttl"
     case sessionsIdleTimeout = "sessions.idleTimeout"
     case sessionsMaxAge = "sessions.maxAge"
+    case limitsRates = "limits.rates"
 
     /// The environment variable that sets this key.
     public var environmentName: String {
@@ -98,6 +99,7 @@ public enum CircleConfigKey: String, CaseIterable, Sendable {
         case .turnTTL: "How long TURN credentials last, as 1h or 12h (a call on a relay longer than this loses it at the next refresh)."
         case .sessionsIdleTimeout: "A session unused this long ends (every service checks it; the device signs in again), as 12h or 30d."
         case .sessionsMaxAge: "A session ends this long after it was created, however much it is used, as 30d or 180d."
+        case .limitsRates: "Changes named rate limits (docs/API.md lists them with their defaults), as name=capacity/duration pairs separated by commas: register=10/1h,message-send=600/1m."
         }
     }
 
@@ -137,6 +139,7 @@ public enum CircleConfigKey: String, CaseIterable, Sendable {
         case .turnTTL: "12h"
         case .sessionsIdleTimeout: "30d"
         case .sessionsMaxAge: "180d"
+        case .limitsRates: "none (the defaults)"
         }
     }
 

@@ -75,6 +75,15 @@ public struct Problem: Error, Sendable, Equatable, CustomStringConvertible {
         )
     }
 
+    /// A named rate limit (docs/API.md, "Rate limits") was reached.
+    public static func rateLimited(_ name: String, what: String, retryAfterSeconds: Int) -> Problem {
+        Problem(
+            status: 429, slug: "rate-limited", title: "Rate limit reached",
+            detail: "Too many \(what) (limit \(name)); retry after \(retryAfterSeconds) seconds.",
+            headers: ["Retry-After": String(retryAfterSeconds)]
+        )
+    }
+
     public static func unavailable(_ detail: String) -> Problem {
         Problem(status: 503, slug: "unavailable", title: "Service unavailable", detail: detail)
     }

@@ -13,6 +13,8 @@ public struct ServiceEnvironment: Sendable {
     public let bus: any MessageBus
     /// Rate limits and backoff shared by every replica (the bus's Redis, or process memory).
     public let counters: any ExpiringCounters
+    /// The named rate limits, with the values configured.
+    public let rateLimiter: RateLimiter
     public let clock: any WallClock
     public let logger: Logger
     /// Publishes committed user events.
@@ -27,6 +29,7 @@ public struct ServiceEnvironment: Sendable {
         self.store = store
         self.bus = bus
         self.counters = bus
+        self.rateLimiter = RateLimiter(counters: bus, limits: settings.rateLimits, logger: logger)
         self.clock = clock
         self.logger = logger
         self.events = EventPublisher(store: store, bus: bus, logger: logger)

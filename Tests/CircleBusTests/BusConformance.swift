@@ -21,6 +21,7 @@ enum BusConformance {
         "a stream added to with a length limit keeps about that many of its newest entries": trimmed,
         "expiring counters count within their window, block for a while, and reset": expiringCounters,
         "of 40 concurrent attempts exactly the free ones and one more pass; waits double; a decrement gives one back": attemptsAtomic,
+        "a token bucket gives its capacity at once, even to concurrent takers, then one per period/capacity": tokenBucket,
         "a handler subscription gets every message in order, and nothing after cancel": handlerSubscription,
         "a batch publish delivers each channel's messages in order, interleaved with another channel's": batchInOrder,
     ]
@@ -246,6 +247,30 @@ extension BusConformance {
         }
     }
 
+    /// `count` concurrent takes through each of `replicas`; how many got a token.
+    static func concurrentTakes(_ replicas: [any ExpiringCounters], _ count: Int, key: String, capacity: Int, period: Duration) async throws -> Int {
+        try await withThrowingTaskGroup(of: Bool.self) { group in
+            for replica in replicas {
+                for _ in 0..<count { group.addTask { try await replica.take(key, capacity: capacity, period: period) == nil } }
+            }
+            return try await group.reduce(0) { $0 + ($1 ? 1 : 0) }
+        }
+    }
+
+    static func tokenBucket(_ bus: any MessageBus) async throws {
+        let counters = try #require(bus as? any ExpiringCounters)
+        // A slow refill (one token per minute): no token comes back during the burst.
+        #expect(try await concurrentTakes([counters], 30, key: "slow", capacity: 10, period: .seconds(600)) == 10)
+        let wait = try #require(try await counters.take("slow", capacity: 10, period: .seconds(600)))
+        #expect(wait > .seconds(30) && wait <= .seconds(60), "about one period/capacity: \(wait)")
+        #expect(try await counters.take("other", capacity: 10, period: .seconds(600)) == nil, "buckets are separate")
+        // A fast one (a token every 100 ms) refills.
+        for _ in 0..<2 { #expect(try await counters.take("fast", capacity: 2, period: .milliseconds(200)) == nil) }
+        #expect(try await counters.take("fast", capacity: 2, period: .milliseconds(200)) != nil)
+        try await Task.sleep(for: .milliseconds(250))
+        #expect(try await counters.take("fast", capacity: 2, period: .milliseconds(200)) == nil)
+    }
+
     static func attemptsAtomic(_ bus: any MessageBus) async throws {
         let counters = try #require(bus as? any ExpiringCounters)
         // A first wait longer than any stall of a loaded machine: no wait ends during the burst.
@@ -299,7 +324,7 @@ struct RedisBusConformanceTests {
         try await BusConformance.cases[name]!(bus)
     }
 
-    @Test("two replicas share attempt limits: of 20 concurrent attempts through each, the free ones and one more pass")
+    @Test("two replicas share attempt limits and buckets: of 20 concurrent attempts through each, the free ones and one more pass; of 15 takes through each, the bucket's 12")
     func attemptsAcrossReplicas() async throws {
         let settings = try TestServers.redisSettings(suite: "attempts")
         let replicas = [RedisBus(settings: settings, logger: TestServers.quietLogger), RedisBus(settings: settings, logger: TestServers.quietLogger)]
@@ -309,5 +334,6 @@ struct RedisBusConformanceTests {
         let outcomes = try await BusConformance.concurrentAttempts(replicas, 20, limits: BusConformance.attemptLimits(firstWait: .seconds(60)))
         #expect(outcomes.filter { if case .admitted = $0 { true } else { false } }.count == 6)
         #expect(outcomes.filter { if case .refused = $0 { true } else { false } }.count == 34)
+        #expect(try await BusConformance.concurrentTakes(replicas, 15, key: "bucket", capacity: 12, period: .seconds(600)) == 12)
     }
 }

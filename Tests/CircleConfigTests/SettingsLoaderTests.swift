@@ -96,6 +96,30 @@ struct SettingsLoaderTests {
         #expect(CircleConfigKey.redisURL.environmentName == "REDIS_URL")
     }
 
+    @Test("limits.rates changes named limits; unknown names and malformed buckets are refused by name")
+    func rateLimits() throws {
+        let settings = try SettingsLoader.load(from: ConfigSources.reader(values: [.limitsRates: "register=10/1h, message-send=600/1m"]), role: .embedded)
+        #expect(settings.rateLimits[.register] == RateLimit(capacity: 10, period: .seconds(3600)))
+        #expect(settings.rateLimits[.messageSend] == RateLimit(capacity: 600, period: .seconds(60)))
+        #expect(settings.rateLimits[.directoryName] == RateLimitName.directoryName.defaultLimit)
+        for bad in ["registr=10/1h", "register=10", "register=0/1h", "register=10/2d", "register=ten/1h", "register"] {
+            #expect(throws: ConfigError.self, "\(bad)") {
+                try SettingsLoader.load(from: ConfigSources.reader(values: [.limitsRates: bad]), role: .embedded)
+            }
+        }
+    }
+
+    @Test("docs/API.md lists every named rate limit with its default")
+    func apiDocumentsRateLimits() throws {
+        let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
+        let api = try String(contentsOf: root.appendingPathComponent("docs/API.md"), encoding: .utf8)
+        for name in RateLimitName.allCases {
+            let limit = name.defaultLimit
+            let row = "| `\(name.rawValue)` | \(name.scope) | \(limit.capacity) per \(RateLimitName.describe(limit.period)) |"
+            #expect(api.contains(row), "docs/API.md lacks the row starting \(row)")
+        }
+    }
+
     @Test("the README documents every configuration key")
     func readmeDocumentsKeys() throws {
         let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()

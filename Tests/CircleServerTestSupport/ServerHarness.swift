@@ -48,6 +48,7 @@ package struct ServerHarness {
             .authRegistration: "open",
             .logLevel: "error",
             .vaultPath: vaultPath,
+            .limitsRates: TestServers.lenientRateLimits,
         ]
         values.merge(extra) { _, new in new }
         switch engine {

@@ -38,6 +38,7 @@ public final class ChildProcess: @unchecked Sendable {
         var env = inheritEnvironment ? ProcessInfo.processInfo.environment : ["PATH": "/usr/bin:/bin:/usr/sbin:/sbin"]
         env = env.filter { !$0.key.hasPrefix("CIRCLE_TEST_") }
         env.merge(environment) { _, new in new }
+        if env["LIMITS_RATES"] == nil { env["LIMITS_RATES"] = TestServers.lenientRateLimits }
         process.environment = env
         if let workingDirectory { process.currentDirectoryURL = workingDirectory }
         logURL = FileManager.default.temporaryDirectory.appendingPathComponent("circle-test-\(name)-\(UUID().uuidString).log")

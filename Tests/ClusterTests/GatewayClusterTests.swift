@@ -102,6 +102,36 @@ struct GatewayClusterTests {
         #expect(await gatewayB.waitForExit(timeout: .seconds(60)) == 0)
     }
 
+    @Test("limits hold across two gateway replicas: of 40 concurrent wrong sign-ins spread over both, exactly 6 are checked; a member's directory-name bucket is one for both")
+    func limitsAcrossReplicas() async throws {
+        let postgres = try await TestServers.freshPostgresDatabase(suite: "limits")
+        var env = try scaledEnvironment(postgres, suite: "limits")
+        env["AUTH_REGISTRATION"] = "open"
+        env["LIMITS_RATES"] = TestServers.lenientRateLimits + ",directory-name=4/1h"
+        #expect(try await ChildProcess("circle", ["migrate"], environment: env).waitForExit() == 0)
+        let (gatewayA, a) = try await startGateway(env)
+        let (gatewayB, b) = try await startGateway(env)
+        let yan = TestAccount(username: "yan")
+        let token = try await a.register(yan, invite: nil)
+        let statuses = try await withThrowingTaskGroup(of: Int.self) { group in
+            for index in 0..<40 {
+                let gateway = index % 2 == 0 ? a : b
+                group.addTask { try await gateway.call("POST", "/api/v1/auth/login", json: yan.login(authKey: SecureRandom.bytes(32))).status }
+            }
+            return try await group.reduce(into: []) { $0.append($1) }
+        }
+        #expect(statuses.filter { $0 == 401 }.count == 6 && statuses.filter { $0 == 429 }.count == 34, "\(statuses.sorted())")
+        var lookups: [Int] = []
+        for index in 0..<6 {
+            lookups.append(try await (index % 2 == 0 ? a : b).call("GET", "/api/v1/directory/usernames/yan", token: token).status)
+        }
+        #expect(lookups == [200, 200, 200, 200, 429, 429], "\(lookups)")
+        for gateway in [gatewayA, gatewayB] {
+            gateway.signal(SIGTERM)
+            #expect(await gateway.waitForExit(timeout: .seconds(60)) == 0)
+        }
+    }
+
     @Test("a socket that reads slower than its events arrive is closed with 4008 once its queue overflows; the gateway stays healthy")
     func slowConsumer() async throws {
         let postgres = try await TestServers.freshPostgresDatabase(suite: "slow")

@@ -211,6 +211,56 @@ struct AccountTests {
         }
     }
 
+    @Test("named rate limits: directory lookups by name per member, registrations per address, failures per invite; 429 rate-limited with Retry-After")
+    func rateLimits() async throws {
+        let harness = GatewayHarness(registration: "invite", extra: [.limitsRates: "directory-name=3/1h,register=4/1h", .httpTrustForwardedFor: "true"])
+        try await harness.run { api in
+            let ray = TestAccount(username: "ray"), sue = TestAccount(username: "sue")
+            let ray1 = try await api.register(ray, invite: try await harness.invite())
+            let sue1 = try await api.register(sue, invite: try await harness.invite())
+            var statuses: [Int] = []
+            for name in ["sue", "nobody", "ray", "sue"] {
+                statuses.append(try await api.call("GET", "/api/v1/directory/usernames/\(name)", token: ray1).status)
+            }
+            #expect(statuses == [200, 404, 200, 429], "\(statuses)")
+            let limited = try await api.call("GET", "/api/v1/directory/usernames/sue", token: ray1)
+            #expect(TestJSON.string(limited.body, path: ["type"]) == "urn:circle:problem:rate-limited")
+            #expect(Int(limited.headers["retry-after"] ?? "") ?? 0 > 60, "a lookup comes back every 20 minutes")
+            #expect(try await api.call("GET", "/api/v1/directory/usernames/ray", token: sue1).status == 200, "another member's bucket is their own")
+            #expect(try await api.call("GET", "/api/v1/directory/users/\(sue.userId)", token: ray1).status == 200, "lookups by id have their own limit")
+
+            // One invite, taken names: three failures are free, then the invite waits (it was
+            // never spent, so without this it could test any number of names).
+            let invite = try await harness.invite()
+            var taken: [Int] = []
+            var lastSent = ContinuousClock.now
+            for index in 0..<4 {
+                lastSent = .now
+                let reply = try await api.call("POST", "/api/v1/auth/register", json: TestAccount(username: "ray").registration(invite: invite),
+                                               headers: ["X-Forwarded-For": "10.0.0.\(index + 1)"])
+                taken.append(reply.status)
+            }
+            #expect(taken == [409, 409, 409, 409], "the fourth is checked and starts a wait: \(taken)")
+            // The wait (1 s) began when the fourth was sent: a request within half a second of it
+            // falls inside whatever the machine's load.
+            let sent = ContinuousClock.now
+            let waiting = try await api.call("POST", "/api/v1/auth/register", json: TestAccount(username: "tom").registration(invite: invite),
+                                             headers: ["X-Forwarded-For": "10.0.0.9"])
+            if sent - lastSent < .milliseconds(500) {
+                #expect(waiting.status == 429, "the invite waits, whoever holds it")
+            }
+
+            // Registrations per address: the bucket of 4 is spent by the first four from one address.
+            var fromOne: [Int] = []
+            for index in 0..<5 {
+                let reply = try await api.call("POST", "/api/v1/auth/register", json: TestAccount(username: "vic\(index)").registration(invite: try await harness.invite()),
+                                               headers: ["X-Forwarded-For": "6.6.6.6"])
+                fromOne.append(reply.status)
+            }
+            #expect(fromOne == [201, 201, 201, 201, 429], "\(fromOne)")
+        }
+    }
+
     @Test("nobody can lock a member out: failures from one address make that address wait, and the owner's right key from another address still signs in")
     func noTargetedLockout() async throws {
         let harness = GatewayHarness(registration: "open", extra: [.httpTrustForwardedFor: "true"])

@@ -24,6 +24,7 @@ struct GatewayHarness {
             .activityKeyFile: folder.appendingPathComponent("activity.key").path,
             .authRegistration: registration,
             .logLevel: "error",
+            .limitsRates: TestServers.lenientRateLimits,
         ].merging(extra) { _, new in new }
     }
 

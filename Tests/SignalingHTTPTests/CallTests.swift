@@ -2,6 +2,7 @@ import CircleBus
 import CircleConfig
 import CircleCore
 import CircleEvents
+import CircleHTTP
 import CircleKit
 import CircleProtocol
 import CircleServerTestSupport
@@ -196,6 +197,7 @@ struct CallTests {
             func sweeper(after millis: Int64) -> CallSweeper {
                 let clock = FixedClock(Timestamp(millis: Timestamp.now().millis + millis))
                 let calls = CallService(store: store, events: EventPublisher(store: store, bus: LocalBus(), logger: logger), counters: LocalBus(),
+                                        rateLimiter: RateLimiter(counters: LocalBus(), limits: RateLimits(), logger: logger),
                                         settings: .init(ringTimeout: 45_000), clock: clock, logger: logger)
                 return CallSweeper(store: store, calls: calls, clock: clock, logger: logger)
             }

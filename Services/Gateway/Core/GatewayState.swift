@@ -5,6 +5,7 @@ import CircleCore
 import CircleEvents
 import CircleHTTP
 import CircleStore
+import Crypto
 import Foundation
 import GatewayStore
 import Hummingbird
@@ -25,9 +26,22 @@ package struct GatewayState: Sendable {
     package let activity: SessionActivity
     /// Records security activity (ARCHITECTURE 7).
     package let security: ActivityRecorder
+    /// The named rate limits (prelogin, register, directory lookups).
+    package let rateLimiter: RateLimiter
 
-    package init(store: any DatabaseStore, events: EventPublisher, sessions: SessionValidator, crypto: AccountCrypto, throttle: LoginThrottle, settings: GatewaySettings, clock: any WallClock, logger: Logger, serverID: ServerIDCache, activity: SessionActivity, security: ActivityRecorder) {
+    /// Failed registrations under one invite (a taken name leaves it unspent).
+    package var inviteThrottle: FailureThrottle { FailureThrottle(counters: throttle.counters, logger: logger) }
+
+    /// Three failures an hour under one invite are free, then each makes the next attempt wait
+    /// (1 s, doubling, up to 15 minutes). The key holds the invite's hash, never the invite.
+    package static func inviteLimit(_ code: String) -> AttemptLimit {
+        let hash = SHA256.hash(data: Array(code.utf8)).map { String(format: "%02x", $0) }.joined()
+        return AttemptLimit(key: "register:invite:" + hash, free: 3, window: .seconds(3600), maximumWait: .seconds(900))
+    }
+
+    package init(store: any DatabaseStore, events: EventPublisher, sessions: SessionValidator, crypto: AccountCrypto, throttle: LoginThrottle, settings: GatewaySettings, clock: any WallClock, logger: Logger, serverID: ServerIDCache, activity: SessionActivity, security: ActivityRecorder, rateLimiter: RateLimiter) {
         self.security = security
+        self.rateLimiter = rateLimiter
         self.store = store
         self.events = events
         self.sessions = sessions

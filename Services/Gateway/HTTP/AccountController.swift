@@ -219,11 +219,14 @@ struct DirectoryController: Sendable {
 
     @Sendable func byId(request: Request, context: AuthenticatedContext) async throws -> JSONResponse<Entry> {
         let id = try context.parameters.require("id")
+        try await state.rateLimiter.check(.directoryId, for: context.identity.userId)
         return try await entry { db in try await AccountRepository.user(id: id, in: db) }
     }
 
     @Sendable func byName(request: Request, context: AuthenticatedContext) async throws -> JSONResponse<Entry> {
         let name = AccountRules.lookupName(try context.parameters.require("name"))
+        // Each answer tells whether a name exists: the limit keeps that from becoming a list.
+        try await state.rateLimiter.check(.directoryName, for: context.identity.userId)
         return try await entry { db in try await AccountRepository.user(named: name, in: db) }
     }
 

@@ -105,6 +105,7 @@ struct AuthController: Sendable {
     /// Salt and KDF for a username; an unknown name gets a stable fake salt, indistinguishable.
     @Sendable func prelogin(request: Request, context: CircleRequestContext) async throws -> JSONResponse<PreloginResponse> {
         let body = try await request.decodeJSON(as: PreloginRequest.self, context: context)
+        try await state.rateLimiter.check(.prelogin, for: state.address(request, context))
         let name = AccountRules.lookupName(body.username)
         let user = try await state.store.read { db in try await AccountRepository.signInUser(named: name, in: db) }
         let salt = user?.salt ?? state.crypto.fakeSalt(forUsername: name)
@@ -132,6 +133,11 @@ struct AuthController: Sendable {
         }
         let crypto = state.crypto
         let ip = state.address(request, context)
+        try await state.rateLimiter.check(.register, for: ip)
+        // Failures under one invite count against it: a taken name leaves the invite unspent, so
+        // without this one invite could test any number of names.
+        var inviteAttempt: FailureThrottle.Attempt?
+        if let invite, !invite.isEmpty { inviteAttempt = try await state.inviteThrottle.admit([GatewayState.inviteLimit(invite)]) }
         let userAgent = state.userAgent(request)
         let now = state.clock.now()
         let result = try await state.store.write { db -> (String, String, Bool, [UserEvent], RecordedActivity) in
@@ -169,6 +175,7 @@ struct AuthController: Sendable {
             let session = try await state.createSession(userId: userId, deviceLabel: deviceLabel, ip: ip, sessionId: sessionId, at: now, in: db)
             return (session.token, session.sessionId, isAdmin, session.events, recorded)
         }
+        if let inviteAttempt { await state.inviteThrottle.succeeded(inviteAttempt) }
         await state.publish(result.4, alongside: result.3)
         state.logger.info("registered", metadata: ["user": "\(userId)", "admin": "\(result.2)"])
         return JSONResponse(SessionResponse(

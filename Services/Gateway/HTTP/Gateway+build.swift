@@ -20,7 +20,8 @@ public func buildGateway(_ environment: ServiceEnvironment, settings: GatewaySet
         throttle: LoginThrottle(counters: environment.counters, logger: environment.logger),
         settings: settings, clock: environment.clock, logger: environment.logger, serverID: serverID,
         activity: SessionActivity(store: environment.store, clock: environment.clock, logger: environment.logger),
-        security: ActivityRecorder(sealer: ActivitySealer(activity), logger: environment.logger)
+        security: ActivityRecorder(sealer: ActivitySealer(activity), logger: environment.logger),
+        rateLimiter: environment.rateLimiter
     )
     let reporter = ConnectionReporter(bus: environment.bus, clock: environment.clock, logger: environment.logger, lease: settings.presenceLease)
     let registry = SocketRegistry(

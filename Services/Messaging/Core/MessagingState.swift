@@ -17,8 +17,12 @@ package struct MessagingState: Sendable {
     package let limits: MessagingLimits
     /// Stores new messages in batches.
     package let writer: MessageWriter
+    /// The named rate limits (messages sent, envelopes posted).
+    package let rateLimiter: RateLimiter
 
-    package init(store: any DatabaseStore, events: EventPublisher, clock: any WallClock, logger: Logger, limits: MessagingLimits, writer: MessageWriter) {
+    package init(store: any DatabaseStore, events: EventPublisher, clock: any WallClock, logger: Logger, limits: MessagingLimits, writer: MessageWriter,
+                 rateLimiter: RateLimiter) {
+        self.rateLimiter = rateLimiter
         self.store = store
         self.events = events
         self.clock = clock

@@ -34,6 +34,7 @@ struct EnvelopeController: Sendable {
         let id = try context.parameters.require("id")
         let conversation = try WireBytes.conversationId(id)
         let body = try await request.decodeJSON(as: PostEnvelopesRequest.self, context: context)
+        try await state.rateLimiter.check(.envelopePost, for: identity.userId)
         guard !body.envelopes.isEmpty, body.envelopes.count <= state.limits.maximumEnvelopes else {
             throw Problem.invalidField("envelopes", "must hold from 1 to \(state.limits.maximumEnvelopes) envelopes")
         }

@@ -33,6 +33,7 @@ struct MessageController: Sendable {
         let identity = context.identity
         let conversation = try WireBytes.conversationId(try context.parameters.require("id"))
         let body = try await request.decodeJSON(as: SendMessageRequest.self, context: context)
+        try await state.rateLimiter.check(.messageSend, for: identity.userId)
         let headerBytes = try WireBytes.decode(body.header, field: "header", max: state.limits.maximumHeader)
         let ciphertext = try WireBytes.decode(body.ciphertext, field: "ciphertext", max: state.limits.maximumCiphertext)
         let signature = try WireBytes.decode(body.signature, field: "signature", count: 64)

@@ -13,7 +13,7 @@ public func buildMessaging(_ environment: ServiceEnvironment) async throws -> Se
                                clock: environment.clock, limits: limits, logger: environment.logger)
     let relay = MessageRelay(store: environment.store, publisher: publisher, clock: environment.clock, logger: environment.logger)
     let state = MessagingState(store: environment.store, events: environment.events, clock: environment.clock,
-                               logger: environment.logger, limits: limits, writer: writer)
+                               logger: environment.logger, limits: limits, writer: writer, rateLimiter: environment.rateLimiter)
     let conversations = ConversationController(state: state)
     let messages = MessageController(state: state)
     let envelopes = EnvelopeController(state: state)

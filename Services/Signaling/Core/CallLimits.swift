@@ -1,7 +1,5 @@
 /// The bounds calls live within (ARCHITECTURE 6, 9): each names what it protects.
 package enum CallLimits {
-    /// Calls one member may start per minute (each rings other people's devices).
-    package static let startsPerMinute = 10
     /// Members one call rings at most; in a larger conversation the rest may join without being rung.
     package static let maximumRung = 50
     /// Devices in one mesh call: each sends its media to every other, so a laptop's uplink is the bound.

@@ -49,6 +49,7 @@ package struct CallService: Sendable {
     let store: any DatabaseStore
     let events: EventPublisher
     let counters: any ExpiringCounters
+    let rateLimiter: RateLimiter
     let settings: CallSettingsView
     let clock: any WallClock
     let logger: Logger
@@ -62,7 +63,9 @@ package struct CallService: Sendable {
         }
     }
 
-    package init(store: any DatabaseStore, events: EventPublisher, counters: any ExpiringCounters, settings: CallSettingsView, clock: any WallClock, logger: Logger) {
+    package init(store: any DatabaseStore, events: EventPublisher, counters: any ExpiringCounters, rateLimiter: RateLimiter,
+                 settings: CallSettingsView, clock: any WallClock, logger: Logger) {
+        self.rateLimiter = rateLimiter
         self.store = store
         self.events = events
         self.counters = counters
@@ -120,8 +123,7 @@ package struct CallService: Sendable {
         guard members.contains(identity.userId) else { throw Problem.notFound("No such conversation.") }
         let others = members.filter { $0 != identity.userId }.sorted()
         guard !others.isEmpty else { throw Problem.conflict("Nobody else is in this conversation to call.") }
-        let started = try await counters.increment("calls:start:" + identity.userId, window: .seconds(60))
-        guard started <= CallLimits.startsPerMinute else { throw Problem.tooManyRequests(retryAfterSeconds: 60) }
+        try await rateLimiter.check(.callStart, for: identity.userId)
 
         let id = Base64URL.encode(SecureRandom.bytes(16))
         let ringUntil = now + settings.ringTimeout

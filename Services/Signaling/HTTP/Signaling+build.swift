@@ -8,7 +8,7 @@ import SignalingCore
 /// Builds the signaling service: calls, their records, the relay of their sealed SDP and ICE
 /// signals, and TURN credentials (ARCHITECTURE 1, 6).
 public func buildSignaling(_ environment: ServiceEnvironment, settings: CallSettings) async throws -> ServiceModule {
-    let calls = CallService(store: environment.store, events: environment.events, counters: environment.counters,
+    let calls = CallService(store: environment.store, events: environment.events, counters: environment.counters, rateLimiter: environment.rateLimiter,
                             settings: .init(ringTimeout: settings.ringTimeout.milliseconds), clock: environment.clock, logger: environment.logger)
     let sweeper = CallSweeper(store: environment.store, calls: calls, clock: environment.clock, logger: environment.logger)
     let controller = CallController(calls: calls, turn: TurnCredentials(settings: settings), clock: environment.clock)

@@ -28,10 +28,13 @@ package struct VaultState: Sendable {
     package let security: ActivityRecorder
     /// Waits for addresses and links that keep failing to open share links.
     package let linkThrottle: FailureThrottle
+    /// The named rate limits (uploads started, links created).
+    package let rateLimiter: RateLimiter
 
     package init(store: any DatabaseStore, events: EventPublisher, blobs: any BlobStore, settings: VaultSettings, clock: any WallClock, logger: Logger,
-                 hashers: UploadHashers, locks: UploadLocks, security: ActivityRecorder, linkThrottle: FailureThrottle) {
+                 hashers: UploadHashers, locks: UploadLocks, security: ActivityRecorder, linkThrottle: FailureThrottle, rateLimiter: RateLimiter) {
         self.security = security
+        self.rateLimiter = rateLimiter
         self.linkThrottle = linkThrottle
         self.store = store
         self.events = events

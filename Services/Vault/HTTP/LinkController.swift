@@ -129,6 +129,7 @@ struct LinkController: Sendable {
         let maxDownloads = body.maxDownloads ?? 0
         guard maxDownloads >= 0, maxDownloads <= 1_000_000 else { throw Problem.invalidField("maxDownloads", "must be 0 (no limit) to 1,000,000") }
         let id = Base64URL.encode(linkId)
+        try await state.rateLimiter.check(.linkCreate, for: identity.userId)
         let ip = context.clientAddress(request, trustForwardedFor: state.settings.trustForwardedFor)
         let userAgent = VaultState.userAgent(request)
         let (view, recorded) = try await state.store.write { db in

@@ -102,6 +102,7 @@ struct UploadController: Sendable {
         let metadata = try UploadMetadata(header: request.headers[Self.uploadMetadata])
         let now = state.clock.now()
         try state.checkExpiry(metadata.expiresAt, field: "expiresAt", now: now)
+        try await state.rateLimiter.check(.uploadCreate, for: identity.userId)
         let uploadId = Hex.encode(SecureRandom.bytes(16))
         let expires = now.millis + Int64(state.settings.uploadExpiry.components.seconds) * 1000
         try await state.store.write { db in

@@ -15,7 +15,8 @@ public func buildVault(_ environment: ServiceEnvironment, settings: VaultSetting
         settings: settings, clock: environment.clock, logger: environment.logger,
         hashers: UploadHashers(), locks: UploadLocks(),
         security: ActivityRecorder(sealer: ActivitySealer(activity), logger: environment.logger),
-        linkThrottle: FailureThrottle(counters: environment.counters, logger: environment.logger)
+        linkThrottle: FailureThrottle(counters: environment.counters, logger: environment.logger),
+        rateLimiter: environment.rateLimiter
     )
     let uploads = UploadController(state: state)
     let files = FileController(state: state)

@@ -147,9 +147,12 @@ public struct CircleSettings: Sendable, Equatable {
     public var log: LogSettings
     public var sessions: SessionLifetime
     public var rateLimits: RateLimits
+    /// Lets /metrics answer other machines that present it; nil: loopback connections only.
+    public var metricsToken: String?
 
     public init(http: HTTPSettings, database: DatabaseSettings, redis: RedisSettings?, log: LogSettings, sessions: SessionLifetime = SessionLifetime(),
-                rateLimits: RateLimits = RateLimits()) {
+                rateLimits: RateLimits = RateLimits(), metricsToken: String? = nil) {
+        self.metricsToken = metricsToken
         self.http = http
         self.database = database
         self.redis = redis
@@ -236,10 +239,14 @@ public enum SettingsLoader {
         let sessions = SessionLifetime(idleTimeout: try duration(.sessionsIdleTimeout, default: .seconds(30 * 86_400)),
                                        maxAge: try duration(.sessionsMaxAge, default: .seconds(180 * 86_400)))
         let rateLimits = try RateLimits.parse(string(.limitsRates) ?? "")
+        let metricsToken = string(.metricsToken)
+        if let metricsToken, metricsToken.count < 32 || metricsToken.contains(where: { $0.isWhitespace }) {
+            throw ConfigError(.metricsToken, "must be at least 32 characters without spaces (for example from `openssl rand -base64 32`)")
+        }
 
         switch (role, postgres, redis) {
         case (_, let postgres?, let redis?):
-            return CircleSettings(http: http, database: .postgres(postgres), redis: redis, log: log, sessions: sessions, rateLimits: rateLimits)
+            return CircleSettings(http: http, database: .postgres(postgres), redis: redis, log: log, sessions: sessions, rateLimits: rateLimits, metricsToken: metricsToken)
         case (.service, nil, _):
             throw ConfigError(.postgresURL, "is required: the service executables run on PostgreSQL (use `circle serve` for the embedded mode)")
         case (.service, _, nil):
@@ -250,7 +257,7 @@ public enum SettingsLoader {
             throw ConfigError(.postgresURL, "is required with redis.url: the scaled mode needs both")
         case (.embedded, nil, nil):
             let path = string(.sqlitePath) ?? "./data/circle.sqlite"
-            return CircleSettings(http: http, database: .sqlite(path: path), redis: nil, log: log, sessions: sessions, rateLimits: rateLimits)
+            return CircleSettings(http: http, database: .sqlite(path: path), redis: nil, log: log, sessions: sessions, rateLimits: rateLimits, metricsToken: metricsToken)
         }
     }
 

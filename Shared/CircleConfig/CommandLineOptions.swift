@@ -38,6 +38,9 @@ public struct ServerOptions: ParsableArguments {
     @Option(name: .customLong("limits-rates"), help: ArgumentHelp(CircleConfigKey.limitsRates.help, valueName: "limits"))
     var limitsRates: String?
 
+    @Option(name: .customLong("metrics-token"), help: ArgumentHelp(CircleConfigKey.metricsToken.help + " Prefer the environment: command lines are visible to other users.", valueName: "token"))
+    var metricsToken: String?
+
     public init() {}
 
     /// The values given on the command line, by key.
@@ -55,6 +58,7 @@ public struct ServerOptions: ParsableArguments {
         out[.sessionsIdleTimeout] = sessionsIdleTimeout
         out[.sessionsMaxAge] = sessionsMaxAge
         out[.limitsRates] = limitsRates
+        out[.metricsToken] = metricsToken
         return out
     }
 }

@@ -37,6 +37,7 @@ public enum CircleConfigKey: String, CaseIterable, Sendable {
     case sessionsIdleTimeout = "sessions.idleTimeout"
     case sessionsMaxAge = "sessions.maxAge"
     case limitsRates = "limits.rates"
+    case metricsToken = "metrics.token"
 
     /// The environment variable that sets this key.
     public var environmentName: String {
@@ -61,7 +62,7 @@ public enum CircleConfigKey: String, CaseIterable, Sendable {
     public var optionName: String { environmentName.lowercased().replacingOccurrences(of: "_", with: "-") }
 
     /// Values of these keys are never logged or echoed.
-    public var isSecret: Bool { self == .postgresURL || self == .redisURL || self == .authPepper || self == .activityKeys || self == .turnSecret }
+    public var isSecret: Bool { self == .postgresURL || self == .redisURL || self == .authPepper || self == .activityKeys || self == .turnSecret || self == .metricsToken }
 
     /// What the key does, for `--help` and the README.
     public var summary: String {
@@ -99,6 +100,7 @@ public enum CircleConfigKey: String, CaseIterable, Sendable {
         case .turnTTL: "How long TURN credentials last, as 1h or 12h (a call on a relay longer than this loses it at the next refresh)."
         case .sessionsIdleTimeout: "A session unused this long ends (every service checks it; the device signs in again), as 12h or 30d."
         case .sessionsMaxAge: "A session ends this long after it was created, however much it is used, as 30d or 180d."
+        case .metricsToken: "A bearer token (at least 32 characters) that lets a scraper read /metrics from another machine; without it /metrics answers only loopback connections."
         case .limitsRates: "Changes named rate limits (docs/API.md lists them with their defaults), as name=capacity/duration pairs separated by commas: register=10/1h,message-send=600/1m."
         }
     }
@@ -140,6 +142,7 @@ public enum CircleConfigKey: String, CaseIterable, Sendable {
         case .sessionsIdleTimeout: "30d"
         case .sessionsMaxAge: "180d"
         case .limitsRates: "none (the defaults)"
+        case .metricsToken: "none (loopback only)"
         }
     }
 

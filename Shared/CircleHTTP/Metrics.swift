@@ -22,13 +22,29 @@ public enum CircleMetrics {
         }
     }
 
-    /// `/metrics` in the Prometheus text format.
-    public static func addRoutes(to router: Router<CircleRequestContext>) {
-        router.get("/metrics") { _, _ in
+    /// `/metrics` in the Prometheus text format, for loopback connections (X-Forwarded-For is
+    /// not trusted here: a proxy on the same machine is loopback too, which is why nginx refuses
+    /// the path) or a request bearing `metrics.token`. Anyone else gets the 404 of an unknown path.
+    public static func addRoutes(to router: Router<CircleRequestContext>, token: String?) {
+        router.get("/metrics") { request, context in
+            guard isLoopback(context.remoteAddress) || presents(token, request) else { throw Problem.notFound() }
             var headers = HTTPFields()
             headers[.contentType] = "text/plain; version=0.0.4; charset=utf-8"
             headers[.cacheControl] = "no-store"
             return Response(status: .ok, headers: headers, body: .init(byteBuffer: ByteBuffer(bytes: registry.emitToBuffer())))
         }
+    }
+
+    static func isLoopback(_ address: SocketAddress?) -> Bool {
+        guard let ip = address?.ipAddress else { return false }
+        return ip.hasPrefix("127.") || ip == "::1" || ip.hasPrefix("::ffff:127.")
+    }
+
+    /// Whether the request carries `Authorization: Bearer <token>` (compared in constant time).
+    static func presents(_ token: String?, _ request: Request) -> Bool {
+        guard let token, let header = request.headers[.authorization], header.hasPrefix("Bearer ") else { return false }
+        let given = Array(header.dropFirst(7).utf8), expected = Array(token.utf8)
+        guard given.count == expected.count else { return false }
+        return zip(given, expected).reduce(UInt8(0)) { $0 | ($1.0 ^ $1.1) } == 0
     }
 }

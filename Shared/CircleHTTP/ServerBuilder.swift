@@ -28,7 +28,7 @@ public enum ServerBuilder {
         router.add(middleware: BodyLimitMiddleware(limit: environment.settings.http.bodyLimit, streamingPrefixes: ["/api/v1/vault/uploads"]))
         router.add(middleware: AuthMiddleware(validator: environment.sessions))
         HealthController(store: environment.store, bus: environment.bus).addRoutes(to: router)
-        CircleMetrics.addRoutes(to: router)
+        CircleMetrics.addRoutes(to: router, token: environment.settings.metricsToken)
         for module in modules { module.addRoutes(router) }
         return router
     }

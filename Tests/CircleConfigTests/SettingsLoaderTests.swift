@@ -109,6 +109,17 @@ struct SettingsLoaderTests {
         }
     }
 
+    @Test("metrics.token is a secret of at least 32 characters")
+    func metricsToken() throws {
+        let token = String(repeating: "t", count: 32)
+        #expect(try SettingsLoader.load(from: ConfigSources.reader(values: [.metricsToken: token]), role: .embedded).metricsToken == token)
+        #expect(try SettingsLoader.load(from: ConfigSources.reader(values: [:]), role: .embedded).metricsToken == nil)
+        #expect(CircleConfigKey.metricsToken.isSecret)
+        for bad in ["short", String(repeating: "t", count: 31), String(repeating: "t", count: 20) + " " + String(repeating: "t", count: 20)] {
+            #expect(throws: ConfigError.self) { try SettingsLoader.load(from: ConfigSources.reader(values: [.metricsToken: bad]), role: .embedded) }
+        }
+    }
+
     @Test("docs/API.md lists every named rate limit with its default")
     func apiDocumentsRateLimits() throws {
         let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()

@@ -30,9 +30,12 @@ struct EmbeddedApplicationTests {
         try await server.application.test(.router, body)
     }
 
-    @Test("/healthz, /readyz and /metrics answer")
+    /// The scraper's token in these tests.
+    static let metricsToken = String(repeating: "m", count: 40)
+
+    @Test("/healthz and /readyz answer anyone; /metrics answers a request bearing metrics.token (anyone else, not on loopback, gets 404)")
     func healthReadyMetrics() async throws {
-        try await Self.withApp { client in
+        try await Self.withApp(extra: [.metricsToken: Self.metricsToken]) { client in
             try await client.execute(uri: "/healthz", method: .get) { response in
                 #expect(response.status == .ok)
                 #expect(String(buffer: response.body) == #"{"status":"ok"}"#)
@@ -41,7 +44,14 @@ struct EmbeddedApplicationTests {
                 #expect(response.status == .ok)
                 #expect(String(buffer: response.body) == #"{"bus":"ok","database":"ok","status":"ready"}"#)
             }
+            // The router test has no connection (so no loopback address): only the token opens it.
             try await client.execute(uri: "/metrics", method: .get) { response in
+                #expect(response.status == .notFound)
+            }
+            try await client.execute(uri: "/metrics", method: .get, headers: [.authorization: "Bearer " + String(repeating: "x", count: 40)]) { response in
+                #expect(response.status == .notFound)
+            }
+            try await client.execute(uri: "/metrics", method: .get, headers: [.authorization: "Bearer " + Self.metricsToken]) { response in
                 #expect(response.status == .ok)
                 #expect(response.headers[.contentType]?.hasPrefix("text/plain") == true)
                 let text = String(buffer: response.body)

@@ -26,6 +26,8 @@ BIN='"$BIN"'
 ulimit -n 65536 || true
 export POSTGRES_URL=$CIRCLE_TEST_POSTGRES_URL REDIS_URL=$CIRCLE_TEST_REDIS_URL REDIS_PREFIX=bench:
 export AUTH_PEPPER=$(head -c 32 /dev/urandom | base64) AUTH_REGISTRATION=open LOG_LEVEL=warning
+# The idle sockets share a few sessions of one member: the per-session and per-member caps are lifted.
+export SOCKET_MAX_PER_SESSION=100000 SOCKET_MAX_PER_USER=100000
 $BIN/circle migrate >/dev/null
 PORT=$(python3 -c "import socket; s=socket.socket(); s.bind((\"127.0.0.1\",0)); print(s.getsockname()[1])")
 $BIN/circle-gateway --http-port $PORT &

@@ -132,6 +132,12 @@ public struct GatewayOptions: ParsableArguments {
     @Option(name: .customLong("presence-lease"), help: ArgumentHelp(CircleConfigKey.presenceLease.help, valueName: "duration"))
     var presenceLease: String?
 
+    @Option(name: .customLong("socket-max-per-session"), help: ArgumentHelp(CircleConfigKey.socketMaxPerSession.help, valueName: "n"))
+    var socketMaxPerSession: String?
+
+    @Option(name: .customLong("socket-max-per-user"), help: ArgumentHelp(CircleConfigKey.socketMaxPerUser.help, valueName: "n"))
+    var socketMaxPerUser: String?
+
     public init() {}
 
     public var values: [CircleConfigKey: String] {
@@ -145,6 +151,8 @@ public struct GatewayOptions: ParsableArguments {
         out[.socketPingInterval] = socketPingInterval
         out[.socketSilenceLimit] = socketSilenceLimit
         out[.presenceLease] = presenceLease
+        out[.socketMaxPerSession] = socketMaxPerSession
+        out[.socketMaxPerUser] = socketMaxPerUser
         return out
     }
 }

@@ -25,13 +25,20 @@ public struct GatewaySettings: Sendable, Equatable {
     public var socketSilenceLimit: Duration
     /// How long presence trusts this gateway's list of sockets without a renewal.
     public var presenceLease: Duration
+    /// Realtime sockets one session, and one member, may hold on one gateway (a new one past
+    /// either closes the oldest).
+    public var socketsPerSession: Int
+    public var socketsPerUser: Int
 
     public init(
         pepper: [UInt8], registration: RegistrationPolicy = .invite, publicURL: String,
         trustForwardedFor: Bool = false, webRoot: String = "./Web",
-        socketPingInterval: Duration = .seconds(25), socketSilenceLimit: Duration = .seconds(60), presenceLease: Duration = .seconds(60)
+        socketPingInterval: Duration = .seconds(25), socketSilenceLimit: Duration = .seconds(60), presenceLease: Duration = .seconds(60),
+        socketsPerSession: Int = 8, socketsPerUser: Int = 32
     ) {
         self.presenceLease = presenceLease
+        self.socketsPerSession = socketsPerSession
+        self.socketsPerUser = socketsPerUser
         self.pepper = pepper
         self.registration = registration
         self.publicURL = publicURL
@@ -84,12 +91,21 @@ extension SettingsLoader {
         guard let lease = parseDuration(leaseText), lease >= .seconds(3), lease <= .seconds(3600) else {
             throw ConfigError(.presenceLease, "must be a duration from 3s to 1h such as 60s (got \(leaseText))")
         }
+        func count(_ key: CircleConfigKey, default value: Int) throws -> Int {
+            guard let text = string(key) else { return value }
+            guard let number = Int(text), (1...100_000).contains(number) else { throw ConfigError(key, "must be a whole number from 1 to 100000 (got \(text))") }
+            return number
+        }
+        let perSession = try count(.socketMaxPerSession, default: 8)
+        let perUser = try count(.socketMaxPerUser, default: 32)
+        guard perUser >= perSession else { throw ConfigError(.socketMaxPerUser, "must be at least socket.maxPerSession (\(perSession))") }
         return GatewaySettings(
             pepper: pepper, registration: registration,
             publicURL: publicURL.hasSuffix("/") ? String(publicURL.dropLast()) : publicURL,
             trustForwardedFor: trust,
             webRoot: string(.webRoot) ?? "./Web",
-            socketPingInterval: ping, socketSilenceLimit: silence, presenceLease: lease
+            socketPingInterval: ping, socketSilenceLimit: silence, presenceLease: lease,
+            socketsPerSession: perSession, socketsPerUser: perUser
         )
     }
 

@@ -17,6 +17,9 @@ public enum ServerBuilder {
     public static let requestHeadLimit: TimeAmount = .seconds(20)
     /// How long a connection may stay idle between requests.
     public static let idleLimit: TimeAmount = .seconds(75)
+    /// The largest WebSocket frame a client may send (the realtime socket's messages are at most
+    /// this too); a larger one closes the socket with 1009.
+    public static let maxInboundSocketFrame = 16 << 10
 
     /// The router: shared middleware, health, readiness and metrics, then each module's routes.
     public static func buildRouter(modules: [ServiceModule], environment: ServiceEnvironment) -> Router<CircleRequestContext> {
@@ -66,7 +69,7 @@ public enum ServerBuilder {
                             webSocketResponder: socketResponder,
                             // Pings come from each service's own socket registry: one timer for every
                             // socket instead of the library's task per socket (an idle socket's memory).
-                            configuration: .init(http1: http1, ws: .init(maxFrameSize: 1 << 16, autoPing: .disabled))
+                            configuration: .init(http1: http1, ws: .init(maxFrameSize: maxInboundSocketFrame, autoPing: .disabled))
                         ),
                         grace: .seconds(5)
                     ),

@@ -100,4 +100,32 @@ struct SocketRegistryTests {
             try await body(store)
         }
     }
+
+    @Test("a socket past a session's or a member's cap closes the oldest of them (4009), never the new one; sockets told to close no longer count")
+    func caps() async throws {
+        let folder = FileManager.default.temporaryDirectory.appendingPathComponent("circle-registry-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: folder, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(at: folder) }
+        try await StoreFactory.withMigratedStore(.sqlite(path: folder.appendingPathComponent("db.sqlite").path), logger: TestServers.quietLogger) { store in
+            let registry = SocketRegistry(store: store, logger: TestServers.quietLogger, caps: .init(perSession: 2, perUser: 3))
+            let replaced = NIOLockedValueBox<[String]>([])
+            func open(_ name: String, session: String, user: String = "u") async -> UInt64? {
+                await registry.register(Identity(userId: user, sessionId: session)) { signal in
+                    if case .replaced = signal { replaced.withLockedValue { $0.append(name) } }
+                }
+            }
+            _ = await open("a1", session: "a")
+            _ = await open("a2", session: "a")
+            #expect(replaced.withLockedValue { $0 }.isEmpty)
+            _ = await open("a3", session: "a")
+            #expect(replaced.withLockedValue { $0 } == ["a1"], "the session's oldest")
+            _ = await open("b1", session: "b")
+            #expect(replaced.withLockedValue { $0 } == ["a1"], "three open: the member's cap")
+            _ = await open("b2", session: "b")
+            #expect(replaced.withLockedValue { $0 } == ["a1", "a2"], "the member's oldest still open")
+            _ = await open("c1", session: "c", user: "other")
+            #expect(replaced.withLockedValue { $0 } == ["a1", "a2"], "another member's sockets are their own")
+            #expect(await registry.count == 6, "replaced sockets stay listed until they have closed")
+        }
+    }
 }

@@ -71,7 +71,8 @@ struct SocketTests {
         try await harness.run { api in
             let ova = TestAccount(username: "ova")
             let token = try await api.register(ova, invite: nil)
-            for index in 0..<5 { _ = try await api.login(ova, device: "old \(index)") }
+            var tokens = [token]
+            for index in 0..<5 { tokens.append(try await api.login(ova, device: "old \(index)").token) }
             // Sessions (each an event) keep being created, four at a time, while the sockets
             // authenticate: some events reach a socket between its subscription and its catch-up.
             let churn = Task {
@@ -83,10 +84,11 @@ struct SocketTests {
                     try await group.waitForAll()
                 }
             }
+            // Thirty-two sockets (a member's cap), eight on each of four sessions (a session's cap).
             var sockets: [TestSocket] = []
-            for _ in 0..<40 {
+            for index in 0..<32 {
                 let socket = try await TestSocket.connect(api.socketURL)
-                socket.send(TestSocket.authFrame(token: token))
+                socket.send(TestSocket.authFrame(token: tokens[index % 4]))
                 sockets.append(socket)
                 try await Task.sleep(for: .milliseconds(5))
             }
@@ -120,6 +122,32 @@ struct SocketTests {
             let notice = try #require(try await socket.next())
             #expect(TestJSON.string(notice, path: ["type"]) == "session.revoked")
             #expect(try await socket.closeCode() == 4001)
+        }
+    }
+
+    @Test("socket limits: a ninth socket of one session closes the oldest with 4009 and the rest go on; a 20 KiB frame closes with 1009; a flood of frames closes with 4029")
+    func limits() async throws {
+        let harness = GatewayHarness(registration: "open")
+        try await harness.run { api in
+            let xan = TestAccount(username: "xan")
+            let token = try await api.register(xan, invite: nil)
+            var sockets: [TestSocket] = []
+            for _ in 0..<9 { sockets.append(try await TestSocket.authenticated(api.socketURL, token: token).0) }
+            #expect(try await sockets[0].closeCode(timeout: .seconds(10)) == 4009)
+            _ = try await api.login(xan, device: "another")
+            for socket in sockets.dropFirst() {
+                #expect(try await socket.next(ofType: "session.created", timeout: .seconds(10)) != nil, "the newer sockets go on")
+            }
+            // One frame larger than 16 KiB (the limit holds for a single frame, not only across continuations).
+            sockets[1].send("{\"type\":\"typing\",\"pad\":\"" + String(repeating: "x", count: 20 << 10) + "\"}")
+            #expect(try await sockets[1].closeCode(timeout: .seconds(10)) == 1009)
+            // A burst past 40 frames at once.
+            for _ in 0..<200 { sockets[2].send("{\"type\":\"noop\"}") }
+            #expect(try await sockets[2].closeCode(timeout: .seconds(10)) == 4029)
+            // The others are untouched.
+            _ = try await api.login(xan, device: "one more")
+            #expect(try await sockets[3].next(ofType: "session.created", timeout: .seconds(10)) != nil)
+            for socket in sockets { socket.close() }
         }
     }
 }

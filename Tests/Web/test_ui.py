@@ -758,3 +758,31 @@ def test_plain_http_beyond_localhost_says_https_is_required(new_page, circle):
     # the very reason for this page.
     watch.console_errors = [e for e in watch.console_errors if "Cross-Origin-Opener-Policy" not in e]
     watch.assert_clean()
+
+
+def test_too_many_tabs_the_oldest_waits_until_looked_at(new_page, circle):
+    """Nine tabs of one device (one session) pass the gateway's eight: the oldest tab's socket is
+    closed (4009) and it stays offline, without reconnecting and closing another tab's in turn,
+    until its member comes back to it."""
+    first, watch = new_page(circle.origin, **DESKTOP)
+    register(first, circle.origin, unique("tab"), "Tab")
+    status = lambda page: page.locator(".connection")
+    expect(status(first)).to_have_attribute("data-state", "online", timeout=LIVE_TIMEOUT)
+    tabs = []
+    for _ in range(8):
+        tab = first.context.new_page()
+        tab.goto(circle.origin + "/")
+        expect(status(tab)).to_have_attribute("data-state", "online", timeout=LIVE_TIMEOUT)
+        tabs.append(tab)
+    expect(status(first)).to_have_attribute("data-state", "offline", timeout=LIVE_TIMEOUT)
+    # It waits: the eight newer tabs stay online.
+    time.sleep(3)
+    expect(status(first)).to_have_attribute("data-state", "offline")
+    for tab in tabs:
+        expect(status(tab)).to_have_attribute("data-state", "online")
+    # Looked at again, it comes back (and the oldest of the others waits in its place).
+    first.bring_to_front()
+    first.evaluate("() => window.dispatchEvent(new Event('focus'))")
+    expect(status(first)).to_have_attribute("data-state", "online", timeout=LIVE_TIMEOUT)
+    expect(status(tabs[0])).to_have_attribute("data-state", "offline", timeout=LIVE_TIMEOUT)
+    watch.assert_clean()

@@ -35,7 +35,13 @@ final class EventSocket: Sendable {
     }
 
     static let authTimeout: TimeAmount = .seconds(10)
-    static let maxInboundMessage = 16 << 10
+    /// The largest client message, whole (the server's WebSocket frame limit is the same, so one
+    /// frame cannot carry more either).
+    static let maxInboundMessage = ServerBuilder.maxInboundSocketFrame
+    /// Client frames after authentication: a burst of 40, then 10 a second (typing indicators
+    /// need one per conversation every 2 s). A client past it is closed with 4029.
+    static let frameBurst = 40.0
+    static let framesPerSecond = 10.0
 
     /// The first frame a client sends.
     struct AuthFrame: Decodable {
@@ -73,7 +79,17 @@ final class EventSocket: Sendable {
         }
         guard let live = try await shortLived({ try await self.open(text) }) else { return }
         do {
+            var tokens = Self.frameBurst
+            var counted = ContinuousClock.now
             while let message = try await messages.next() {
+                let now = ContinuousClock.now
+                tokens = min(Self.frameBurst, tokens + (now - counted) / .seconds(1) * Self.framesPerSecond)
+                counted = now
+                guard tokens >= 1 else {
+                    try await outbound.close(SocketClose.tooManyFrames, reason: "too many frames: at most \(Int(Self.framesPerSecond)) a second")
+                    break
+                }
+                tokens -= 1
                 guard case .text(let text) = message else { continue }
                 try await shortLived { await self.received(text, from: live.userId) }
             }
@@ -151,6 +167,7 @@ final class EventSocket: Sendable {
                 case .revoked: try await outbound.close(SocketClose.unauthorized, reason: "session revoked")
                 case .shutdown: try await outbound.close(SocketClose.serverRestart, reason: "server restart")
                 case .silent: try await outbound.close(.goingAway, reason: "no answer to pings")
+                case .replaced: try await outbound.close(SocketClose.replaced, reason: "replaced by newer sockets of this device or member")
                 }
             }
         } catch {

@@ -26,7 +26,8 @@ public func buildGateway(_ environment: ServiceEnvironment, settings: GatewaySet
     let reporter = ConnectionReporter(bus: environment.bus, clock: environment.clock, logger: environment.logger, lease: settings.presenceLease)
     let registry = SocketRegistry(
         store: environment.store, logger: environment.logger,
-        keepalive: .init(pingInterval: settings.socketPingInterval, silenceLimit: settings.socketSilenceLimit), reporter: reporter
+        keepalive: .init(pingInterval: settings.socketPingInterval, silenceLimit: settings.socketSilenceLimit),
+        caps: .init(perSession: settings.socketsPerSession, perUser: settings.socketsPerUser), reporter: reporter
     )
     let info = ServerInfoController(serverID: serverID, mode: environment.settings.isScaled ? "scaled" : "embedded")
     let auth = AuthController(state: state)

@@ -7,6 +7,8 @@ enum SocketClose {
     static let serverRestart = WebSocketErrorCode(codeNumber: 1012)
     static let unauthorized = WebSocketErrorCode(codeNumber: 4001)
     static let tooSlow = WebSocketErrorCode(codeNumber: 4008)
+    static let replaced = WebSocketErrorCode(codeNumber: 4009)
+    static let tooManyFrames = WebSocketErrorCode(codeNumber: 4029)
 
     /// How long a socket gets to answer its close frame before the connection is dropped.
     static let grace: TimeAmount = .seconds(10)

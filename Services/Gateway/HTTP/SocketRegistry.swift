@@ -17,6 +17,8 @@ enum SocketSignal: Sendable {
     case shutdown
     /// The client sent nothing, not even a pong, for longer than the silence limit: close with 1001.
     case silent
+    /// Newer sockets of the same session or member took its place (`SocketRegistry.Caps`): close with 4009.
+    case replaced
 }
 
 /// Every live realtime socket of this replica.
@@ -31,6 +33,16 @@ actor SocketRegistry: Service {
         let identity: Identity
         let keepalive: SocketKeepalive?
         let signal: @Sendable (SocketSignal) -> Void
+        /// Told to close for a newer socket (it stays listed until it has closed).
+        var replaced = false
+    }
+
+    /// Sockets one session (a device: its tabs) and one member may hold at once on this
+    /// replica; a new one past either closes the oldest, so a client reconnecting before its old
+    /// socket is noticed gone is never refused.
+    struct Caps: Sendable {
+        var perSession = 8
+        var perUser = 32
     }
 
     /// How often sockets are pinged, and how long one may stay silent.
@@ -46,13 +58,15 @@ actor SocketRegistry: Service {
     private var draining = false
     private let gauge = Gauge(label: "circle_gateway_sockets")
     private let keepalive: Keepalive
+    private let caps: Caps
     /// Tells presence which sockets are open here.
     private let reporter: ConnectionReporter?
 
-    init(store: any DatabaseStore, logger: Logger, keepalive: Keepalive = Keepalive(), reporter: ConnectionReporter? = nil) {
+    init(store: any DatabaseStore, logger: Logger, keepalive: Keepalive = Keepalive(), caps: Caps = Caps(), reporter: ConnectionReporter? = nil) {
         self.store = store
         self.logger = logger
         self.keepalive = keepalive
+        self.caps = caps
         self.reporter = reporter
     }
 
@@ -63,12 +77,25 @@ actor SocketRegistry: Service {
         _ identity: Identity, keepalive: SocketKeepalive? = nil, signal: @escaping @Sendable (SocketSignal) -> Void
     ) async -> UInt64? {
         guard !draining else { return nil }
+        replaceOldest(where: { $0.sessionId == identity.sessionId }, keeping: caps.perSession - 1)
+        replaceOldest(where: { $0.userId == identity.userId }, keeping: caps.perUser - 1)
         nextID += 1
         let id = nextID
         sockets[id] = Entry(identity: identity, keepalive: keepalive, signal: signal)
         gauge.record(sockets.count)
         await reporter?.opened(socket: String(id), user: identity.userId)
         return id
+    }
+
+    /// Tells the oldest sockets matching `belongs` to close until `keeping` of them are left.
+    private func replaceOldest(where belongs: (Identity) -> Bool, keeping: Int) {
+        let open = sockets.filter { !$0.value.replaced && belongs($0.value.identity) }.keys.sorted()
+        guard open.count > keeping else { return }
+        for id in open.prefix(open.count - keeping) {
+            sockets[id]?.replaced = true
+            sockets[id]?.signal(.replaced)
+            Counter(label: "circle_gateway_sockets_replaced_total").increment()
+        }
     }
 
     func unregister(_ id: UInt64) async {

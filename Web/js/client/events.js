@@ -2,12 +2,14 @@
  * The realtime socket `/api/v1/events` (docs/API.md): authenticates with its first frame
  * (`{"type":"auth","token":..,"since":N,"device":..}`, never the token in the URL), catches up, says
  * `ready`, then delivers live events; reconnects with backoff and jitter after a drop, a server
- * restart (1012) or falling behind (4008), and stops for good on 4001 (signed out or revoked).
+ * restart (1012), falling behind (4008) or too many frames (4029); after 4009 (newer sockets of
+ * this device took its place: too many tabs) only once this page is looked at again; and stops
+ * for good on 4001 (signed out or revoked).
  * @module client/events
  */
 
 /** Close codes of the event socket. */
-export const CloseCode = Object.freeze({ restarting: 1012, unauthorized: 4001, tooSlow: 4008 });
+export const CloseCode = Object.freeze({ restarting: 1012, unauthorized: 4001, tooSlow: 4008, replaced: 4009, tooManyFrames: 4029 });
 
 const FIRST_DELAY_MS = 250;
 const MAX_DELAY_MS = 15_000;
@@ -162,8 +164,30 @@ export class EventStream extends EventTarget {
         return;
       }
       this.setState('offline');
+      if (event.code === CloseCode.replaced) {
+        // Reconnecting at once would close another tab's socket in turn: this page comes back
+        // when its member looks at it.
+        this.whenLookedAt(() => this.scheduleRetry(true));
+        return;
+      }
       this.scheduleRetry(event.code === CloseCode.restarting || event.code === CloseCode.tooSlow);
     };
+  }
+
+  /** Runs `then` once the page is focused or shown again (at once when it is focused now). */
+  whenLookedAt(then) {
+    if (globalThis.document?.hasFocus?.()) {
+      then();
+      return;
+    }
+    const again = () => {
+      globalThis.removeEventListener?.('focus', again);
+      globalThis.document?.removeEventListener?.('visibilitychange', shown);
+      if (this.running && !this.socket) then();
+    };
+    const shown = () => { if (globalThis.document?.visibilityState === 'visible') again(); };
+    globalThis.addEventListener?.('focus', again);
+    globalThis.document?.addEventListener?.('visibilitychange', shown);
   }
 
   /** Waits before the next attempt: exponential from 250 ms to 15 s, with full jitter. */

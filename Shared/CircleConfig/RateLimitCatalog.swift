@@ -39,16 +39,6 @@ public enum RateLimitName: String, CaseIterable, Sendable {
         }
     }
 
-    /// "minute", "10 minutes", "hour", as the documentation says a period.
-    public static func describe(_ period: Duration) -> String {
-        let seconds = period.components.seconds
-        for (unit, length) in [("day", Int64(86_400)), ("hour", 3600), ("minute", 60), ("second", 1)] where seconds % length == 0 {
-            let count = seconds / length
-            return count == 1 ? unit : "\(count) \(unit)s"
-        }
-        return "\(seconds) seconds"
-    }
-
     /// The default bucket.
     public var defaultLimit: RateLimit {
         switch self {

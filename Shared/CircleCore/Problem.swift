@@ -67,6 +67,11 @@ public struct Problem: Error, Sendable, Equatable, CustomStringConvertible {
         Problem(status: 415, slug: "unsupported-media-type", title: "Unsupported media type", detail: detail)
     }
 
+    /// A wait as whole seconds for Retry-After: rounded up, at least 1.
+    public static func retryAfterSeconds(_ wait: Duration) -> Int {
+        max(1, Int(wait.components.seconds) + (wait.components.attoseconds > 0 ? 1 : 0))
+    }
+
     public static func tooManyRequests(retryAfterSeconds: Int) -> Problem {
         Problem(
             status: 429, slug: "too-many-requests", title: "Too many requests",

@@ -43,8 +43,7 @@ public struct FailureThrottle: Sendable {
         switch outcome {
         case .refused(let wait):
             Counter(label: "circle_throttled_total").increment()
-            let seconds = Int(wait.components.seconds) + (wait.components.attoseconds > 0 ? 1 : 0)
-            throw Problem.tooManyRequests(retryAfterSeconds: max(1, seconds))
+            throw Problem.tooManyRequests(retryAfterSeconds: Problem.retryAfterSeconds(wait))
         case .admitted(let started):
             return Attempt(limits: limits, waitStarted: started)
         }

@@ -43,8 +43,6 @@ public enum CircleMetrics {
     /// Whether the request carries `Authorization: Bearer <token>` (compared in constant time).
     static func presents(_ token: String?, _ request: Request) -> Bool {
         guard let token, let header = request.headers[.authorization], header.hasPrefix("Bearer ") else { return false }
-        let given = Array(header.dropFirst(7).utf8), expected = Array(token.utf8)
-        guard given.count == expected.count else { return false }
-        return zip(given, expected).reduce(UInt8(0)) { $0 | ($1.0 ^ $1.1) } == 0
+        return ConstantTime.equal(header.dropFirst(7).utf8, token.utf8)
     }
 }

@@ -33,7 +33,6 @@ public struct RateLimiter: Sendable {
         }
         guard let wait else { return }
         Counter(label: "circle_rate_limited_total", dimensions: [("limit", name.rawValue)]).increment()
-        let seconds = Int(wait.components.seconds) + (wait.components.attoseconds > 0 ? 1 : 0)
-        throw Problem.rateLimited(name.rawValue, what: name.summary, retryAfterSeconds: max(1, seconds))
+        throw Problem.rateLimited(name.rawValue, what: name.summary, retryAfterSeconds: Problem.retryAfterSeconds(wait))
     }
 }

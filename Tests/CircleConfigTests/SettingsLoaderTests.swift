@@ -120,13 +120,23 @@ struct SettingsLoaderTests {
         }
     }
 
+    /// "minute", "10 minutes", "hour", as docs/API.md says a period.
+    static func describe(_ period: Duration) -> String {
+        let seconds = period.components.seconds
+        for (unit, length) in [("day", Int64(86_400)), ("hour", 3600), ("minute", 60), ("second", 1)] where seconds % length == 0 {
+            let count = seconds / length
+            return count == 1 ? unit : "\(count) \(unit)s"
+        }
+        return "\(seconds) seconds"
+    }
+
     @Test("docs/API.md lists every named rate limit with its default")
     func apiDocumentsRateLimits() throws {
         let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
         let api = try String(contentsOf: root.appendingPathComponent("docs/API.md"), encoding: .utf8)
         for name in RateLimitName.allCases {
             let limit = name.defaultLimit
-            let row = "| `\(name.rawValue)` | \(name.scope) | \(limit.capacity) per \(RateLimitName.describe(limit.period)) |"
+            let row = "| `\(name.rawValue)` | \(name.scope) | \(limit.capacity) per \(Self.describe(limit.period)) |"
             #expect(api.contains(row), "docs/API.md lacks the row starting \(row)")
         }
     }

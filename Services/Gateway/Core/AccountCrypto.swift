@@ -33,7 +33,7 @@ package struct AccountCrypto: Sendable {
     /// computation against a dummy and answers false.
     package func matches(authKey: [UInt8], stored: [UInt8]?) -> Bool {
         let computed = verifier(for: authKey)
-        let equal = Self.constantTimeEqual(computed, stored ?? dummyVerifier)
+        let equal = ConstantTime.equal(computed, stored ?? dummyVerifier)
         return equal && stored != nil
     }
 
@@ -55,12 +55,5 @@ package struct AccountCrypto: Sendable {
 
     private static func aad(userId: String, kind: BundleKind) -> Data {
         Data("circle/v1/server/bundle".utf8) + Data([UInt8(userId.utf8.count)]) + Data(userId.utf8) + Data(kind.rawValue.utf8)
-    }
-
-    package static func constantTimeEqual(_ a: [UInt8], _ b: [UInt8]) -> Bool {
-        guard a.count == b.count else { return false }
-        var difference: UInt8 = 0
-        for index in 0..<a.count { difference |= a[index] ^ b[index] }
-        return difference == 0
     }
 }

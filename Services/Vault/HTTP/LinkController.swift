@@ -241,7 +241,7 @@ struct LinkController: Sendable {
             let (link, file) = try await liveLink(id, in: db, now: now)
             let details = ["linkId": link.id, "fileId": file.id]
             guard let access, access.count == 32, let verifier = link.verifier,
-                  Self.constantTimeEqual(Array(SHA256.hash(data: access)), verifier) else {
+                  ConstantTime.equal(Array(SHA256.hash(data: access)), verifier) else {
                 try await VaultRepository.recordFailure(link: link.id, ip: ip, at: now, in: db)
                 let recorded = try await state.record([
                     ActivityItem(chain: link.ownerId, kind: .linkPasswordFailed, ip: ip, userAgent: userAgent, details: details),
@@ -264,13 +264,6 @@ struct LinkController: Sendable {
 
     /// What the database keeps of a ticket: its hash, so a copy of the database grants nothing.
     static func ticketKey(_ ticket: [UInt8]) -> String { Base64URL.encode(Array(SHA256.hash(data: ticket))) }
-
-    static func constantTimeEqual(_ a: [UInt8], _ b: [UInt8]) -> Bool {
-        guard a.count == b.count else { return false }
-        var difference: UInt8 = 0
-        for index in a.indices { difference |= a[index] ^ b[index] }
-        return difference == 0
-    }
 
     @Sendable func open(request: Request, context: CircleRequestContext) async throws -> JSONResponse<OpenedLink> {
         let id: String = try context.parameters.require("linkId")

@@ -208,7 +208,7 @@ var targets: [Target] = [
     ),
     .testTarget(
         name: "VaultHTTPTests",
-        dependencies: ["VaultHTTP", "VaultStore", "CleanupCore", "CircleKit", "CircleProtocol", "CircleStore", "CircleConfig", "CircleCore",
+        dependencies: ["VaultHTTP", "VaultCore", "VaultStore", "CleanupCore", "CircleKit", "CircleProtocol", "CircleStore", "CircleConfig", "CircleCore",
                        "CircleTestSupport", "CircleServerTestSupport", crypto, .product(name: "SQLKit", package: "sql-kit")],
         path: "Tests/VaultHTTPTests"
     ),

@@ -185,6 +185,9 @@ public struct VaultOptions: ParsableArguments {
     @Option(name: .customLong("vault-upload-expiry"), help: ArgumentHelp(CircleConfigKey.vaultUploadExpiry.help, valueName: "duration"))
     var vaultUploadExpiry: String?
 
+    @Option(name: .customLong("vault-max-unfinished-uploads"), help: ArgumentHelp(CircleConfigKey.vaultMaxUnfinishedUploads.help, valueName: "count"))
+    var vaultMaxUnfinishedUploads: String?
+
     public init() {}
 
     public var values: [CircleConfigKey: String] {
@@ -193,6 +196,7 @@ public struct VaultOptions: ParsableArguments {
         out[.vaultMaxFileSize] = vaultMaxFileSize
         out[.vaultQuota] = vaultQuota
         out[.vaultUploadExpiry] = vaultUploadExpiry
+        out[.vaultMaxUnfinishedUploads] = vaultMaxUnfinishedUploads
         return out
     }
 }

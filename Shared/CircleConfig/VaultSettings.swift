@@ -11,13 +11,16 @@ public struct VaultSettings: Sendable, Equatable {
     public var quota: Int64
     /// How long an unfinished upload is kept.
     public var uploadExpiry: Duration
+    /// Unfinished uploads a member may hold at once (each is a row and a file until it expires).
+    public var maxUnfinishedUploads: Int
     /// Whether share-link uses are recorded with the X-Forwarded-For address (`http.trustForwardedFor`).
     public var trustForwardedFor: Bool
 
     public init(
         path: String = "./data/vault", maxFileSize: Int64 = 4 << 30, quota: Int64 = 10 << 30,
-        uploadExpiry: Duration = .seconds(86_400), trustForwardedFor: Bool = false
+        uploadExpiry: Duration = .seconds(86_400), maxUnfinishedUploads: Int = 20, trustForwardedFor: Bool = false
     ) {
+        self.maxUnfinishedUploads = maxUnfinishedUploads
         self.path = path
         self.maxFileSize = maxFileSize
         self.quota = quota
@@ -46,6 +49,12 @@ extension SettingsLoader {
                 throw ConfigError(.vaultUploadExpiry, "must be a duration of at least a minute such as 90s, 30m, 12h or 7d (got \(text))")
             }
             settings.uploadExpiry = duration
+        }
+        if let text = string(.vaultMaxUnfinishedUploads) {
+            guard let count = Int(text), (1...10_000).contains(count) else {
+                throw ConfigError(.vaultMaxUnfinishedUploads, "must be a whole number from 1 to 10000 (got \(text))")
+            }
+            settings.maxUnfinishedUploads = count
         }
         if let text = string(.httpTrustForwardedFor) {
             guard let trust = Bool(text.lowercased()) else { throw ConfigError(.httpTrustForwardedFor, "must be true or false (got \(text))") }

@@ -506,6 +506,15 @@ public enum Migrations {
                 "DELETE FROM vault_link_uses WHERE outcome = 'refused'",
             ]
         },
+        // The writer of an unfinished upload holds a lease on its row (who, until when), so two
+        // vault replicas never write one upload at once, and a writer whose lease lapsed cannot
+        // move its offset or finish it.
+        Migration(version: 15, name: "upload-leases", owner: "vault") { t in
+            [
+                "ALTER TABLE vault_uploads ADD COLUMN lease_token TEXT",
+                "ALTER TABLE vault_uploads ADD COLUMN lease_until \(t.bigint)",
+            ]
+        },
     ]
 
     /// The schema version this build expects.

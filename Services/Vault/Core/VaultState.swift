@@ -23,7 +23,7 @@ package struct VaultState: Sendable {
     package let clock: any WallClock
     package let logger: Logger
     package let hashers: UploadHashers
-    package let locks: UploadLocks
+    package let leases: UploadLeases
     /// Records security activity (links created, opened, refused, revoked; files deleted).
     package let security: ActivityRecorder
     /// Waits for addresses and links that keep failing to open share links.
@@ -32,7 +32,7 @@ package struct VaultState: Sendable {
     package let rateLimiter: RateLimiter
 
     package init(store: any DatabaseStore, events: EventPublisher, blobs: any BlobStore, settings: VaultSettings, clock: any WallClock, logger: Logger,
-                 hashers: UploadHashers, locks: UploadLocks, security: ActivityRecorder, linkThrottle: FailureThrottle, rateLimiter: RateLimiter) {
+                 hashers: UploadHashers, leases: UploadLeases, security: ActivityRecorder, linkThrottle: FailureThrottle, rateLimiter: RateLimiter) {
         self.security = security
         self.rateLimiter = rateLimiter
         self.linkThrottle = linkThrottle
@@ -43,7 +43,7 @@ package struct VaultState: Sendable {
         self.clock = clock
         self.logger = logger
         self.hashers = hashers
-        self.locks = locks
+        self.leases = leases
     }
 
     /// The limits one attempt to open a share link counts against: failures from the address on
@@ -104,48 +104,3 @@ package struct VaultState: Sendable {
 }
 
 
-/// The incremental SHA-256 of uploads this process has seen from their first byte, so finishing
-/// an upload does not read it back. After a restart, or when another replica took part, the hash
-/// is computed from storage instead.
-package actor UploadHashers {
-    private var running: [String: (offset: Int64, hasher: SHA256)] = [:]
-
-    package init() {}
-
-    package func start(_ id: String) { running[id] = (0, SHA256()) }
-
-    /// The hasher to continue from `offset`, if this process holds one that is there.
-    package func take(_ id: String, at offset: Int64) -> SHA256? {
-        guard let entry = running.removeValue(forKey: id), entry.offset == offset else { return nil }
-        return entry.hasher
-    }
-
-    package func put(_ id: String, _ hasher: SHA256, at offset: Int64) { running[id] = (offset, hasher) }
-
-    package func forget(_ id: String) { running[id] = nil }
-}
-
-/// One request at a time per upload in this process (a second concurrent PATCH gets 409).
-package actor UploadLocks {
-    private var held: Set<String> = []
-
-    package init() {}
-
-    package func acquire(_ id: String) -> Bool { held.insert(id).inserted }
-
-    package func release(_ id: String) { held.remove(id) }
-
-    /// Runs `body` holding the upload's lock, released before this returns (so a client's next
-    /// request, sent as soon as it has the answer, finds it free); `busy` when it is held.
-    package nonisolated func holding<T: Sendable>(_ id: String, busy: @autoclosure () -> any Error, _ body: () async throws -> T) async throws -> T {
-        guard await acquire(id) else { throw busy() }
-        do {
-            let result = try await body()
-            await release(id)
-            return result
-        } catch {
-            await release(id)
-            throw error
-        }
-    }
-}

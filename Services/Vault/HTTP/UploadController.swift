@@ -120,6 +120,15 @@ struct UploadController: Sendable {
                 throw tusProblem(413, "quota-exceeded", "Quota exceeded",
                                  "This upload needs \(length) bytes; \(max(0, state.settings.quota - used)) of your \(state.settings.quota) are free.")
             }
+            // Counted after the reservation, which holds the member's usage row: two creations
+            // at once cannot both see room for one more.
+            let unfinished = try await VaultRepository.unfinished(of: identity.userId, now: now.millis, in: db)
+            guard unfinished.count < state.settings.maxUnfinishedUploads else {
+                let wait = max(1, ((unfinished.firstExpiry ?? now.millis) - now.millis + 999) / 1000)
+                throw Problem(status: 429, slug: "too-many-uploads", title: "Too many unfinished uploads",
+                              detail: "You have \(unfinished.count) unfinished uploads, the most this server keeps for one member: finish or cancel one, or wait until the oldest expires.",
+                              headers: ["Tus-Resumable": Self.tusVersion, "Retry-After": String(wait)])
+            }
             try await db.raw("""
                 INSERT INTO vault_uploads (id, owner_id, file_id, length, upload_offset, level, conversation_id, meta, wrap, file_expires_at, created_at, expires_at)
                 VALUES (\(bind: uploadId), \(bind: identity.userId), \(bind: metadata.fileId), \(bind: length), 0, \(bind: metadata.level.rawValue),
@@ -133,9 +142,9 @@ struct UploadController: Sendable {
         fields[.location] = Self.basePath + "/" + uploadId
         // creation-with-upload: the first bytes may come with the creation request.
         if request.headers[.contentType]?.lowercased() == Self.offsetContentType {
-            let offset = try await state.locks.holding(uploadId, busy: lockedProblem) {
+            let offset = try await state.leases.holding(uploadId, owner: identity.userId, busy: lockedProblem) { lease in
                 guard let upload = try await state.store.read({ db in try await VaultRepository.upload(uploadId, in: db) }) else { throw Self.noSuchUpload }
-                return try await receive(request, into: upload, channel: context.channel)
+                return try await receive(request, into: upload, lease: lease, channel: context.channel)
             }
             fields[Self.uploadOffset] = String(offset)
         }
@@ -162,12 +171,12 @@ struct UploadController: Sendable {
         }
         let id: String = try context.parameters.require("id")
         _ = try await ownUpload(id, identity.userId)
-        return try await state.locks.holding(id, busy: lockedProblem) {
+        return try await state.leases.holding(id, owner: identity.userId, busy: lockedProblem) { lease in
             let upload = try await ownUpload(id, identity.userId)
             guard offset == upload.offset else {
                 throw tusProblem(409, "offset-mismatch", "Offset mismatch", "The upload is at offset \(upload.offset), not \(offset): send HEAD and resume from there.")
             }
-            let newOffset = try await receive(request, into: upload, channel: context.channel)
+            let newOffset = try await receive(request, into: upload, lease: lease, channel: context.channel)
             return Response(status: .noContent, headers: headers(offset: newOffset, expires: newOffset == upload.length ? nil : upload.expiresAt))
         }
     }
@@ -176,10 +185,11 @@ struct UploadController: Sendable {
         let identity = context.identity
         try requireTus(request)
         let id: String = try context.parameters.require("id")
-        return try await state.locks.holding(id, busy: lockedProblem) {
+        _ = try await ownUpload(id, identity.userId)
+        return try await state.leases.holding(id, owner: identity.userId, busy: lockedProblem) { lease in
             let upload = try await ownUpload(id, identity.userId)
             try await state.store.write { db in
-                try await db.raw("DELETE FROM vault_uploads WHERE id = \(bind: upload.id)").run()
+                guard try await VaultRepository.removeUpload(upload.id, token: lease.token, in: db) else { throw leaseLostProblem }
                 try await VaultRepository.release(upload.length, for: upload.ownerId, in: db)
             }
             await state.hashers.forget(id)
@@ -195,6 +205,9 @@ struct UploadController: Sendable {
     static let noSuchUpload = Problem(status: 404, slug: "not-found", title: "Not found", detail: "No such upload (it may have finished or expired).",
                                       headers: ["Tus-Resumable": tusVersion])
     var lockedProblem: Problem { tusProblem(409, "upload-busy", "Upload busy", "Another request is writing this upload; retry after it ends.") }
+    var leaseLostProblem: Problem {
+        tusProblem(409, "upload-busy", "Upload busy", "This request stalled and another took over the upload; nothing of it was kept: send HEAD and resume.")
+    }
 
     func ownUpload(_ id: String, _ userId: String) async throws -> VaultUploadRecord {
         guard id.count == 32, id.allSatisfy(\.isHexDigit) else { throw Self.noSuchUpload }
@@ -206,7 +219,7 @@ struct UploadController: Sendable {
 
     /// Streams the request's body into the upload at its offset; returns the new offset, after
     /// finishing the file when the last byte arrived.
-    func receive(_ request: Request, into upload: VaultUploadRecord, channel: any Channel) async throws -> Int64 {
+    func receive(_ request: Request, into upload: VaultUploadRecord, lease: UploadLease, channel: any Channel) async throws -> Int64 {
         let checksum = try requestChecksum(request)
         // Reads of up to 1 MiB while the body streams in (NIO's default stops at 64 KiB): each
         // read costs a trip through the HTTP decoder and the body sequence, whatever its size.
@@ -215,7 +228,7 @@ struct UploadController: Sendable {
         defer { channel.setOption(ChannelOptions.recvAllocator, value: AdaptiveRecvByteBufferAllocator()).whenComplete { _ in } }
         var hashing = UploadHashing(whole: await state.hashers.take(upload.id, at: upload.offset), request: checksum == nil ? nil : SHA256())
         let result = try await state.blobs.append(upload: upload.id, at: upload.offset, limit: upload.length - upload.offset,
-                                                  body: request.body, hashing: &hashing)
+                                                  body: LeasedBody(request.body, lease: lease), hashing: &hashing)
         if result.failure is BodyTooLong {
             try await state.blobs.truncateUpload(upload.id, to: upload.offset)
             throw tusProblem(413, "too-many-bytes", "Too many bytes", "The body goes past Upload-Length (\(upload.length) bytes).")
@@ -229,15 +242,16 @@ struct UploadController: Sendable {
         }
         let newOffset = upload.offset + result.written
         if newOffset == upload.length, result.failure == nil {
-            try await finish(upload, hash: hashing.whole.map { Array($0.finalize()) })
+            try await finish(upload, lease: lease, hash: hashing.whole.map { Array($0.finalize()) })
             return newOffset
         }
-        if let whole = hashing.whole, result.failure == nil { await state.hashers.put(upload.id, whole, at: newOffset) }
         if result.written > 0 {
-            try await state.store.write { db in
-                try await db.raw("UPDATE vault_uploads SET upload_offset = \(bind: newOffset) WHERE id = \(bind: upload.id) AND upload_offset = \(bind: upload.offset)").run()
+            let moved = try await state.store.write { db in
+                try await VaultRepository.advance(upload: upload.id, from: upload.offset, to: newOffset, token: lease.token, in: db)
             }
+            guard moved else { throw leaseLostProblem }
         }
+        if let whole = hashing.whole, result.failure == nil { await state.hashers.put(upload.id, whole, at: newOffset) }
         if let failure = result.failure { throw failure }
         return newOffset
     }
@@ -257,18 +271,18 @@ struct UploadController: Sendable {
 
     /// The last byte arrived: the blob becomes the file (durable first), then the row, in one
     /// transaction with the upload's removal, then the owner hears of it.
-    func finish(_ upload: VaultUploadRecord, hash: [UInt8]?) async throws {
+    func finish(_ upload: VaultUploadRecord, lease: UploadLease, hash: [UInt8]?) async throws {
         let sha = if let hash { hash } else { try await state.blobs.hashUpload(upload.id) }
         let blobName = try VaultWire.fileId(upload.fileId)
         try await state.blobs.promote(upload: upload.id, toFile: blobName)
         let now = state.clock.now()
         let events = try await state.store.write { db in
+            guard try await VaultRepository.removeUpload(upload.id, token: lease.token, in: db) else { throw leaseLostProblem }
             try await db.raw("""
                 INSERT INTO vault_files (id, owner_id, level, conversation_id, meta, wrap, size, sha256, created_at, expires_at)
                 VALUES (\(bind: upload.fileId), \(bind: upload.ownerId), \(bind: upload.level.rawValue), \(bind: upload.conversationId),
                         \(bind: Data(upload.meta)), \(bind: Data(upload.wrap)), \(bind: upload.length), \(bind: Data(sha)), \(bind: now.millis), \(bind: upload.fileExpiresAt))
                 """).run()
-            try await db.raw("DELETE FROM vault_uploads WHERE id = \(bind: upload.id)").run()
             let created = FileCreated(fileId: upload.fileId, size: upload.length, level: upload.level.rawValue, conversationId: upload.conversationId,
                                       sha256: Base64URL.encode(sha))
             return try await UserEventLog.append([NewUserEvent(userId: upload.ownerId, type: .vaultFileCreated, data: EventData.json(created))], at: now, in: db)

@@ -13,7 +13,7 @@ public func buildVault(_ environment: ServiceEnvironment, settings: VaultSetting
     let state = VaultState(
         store: environment.store, events: environment.events, blobs: blobs,
         settings: settings, clock: environment.clock, logger: environment.logger,
-        hashers: UploadHashers(), locks: UploadLocks(),
+        hashers: UploadHashers(), leases: UploadLeases(store: environment.store, clock: environment.clock),
         security: ActivityRecorder(sealer: ActivitySealer(activity), logger: environment.logger),
         linkThrottle: FailureThrottle(counters: environment.counters, logger: environment.logger),
         rateLimiter: environment.rateLimiter

@@ -170,6 +170,48 @@ package enum VaultRepository {
         try await db.raw("SELECT * FROM vault_uploads WHERE id = \(bind: id)").first().map(decodeUpload)
     }
 
+    /// Takes the lease on an upload of `owner` if nobody holds a live one; false when the upload
+    /// is gone, someone else's, or leased.
+    package static func lease(upload id: String, owner: String, token: String, until: Int64, now: Int64, in db: any SQLDatabase) async throws -> Bool {
+        try await db.raw("""
+            UPDATE vault_uploads SET lease_token = \(bind: token), lease_until = \(bind: until)
+            WHERE id = \(bind: id) AND owner_id = \(bind: owner) AND (lease_until IS NULL OR lease_until < \(bind: now)) RETURNING id
+            """).first() != nil
+    }
+
+    /// Extends a lease this holder still has; false when it was lost.
+    package static func renew(upload id: String, token: String, until: Int64, in db: any SQLDatabase) async throws -> Bool {
+        try await db.raw("""
+            UPDATE vault_uploads SET lease_until = \(bind: until) WHERE id = \(bind: id) AND lease_token = \(bind: token) RETURNING id
+            """).first() != nil
+    }
+
+    package static func releaseLease(upload id: String, token: String, in db: any SQLDatabase) async throws {
+        try await db.raw("UPDATE vault_uploads SET lease_token = NULL, lease_until = NULL WHERE id = \(bind: id) AND lease_token = \(bind: token)").run()
+    }
+
+    /// Moves the offset of an upload the caller holds the lease on; false when the lease was lost
+    /// or the offset moved.
+    package static func advance(upload id: String, from offset: Int64, to newOffset: Int64, token: String, in db: any SQLDatabase) async throws -> Bool {
+        try await db.raw("""
+            UPDATE vault_uploads SET upload_offset = \(bind: newOffset)
+            WHERE id = \(bind: id) AND upload_offset = \(bind: offset) AND lease_token = \(bind: token) RETURNING id
+            """).first() != nil
+    }
+
+    /// Removes an upload the caller holds the lease on; false when the lease was lost.
+    package static func removeUpload(_ id: String, token: String, in db: any SQLDatabase) async throws -> Bool {
+        try await db.raw("DELETE FROM vault_uploads WHERE id = \(bind: id) AND lease_token = \(bind: token) RETURNING id").first() != nil
+    }
+
+    /// How many unfinished uploads `owner` has that have not expired, and when the first expires.
+    package static func unfinished(of owner: String, now: Int64, in db: any SQLDatabase) async throws -> (count: Int, firstExpiry: Int64?) {
+        let row = try await db.raw("""
+            SELECT COUNT(*) AS n, MIN(expires_at) AS first FROM vault_uploads WHERE owner_id = \(bind: owner) AND expires_at > \(bind: now)
+            """).first()
+        return (try row?.decode(column: "n", as: Int.self) ?? 0, try row?.decode(column: "first", as: Int64?.self))
+    }
+
     package static func decodeUpload(_ row: any SQLRow) throws -> VaultUploadRecord {
         VaultUploadRecord(
             id: try row.decode(column: "id", as: String.self),

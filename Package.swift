@@ -79,10 +79,18 @@ var targets: [Target] = [
                        .product(name: "SQLKit", package: "sql-kit"), .product(name: "Metrics", package: "swift-metrics")],
         path: "Shared/CircleActivity"
     ),
+    // The API contract (docs/openapi.yaml) built into the binaries as JSON.
+    .executableTarget(
+        name: "circle-openapi-json",
+        dependencies: [.product(name: "Yams", package: "Yams")],
+        path: "Shared/Build/OpenAPIJSON"
+    ),
+    .plugin(name: "EmbedOpenAPI", capability: .buildTool(), dependencies: ["circle-openapi-json"], path: "Shared/Build/EmbedOpenAPI"),
+    .target(name: "CircleAPIDocument", path: "Shared/CircleAPIDocument", plugins: ["EmbedOpenAPI"]),
     .target(
         name: "CircleHTTP",
         dependencies: [
-            "CircleCore", "CircleConfig", "CircleStore", "CircleBus", "CircleEvents", hb, webSocket, crypto, logging, lifecycle, configuration,
+            "CircleAPIDocument", "CircleCore", "CircleConfig", "CircleStore", "CircleBus", "CircleEvents", hb, webSocket, crypto, logging, lifecycle, configuration,
             .product(name: "SQLKit", package: "sql-kit"),
             .product(name: "HTTPTypes", package: "swift-http-types"),
             .product(name: "HummingbirdCore", package: "hummingbird"),
@@ -302,6 +310,7 @@ let package = Package(
         .package(url: "https://github.com/vapor/sql-kit", from: "3.36.0"),
         .package(url: "https://github.com/vapor/postgres-kit", from: "2.17.0"),
         .package(url: "https://github.com/vapor/sqlite-kit", from: "4.5.2"),
+        .package(url: "https://github.com/jpsim/Yams", from: "6.2.2"),
     ],
     targets: targets
 )

@@ -57,3 +57,20 @@ public func buildEmbeddedServer(
         await onServerRunning(channel, environment)
     }
 }
+
+/// Every route `circle serve` answers, as `ServerBuilder.routeList` gives them (the API
+/// document's coverage test compares it with the document's operations). Needs an embedded
+/// SQLite configuration: the database is opened to build the services and closed again.
+public func embeddedRouteList(reader: ConfigReader) async throws -> [String] {
+    let settings = try SettingsLoader.load(from: reader, role: .embedded)
+    let environment = try await ServiceEnvironment.open(settings, policy: .migrate, logger: Logger(label: "circle.routes"))
+    guard let sqlite = environment.store as? SQLiteStore else { throw ConfigError(.sqlitePath, "listing routes needs the embedded SQLite database") }
+    do {
+        let routes = ServerBuilder.routeList(modules: try await buildAllServices(environment, reader: reader), environment: environment)
+        try await sqlite.close()
+        return routes
+    } catch {
+        try? await sqlite.close()
+        throw error
+    }
+}

@@ -32,8 +32,24 @@ public enum ServerBuilder {
         router.add(middleware: AuthMiddleware(validator: environment.sessions))
         HealthController(store: environment.store, bus: environment.bus).addRoutes(to: router)
         CircleMetrics.addRoutes(to: router, token: environment.settings.metricsToken)
+        APIDocumentController.addRoutes(to: router)
         for module in modules { module.addRoutes(router) }
         return router
+    }
+
+    /// Every route the modules serve, as `METHOD /path` with `{}` for each path parameter
+    /// (HTTP and WebSocket alike): what the API document must describe, no more, no less.
+    public static func routeList(modules: [ServiceModule], environment: ServiceEnvironment) -> [String] {
+        let router = buildRouter(modules: modules, environment: environment)
+        let socketRouter = Router(context: CircleRequestContext.self)
+        for add in modules.compactMap(\.addWebSocketRoutes) { add(socketRouter) }
+        func normalized(_ path: RouterPath) -> String {
+            "/" + path.components.map { component in
+                let text = "\(component)"
+                return text.hasPrefix(":") || (text.hasPrefix("{") && text.hasSuffix("}")) ? "{}" : text
+            }.joined(separator: "/")
+        }
+        return (router.routes + socketRouter.routes).map { "\($0.method.rawValue) \(normalized($0.path))" }.sorted()
     }
 
     /// The server: the router, the listener (with WebSocket upgrade when a module has sockets),

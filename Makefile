@@ -26,11 +26,16 @@ test:
 
 # At most four tests at once: on two cores, more starve the timing-bound tests (the whole
 # suite is no faster with more).
+# Every answer the Swift tests get is recorded for Tests/Deploy/test_openapi.py, which holds each
+# one to docs/openapi.yaml.
+API_RECORD := $(CURDIR)/.build/api-responses.jsonl
+
 test-swift:
-	SWT_EXPERIMENTAL_MAXIMUM_PARALLELIZATION_WIDTH=4 $(SWIFT) test --skip-build
+	rm -f $(API_RECORD)
+	CIRCLE_API_RECORD=$(API_RECORD) SWT_EXPERIMENTAL_MAXIMUM_PARALLELIZATION_WIDTH=4 $(SWIFT) test --skip-build
 
 test-python:
-	CIRCLE_BUILD_DIR=$(CURDIR)/.build/debug python3 -m pytest -q Tests/Deploy Tests/Web
+	CIRCLE_API_RECORD=$(API_RECORD) CIRCLE_BUILD_DIR=$(CURDIR)/.build/debug python3 -m pytest -q Tests/Deploy Tests/Web
 
 clean:
 	rm -rf .build

@@ -2,7 +2,7 @@
 # Makes sure what Circle needs from the system is installed.
 #   ensure-deps.sh run    what `make run` needs: the hiredis headers to build
 #   ensure-deps.sh test   what `make test` needs: also PostgreSQL, Redis, nginx, coturn, Chromium
-#                         and the Python test packages (pytest, Playwright, axe)
+#                         and the Python test packages (pytest, Playwright, axe, schemathesis)
 # As root, missing packages are installed with apt-get/pip; otherwise the exact command is printed.
 set -euo pipefail
 mode=${1:-run}
@@ -41,6 +41,7 @@ if [ "$mode" = test ]; then
   python3 -c 'import axe_playwright_python' 2>/dev/null || missing_pip+=(axe-playwright-python)
   python3 -c 'import cryptography' 2>/dev/null || missing_pip+=(cryptography)
   python3 -c 'import tusclient' 2>/dev/null || missing_pip+=(tuspy)
+  python3 -c 'import schemathesis' 2>/dev/null || missing_pip+=(schemathesis)
   if [ ${#missing_pip[@]} -gt 0 ]; then
     if [ "$(id -u)" = 0 ]; then
       echo "Installing Python packages: ${missing_pip[*]}"

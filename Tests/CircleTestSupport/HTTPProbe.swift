@@ -29,6 +29,7 @@ public enum HTTPProbe {
         let buffer = try await response.body.collect(upTo: 16 << 20)
         var headerMap: [String: String] = [:]
         for header in response.headers { headerMap[header.name.lowercased()] = header.value }
+        ResponseRecorder.record(method: method, url: url, status: Int(response.status.code), headers: headerMap, body: Array(buffer.readableBytesView))
         return Reply(status: Int(response.status.code), headers: headerMap, body: String(buffer: buffer), bytes: Array(buffer.readableBytesView))
     }
 

@@ -5,6 +5,7 @@ import Foundation
 /// period/capacity), shared by every replica. `limits.rates` changes any of them; docs/API.md's
 /// table lists them all. Sign-in, recovery and share-link opens are throttled by their failures
 /// instead (`FailureThrottle`): a right password or link is never refused for being used often.
+/// `socket-frames` is per socket, so its bucket lives with the socket on its gateway.
 public enum RateLimitName: String, CaseIterable, Sendable {
     case prelogin
     case register
@@ -15,11 +16,13 @@ public enum RateLimitName: String, CaseIterable, Sendable {
     case uploadCreate = "upload-create"
     case linkCreate = "link-create"
     case callStart = "call-start"
+    case socketFrames = "socket-frames"
 
     /// Whose requests share one bucket.
     public var scope: String {
         switch self {
         case .prelogin, .register: "address"
+        case .socketFrames: "socket"
         default: "member"
         }
     }
@@ -36,6 +39,7 @@ public enum RateLimitName: String, CaseIterable, Sendable {
         case .uploadCreate: "uploads started"
         case .linkCreate: "share links created"
         case .callStart: "calls started (each rings other people's devices)"
+        case .socketFrames: "frames a client sends on one realtime socket once signed in (typing, call signals); past it the socket closes with 4029"
         }
     }
 
@@ -51,6 +55,7 @@ public enum RateLimitName: String, CaseIterable, Sendable {
         case .uploadCreate: RateLimit(capacity: 300, period: .seconds(3600))
         case .linkCreate: RateLimit(capacity: 300, period: .seconds(3600))
         case .callStart: RateLimit(capacity: 10, period: .seconds(60))
+        case .socketFrames: RateLimit(capacity: 40, period: .seconds(4))
         }
     }
 }

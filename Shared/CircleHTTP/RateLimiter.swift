@@ -32,7 +32,40 @@ public struct RateLimiter: Sendable {
             return
         }
         guard let wait else { return }
-        Counter(label: "circle_rate_limited_total", dimensions: [("limit", name.rawValue)]).increment()
+        countRefusal(name)
         throw Problem.rateLimited(name.rawValue, what: name.summary, retryAfterSeconds: Problem.retryAfterSeconds(wait))
+    }
+
+    /// The bucket in force for `name`.
+    public func limit(_ name: RateLimitName) -> RateLimit { limits[name] }
+
+    /// Counts a refusal made outside `check` (a bucket kept with its subject, such as a socket's).
+    public func countRefusal(_ name: RateLimitName) {
+        Counter(label: "circle_rate_limited_total", dimensions: [("limit", name.rawValue)]).increment()
+    }
+}
+
+/// A token bucket kept by its one user (a socket's frames): `capacity` at once, refilled evenly
+/// over `period`. Not shared, so no locking and no bus.
+public struct LocalBucket: Sendable {
+    private let capacity: Double
+    private let perSecond: Double
+    private var tokens: Double
+    private var counted: ContinuousClock.Instant
+
+    public init(_ limit: RateLimit, now: ContinuousClock.Instant = .now) {
+        capacity = Double(limit.capacity)
+        perSecond = Double(limit.capacity) / (Double(limit.period.components.seconds) + Double(limit.period.components.attoseconds) / 1e18)
+        tokens = capacity
+        counted = now
+    }
+
+    /// Takes one token; false when the bucket is empty.
+    public mutating func take(now: ContinuousClock.Instant = .now) -> Bool {
+        tokens = min(capacity, tokens + (now - counted) / .seconds(1) * perSecond)
+        counted = now
+        guard tokens >= 1 else { return false }
+        tokens -= 1
+        return true
     }
 }

@@ -150,4 +150,27 @@ struct SocketTests {
             for socket in sockets { socket.close() }
         }
     }
+
+    @Test("socket-frames is a named limit: limits.rates changes it (5 a second here), and its refusals are counted in circle_rate_limited_total")
+    func configuredFrameLimit() async throws {
+        let harness = GatewayHarness(registration: "open", extra: [.limitsRates: TestServers.lenientRateLimits + ",socket-frames=5/1s"])
+        try await harness.run { api in
+            let yara = TestAccount(username: "yara")
+            let token = try await api.register(yara, invite: nil)
+            let steady = try await TestSocket.authenticated(api.socketURL, token: token).0
+            // Four frames a second for three seconds: within 5 a second.
+            for _ in 0..<12 {
+                steady.send("{\"type\":\"noop\"}")
+                try await Task.sleep(for: .milliseconds(250))
+            }
+            let flooded = try await TestSocket.authenticated(api.socketURL, token: token).0
+            for _ in 0..<8 { flooded.send("{\"type\":\"noop\"}") }
+            #expect(try await flooded.closeCode(timeout: .seconds(10)) == 4029, "a sixth frame at once is past 5")
+            _ = try await api.login(yara, device: "another")
+            #expect(try await steady.next(ofType: "session.created", timeout: .seconds(10)) != nil, "the steady socket stayed open")
+            let metrics = try await api.call("GET", "/metrics")
+            #expect(metrics.body.contains("circle_rate_limited_total{limit=\"socket-frames\"}"))
+            steady.close()
+        }
+    }
 }

@@ -38,10 +38,6 @@ final class EventSocket: Sendable {
     /// The largest client message, whole (the server's WebSocket frame limit is the same, so one
     /// frame cannot carry more either).
     static let maxInboundMessage = ServerBuilder.maxInboundSocketFrame
-    /// Client frames after authentication: a burst of 40, then 10 a second (typing indicators
-    /// need one per conversation every 2 s). A client past it is closed with 4029.
-    static let frameBurst = 40.0
-    static let framesPerSecond = 10.0
 
     /// The first frame a client sends.
     struct AuthFrame: Decodable {
@@ -79,17 +75,16 @@ final class EventSocket: Sendable {
         }
         guard let live = try await shortLived({ try await self.open(text) }) else { return }
         do {
-            var tokens = Self.frameBurst
-            var counted = ContinuousClock.now
+            // Client frames after authentication: the named limit `socket-frames` (by default a
+            // burst of 40, then 10 a second: typing needs one per conversation every 2 s).
+            let limit = state.rateLimiter.limit(.socketFrames)
+            var frames = LocalBucket(limit)
             while let message = try await messages.next() {
-                let now = ContinuousClock.now
-                tokens = min(Self.frameBurst, tokens + (now - counted) / .seconds(1) * Self.framesPerSecond)
-                counted = now
-                guard tokens >= 1 else {
-                    try await outbound.close(SocketClose.tooManyFrames, reason: "too many frames: at most \(Int(Self.framesPerSecond)) a second")
+                guard frames.take() else {
+                    state.rateLimiter.countRefusal(.socketFrames)
+                    try await outbound.close(SocketClose.tooManyFrames, reason: "too many frames (limit socket-frames: \(limit.capacity) per \(limit.period.components.seconds) s)")
                     break
                 }
-                tokens -= 1
                 guard case .text(let text) = message else { continue }
                 try await shortLived { await self.received(text, from: live.userId) }
             }

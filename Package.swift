@@ -81,12 +81,15 @@ var targets: [Target] = [
     ),
     // The API contract (docs/openapi.yaml) built into the binaries as JSON.
     .executableTarget(
-        name: "circle-openapi-json",
+        name: "circle-embed",
         dependencies: [.product(name: "Yams", package: "Yams")],
-        path: "Shared/Build/OpenAPIJSON"
+        path: "Shared/Build/Embed"
     ),
-    .plugin(name: "EmbedOpenAPI", capability: .buildTool(), dependencies: ["circle-openapi-json"], path: "Shared/Build/EmbedOpenAPI"),
+    .plugin(name: "EmbedOpenAPI", capability: .buildTool(), dependencies: ["circle-embed"], path: "Shared/Build/EmbedOpenAPI"),
     .target(name: "CircleAPIDocument", path: "Shared/CircleAPIDocument", plugins: ["EmbedOpenAPI"]),
+    // The browser client (Web/) built into the gateway.
+    .plugin(name: "EmbedWebClient", capability: .buildTool(), dependencies: ["circle-embed"], path: "Shared/Build/EmbedWebClient"),
+    .target(name: "CircleWebClient", dependencies: [crypto], path: "Shared/CircleWebClient", plugins: ["EmbedWebClient"]),
     .target(
         name: "CircleHTTP",
         dependencies: [
@@ -255,9 +258,10 @@ struct ServiceLayers {
     var hasCore = true
     var store: [Target.Dependency] = []
     var core: [Target.Dependency] = []
+    var http: [Target.Dependency] = []
 }
 let serviceLayers: [String: ServiceLayers] = [
-    "Gateway": ServiceLayers(core: ["MessagingStore", "PresenceStore"]),
+    "Gateway": ServiceLayers(core: ["MessagingStore", "PresenceStore"], http: ["CircleWebClient"]),
     "Messaging": ServiceLayers(store: [.product(name: "PostgresNIO", package: "postgres-nio"), .product(name: "PostgresKit", package: "postgres-kit")], core: ["GatewayStore"]),
     "Vault": ServiceLayers(store: [.product(name: "_NIOFileSystem", package: "swift-nio"), .product(name: "NIOPosix", package: "swift-nio"), hb], core: ["MessagingStore"]),
     "Presence": ServiceLayers(core: ["MessagingStore"]),
@@ -276,7 +280,7 @@ for service in services {
         targets.append(.target(name: "\(service)Core", dependencies: coreBase + below + layers.core, path: "Services/\(service)/Core"))
         below.append(.target(name: "\(service)Core"))
     }
-    targets.append(.target(name: "\(service)HTTP", dependencies: httpBase + below + layers.core, path: "Services/\(service)/HTTP"))
+    targets.append(.target(name: "\(service)HTTP", dependencies: httpBase + below + layers.core + layers.http, path: "Services/\(service)/HTTP"))
     targets.append(.executableTarget(
         name: "circle-\(service.lowercased())",
         dependencies: [.target(name: "\(service)HTTP"), "CircleHTTP", "CircleConfig", argumentParser],

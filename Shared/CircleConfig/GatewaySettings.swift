@@ -17,8 +17,8 @@ public struct GatewaySettings: Sendable, Equatable {
     public var registration: RegistrationPolicy
     public var publicURL: String
     public var trustForwardedFor: Bool
-    /// The browser client's folder, served at `/`.
-    public var webRoot: String
+    /// A folder to serve the browser client from (development); nil serves the built-in copy.
+    public var webRoot: String?
     /// How often each realtime socket is pinged.
     public var socketPingInterval: Duration
     /// How long a realtime socket may stay silent (no frame, not even a pong) before it is closed.
@@ -32,7 +32,7 @@ public struct GatewaySettings: Sendable, Equatable {
 
     public init(
         pepper: [UInt8], registration: RegistrationPolicy = .invite, publicURL: String,
-        trustForwardedFor: Bool = false, webRoot: String = "./Web",
+        trustForwardedFor: Bool = false, webRoot: String? = nil,
         socketPingInterval: Duration = .seconds(25), socketSilenceLimit: Duration = .seconds(60), presenceLease: Duration = .seconds(60),
         socketsPerSession: Int = 8, socketsPerUser: Int = 32
     ) {
@@ -103,7 +103,7 @@ extension SettingsLoader {
             pepper: pepper, registration: registration,
             publicURL: publicURL.hasSuffix("/") ? String(publicURL.dropLast()) : publicURL,
             trustForwardedFor: trust,
-            webRoot: string(.webRoot) ?? "./Web",
+            webRoot: string(.webRoot),
             socketPingInterval: ping, socketSilenceLimit: silence, presenceLease: lease,
             socketsPerSession: perSession, socketsPerUser: perUser
         )

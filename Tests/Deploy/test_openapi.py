@@ -117,7 +117,7 @@ def server(tmp_path_factory):
     port = free_port()
     origin = f"http://127.0.0.1:{port}"
     process = Process([executable("circle"), "serve", "--http-port", port, "--auth-registration", "open",
-                       "--web-root", ROOT / "Web", "--log-level", "warning"], log=tmp / "circle.log", cwd=tmp)
+                       "--log-level", "warning"], log=tmp / "circle.log", cwd=tmp)
     try:
         wait_ready(origin + "/readyz", process)
         ana_state, ben_state = tmp / "ana.json", tmp / "ben.json"

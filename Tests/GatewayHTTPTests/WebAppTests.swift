@@ -49,6 +49,13 @@ struct WebAppTests {
             #expect(missing.status == 404 && missing.headers["content-type"] == "application/problem+json")
             #expect(missing.headers["content-security-policy"] != nil, "error answers carry the headers too")
 
+            // API paths never reach the folder's files: a `..` in an id gets the API's answer (this
+            // gateway alone has no vault routes: 404, or 401 first for HEAD), not the file
+            // middleware's 400.
+            for method in ["GET", "HEAD"] {
+                let dotted = try await api.call(method, "/api/v1/vault/uploads/0..0")
+                #expect([401, 404].contains(dotted.status), "\(method): \(dotted.status)")
+            }
             let api404 = try await api.call("GET", "/api/v1/nothing-here")
             #expect(api404.status == 404 && api404.headers["cache-control"] == "no-store")
             let server = try await api.call("GET", "/api/v1/server")
@@ -60,6 +67,37 @@ struct WebAppTests {
             #expect(overTLS.headers["strict-transport-security"] == "max-age=31536000")
             let post = try await api.call("POST", "/", json: "{}")
             #expect((post.status == 404 || post.status == 405) && !post.body.contains("<title>"))
+        }
+    }
+
+    @Test("without web.root every file of Web/ is served from the binary, byte for byte, with an ETag that revalidates to 304; the app's addresses get its page")
+    func builtIn() async throws {
+        let web = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent().appendingPathComponent("Web")
+        let harness = GatewayHarness(registration: "open")
+        try await harness.run { api in
+            let walker = try #require(FileManager.default.enumerator(at: web, includingPropertiesForKeys: [.isRegularFileKey]))
+            var served = 0
+            for case let url as URL in walker where try url.resourceValues(forKeys: [.isRegularFileKey]).isRegularFile == true && url.pathExtension != "md" {
+                let path = String(url.standardizedFileURL.path.dropFirst(web.standardizedFileURL.path.count))
+                let reply = try await api.send("GET", path, bytes: nil)
+                let expected = Array(try Data(contentsOf: url))
+                #expect(reply.status == 200 && reply.bytes == expected, "\(path)")
+                served += 1
+            }
+            #expect(served > 80)
+            let page = try await api.call("GET", "/vault")
+            let index = Array(try Data(contentsOf: web.appendingPathComponent("index.html")))
+            #expect(page.status == 200 && page.bytes == index)
+            let module = try await api.call("GET", "/js/app.js")
+            #expect(module.headers["content-type"] == "text/javascript; charset=utf-8" && module.headers["content-security-policy"] != nil)
+            let etag = try #require(module.headers["etag"])
+            #expect(try await api.call("GET", "/js/app.js", headers: ["If-None-Match": etag]).status == 304)
+            #expect(try await api.call("GET", "/js/app.js", headers: ["If-None-Match": "\"other\""]).status == 200)
+            let head = try await api.call("HEAD", "/css/app.css")
+            #expect(head.status == 200 && head.bytes.isEmpty && head.headers["content-type"] == "text/css; charset=utf-8")
+            let missing = try await api.call("GET", "/js/nope.js")
+            #expect(missing.status == 404 && missing.headers["content-type"] == "application/problem+json")
+            #expect(try await api.call("GET", "/js/protocol/README.md").status == 404, "notes for developers stay out")
         }
     }
 

@@ -1,7 +1,7 @@
 """Fixtures for the browser tests: a real `circle serve` and Debian's Chromium through Playwright.
 
-- `circle` starts one `circle serve` for the session (SQLite in a temp folder, a free loopback
-  port, open registration so tests can sign up without an invite; `circle_with_invites` is the
+- `circle` starts one `circle serve` for the session (the web client built into the binary,
+  SQLite in a temp folder, a free loopback port, open registration so tests can sign up without an invite; `circle_with_invites` is the
   default invite-only policy) and stops it by pid.
 - `browser` is Chromium with the flags this machine needs.
 - `new_page(origin)` opens a page in a fresh context and records console errors, CSP
@@ -27,7 +27,6 @@ expect.set_options(timeout=20_000)
 
 ROOT = Path(__file__).resolve().parents[2]
 BUILD = Path(os.environ.get("CIRCLE_BUILD_DIR", ROOT / ".build" / "debug"))
-WEB = ROOT / "Web"
 ARTIFACTS = ROOT / "test-artifacts" / "web"
 CHROMIUM = os.environ.get("CIRCLE_CHROMIUM", "/usr/bin/chromium")
 CHROMIUM_FLAGS = [
@@ -60,7 +59,6 @@ class CircleServe:
         args = [
             str(BUILD / "circle"), "serve",
             "--http-port", str(self.port),
-            "--web-root", str(WEB),
             "--auth-registration", self.registration,
             "--http-public-url", self.origin,
             "--log-level", "warning",

@@ -29,6 +29,9 @@ struct InviteCommand: AsyncParsableCommand {
         @Option(name: .customLong("http-public-url"), help: ArgumentHelp(CircleConfigKey.httpPublicURL.help, valueName: "url"))
         var publicURL: String?
 
+        @Option(name: .customLong("http-port"), help: ArgumentHelp("The port `circle serve` listens on, for the link (http://localhost:PORT) when no public URL is set. Without either, the link uses the address `circle serve` last served this data at.", valueName: "port"))
+        var httpPort: Int?
+
         @Flag(help: "The invitee becomes a server admin.")
         var admin = false
 
@@ -38,6 +41,7 @@ struct InviteCommand: AsyncParsableCommand {
         func run() async throws {
             var values = database.values.merging(activity.values) { first, _ in first }
             values[.httpPublicURL] = publicURL
+            values[.httpPort] = httpPort.map(String.init)
             let reader = ConfigSources.reader(commandLine: values)
             do {
                 guard let validFor = SettingsLoader.parseDuration(expiresIn), validFor >= .seconds(60), validFor <= .seconds(90 * 86400) else {
@@ -47,8 +51,11 @@ struct InviteCommand: AsyncParsableCommand {
                 let log = try SettingsLoader.loadLog(from: reader)
                 LoggingSetup.bootstrap(level: log.level, format: log.format)
                 let logger = Logger(label: "circle.invite")
-                let publicURL = (reader.string(forKey: ConfigKey(CircleConfigKey.httpPublicURL.rawValue)) ?? "http://localhost:8080")
-                let base = publicURL.hasSuffix("/") ? String(publicURL.dropLast()) : publicURL
+                let configuredURL = reader.string(forKey: ConfigKey(CircleConfigKey.httpPublicURL.rawValue))
+                let configuredPort = reader.string(forKey: ConfigKey(CircleConfigKey.httpPort.rawValue))
+                if let configuredPort, !(UInt16(configuredPort).map { $0 > 0 } ?? false) {
+                    throw ValidationError("--http-port must be a port from 1 to 65535 (got \(configuredPort))")
+                }
                 let grantsAdmin = admin
                 // An admin action: recorded in the server's activity chain (keys as the services
                 // have them; an embedded server's key file is made if it is not there yet).
@@ -56,6 +63,10 @@ struct InviteCommand: AsyncParsableCommand {
                 let recorder = ActivityRecorder(
                     sealer: ActivitySealer(try SettingsLoader.loadActivity(from: reader, requireKeys: false, createKeyFile: embedded)), logger: logger)
                 let link = try await StoreFactory.withMigratedStore(settings, logger: logger) { store in
+                    // Told an address, that one; else where `circle serve` last served this data.
+                    let served = try await ServerIdentity.servedAddress(from: store)
+                    let publicURL = configuredURL ?? configuredPort.map { "http://localhost:\($0)" } ?? served ?? "http://localhost:8080"
+                    let base = publicURL.hasSuffix("/") ? String(publicURL.dropLast()) : publicURL
                     let link = try await Invites.create(store: store, publicURL: base, grantsAdmin: grantsAdmin, validFor: validFor)
                     let item = ActivityItem(chain: ActivityLog.serverChain, kind: .inviteCreated,
                                             details: ["admin": grantsAdmin ? "yes" : "no", "validFor": "\(validFor.components.seconds)s", "by": "circle invite create"])

@@ -2,6 +2,8 @@ import AllInOne
 import ArgumentParser
 import CircleConfig
 import CircleHTTP
+import CircleStore
+import Configuration
 import Foundation
 import GatewayHTTP
 import GatewayStore
@@ -42,7 +44,11 @@ struct ServeCommand: AsyncParsableCommand {
                 let host = loopback ? "localhost" : (address.ipAddress ?? "localhost")
                 var lines = ["Circle is running. Open http://\(host):\(port) in your browser (Ctrl-C to stop)."]
                 do {
-                    let publicURL = try SettingsLoader.loadGateway(from: reader, settings: environment.settings).publicURL
+                    // The configured public address, or the one just bound: what invites point at,
+                    // now and from a later `circle invite create` on the same data.
+                    let configured = reader.string(forKey: ConfigKey(CircleConfigKey.httpPublicURL.rawValue)) != nil
+                    let publicURL = configured ? try SettingsLoader.loadGateway(from: reader, settings: environment.settings).publicURL : "http://\(host):\(port)"
+                    try await ServerIdentity.recordServedAddress(publicURL, in: environment.store)
                     if let link = try await Invites.firstAdminInviteIfEmpty(store: environment.store, publicURL: publicURL) {
                         lines.append("No members yet. Register the first admin with this invite (valid 24 hours):")
                         lines.append("  \(link)")

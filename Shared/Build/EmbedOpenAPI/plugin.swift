@@ -10,8 +10,8 @@ struct EmbedOpenAPI: BuildToolPlugin {
         return [
             .buildCommand(
                 displayName: "Embedding docs/openapi.yaml",
-                executable: try context.tool(named: "circle-openapi-json").url,
-                arguments: [input.path(), output.path()],
+                executable: try context.tool(named: "circle-embed").url,
+                arguments: ["openapi", input.path(), output.path()],
                 inputFiles: [input],
                 outputFiles: [output]
             )

@@ -10,6 +10,7 @@ public enum ActivityKind: String, Codable, Sendable, CaseIterable {
     case keyChanged = "key.changed"
     case inviteCreated = "invite.created"
     case inviteUsed = "invite.used"
+    case inviteRevoked = "invite.revoked"
     case linkCreated = "link.created"
     case linkOpened = "link.opened"
     case linkPasswordFailed = "link.password-failed"

@@ -17,11 +17,13 @@ public enum RateLimitName: String, CaseIterable, Sendable {
     case linkCreate = "link-create"
     case callStart = "call-start"
     case socketFrames = "socket-frames"
+    case inviteCheck = "invite-check"
+    case inviteCreate = "invite-create"
 
     /// Whose requests share one bucket.
     public var scope: String {
         switch self {
-        case .prelogin, .register: "address"
+        case .prelogin, .register, .inviteCheck: "address"
         case .socketFrames: "socket"
         default: "member"
         }
@@ -39,6 +41,8 @@ public enum RateLimitName: String, CaseIterable, Sendable {
         case .uploadCreate: "uploads started"
         case .linkCreate: "share links created"
         case .callStart: "calls started (each rings other people's devices)"
+        case .inviteCheck: "invite checks (a registration page asking whether its invite is still usable)"
+        case .inviteCreate: "invites created from the browser (admins)"
         case .socketFrames: "frames a client sends on one realtime socket once signed in (typing, call signals); past it the socket closes with 4029"
         }
     }
@@ -56,6 +60,8 @@ public enum RateLimitName: String, CaseIterable, Sendable {
         case .linkCreate: RateLimit(capacity: 300, period: .seconds(3600))
         case .callStart: RateLimit(capacity: 10, period: .seconds(60))
         case .socketFrames: RateLimit(capacity: 40, period: .seconds(4))
+        case .inviteCheck: RateLimit(capacity: 60, period: .seconds(60))
+        case .inviteCreate: RateLimit(capacity: 100, period: .seconds(3600))
         }
     }
 }

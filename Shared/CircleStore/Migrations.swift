@@ -515,6 +515,18 @@ public enum Migrations {
                 "ALTER TABLE vault_uploads ADD COLUMN lease_until \(t.bigint)",
             ]
         },
+        // Invitations managed from the browser: an id to list and revoke them by (the code itself
+        // is never stored), the admin's note, who made it, and when it was revoked.
+        Migration(version: 16, name: "invite-management", owner: "gateway") { t in
+            [
+                "ALTER TABLE invites ADD COLUMN id TEXT",
+                "ALTER TABLE invites ADD COLUMN note TEXT NOT NULL DEFAULT ''",
+                "ALTER TABLE invites ADD COLUMN created_by TEXT",
+                "ALTER TABLE invites ADD COLUMN revoked_at \(t.bigint)",
+                "UPDATE invites SET id = substr(code_hash, 1, 22) WHERE id IS NULL",
+                "CREATE UNIQUE INDEX invites_id ON invites (id)",
+            ]
+        },
     ]
 
     /// The schema version this build expects.

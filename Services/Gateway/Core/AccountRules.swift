@@ -37,7 +37,7 @@ package enum AccountRules {
     /// Names and labels people read: NFC, trimmed, at most `maxCharacters` characters and four
     /// bytes of UTF-8 per allowed character (a single character can carry thousands of combining
     /// marks), with no control or formatting characters (bidi overrides, zero-width joiners).
-    static func readableText(_ raw: String, field: String, maxCharacters: Int) throws -> String {
+    package static func readableText(_ raw: String, field: String, maxCharacters: Int) throws -> String {
         let text = raw.precomposedStringWithCanonicalMapping.trimmingCharacters(in: .whitespacesAndNewlines)
         guard text.count <= maxCharacters, text.utf8.count <= maxCharacters * 4 else {
             throw Problem.invalidField(field, "must be at most \(maxCharacters) characters (\(maxCharacters * 4) bytes of UTF-8)")

@@ -38,6 +38,7 @@ public func buildGateway(_ environment: ServiceEnvironment, settings: GatewaySet
     let activityLog = ActivityController(state: state)
     let typing = TypingRelay(store: environment.store, events: environment.events, counters: environment.counters, logger: environment.logger)
     let socket = EventSocketController(state: state, bus: environment.bus, registry: registry, typing: typing)
+    let invites = InviteController(state: state)
     let web = WebAppController(root: settings.webRoot, logger: environment.logger)
     let relay = EventRelay(store: environment.store, bus: environment.bus, clock: environment.clock, logger: environment.logger)
     return ServiceModule(
@@ -52,6 +53,7 @@ public func buildGateway(_ environment: ServiceEnvironment, settings: GatewaySet
             sync.addRoutes(to: router)
             pins.addRoutes(to: router)
             activityLog.addRoutes(to: router)
+            invites.addRoutes(to: router)
             web.addRoutes(to: router)
         },
         addWebSocketRoutes: { router in socket.addWebSocketRoutes(to: router) }

@@ -18,7 +18,7 @@ import NIOPosix
 /// `SecurityHeadersMiddleware`.
 struct WebAppController {
     /// The client-side routes that answer with the app's page.
-    static let appPaths = ["/", "/invite/{code}", "/c/{conversation}", "/settings", "/sessions", "/vault", "/activity", "/s/{link}"]
+    static let appPaths = ["/", "/invite/{code}", "/c/{conversation}", "/settings", "/sessions", "/invitations", "/vault", "/activity", "/s/{link}"]
 
     /// A folder to serve instead of the built-in files.
     let root: String?

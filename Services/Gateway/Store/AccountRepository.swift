@@ -137,22 +137,71 @@ package enum AccountRepository {
         Hex.encode(SHA256.hash(data: Data(code.utf8)))
     }
 
-    package static func createInvite(code: String, grantsAdmin: Bool, expiresAt: Timestamp, at now: Timestamp, in db: any SQLDatabase) async throws {
+    package static func createInvite(
+        code: String, id: String = Base64URL.encode(SecureRandom.bytes(16)), grantsAdmin: Bool, note: String = "", createdBy: String? = nil,
+        expiresAt: Timestamp, at now: Timestamp, in db: any SQLDatabase
+    ) async throws {
         try await db.raw("""
-            INSERT INTO invites (code_hash, grants_admin, created_at, expires_at)
-            VALUES (\(bind: inviteHash(code)), \(bind: grantsAdmin ? 1 : 0), \(bind: now.millis), \(bind: expiresAt.millis))
+            INSERT INTO invites (code_hash, id, grants_admin, note, created_by, created_at, expires_at)
+            VALUES (\(bind: inviteHash(code)), \(bind: id), \(bind: grantsAdmin ? 1 : 0), \(bind: note), \(bind: createdBy),
+                    \(bind: now.millis), \(bind: expiresAt.millis))
             """).run()
     }
 
-    /// Marks the invite used by `userId` if it is unused and unexpired; returns whether it grants
-    /// admin, or nil when it cannot be used. Atomic: two registrations cannot share one invite.
+    /// Marks the invite used by `userId` if it is unused, unrevoked and unexpired; returns whether
+    /// it grants admin, or nil when it cannot be used. Atomic: two registrations cannot share one.
     package static func consumeInvite(code: String, by userId: String, at now: Timestamp, in db: any SQLDatabase) async throws -> Bool? {
         let row = try await db.raw("""
             UPDATE invites SET used_at = \(bind: now.millis), used_by = \(bind: userId)
-            WHERE code_hash = \(bind: inviteHash(code)) AND used_at IS NULL AND expires_at > \(bind: now.millis)
+            WHERE code_hash = \(bind: inviteHash(code)) AND used_at IS NULL AND revoked_at IS NULL AND expires_at > \(bind: now.millis)
             RETURNING grants_admin
             """).first()
         return try row.map { try $0.decode(column: "grants_admin", as: Int64.self) != 0 }
+    }
+
+    /// What an invite code is now, and until when it is usable; unknown codes are `.unknown`.
+    package static func inviteState(code: String, at now: Timestamp, in db: any SQLDatabase) async throws -> (state: InviteState, expiresAt: Int64?) {
+        guard let row = try await db.raw("""
+            SELECT used_at, revoked_at, expires_at FROM invites WHERE code_hash = \(bind: inviteHash(code))
+            """).first() else { return (.unknown, nil) }
+        let invite = try decodeInvite(row)
+        return (invite.state(at: now), invite.expiresAt)
+    }
+
+    /// The newest invites first (at most `limit`), with who used each.
+    package static func invites(limit: Int, in db: any SQLDatabase) async throws -> [InviteRecord] {
+        try await db.raw("""
+            SELECT i.id, i.grants_admin, i.note, i.created_by, i.created_at, i.expires_at, i.used_at, i.used_by, i.revoked_at,
+                   u.username AS used_by_name, u.display_name AS used_by_display
+            FROM invites i LEFT JOIN users u ON u.id = i.used_by
+            ORDER BY i.created_at DESC, i.id LIMIT \(bind: limit)
+            """).all().map(decodeInvite)
+    }
+
+    /// Revokes an invite nobody used yet; returns its state before (nil: no such invite).
+    package static func revokeInvite(id: String, at now: Timestamp, in db: any SQLDatabase) async throws -> InviteState? {
+        guard let row = try await db.raw("SELECT used_at, revoked_at, expires_at FROM invites WHERE id = \(bind: id)").first() else { return nil }
+        let state = try decodeInvite(row).state(at: now)
+        if state == .usable || state == .expired {
+            try await db.raw("UPDATE invites SET revoked_at = \(bind: now.millis) WHERE id = \(bind: id) AND used_at IS NULL AND revoked_at IS NULL").run()
+        }
+        return state
+    }
+
+    static func decodeInvite(_ row: any SQLRow) throws -> InviteRecord {
+        InviteRecord(
+            id: (try? row.decode(column: "id", as: String.self)) ?? "",
+            grantsAdmin: ((try? row.decode(column: "grants_admin", as: Int64.self)) ?? 0) != 0,
+            note: (try? row.decode(column: "note", as: String.self)) ?? "",
+            createdBy: try? row.decode(column: "created_by", as: String?.self),
+            createdAt: (try? row.decode(column: "created_at", as: Int64.self)) ?? 0,
+            expiresAt: try row.decode(column: "expires_at", as: Int64.self),
+            usedAt: try row.decode(column: "used_at", as: Int64?.self),
+            usedBy: try? row.decode(column: "used_by", as: String?.self),
+            usedByName: try? row.decode(column: "used_by_name", as: String?.self),
+            usedByDisplayName: try? row.decode(column: "used_by_display", as: String?.self),
+            revokedAt: try row.decode(column: "revoked_at", as: Int64?.self)
+        )
     }
 
     // MARK: Sessions
@@ -202,5 +251,31 @@ package enum AccountRepository {
         }
         query += ")"
         return Set(try await db.raw(query).all().map { try $0.decode(column: "id", as: String.self) })
+    }
+}
+
+/// Where an invite stands.
+package enum InviteState: String, Codable, Sendable {
+    case usable, used, expired, revoked, unknown
+}
+
+/// One invite as admins see it (never its code).
+package struct InviteRecord: Sendable {
+    package let id: String
+    package let grantsAdmin: Bool
+    package let note: String
+    package let createdBy: String?
+    package let createdAt: Int64
+    package let expiresAt: Int64
+    package let usedAt: Int64?
+    package let usedBy: String?
+    package let usedByName: String?
+    package let usedByDisplayName: String?
+    package let revokedAt: Int64?
+
+    package func state(at now: Timestamp) -> InviteState {
+        if usedAt != nil { return .used }
+        if revokedAt != nil { return .revoked }
+        return expiresAt > now.millis ? .usable : .expired
     }
 }

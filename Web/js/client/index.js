@@ -284,6 +284,29 @@ export class CircleClient extends EventTarget {
     await this.signOut('logout');
   }
 
+  /** Invites (admins): `[{id, state, note, grantsAdmin, createdAt, expiresAt, usedAt?, usedBy?, revokedAt?}]`, newest first. */
+  async invites() {
+    this.requireSession();
+    return (await this.api.get('/api/v1/admin/invites')).invites;
+  }
+
+  /** Creates an invite (admins): `{invite, link}`; the link is in this answer only. */
+  async createInvite({ note, validForHours, grantsAdmin }) {
+    this.requireSession();
+    return this.api.post('/api/v1/admin/invites', { note, validForHours, grantsAdmin });
+  }
+
+  /** Revokes an unused invite (admins). */
+  async revokeInvite(id) {
+    this.requireSession();
+    await this.api.delete(`/api/v1/admin/invites/${encodeURIComponent(id)}`);
+  }
+
+  /** Whether an invite can still be used: `{state, expiresAt?}` (no session needed). */
+  async inviteState(code) {
+    return this.api.call('GET', `/api/v1/auth/invites/${encodeURIComponent(code)}`, undefined, { token: null });
+  }
+
   /** This account's live sessions: `[{id, deviceLabel, ip, createdAt, lastSeenAt, current}]`. */
   async sessions() {
     this.requireSession();

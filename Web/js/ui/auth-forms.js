@@ -98,7 +98,8 @@ export function registerForm({ onSubmit, invite = '' }) {
   const display = field({ label: 'Display name', name: 'displayName', autocomplete: 'name', required: true, maxlength: 64, hint: 'What other members see.' });
   const passwords = passwordPair(form);
   const device = deviceField();
-  form.append(inviteField.field, user.field, display.field, ...passwords.fields, device.details, submitButton('Create account'));
+  const submit = submitButton('Create account');
+  form.append(inviteField.field, user.field, display.field, ...passwords.fields, device.details, submit);
   onValidSubmit(form, () => onSubmit({
     invite: extractInviteCode(inviteField.input.value) || undefined,
     username: user.input.value.trim().toLowerCase(),
@@ -109,8 +110,12 @@ export function registerForm({ onSubmit, invite = '' }) {
   return {
     form,
     focus: () => user.input.focus(),
+    // A failed registration keeps what was typed: the reason is rarely the password.
+    keepsValues: true,
     clearPassword: () => { passwords.password.input.value = ''; passwords.confirm.input.value = ''; },
     focusPassword: () => passwords.password.input.focus(),
+    /** While the invite cannot be used, the form cannot be sent. */
+    setBlocked: (blocked) => { submit.disabled = blocked; },
   };
 }
 

@@ -181,8 +181,8 @@ export class DashboardView {
     if (people.length) replace(this.peopleNote);
     else if (this.me.isAdmin) {
       replace(this.peopleNote,
-        h('p', {}, h('strong', {}, 'Nobody else is here yet. '), 'Invite your members: on the server, run ',
-          h('code', {}, 'circle invite create'), ' once for each person and send them the link it prints.'),
+        h('p', {}, h('strong', {}, 'Nobody else is here yet. '), 'Make an invite for each person and send them its link.'),
+        h('p', {}, h('a', { href: '/invitations', 'data-route': true, class: 'btn btn-primary' }, 'Invite your first members')),
         h('p', { class: 'muted' }, 'Once they have joined, start a conversation with New chat or New group.'));
     } else {
       replace(this.peopleNote, h('p', { class: 'muted' }, 'Start a conversation with New chat: the people you talk with appear here.'));

@@ -78,6 +78,7 @@ export class DoorScreen {
     if (sameView) return;
     this.view = view;
     this.invite = route.params.code || '';
+    if (!notice) this.notice.replaceChildren();
     this.alert.clear();
     this.resetStages();
     this.vault.setState('idle');
@@ -90,6 +91,36 @@ export class DoorScreen {
     if (view === 'recover') this.form = recoverForm({ onSubmit: (values) => this.recover(values) });
     replace(this.body, this.form.form);
     replace(this.links, ...this.linksFor(view));
+    if (view === 'register' && this.invite) this.checkInvite(this.invite);
+  }
+
+  /** Says before anyone types whether the invite can still be used; a check that fails (the
+   * server away) leaves the form as it is. */
+  async checkInvite(code) {
+    let answer;
+    try {
+      answer = await this.client.inviteState(code);
+    } catch {
+      return;
+    }
+    if (this.view !== 'register' || this.invite !== code || !answer) return;
+    const form = this.form;
+    if (answer.state === 'usable') {
+      const until = answer.expiresAt ? new Date(answer.expiresAt).toLocaleString() : null;
+      replace(this.notice, h('div', { class: 'alert alert-info', role: 'status' },
+        until ? `This invite is valid until ${until}.` : 'This invite is valid.'));
+      return;
+    }
+    const reasons = {
+      used: 'This invite was already used: each invite admits one person.',
+      expired: 'This invite has expired.',
+      revoked: 'This invite was withdrawn by an administrator.',
+      unknown: 'This invite link is not valid: check that it was copied whole.',
+    };
+    replace(this.notice, h('div', { class: 'alert alert-error', role: 'alert' },
+      h('strong', {}, reasons[answer.state] || reasons.unknown), ' Ask the person who invited you for a new link.'));
+    if (form.setBlocked) form.setBlocked(true);
+    this.notice.scrollIntoView({ block: 'nearest' });
   }
 
   linksFor(view) {
@@ -159,8 +190,13 @@ export class DoorScreen {
       this.status.textContent = 'Vault still sealed.';
       setBusy(form, false);
       this.alert.show(error);
-      this.form.clearPassword();
-      this.form.focusPassword();
+      if (this.form.keepsValues) {
+        this.alert.element.scrollIntoView({ block: 'nearest' });
+        if (error && error.type && String(error.type).endsWith(':invite-unusable')) this.checkInvite(this.invite);
+      } else {
+        this.form.clearPassword();
+        this.form.focusPassword();
+      }
       return false;
     }
   }

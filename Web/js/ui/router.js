@@ -8,6 +8,7 @@
 //                          #/invite/{code} links that `circle invite create` prints
 //   /c/{convId}            one conversation
 //   /settings, /sessions   account settings (sessions section)
+//   /invitations           the settings' invitations section (admins)
 //   /vault                 the encrypted file vault
 //   /#/activity            the security activity log (the server answers index.html only for
 //                          the paths above, so this one lives in the fragment of /)
@@ -42,6 +43,7 @@ export function parseRoute(url = window.location) {
   if (path === '/settings') return { name: 'settings', params: {} };
   if (path === '/vault') return { name: 'vault', params: {} };
   if (path === '/sessions') return { name: 'settings', params: { section: 'sessions' } };
+  if (path === '/invitations') return { name: 'settings', params: { section: 'invitations' } };
   if (path === '/') {
     if (url.hash === ACTIVITY_HASH) return { name: 'activity', params: {} };
     const view = query.get('view');

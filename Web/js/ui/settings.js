@@ -1,4 +1,4 @@
-// The settings page: account, sessions, password, presence privacy (typing indicators and last
+// The settings page: account, invitations (admins), sessions, password, presence privacy (typing indicators and last
 // seen, kept by the server for every device), this device's appearance and call privacy, what
 // the server can see, signing out, and the danger zone (panic shortcut, destruction).
 
@@ -6,6 +6,7 @@ import { h, checkbox, uid } from './dom.js';
 import { announce } from './announcer.js';
 import { alertSlot } from './errors.js';
 import { SessionsSection } from './sessions.js';
+import { InvitationsSection } from './invitations.js';
 import { changePasswordSection } from './change-password.js';
 import { dangerZoneSection } from './danger-zone.js';
 import { privacyNote } from './privacy-note.js';
@@ -32,6 +33,7 @@ export class SettingsView {
   constructor({ client, me, onSignOut, onAccountDestroyed }) {
     this.client = client;
     this.sessions = new SessionsSection({ client });
+    this.invitations = me.isAdmin ? new InvitationsSection({ client }) : null;
     this.presenceAlert = alertSlot();
     this.typing = checkbox({
       label: 'Send and show typing indicators',
@@ -69,6 +71,7 @@ export class SettingsView {
           h('div', {}, h('dt', {}, 'Role'), h('dd', {}, me.isAdmin ? 'Administrator' : 'Member')),
         ),
       ),
+      this.invitations ? this.invitations.element : null,
       this.sessions.element,
       changePasswordSection({ client }),
       h('section', { class: 'settings-section', id: 'presence', 'aria-labelledby': 'presence-title' },
@@ -97,6 +100,7 @@ export class SettingsView {
 
   start({ section } = {}) {
     this.sessions.load();
+    if (this.invitations) this.invitations.load();
     if (section) {
       const target = this.element.querySelector(`#${section}`);
       if (target) requestAnimationFrame(() => target.scrollIntoView());

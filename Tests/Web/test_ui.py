@@ -324,6 +324,13 @@ def test_two_members_talk_live_and_a_third_sees_nothing(new_page, circle):
     # Read receipts: Alice sees that Bob read her message.
     mine = messages(alice).get_by_role("listitem").filter(has_text="Hello Bob, this is Alice")
     expect(mine).to_contain_text("Read by Bob Baker", timeout=LIVE_TIMEOUT)
+    # Once, under the newest message Bob read: an older one says only "Read".
+    send(alice, "And a second one")
+    second = messages(alice).get_by_role("listitem").filter(has_text="And a second one")
+    expect(second).to_contain_text("Read by Bob Baker", timeout=LIVE_TIMEOUT)
+    expect(mine).not_to_contain_text("Read by")
+    expect(mine).to_contain_text("Read")
+    expect(messages(alice).get_by_text("Read by Bob Baker")).to_have_count(1)
 
     # Edit with the keyboard: focus Edit, Enter, change the text, Enter saves.
     mine.get_by_role("button", name="Edit").focus()

@@ -145,15 +145,22 @@ export async function messageViews(client, convId, account) {
   const record = await client.conversation(convId);
   const chain = await client.chains.local(convId);
   const showReads = Boolean(chain?.settings.readReceipts) && record.myReceipts !== false;
+  const messages = visibleMessages(await client.messaging.messagesOf(convId), account.userId);
+  // Each reader is named once, under the newest of my messages they have read; my older
+  // messages they read say only "Read".
+  const readers = showReads ? Object.entries(record.reads ?? {}).filter(([userId]) => userId !== account.userId) : [];
+  const mySeqs = messages.filter((message) => message.mine && message.seq).map((message) => message.seq).sort((a, b) => a - b);
+  const namedAt = new Map();
+  for (const [userId, seq] of readers) {
+    const newest = mySeqs.filter((mine) => mine <= seq).pop();
+    if (newest !== undefined) namedAt.set(newest, [...(namedAt.get(newest) ?? []), userId]);
+  }
   const views = [];
-  for (const message of visibleMessages(await client.messaging.messagesOf(convId), account.userId)) {
+  for (const message of messages) {
     const readBy = [];
-    if (showReads && message.seq) {
-      for (const [userId, seq] of Object.entries(record.reads ?? {})) {
-        if (userId !== account.userId && userId !== message.sender && seq >= message.seq) readBy.push(await client.directory.displayName(userId));
-      }
-    }
+    for (const userId of (message.mine && namedAt.get(message.seq)) || []) readBy.push(await client.directory.displayName(userId));
     readBy.sort();
+    const read = Boolean(message.mine && message.seq) && readers.some(([, seq]) => seq >= message.seq);
     const extra = message.attachment ? { attachment: message.attachment } : {};
     views.push({
       ...extra,
@@ -165,7 +172,7 @@ export async function messageViews(client, convId, account) {
       expiresAt: message.localExpiresAt || null,
       edited: message.edited,
       deleted: message.deleted,
-      status: message.pending ? 'sending' : (message.mine && readBy.length ? 'read' : 'sent'),
+      status: message.pending ? 'sending' : (read ? 'read' : 'sent'),
       readBy,
     });
   }

@@ -261,7 +261,7 @@ def test_a_new_admin_is_told_to_invite_members(new_page, circle_with_invites):
     door_gone(page)
     note = page.get_by_role("region", name="People")
     expect(note).to_contain_text("Nobody else is here yet.")
-    expect(note.locator("code")).to_have_text("circle invite create")
+    expect(note.get_by_role("link", name="Invite your first members")).to_have_attribute("href", "/invitations")
     check_accessibility(page, "admin dashboard")
     screenshot(page, "dashboard-new-admin")
     watch.assert_clean()

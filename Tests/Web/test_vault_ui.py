@@ -401,6 +401,9 @@ def test_download_limit_and_revocation_end_a_link(new_page, circle, tmp_path):
     expect(page.get_by_text("1 download is left.")).to_be_visible(timeout=LIVE_TIMEOUT)
     got_name, got = download_shared(page, name, tmp_path)
     assert (got_name, got) == (name, original)
+    # The page says the download was counted.
+    expect(page.get_by_text("That was the last download this link allows.")).to_be_visible()
+    expect(page.get_by_text("1 download is left.")).to_have_count(0)
     watch.assert_clean()
     again, again_watch = open_share(new_page, circle, once_url)
     expect(again.get_by_role("alert")).to_contain_text(GONE, timeout=LIVE_TIMEOUT)

@@ -146,10 +146,10 @@ export async function messageViews(client, convId, account) {
   const chain = await client.chains.local(convId);
   const showReads = Boolean(chain?.settings.readReceipts) && record.myReceipts !== false;
   const messages = visibleMessages(await client.messaging.messagesOf(convId), account.userId);
-  // Each reader is named once, under the newest of my messages they have read; my older
-  // messages they read say only "Read".
+  // Each reader is named once, under the newest of my messages they have read (a deleted one
+  // shows no status, so not there); my older messages they read say only "Read".
   const readers = showReads ? Object.entries(record.reads ?? {}).filter(([userId]) => userId !== account.userId) : [];
-  const mySeqs = messages.filter((message) => message.mine && message.seq).map((message) => message.seq).sort((a, b) => a - b);
+  const mySeqs = messages.filter((message) => message.mine && message.seq && !message.deleted).map((message) => message.seq).sort((a, b) => a - b);
   const namedAt = new Map();
   for (const [userId, seq] of readers) {
     const newest = mySeqs.filter((mine) => mine <= seq).pop();

@@ -154,12 +154,19 @@ export class SharePage {
     }
   }
 
+  /** What the page says about the link's expiry and the downloads it has left. */
+  linkNotes(file) {
+    const notes = [];
+    if (file.expiresAt) notes.push(`The link expires ${fullTime(file.expiresAt)}.`);
+    if (file.downloadsLeft === 0) notes.push('That was the last download this link allows.');
+    else if (file.downloadsLeft !== null) notes.push(`${file.downloadsLeft} ${file.downloadsLeft === 1 ? 'download is' : 'downloads are'} left.`);
+    return notes.join(' ');
+  }
+
   showFile(file) {
     this.status.textContent = '';
     const facts = [formatBytes(file.size), file.type || null].filter(Boolean).join(' · ');
-    const notes = [];
-    if (file.expiresAt) notes.push(`The link expires ${fullTime(file.expiresAt)}.`);
-    if (file.downloadsLeft !== null) notes.push(`${file.downloadsLeft} ${file.downloadsLeft === 1 ? 'download is' : 'downloads are'} left.`);
+    this.notes = h('p', { class: 'muted share-notes' }, this.linkNotes(file));
     this.progress = h('progress', { max: '100', value: '0', 'aria-label': `Downloading ${file.name}`, hidden: true });
     this.saveArea = h('div', { class: 'share-save' });
     this.downloadButton = h('button', { type: 'button', class: 'btn btn-primary', onclick: () => this.download() }, vaultIcon('download'), 'Download and decrypt');
@@ -169,7 +176,7 @@ export class SharePage {
         h('div', { class: 'file-main' },
           h('h2', { class: 'file-name' }, file.name),
           h('span', { class: 'file-meta' }, facts))),
-      notes.length ? h('p', { class: 'muted' }, notes.join(' ')) : null,
+      this.notes,
       h('div', { class: 'actions actions-start' }, this.downloadButton),
       this.progress,
       this.saveArea,
@@ -192,6 +199,11 @@ export class SharePage {
         },
       });
       this.link.close();
+      // This download counted one: the page says what is left now.
+      if (file.downloadsLeft !== null) {
+        file.downloadsLeft = Math.max(0, file.downloadsLeft - 1);
+        this.notes.textContent = this.linkNotes(file);
+      }
       if (this.objectUrl) URL.revokeObjectURL(this.objectUrl);
       this.objectUrl = URL.createObjectURL(blob);
       this.progress.value = 100;

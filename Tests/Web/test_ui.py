@@ -429,6 +429,8 @@ def test_disappearing_timer_counts_down_on_each_message(new_page, circle):
     settings.get_by_role("button", name="Save").click()
     expect(settings).to_have_count(0)
     expect(alice.get_by_text("Disappearing after 5 minutes")).to_be_visible(timeout=LIVE_TIMEOUT)
+    # The change leaves a line in the chat for everyone.
+    expect(messages(alice).get_by_text("You set messages to disappear after 5 minutes")).to_be_visible(timeout=LIVE_TIMEOUT)
 
     send(alice, "this one disappears")
     item = messages(alice).get_by_role("listitem").filter(has_text="this one disappears")
@@ -439,6 +441,7 @@ def test_disappearing_timer_counts_down_on_each_message(new_page, circle):
 
     open_conversation_with(bob, "Dana")
     expect(bob.get_by_text("Disappearing after 5 minutes")).to_be_visible(timeout=LIVE_TIMEOUT)
+    expect(messages(bob).get_by_text("Dana set messages to disappear after 5 minutes")).to_be_visible(timeout=LIVE_TIMEOUT)
     theirs = messages(bob).get_by_role("listitem").filter(has_text="this one disappears")
     expect(theirs).to_contain_text(re.compile(r"Disappears in [45]:\d\d"), timeout=LIVE_TIMEOUT)
     alice_watch.assert_clean()

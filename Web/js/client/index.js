@@ -22,7 +22,7 @@ import * as session from './session.js';
 import { Store } from './store.js';
 import { Typing } from './typing.js';
 import { Vault, parseAttachment } from './vault.js';
-import { conversationView, messageViews } from './views.js';
+import { conversationView, messageViews, settingsChanges } from './views.js';
 
 export { ApiError } from './api.js';
 export { MediaError } from './calls.js';
@@ -530,6 +530,11 @@ export class CircleClient extends EventTarget {
     record.reads = record.reads ?? {};
     record.reads[userId] = Math.max(record.reads[userId] ?? 0, seq);
     if (userId === this.account?.userId) record.readSeq = Math.max(record.readSeq ?? 0, seq);
+  }
+
+  /** The conversation's setting changes (timer, read receipts) after its creation, oldest first. */
+  settingsChanges(convId) {
+    return settingsChanges(this, convId, this.requireSession());
   }
 
   /** The messages of a conversation as shown, from the cache only (no request). */

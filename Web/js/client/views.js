@@ -8,6 +8,7 @@ import { CONTENT_TYPES } from '../protocol/message.js';
 import { ApiError } from './api.js';
 import { applies } from './messaging.js';
 import { parseAttachment } from './vault.js';
+import { decodeOp } from '../protocol/membership.js';
 
 const PREVIEW_LENGTH = 140;
 
@@ -177,4 +178,33 @@ export async function messageViews(client, convId, account) {
     });
   }
   return views;
+}
+
+/**
+ * The conversation's setting changes after its creation, from the verified chain: one entry per
+ * change of the disappearing timer or of read receipts, `{id, at, actor, actorName, mine, what,
+ * disappearSeconds, readReceipts}` (`what` is `timer` or `receipts`), oldest first. Everyone sees
+ * the same ones: they are signed ops, not messages.
+ * @param {import('./index.js').CircleClient} client
+ * @param {string} convId
+ * @param {object} account
+ */
+export async function settingsChanges(client, convId, account) {
+  const chain = await client.chains.local(convId);
+  if (!chain) return [];
+  const changes = [];
+  let previous = null;
+  for (let n = 0; n < chain.ops.length; n++) {
+    const op = decodeOp(chain.ops[n].op);
+    if (!op.settings) continue;
+    if (previous) {
+      const mine = op.actor === account.userId;
+      const actorName = mine ? account.displayName : await client.directory.displayName(op.actor);
+      const base = { at: Number(op.createdAt), actor: op.actor, actorName, mine, disappearSeconds: op.settings.disappearSeconds, readReceipts: op.settings.readReceipts };
+      if (op.settings.disappearSeconds !== previous.disappearSeconds) changes.push({ ...base, id: `settings-${n}-timer`, what: 'timer' });
+      if (op.settings.readReceipts !== previous.readReceipts) changes.push({ ...base, id: `settings-${n}-receipts`, what: 'receipts' });
+    }
+    previous = op.settings;
+  }
+  return changes;
 }

@@ -18,9 +18,20 @@ import { openSafetyNumber } from './safety-number.js';
 import { openPrivacyNote } from './privacy-note.js';
 import { AttachButton, AttachmentUploads, attachmentView, downloadAttachment } from './vault-attachment.js';
 import { CallButtons, callLine } from './call.js';
+import { setPageTitle } from './attention.js';
 
 const TICK_MS = 1000;
 const MARK_READ_DELAY_MS = 250;
+
+/** A change of the conversation's settings as a line among its messages ("Dana set messages to
+ * disappear after 1 day"). */
+function settingsItem(change) {
+  const who = change.mine ? 'You' : change.actorName;
+  const text = change.what === 'timer'
+    ? (change.disappearSeconds > 0 ? `${who} set messages to disappear after ${disappearLabel(change.disappearSeconds)}` : `${who} turned off disappearing messages`)
+    : `${who} turned read receipts ${change.readReceipts ? 'on' : 'off'}`;
+  return { kind: 'notice', id: change.id, sentAt: change.at, text, icon: change.what === 'timer' ? 'timer' : 'eye', mine: false };
+}
 
 export class ChatView {
   /**
@@ -120,11 +131,15 @@ export class ChatView {
       return;
     }
     this.element.classList.remove('chat-missing');
+    // A change of the settings shows as a line among the messages: draw them again.
+    const settingsKey = JSON.stringify(conversation.settings || null);
+    if (this.messagesRequested && this.settingsKey !== undefined && settingsKey !== this.settingsKey) this.loadMessages();
+    this.settingsKey = settingsKey;
     if (!this.messagesRequested) this.loadMessages();
     if (!this.callsRequested) this.loadCalls();
     const title = conversationTitle(conversation, this.me);
     this.title.textContent = title;
-    document.title = `${title} · Circle`;
+    setPageTitle(`${title} · Circle`);
     const count = (conversation.members || []).length;
     const parts = ['End-to-end encrypted'];
     if (conversation.kind === 'group') parts.push(`${count} ${count === 1 ? 'member' : 'members'}`);
@@ -276,8 +291,10 @@ export class ChatView {
           const messages = await this.client.messages(this.convId);
           if (this.destroyed) return;
           const calls = this.callRecords.map((view) => this.callItem(view));
-          const shown = calls.length ? [...messages, ...calls].sort((a, b) => (toMillis(a.sentAt) ?? 0) - (toMillis(b.sentAt) ?? 0)) : messages;
-          const fresh = this.messageList.update(shown).filter((message) => message.kind !== 'call');
+          const notices = (await this.client.settingsChanges(this.convId)).map((change) => settingsItem(change));
+          const extra = [...calls, ...notices];
+          const shown = extra.length ? [...messages, ...extra].sort((a, b) => (toMillis(a.sentAt) ?? 0) - (toMillis(b.sentAt) ?? 0)) : messages;
+          const fresh = this.messageList.update(shown).filter((message) => message.kind !== 'call' && message.kind !== 'notice');
           for (const message of fresh.slice(-3)) {
             const what = message.deleted ? 'deleted a message' : message.attachment ? `sent a file, ${message.text}` : message.text;
             announce(`${message.sender ? message.sender.displayName : 'Someone'}: ${what}`);

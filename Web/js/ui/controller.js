@@ -19,6 +19,7 @@ import { conversationTitle } from './format.js';
 import { icon } from './icons.js';
 import { callsRelayOnly, isPanicShortcut } from './prefs.js';
 import { progressText } from './danger-zone.js';
+import { setPageTitle, setUnreadCount, notifyNewMessages } from './attention.js';
 
 const REFRESH_DEBOUNCE_MS = 60;
 const SIGNED_OUT_TEXT = {
@@ -210,6 +211,7 @@ export class App {
     this.shell = null;
     this.conversations = null;
     this.alarms = [];
+    setUnreadCount(0);
   }
 
   showRoute(route) {
@@ -238,7 +240,7 @@ export class App {
       const view = new VaultView({ client: this.client });
       shell.show('vault', view);
       view.start();
-      document.title = 'Vault · Circle';
+      setPageTitle('Vault · Circle');
       this.focusHeading();
       return;
     }
@@ -246,7 +248,7 @@ export class App {
       const view = new ActivityView({ client: this.client });
       shell.show('activity', view);
       view.start();
-      document.title = 'Security activity · Circle';
+      setPageTitle('Security activity · Circle');
       this.focusHeading();
       return;
     }
@@ -257,14 +259,14 @@ export class App {
       });
       shell.show('settings', view);
       view.start({ section: route.params.section });
-      document.title = 'Settings · Circle';
+      setPageTitle('Settings · Circle');
       this.focusHeading();
       return;
     }
     const view = new DashboardView({ client: this.client, me, getConversations: () => this.conversations });
     shell.show('home', view);
     view.start();
-    document.title = 'Circle';
+    setPageTitle('Circle');
     this.focusHeading();
   }
 
@@ -292,6 +294,7 @@ export class App {
     try {
       const conversations = await this.client.conversations();
       if (this.shell) {
+        this.noticeNewMessages(this.conversations, conversations);
         this.conversations = conversations;
         this.shell.conversationList.setConversations(conversations);
         const view = this.shell.view;
@@ -302,6 +305,29 @@ export class App {
       if (this.shell) toast(describeError(error), { kind: 'error' });
     }
     for (const resolve of waiters) resolve();
+  }
+
+  /** The unread count in the tab's title; a notification for conversations with new unread
+   * messages while the page is hidden (not on the first load: those are not new). */
+  noticeNewMessages(before, after) {
+    setUnreadCount(after.reduce((sum, conversation) => sum + (Number(conversation.unread) || 0), 0));
+    if (!before) return;
+    const me = this.client.me;
+    const own = this.client.presence.own;
+    const busy = Boolean(own && own.chosen === 'busy');
+    for (const conversation of after) {
+      const earlier = before.find((other) => other.id === conversation.id);
+      const added = (Number(conversation.unread) || 0) - (Number(earlier?.unread) || 0);
+      if (added <= 0) continue;
+      notifyNewMessages({
+        convId: conversation.id, title: conversationTitle(conversation, me), count: added, busy,
+        preview: async () => {
+          const views = await this.client.messageViews(conversation.id);
+          const newest = [...views].reverse().find((message) => !message.mine && !message.deleted && message.kind !== 'call');
+          return newest ? { sender: newest.sender.displayName, text: newest.attachment ? `sent a file, ${newest.text}` : newest.text } : null;
+        },
+      }).catch(() => {});
+    }
   }
 
   alarm(detail) {

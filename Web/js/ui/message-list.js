@@ -86,6 +86,14 @@ export class MessageList {
   }
 
   fill(element, message) {
+    if (message.kind === 'notice') {
+      // A change of the conversation's settings: one line in the middle, for everyone.
+      element.className = 'message message-call message-notice';
+      replace(element, h('span', { class: 'message-call-line' },
+        icon(message.icon || 'timer'), message.text, ' · ',
+        h('time', { datetime: new Date(toMillis(message.sentAt) ?? Date.now()).toISOString(), title: fullTime(message.sentAt) }, clockTime(message.sentAt))));
+      return;
+    }
     if (message.kind === 'call') {
       // A call record: one line in the middle ("Missed video call", "Voice call, 12 min").
       element.className = 'message message-call';

@@ -86,3 +86,13 @@ export function isPanicShortcut(event) {
   return event.key.toLowerCase() === key && parts.includes('ctrl') === event.ctrlKey && parts.includes('alt') === event.altKey
     && parts.includes('shift') === event.shiftKey && !event.metaKey;
 }
+
+const PREVIEWS_KEY = 'circle.notificationPreviews';
+/** Whether notifications of this browser show the sender and the text (off by default: only the conversation). */
+export function notificationPreviews() {
+  return read(PREVIEWS_KEY, false) === true;
+}
+
+export function setNotificationPreviews(on) {
+  write(PREVIEWS_KEY, Boolean(on));
+}

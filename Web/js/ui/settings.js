@@ -10,7 +10,8 @@ import { InvitationsSection } from './invitations.js';
 import { changePasswordSection } from './change-password.js';
 import { dangerZoneSection } from './danger-zone.js';
 import { privacyNote } from './privacy-note.js';
-import { THEMES, callsRelayOnly, setCallsRelayOnly, theme, setTheme } from './prefs.js';
+import { THEMES, callsRelayOnly, setCallsRelayOnly, theme, setTheme, notificationPreviews, setNotificationPreviews } from './prefs.js';
+import { askNotificationPermission, notificationPermission } from './attention.js';
 
 function themeChoice() {
   const current = theme();
@@ -26,6 +27,42 @@ function themeChoice() {
         }),
         h('label', { for: id }, label));
     }),
+  );
+}
+
+/** New-message notifications of this browser: asked for here, where it says what they show. */
+function notificationsSection() {
+  const state = h('p', { class: 'section-lead', role: 'status' });
+  const button = h('button', { type: 'button', class: 'btn' }, 'Turn on notifications');
+  const previews = checkbox({
+    label: 'Show the sender and the text in notifications',
+    name: 'notification-previews',
+    checked: notificationPreviews(),
+    hint: 'Off: a notification names only the conversation, so nothing of a message shows on a locked screen.',
+  });
+  previews.input.addEventListener('change', () => {
+    setNotificationPreviews(previews.input.checked);
+    announce(previews.input.checked ? 'Notifications show the sender and text.' : 'Notifications name only the conversation.');
+  });
+  const render = () => {
+    const permission = notificationPermission();
+    state.textContent = {
+      granted: 'On: when this tab is hidden, new messages show a notification (not while you are busy).',
+      denied: 'Blocked in this browser\u2019s site settings; allow notifications there to turn them on.',
+      unsupported: 'This browser cannot show notifications.',
+    }[permission] || 'Off. When this tab is hidden, a notification can tell you a new message came.';
+    button.hidden = permission !== 'default';
+  };
+  button.addEventListener('click', async () => {
+    await askNotificationPermission();
+    render();
+  });
+  render();
+  return h('section', { class: 'settings-section', id: 'notifications', 'aria-labelledby': 'notifications-title' },
+    h('h2', { id: 'notifications-title' }, 'Notifications'),
+    state,
+    h('div', { class: 'actions actions-start' }, button),
+    previews.field,
   );
 }
 
@@ -80,6 +117,7 @@ export class SettingsView {
         this.typing.field,
         this.hideLastSeen.field,
       ),
+      notificationsSection(),
       h('section', { class: 'settings-section', 'aria-labelledby': 'privacy-title' },
         h('h2', { id: 'privacy-title' }, 'This device'),
         themeChoice(),

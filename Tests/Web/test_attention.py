@@ -8,7 +8,7 @@ import time
 from playwright.sync_api import expect
 
 from conftest import screenshot
-from test_ui import DESKTOP, LIVE_TIMEOUT, check_accessibility, messages, register, send, start_direct, unique
+from test_ui import DESKTOP, LIVE_TIMEOUT, check_accessibility, door_gone, messages, register, send, start_direct, unique
 
 RECORDER = """
 window.__notes = [];
@@ -43,6 +43,7 @@ def test_unread_count_in_the_title_and_notifications_when_hidden(new_page, circl
     ben.add_init_script(RECORDER)
     register(ana, circle.origin, ana_name, "Ana")
     register(ben, circle.origin, ben_name, "Ben")
+    door_gone(ben)
     start_direct(ana, ben_name, "Ben")
     send(ana, "first hello")
     expect(messages(ana).get_by_text("first hello")).to_be_visible(timeout=LIVE_TIMEOUT)

@@ -200,12 +200,36 @@ extension LocalBus: ExpiringCounters {
 
     public func take(_ key: String, capacity: Int, period: Duration) -> Duration? {
         let now = ContinuousClock.now
-        let perToken = period / capacity
-        var (tokens, at) = buckets[key] ?? (Double(capacity), now)
-        tokens = min(Double(capacity), tokens + (now - at) / perToken)
+        var bucket = buckets[key] ?? TokenBucket(capacity: capacity, period: period, now: now)
+        let wait = bucket.take(now: now)
+        buckets[key] = bucket
+        if buckets.count > 100_000 { buckets = buckets.filter { now - $0.value.counted < period } }
+        return wait
+    }
+}
+
+/// A token bucket: `capacity` at once, refilled evenly over `period`. The in-process bus keeps
+/// one per key; a realtime socket keeps its own for its frames.
+public struct TokenBucket: Sendable {
+    private let capacity: Double
+    private let perToken: Duration
+    private var tokens: Double
+    /// When the bucket was last counted.
+    private(set) var counted: ContinuousClock.Instant
+
+    public init(capacity: Int, period: Duration, now: ContinuousClock.Instant = .now) {
+        self.capacity = Double(capacity)
+        perToken = period / capacity
+        tokens = Double(capacity)
+        counted = now
+    }
+
+    /// Takes one token: nil when there was one, else how long until there is.
+    public mutating func take(now: ContinuousClock.Instant = .now) -> Duration? {
+        tokens = min(capacity, tokens + (now - counted) / perToken)
+        counted = now
         guard tokens >= 1 else { return perToken * (1 - tokens) }
-        buckets[key] = (tokens - 1, now)
-        if buckets.count > 100_000 { buckets = buckets.filter { now - $0.value.at < period } }
+        tokens -= 1
         return nil
     }
 }

@@ -11,7 +11,7 @@ public actor LocalBus: MessageBus {
     private var nextWaiterID: UInt64 = 0
     private let clock = ContinuousClock()
     var counters: [String: (value: Int, until: ContinuousClock.Instant)] = [:]
-    var buckets: [String: (tokens: Double, at: ContinuousClock.Instant)] = [:]
+    var buckets: [String: TokenBucket] = [:]
 
     public init() {}
 

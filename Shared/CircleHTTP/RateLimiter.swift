@@ -44,28 +44,3 @@ public struct RateLimiter: Sendable {
         Counter(label: "circle_rate_limited_total", dimensions: [("limit", name.rawValue)]).increment()
     }
 }
-
-/// A token bucket kept by its one user (a socket's frames): `capacity` at once, refilled evenly
-/// over `period`. Not shared, so no locking and no bus.
-public struct LocalBucket: Sendable {
-    private let capacity: Double
-    private let perSecond: Double
-    private var tokens: Double
-    private var counted: ContinuousClock.Instant
-
-    public init(_ limit: RateLimit, now: ContinuousClock.Instant = .now) {
-        capacity = Double(limit.capacity)
-        perSecond = Double(limit.capacity) / (Double(limit.period.components.seconds) + Double(limit.period.components.attoseconds) / 1e18)
-        tokens = capacity
-        counted = now
-    }
-
-    /// Takes one token; false when the bucket is empty.
-    public mutating func take(now: ContinuousClock.Instant = .now) -> Bool {
-        tokens = min(capacity, tokens + (now - counted) / .seconds(1) * perSecond)
-        counted = now
-        guard tokens >= 1 else { return false }
-        tokens -= 1
-        return true
-    }
-}

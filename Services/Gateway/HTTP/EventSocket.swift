@@ -78,9 +78,9 @@ final class EventSocket: Sendable {
             // Client frames after authentication: the named limit `socket-frames` (by default a
             // burst of 40, then 10 a second: typing needs one per conversation every 2 s).
             let limit = state.rateLimiter.limit(.socketFrames)
-            var frames = LocalBucket(limit)
+            var frames = TokenBucket(capacity: limit.capacity, period: limit.period)
             while let message = try await messages.next() {
-                guard frames.take() else {
+                guard frames.take() == nil else {
                     state.rateLimiter.countRefusal(.socketFrames)
                     try await outbound.close(SocketClose.tooManyFrames, reason: "too many frames (limit socket-frames: \(limit.capacity) per \(limit.period.components.seconds) s)")
                     break

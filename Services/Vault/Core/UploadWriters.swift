@@ -87,7 +87,7 @@ package struct UploadLeases: Sendable {
         self.term = term
     }
 
-    private var termMillis: Int64 { term.components.seconds * 1000 + term.components.attoseconds / 1_000_000_000_000_000 }
+    private var termMillis: Int64 { term.milliseconds }
 
     /// Runs `body` holding the lease on `owner`'s upload `id`, released before this returns (so
     /// the client's next request finds it free); `busy` when someone holds it.

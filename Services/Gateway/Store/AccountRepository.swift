@@ -162,7 +162,7 @@ package enum AccountRepository {
     /// What an invite code is now, and until when it is usable; unknown codes are `.unknown`.
     package static func inviteState(code: String, at now: Timestamp, in db: any SQLDatabase) async throws -> (state: InviteState, expiresAt: Int64?) {
         guard let row = try await db.raw("""
-            SELECT used_at, revoked_at, expires_at FROM invites WHERE code_hash = \(bind: inviteHash(code))
+            SELECT \(unsafeRaw: inviteColumns) WHERE i.code_hash = \(bind: inviteHash(code))
             """).first() else { return (.unknown, nil) }
         let invite = try decodeInvite(row)
         return (invite.state(at: now), invite.expiresAt)
@@ -171,16 +171,13 @@ package enum AccountRepository {
     /// The newest invites first (at most `limit`), with who used each.
     package static func invites(limit: Int, in db: any SQLDatabase) async throws -> [InviteRecord] {
         try await db.raw("""
-            SELECT i.id, i.grants_admin, i.note, i.created_by, i.created_at, i.expires_at, i.used_at, i.used_by, i.revoked_at,
-                   u.username AS used_by_name, u.display_name AS used_by_display
-            FROM invites i LEFT JOIN users u ON u.id = i.used_by
-            ORDER BY i.created_at DESC, i.id LIMIT \(bind: limit)
+            SELECT \(unsafeRaw: inviteColumns) ORDER BY i.created_at DESC, i.id LIMIT \(bind: limit)
             """).all().map(decodeInvite)
     }
 
     /// Revokes an invite nobody used yet; returns its state before (nil: no such invite).
     package static func revokeInvite(id: String, at now: Timestamp, in db: any SQLDatabase) async throws -> InviteState? {
-        guard let row = try await db.raw("SELECT used_at, revoked_at, expires_at FROM invites WHERE id = \(bind: id)").first() else { return nil }
+        guard let row = try await db.raw("SELECT \(unsafeRaw: inviteColumns) WHERE i.id = \(bind: id)").first() else { return nil }
         let state = try decodeInvite(row).state(at: now)
         if state == .usable || state == .expired {
             try await db.raw("UPDATE invites SET revoked_at = \(bind: now.millis) WHERE id = \(bind: id) AND used_at IS NULL AND revoked_at IS NULL").run()
@@ -188,18 +185,25 @@ package enum AccountRepository {
         return state
     }
 
+    /// The columns every invite query reads, with who used it (the caller adds WHERE / ORDER BY).
+    static let inviteColumns = """
+        i.id, i.grants_admin, i.note, i.created_by, i.created_at, i.expires_at, i.used_at, i.used_by, i.revoked_at,
+        u.username AS used_by_name, u.display_name AS used_by_display
+        FROM invites i LEFT JOIN users u ON u.id = i.used_by
+        """
+
     static func decodeInvite(_ row: any SQLRow) throws -> InviteRecord {
         InviteRecord(
-            id: (try? row.decode(column: "id", as: String.self)) ?? "",
-            grantsAdmin: ((try? row.decode(column: "grants_admin", as: Int64.self)) ?? 0) != 0,
-            note: (try? row.decode(column: "note", as: String.self)) ?? "",
-            createdBy: try? row.decode(column: "created_by", as: String?.self),
-            createdAt: (try? row.decode(column: "created_at", as: Int64.self)) ?? 0,
+            id: try row.decode(column: "id", as: String.self),
+            grantsAdmin: try row.decode(column: "grants_admin", as: Int64.self) != 0,
+            note: try row.decode(column: "note", as: String.self),
+            createdBy: try row.decode(column: "created_by", as: String?.self),
+            createdAt: try row.decode(column: "created_at", as: Int64.self),
             expiresAt: try row.decode(column: "expires_at", as: Int64.self),
             usedAt: try row.decode(column: "used_at", as: Int64?.self),
-            usedBy: try? row.decode(column: "used_by", as: String?.self),
-            usedByName: try? row.decode(column: "used_by_name", as: String?.self),
-            usedByDisplayName: try? row.decode(column: "used_by_display", as: String?.self),
+            usedBy: try row.decode(column: "used_by", as: String?.self),
+            usedByName: try row.decode(column: "used_by_name", as: String?.self),
+            usedByDisplayName: try row.decode(column: "used_by_display", as: String?.self),
             revokedAt: try row.decode(column: "revoked_at", as: Int64?.self)
         )
     }

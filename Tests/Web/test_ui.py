@@ -368,6 +368,49 @@ def test_two_members_talk_live_and_a_third_sees_nothing(new_page, circle):
         watch.assert_clean()
 
 
+def test_deleted_messages_stay_deleted_after_signing_in_again(new_page, circle):
+    """A device that signs in again rebuilds the chat from the server, where a deleted message is
+    a header without ciphertext: its placeholder comes back, shown only because its author's
+    signed delete names that header. One the server marks deleted on its own shows nothing."""
+    dee_name, eli_name = unique("dee"), unique("eli")
+    dee, dee_watch = new_page(circle.origin, **DESKTOP)
+    eli, eli_watch = new_page(circle.origin, **DESKTOP)
+    register(dee, circle.origin, dee_name, "Dee Delete")
+    register(eli, circle.origin, eli_name, "Eli Reader")
+    start_direct(dee, eli_name, "Eli Reader")
+    for text in ("first words", "second words", "third words"):
+        send(dee, text)
+        expect(messages(dee).get_by_text(text)).to_be_visible(timeout=LIVE_TIMEOUT)
+    messages(dee).get_by_role("listitem").filter(has_text="first words").get_by_role("button", name="Delete").click()
+    dee.get_by_role("dialog", name="Delete for everyone?").get_by_role("button", name="Delete for everyone").click()
+    open_conversation_with(eli, "Dee Delete")
+    expect(messages(eli).get_by_text("This message was deleted.")).to_be_visible(timeout=LIVE_TIMEOUT)
+    expect(messages(eli).get_by_text("third words")).to_be_visible()
+
+    # The server lists the oldest undeleted message as deleted too, with no delete from Dee.
+    def forge(route):
+        answer = route.fetch()
+        data = answer.json()
+        live = [m for m in data.get("messages", []) if not m["deleted"]]
+        if live:
+            live[0]["deleted"] = True
+            live[0]["ciphertext"] = ""
+        route.fulfill(response=answer, json=data)
+
+    sign_out(eli)
+    eli.route(re.compile(r".*/api/v1/conversations/[^/]+/messages(\?.*)?$"), forge)
+    sign_in(eli, eli_name)
+    dashboard(eli).wait_for(timeout=LIVE_TIMEOUT)
+    open_conversation_with(eli, "Dee Delete")
+    expect(messages(eli).get_by_text("third words")).to_be_visible(timeout=LIVE_TIMEOUT)
+    expect(messages(eli).get_by_text("This message was deleted.")).to_have_count(1)
+    expect(messages(eli).get_by_text("first words")).to_have_count(0)
+    expect(messages(eli).get_by_text("second words")).to_have_count(0)
+    screenshot(eli, "chat-deleted-after-sign-in")
+    for watch in (dee_watch, eli_watch):
+        watch.assert_clean()
+
+
 def test_safety_numbers_match_and_verify_with_the_keyboard(new_page, circle):
     alice_name, bob_name = unique("ann"), unique("ben")
     alice, alice_watch = new_page(circle.origin, **DESKTOP)

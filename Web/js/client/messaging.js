@@ -482,6 +482,7 @@ export class Messaging {
 
   /** Opens one listed message and applies it to the cache batch; returns 1 when one was added. */
   async take(convId, record, listed, batch) {
+    if (listed.deleted) return this.takeDeleted(convId, listed, batch);
     const opened = await this.open(convId, listed, batch);
     if (!opened) return 0;
     const map = await this.messagesOf(convId);
@@ -507,6 +508,29 @@ export class Messaging {
       batch.deleted = [...(batch.deleted ?? []), message];
     }
     batch.messages.push(message);
+    return 1;
+  }
+
+  /**
+   * A message the server lists as deleted (its ciphertext gone, its header kept) becomes a
+   * tombstone: no text, and shown as "deleted" only once the author's signed delete naming this
+   * header's hash is here too (views.js), so the server cannot make up deleted messages. Edits
+   * and deletes that were themselves deleted leave nothing.
+   */
+  async takeDeleted(convId, listed, batch) {
+    let header;
+    try {
+      header = decodeHeader(fromB64u(listed.header));
+    } catch {
+      return 0;
+    }
+    if (header.kind !== 'message' || b64u(header.convId) !== convId || header.sender !== listed.sender || b64u(header.messageId) !== listed.id) return 0;
+    batch.messages.push({
+      userId: this.account.userId, convId, id: listed.id, seq: listed.seq, sender: header.sender, kind: 'message',
+      contentType: CONTENT_TYPES.text, text: '', sentAt: header.sentAt, expiresAt: header.expiresAt,
+      localExpiresAt: header.expiresAt || 0, receivedAt: Date.now(), headerHash: await headerHash(fromB64u(listed.header)),
+      refersTo: null, refersToHash: null, pending: false, deleted: true, tombstone: true,
+    });
     return 1;
   }
 

@@ -36,6 +36,8 @@ export function visibleMessages(cache, myUserId) {
   const shown = (m) => m.kind === 'message' && (m.contentType === CONTENT_TYPES.text || m.contentType === CONTENT_TYPES.attachment);
   const texts = [...cache.values()].filter(shown).sort(bySeq);
   for (const message of texts) {
+    // A tombstone is shown only with its author's delete (messaging.js takeDeleted).
+    if (message.tombstone && !(changes.get(message.id) ?? []).some((change) => change.kind === 'delete' && applies(change, message))) continue;
     if (message.contentType === CONTENT_TYPES.attachment) {
       const deleted = message.deleted === true
         || (changes.get(message.id) ?? []).some((change) => change.kind === 'delete' && applies(change, message));

@@ -170,6 +170,19 @@ struct VaultServiceTests {
             #expect(try await api.call("GET", "/api/v1/vault/files/\(privateFile.fileId)", token: fay.token).status == 404)
             #expect(try await api.call("DELETE", "/api/v1/vault/files/\(shared.fileId)", token: fay.token).status == 404)
             #expect(try await api.call("POST", "/api/v1/vault/files/\(shared.fileId)/links", json: "{}", token: fay.token).status != 201)
+            // A link made by the owner leaves the file in its conversation: public, and still Fay's
+            // to read and list there (a stranger still learns nothing).
+            _ = try await TestLink.make(for: shared, by: dee, password: nil, maxDownloads: 0, on: api)
+            let linked = try await api.call("GET", "/api/v1/vault/files/\(shared.fileId)", token: fay.token)
+            #expect(linked.status == 200 && TestJSON.string(linked.body, path: ["level"]) == "public")
+            #expect(TestJSON.string(linked.body, path: ["conversationId"]) == conversation)
+            #expect(try await api.send("GET", "/api/v1/vault/files/\(shared.fileId)/content", bytes: nil, token: fay.token).bytes == shared.stream)
+            #expect((TestJSON.value(try await api.call("GET", "/api/v1/vault/files?conversation=\(conversation)", token: fay.token).body, path: ["files"]) as? [Any])?.count == 1)
+            #expect(try await api.call("GET", "/api/v1/vault/files/\(shared.fileId)", token: eve.token).status == 404)
+            // A public file moves only into a conversation of the owner's.
+            let (elsewhere, _) = try await eve.create(with: [fay], on: api)
+            #expect(try await api.call("PATCH", "/api/v1/vault/files/\(shared.fileId)", json: "{\"level\":\"public\",\"conversationId\":\"\(elsewhere)\"}", token: dee.token).status == 422)
+            #expect(try await api.call("PATCH", "/api/v1/vault/files/\(shared.fileId)", json: "{\"level\":\"private\",\"conversationId\":\"\(conversation)\"}", token: dee.token).status == 422)
             // Removed from the conversation, Fay loses access.
             let removal = try dee.op(chain, .remove, target: fay)
             #expect(try await api.call("POST", "/api/v1/conversations/\(conversation)/ops", json: Wire.append(removal), token: dee.token).status == 201)

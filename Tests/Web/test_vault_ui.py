@@ -76,6 +76,12 @@ def file_row(page, name):
     return page.get_by_role("list", name="Your files").get_by_role("listitem").filter(has_text=name)
 
 
+def file_menu(page, name, item):
+    """Chooses `item` from the More menu of the file row of `name`."""
+    file_row(page, name).get_by_role("button", name=f"More actions for {name}").click()
+    page.get_by_role("menu", name=f"More actions for {name}").get_by_role("menuitem", name=item).click()
+
+
 def download_from(page, button, tmp_path):
     """Clicks `button`, takes the browser's download; returns (suggested name, sha256)."""
     with page.expect_download(timeout=UPLOAD_TIMEOUT) as info:
@@ -115,7 +121,7 @@ def test_vault_uploads_by_stage_lists_and_downloads_the_same_bytes(new_page, cir
     page.get_by_role("heading", level=1, name="Vault").focus()
     page.keyboard.press("Tab")
     expect(picker).to_be_focused()
-    ring = page.locator(".dropzone label").evaluate("el => getComputedStyle(el).outlineStyle")
+    ring = page.locator(".dropzone .file-picker label").evaluate("el => getComputedStyle(el).outlineStyle")
     assert ring != "none"
     picker.set_input_files(str(path))
     item = upload_item(page, name)
@@ -161,7 +167,7 @@ def test_vault_uploads_by_stage_lists_and_downloads_the_same_bytes(new_page, cir
     screenshot(page, "vault")
 
     # Deleting asks first, then the file is gone.
-    dropped_row.get_by_role("button", name="Delete").click()
+    file_menu(page, dropped_name, "Delete…")
     page.get_by_role("dialog", name=f"Delete {dropped_name}?").get_by_role("button", name="Delete file").click()
     expect(dropped_row).to_have_count(0, timeout=LIVE_TIMEOUT)
     expect(file_row(page, name)).to_have_count(1)
@@ -291,7 +297,7 @@ def create_link(page, name, password=None, limit=None, expiry=None):
     """Opens the share dialog of `name`, creates a link, returns (dialog, url)."""
     dialog = page.get_by_role("dialog", name=f"Share {name}")
     if not dialog.count():
-        file_row(page, name).get_by_role("button", name="Share").click()
+        file_row(page, name).get_by_role("button", name="Share", exact=True).click()
     expect(dialog).to_be_visible()
     if expiry:
         dialog.get_by_label("Link expires").select_option(label=expiry)
@@ -412,7 +418,7 @@ def test_download_limit_and_revocation_end_a_link(new_page, circle, tmp_path):
     again_watch.assert_clean()
     used = dialog.get_by_role("list", name="Links to this file").get_by_role("listitem").filter(has_text="1 of 1 downloads")
     dialog.get_by_role("button", name="Close").click()
-    file_row(owner, name).get_by_role("button", name="Share").click()
+    file_row(owner, name).get_by_role("button", name="Share", exact=True).click()
     expect(used).to_contain_text("Used up", timeout=LIVE_TIMEOUT)
 
     # A revoked link fails, though it was never used.
@@ -520,7 +526,7 @@ def test_an_attachment_is_downloaded_by_the_other_member(new_page, circle, tmp_p
     got_name, got = download_from(alice, mine.get_by_role("button", name="Download"), tmp_path)
     assert (got_name, got) == (name, original)
     open_vault(alice)
-    expect(file_row(alice, name)).to_contain_text("In a conversation", timeout=LIVE_TIMEOUT)
+    expect(file_row(alice, name)).to_contain_text("Shared in Bea Receive", timeout=LIVE_TIMEOUT)
     for watch in (alice_watch, bob_watch):
         watch.assert_clean()
 

@@ -58,13 +58,14 @@ package struct VaultState: Sendable {
     /// The largest expiry a client may set: a year ahead.
     package static let maximumLifetimeMillis: Int64 = 366 * 86_400_000
 
-    /// A file the caller may read: its own, or a conversation file of a conversation the caller is
-    /// a member of. Anyone else gets the same 404 as for a file that does not exist.
+    /// A file the caller may read: its own, or a file in a conversation the caller is a member of
+    /// (a `conversation` file, or a `public` one shared by link from its conversation). Anyone
+    /// else gets the same 404 as for a file that does not exist.
     package func readableFile(_ id: String, by userId: String, now: Timestamp, in db: any SQLDatabase) async throws -> VaultFileRecord {
         try VaultWire.fileId(id)
         guard let file = try await VaultRepository.file(id, in: db), !file.isExpired(at: now) else { throw Self.noSuchFile }
         if file.ownerId == userId { return file }
-        if file.level == .conversation, let conversation = file.conversationId,
+        if file.level != .private, let conversation = file.conversationId,
            try await ConversationMembers.isMember(userId, of: conversation, in: db) {
             return file
         }

@@ -79,7 +79,7 @@ struct FileController: Sendable {
             if let conversation {
                 guard try await ConversationMembers.isMember(identity.userId, of: conversation, in: db) else { throw Problem.notFound("No such conversation.") }
                 rows = try await db.raw("""
-                    SELECT * FROM vault_files WHERE conversation_id = \(bind: conversation) AND level = 'conversation'
+                    SELECT * FROM vault_files WHERE conversation_id = \(bind: conversation) AND level <> 'private'
                     AND (expires_at = 0 OR expires_at > \(bind: now.millis)) ORDER BY created_at DESC LIMIT 1000
                     """).all()
             } else {
@@ -122,14 +122,23 @@ struct FileController: Sendable {
         let (file, events) = try await state.store.write { db in
             var file = try await state.ownFile(id, by: identity.userId, now: now, in: db)
             if let level { file.level = level }
-            if file.level == .conversation {
+            switch file.level {
+            case .conversation:
                 guard let conversation = body.conversationId ?? file.conversationId, Base64URL.decode(conversation)?.count == 32,
                       try await ConversationMembers.isMember(identity.userId, of: conversation, in: db) else {
                     throw Problem.invalidField("conversationId", "a conversation file needs a conversation you are a member of")
                 }
                 file.conversationId = conversation
-            } else {
-                guard body.conversationId == nil else { throw Problem.invalidField("conversationId", "is only for conversation files") }
+            case .public:
+                // A linked file may also be in one conversation (given, or the one it is in).
+                if let conversation = body.conversationId {
+                    guard Base64URL.decode(conversation)?.count == 32, try await ConversationMembers.isMember(identity.userId, of: conversation, in: db) else {
+                        throw Problem.invalidField("conversationId", "must be a conversation you are a member of")
+                    }
+                    file.conversationId = conversation
+                }
+            case .private:
+                guard body.conversationId == nil else { throw Problem.invalidField("conversationId", "is not for private files") }
                 file.conversationId = nil
             }
             if let expiresAt = body.expiresAt { file.expiresAt = expiresAt }

@@ -136,7 +136,8 @@ struct LinkController: Sendable {
             let file = try await state.ownFile(fileId, by: identity.userId, now: now, in: db)
             if try await VaultRepository.link(id, in: db) != nil { throw Problem.conflict("This linkId is taken: pick another random one.") }
             if file.level != .public {
-                try await db.raw("UPDATE vault_files SET level = 'public', conversation_id = NULL WHERE id = \(bind: file.id)").run()
+                // A conversation's file stays readable in its conversation (VaultState.readableFile).
+                try await db.raw("UPDATE vault_files SET level = 'public' WHERE id = \(bind: file.id)").run()
             }
             try await db.raw("""
                 INSERT INTO vault_links (id, file_id, owner_id, wrap, verifier, salt, iterations, expires_at, max_downloads, downloads, created_at)

@@ -133,6 +133,11 @@ export class Api {
     return this.call('PUT', path, body);
   }
 
+  /** PATCH shorthand. */
+  patch(path, body) {
+    return this.call('PATCH', path, body);
+  }
+
   /** DELETE shorthand. */
   delete(path) {
     return this.call('DELETE', path);

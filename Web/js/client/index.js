@@ -630,6 +630,36 @@ export class CircleClient extends EventTarget {
     return this.vault.list();
   }
 
+  /** `{files, used, quota}`: the files as `vaultFiles` lists them, and the usage in bytes. */
+  vaultListing() {
+    return this.vault.listing();
+  }
+
+  /**
+   * Changes one of this account's files: `{level?: 'private'|'public', expiresAt?}` (leaving
+   * public ends its links; a conversation is `shareFileIn`). Resolves to the server's record.
+   */
+  async changeFile(fileId, change) {
+    const view = await this.vault.changeFile(fileId, change);
+    this.notify('vault', { type: 'changed', fileId });
+    return view;
+  }
+
+  /**
+   * Shares one of this account's files in a conversation: the file moves there (a public one
+   * keeps its links) and an attachment message gives the members its key. Resolves to
+   * `{messageId, file}`.
+   * @param {string} fileId
+   * @param {string} convId
+   * @param {{onProgress?: Function, signal?: AbortSignal}} [options]
+   */
+  async shareFileIn(fileId, convId, options) {
+    this.requireSession();
+    const result = await this.vault.shareInConversation(fileId, convId, options);
+    this.notify('vault', { type: 'changed', fileId });
+    return result;
+  }
+
   /** How much of the vault this account uses: `{used, quota}` in bytes. */
   async vaultUsage() {
     this.requireSession();

@@ -14,10 +14,11 @@
  */
 import { ProtocolError, b64u, fromB64u, fromUtf8, utf8 } from '../protocol/bytes.js';
 import { CONTENT_TYPES } from '../protocol/message.js';
-import { FILE_ID_SIZE, FILE_KEY_SIZE, MAXIMUM_NAME, MAXIMUM_TYPE, ciphertextLength } from '../protocol/vault.js';
+import { FILE_ID_SIZE, FILE_KEY_SIZE, MAXIMUM_NAME, MAXIMUM_TYPE, ciphertextLength, openMetadata } from '../protocol/vault.js';
 import { RefusedError } from './errors.js';
-import { bytesOf } from './vault-bytes.js';
+import { bytesOf, malformed } from './vault-bytes.js';
 import { fetchAndOpen } from './vault-download.js';
+import { fileInfo, ownKey } from './vault-files.js';
 import { resumeKeepingKey, uploadKeepingKey } from './vault-upload.js';
 
 /** Conversation files of disappearing conversations expire with the messages (at most a year ahead). */
@@ -78,6 +79,33 @@ export async function attach(vault, convId, file, { onProgress, signal, onHandle
 export async function resumeAttachment(vault, convId, handle, { file, onProgress, signal } = {}) {
   const result = await resumeKeepingKey(vault, handle, { file, onProgress, signal });
   return sendAttachment(vault, convId, result);
+}
+
+/**
+ * Puts one of this account's stored files in a conversation and sends its attachment message
+ * there, so that its members can open it; a public file keeps its links. The ciphertext is
+ * downloaded and opened first, so the hash the message vouches for is that of the file its owner
+ * stored. A file is in one conversation at a time: one already in another leaves it.
+ */
+export async function shareInConversation(vault, fileId, convId, { onProgress, signal } = {}) {
+  const account = vault.account();
+  await vault.client.messaging.checkNotBlocked(convId);
+  const info = await fileInfo(vault, fileId);
+  const fileKey = await ownKey(account, info);
+  try {
+    const meta = await openMetadata(fromB64u(info.meta), fileKey, fromB64u(info.id));
+    if (ciphertextLength(meta.size) !== info.size) throw malformed('the stored length does not match the file size in its metadata');
+    const digest = fromB64u(info.sha256);
+    await fetchAndOpen(vault, `/api/v1/vault/files/${encodeURIComponent(info.id)}/content`, {
+      fileKey, size: meta.size, length: info.size, sha256: digest, onProgress, signal,
+    });
+    const body = { level: info.level === 'public' ? 'public' : 'conversation', conversationId: convId };
+    const view = await vault.client.api.patch(`/api/v1/vault/files/${encodeURIComponent(info.id)}`, body);
+    const record = { fileId: info.id, name: meta.name, type: meta.type, size: meta.size };
+    return await sendAttachment(vault, convId, { view, fileKey: fileKey.slice(), digest, record });
+  } finally {
+    fileKey.fill(0);
+  }
 }
 
 /** Sends the attachment message of an uploaded file, then wipes its key. */

@@ -30,8 +30,13 @@ export async function ownKey(account, info) {
  * file's share links; `error` is set (and the name null) for an entry that does not open.
  */
 export async function list(vault) {
+  return (await listing(vault)).files;
+}
+
+/** `{files, used, quota}`: the decrypted listing (as `list`) and the account's usage in bytes. */
+export async function listing(vault) {
   const account = vault.account();
-  const { files } = await vault.client.api.get('/api/v1/vault/files');
+  const { files, used, quota } = await vault.client.api.get('/api/v1/vault/files');
   const out = [];
   for (const file of files) {
     const entry = {
@@ -56,7 +61,23 @@ export async function list(vault) {
     }
     out.push(entry);
   }
-  return out;
+  return { files: out, used, quota };
+}
+
+/**
+ * Changes one of this account's files: `{level?, conversationId?, expiresAt?}` (PATCH; leaving
+ * `public` ends its links). Putting a file in a conversation is `shareInConversation`
+ * (vault-attachment.js), which also gives the members its key.
+ */
+export async function changeFile(vault, fileId, change) {
+  vault.account();
+  const body = {};
+  if (change.level !== undefined) body.level = change.level;
+  if (change.conversationId !== undefined) body.conversationId = change.conversationId;
+  if (change.expiresAt !== undefined) body.expiresAt = change.expiresAt;
+  const view = await vault.client.api.patch(`/api/v1/vault/files/${encodeURIComponent(fileId)}`, body);
+  if (view?.id !== fileId) throw new RefusedError('the server answered with another file than the one changed');
+  return view;
 }
 
 /** Deletes one of this account's files (its links go with it). */

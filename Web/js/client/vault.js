@@ -63,6 +63,21 @@ export class Vault {
     return stored.list(this);
   }
 
+  /** `{files, used, quota}`: the decrypted files and this account's usage in bytes. */
+  listing() {
+    return stored.listing(this);
+  }
+
+  /** Changes a file's level or expiry (see vault-files.js). */
+  changeFile(fileId, change) {
+    return stored.changeFile(this, fileId, change);
+  }
+
+  /** Puts a stored file in a conversation and sends its attachment message (see vault-attachment.js). */
+  shareInConversation(fileId, convId, options = {}) {
+    return attachments.shareInConversation(this, fileId, convId, options);
+  }
+
   /** Deletes one of this account's files (its links go with it). */
   deleteFile(fileId) {
     return stored.deleteFile(this, fileId);

@@ -118,7 +118,7 @@ export class StageList {
 /**
  * One upload on screen: the file's name and size, its stages, and Pause / Resume / Cancel.
  * `start({signal, onProgress, onHandle})` and `resume(handle, {signal, onProgress})` do the
- * work (returning promises); `onDone(result)` runs after a verified upload, `onCancel(handle)`
+ * work (returning promises); `onDone(result, item)` runs after a verified upload, `onCancel(handle)`
  * abandons one.
  */
 export class UploadItem {
@@ -221,7 +221,7 @@ export class UploadItem {
       this.stages.markDone('verifying');
       this.setState('done', 'Encrypted, uploaded and verified.');
       announce(`${this.name} is encrypted, uploaded and verified.`);
-      this.onDone?.(result);
+      this.onDone?.(result, this);
     } catch (error) {
       if (error?.code === 'paused' || error?.name === 'AbortError') {
         if (error.handle) this.handle = error.handle;

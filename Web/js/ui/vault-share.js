@@ -91,8 +91,8 @@ function dialogBody(share) {
 /** The form that creates a link: expiry, optional password and download limit. */
 function linkForm(share) {
   const form = h('form', { class: 'dialog-form share-form' },
-    share.file.level === 'conversation'
-      ? h('p', { class: 'callout callout-warning' }, 'A link takes this file out of its conversation: its members can no longer download it from there.')
+    share.file.conversationId
+      ? h('p', { class: 'field-hint' }, 'The file stays in its conversation too: a link adds whoever holds it.')
       : null,
     h('div', { class: 'field' }, h('label', { for: share.expiryId }, 'Link expires'), share.expiry),
     share.password.field,

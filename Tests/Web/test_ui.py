@@ -371,7 +371,8 @@ def test_two_members_talk_live_and_a_third_sees_nothing(new_page, circle):
 def test_deleted_messages_stay_deleted_after_signing_in_again(new_page, circle):
     """A device that signs in again rebuilds the chat from the server, where a deleted message is
     a header without ciphertext: its placeholder comes back, shown only because its author's
-    signed delete names that header. One the server marks deleted on its own shows nothing."""
+    signed delete names that header. One the server marks deleted on its own is shown as
+    missing, never as deleted by its author."""
     dee_name, eli_name = unique("dee"), unique("eli")
     dee, dee_watch = new_page(circle.origin, **DESKTOP)
     eli, eli_watch = new_page(circle.origin, **DESKTOP)
@@ -406,6 +407,8 @@ def test_deleted_messages_stay_deleted_after_signing_in_again(new_page, circle):
     expect(messages(eli).get_by_text("This message was deleted.")).to_have_count(1)
     expect(messages(eli).get_by_text("first words")).to_have_count(0)
     expect(messages(eli).get_by_text("second words")).to_have_count(0)
+    expect(messages(eli).get_by_text(
+        "A message from Dee Delete is missing: the server lists it as deleted, but they did not delete it.")).to_be_visible()
     screenshot(eli, "chat-deleted-after-sign-in")
     for watch in (dee_watch, eli_watch):
         watch.assert_clean()

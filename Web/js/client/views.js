@@ -36,8 +36,12 @@ export function visibleMessages(cache, myUserId) {
   const shown = (m) => m.kind === 'message' && (m.contentType === CONTENT_TYPES.text || m.contentType === CONTENT_TYPES.attachment);
   const texts = [...cache.values()].filter(shown).sort(bySeq);
   for (const message of texts) {
-    // A tombstone is shown only with its author's delete (messaging.js takeDeleted).
-    if (message.tombstone && !(changes.get(message.id) ?? []).some((change) => change.kind === 'delete' && applies(change, message))) continue;
+    // A tombstone is "deleted" only with its author's delete (messaging.js takeDeleted);
+    // without one, the server suppressed a message, and the chat says one is missing.
+    if (message.tombstone && !(changes.get(message.id) ?? []).some((change) => change.kind === 'delete' && applies(change, message))) {
+      out.push({ ...message, text: '', edited: false, deleted: false, missing: true, mine: message.sender === myUserId });
+      continue;
+    }
     if (message.contentType === CONTENT_TYPES.attachment) {
       const deleted = message.deleted === true
         || (changes.get(message.id) ?? []).some((change) => change.kind === 'delete' && applies(change, message));
@@ -113,7 +117,7 @@ export async function conversationView(client, account, summary) {
   const title = kind === 'group'
     ? (record.title?.text || others.map((member) => member.displayName).join(', ') || 'Group')
     : (others[0]?.displayName ?? 'Conversation');
-  const shown = visibleMessages(await client.messaging.messagesOf(summary.id), me).filter((message) => !message.deleted);
+  const shown = visibleMessages(await client.messaging.messagesOf(summary.id), me).filter((message) => !message.deleted && !message.missing);
   const last = shown[shown.length - 1];
   const lastMessage = last
     ? {
@@ -152,7 +156,7 @@ export async function messageViews(client, convId, account) {
   // Each reader is named once, under the newest of my messages they have read (a deleted one
   // shows no status, so not there); my older messages they read say only "Read".
   const readers = showReads ? Object.entries(record.reads ?? {}).filter(([userId]) => userId !== account.userId) : [];
-  const mySeqs = messages.filter((message) => message.mine && message.seq && !message.deleted).map((message) => message.seq).sort((a, b) => a - b);
+  const mySeqs = messages.filter((message) => message.mine && message.seq && !message.deleted && !message.missing).map((message) => message.seq).sort((a, b) => a - b);
   const namedAt = new Map();
   for (const [userId, seq] of readers) {
     const newest = mySeqs.filter((mine) => mine <= seq).pop();
@@ -175,6 +179,7 @@ export async function messageViews(client, convId, account) {
       expiresAt: message.localExpiresAt || null,
       edited: message.edited,
       deleted: message.deleted,
+      missing: message.missing === true,
       status: message.pending ? 'sending' : (read ? 'read' : 'sent'),
       readBy,
     });

@@ -47,7 +47,7 @@ export class MessageList {
     for (const message of visible) {
       seen.add(message.id);
       let entry = this.items.get(message.id);
-      const signature = JSON.stringify([message.kind, message.attachment ? message.attachment.fileId : null, message.text, message.edited, message.deleted, message.status, message.readBy, message.expiresAt, message.sender && message.sender.displayName]);
+      const signature = JSON.stringify([message.kind, message.attachment ? message.attachment.fileId : null, message.text, message.edited, message.deleted, message.missing, message.status, message.readBy, message.expiresAt, message.sender && message.sender.displayName]);
       if (!entry) {
         entry = { element: h('li', { class: 'message', dataset: { id: message.id } }), signature: null };
         this.items.set(message.id, entry);
@@ -101,6 +101,14 @@ export class MessageList {
       replace(element, h('span', { class: 'message-call-line' },
         icon(message.media === 'video' ? 'video' : 'phone'), message.text, ' · ',
         h('time', { datetime: new Date(toMillis(message.sentAt) ?? Date.now()).toISOString(), title: fullTime(message.sentAt) }, clockTime(message.sentAt))));
+      return;
+    }
+    if (message.missing) {
+      // The server lists it as deleted, but its author's signed delete is not there.
+      const who = message.mine ? 'you' : (message.sender ? message.sender.displayName : 'a member');
+      element.className = 'message message-call message-missing';
+      replace(element, h('span', { class: 'message-call-line' }, icon('alert'),
+        `A message from ${who} is missing: the server lists it as deleted, but ${message.mine ? 'you' : 'they'} did not delete it.`));
       return;
     }
     const focusedAction = element.contains(document.activeElement) ? document.activeElement.dataset.action : null;

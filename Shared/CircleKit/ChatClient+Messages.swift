@@ -86,7 +86,7 @@ extension ChatClient {
         let header = MessageHeader(convId: chain.convId, epoch: chain.epoch, senderUserId: state.userId, deviceId: state.deviceId.bytes,
                                    generation: own.generation, chainIndex: step.index, messageId: SecureRandom.bytes(16), sentAt: now,
                                    expiresAt: timer > 0 ? now + timer * 1000 : 0, kind: kind, refersTo: refersTo)
-        let sealed = try MessageSeal.seal(header: header, padded: padded, key: step.key, nonce: step.nonce, identity: try identityKey())
+        let sealed = try MessageSeal.seal(header: header, padded: padded, key: step.key, nonce: step.nonce, commitment: step.commitment, identity: try identityKey())
         own.chainKey = Bytes(sender.chainKey)
         own.index = sender.index
         state.conversations[conversation]?.sending = own

@@ -1,3 +1,4 @@
+import CircleCore
 import CircleCrypto
 import Crypto
 
@@ -109,18 +110,24 @@ public enum MessageSeal {
         }
     }
 
-    /// Encrypts `padded` under the chain's next key with the header as associated data, and
-    /// signs header and ciphertext with the identity key.
-    public static func seal(header: MessageHeader, padded: [UInt8], key: [UInt8], nonce: [UInt8], identity: Curve25519.Signing.PrivateKey) throws -> Sealed {
+    /// Bytes of the key commitment that ends every ciphertext.
+    public static let commitmentSize = 32
+
+    /// Encrypts `padded` under the chain's next key with the header as associated data, appends
+    /// the key's commitment (so no ciphertext opens under two keys: every receiver holds the
+    /// same key or refuses), and signs header and ciphertext with the identity key.
+    public static func seal(header: MessageHeader, padded: [UInt8], key: [UInt8], nonce: [UInt8], commitment: [UInt8], identity: Curve25519.Signing.PrivateKey) throws -> Sealed {
+        precondition(commitment.count == commitmentSize)
         let headerBytes = header.bytes
         let box = try AES.GCM.seal(padded, using: SymmetricKey(data: key), nonce: AES.GCM.Nonce(data: nonce), authenticating: headerBytes)
-        let ciphertext = Array(box.ciphertext) + Array(box.tag)
+        let ciphertext = Array(box.ciphertext) + Array(box.tag) + commitment
         let signature = Array(try identity.signature(for: signatureLabel + headerBytes + ciphertext))
         return Sealed(header: headerBytes, ciphertext: ciphertext, signature: signature)
     }
 
     /// The receiver's checks in order: parse, (epoch and membership: the caller), signature,
-    /// index bound, decrypt. State changes only after all of them pass (the caller's part).
+    /// index bound, key commitment, decrypt. State changes only after all of them pass (the
+    /// caller's part).
     public static func open(_ sealed: Sealed, senderIdentity: [UInt8], chain: SenderChain, replay: ReplayWindow) throws -> (header: MessageHeader, padded: [UInt8]) {
         let header = try MessageHeader(bytes: sealed.header)
         guard KeyChecks.verify(signature: sealed.signature, message: signatureLabel + sealed.header + sealed.ciphertext, publicKey: senderIdentity) else {
@@ -130,10 +137,14 @@ public enum MessageSeal {
             throw ProtocolError.malformed("chain index out of bounds")
         }
         guard !replay.contains(header.chainIndex) else { throw ProtocolError.malformed("replayed message") }
-        let (key, nonce) = try chain.key(at: header.chainIndex)
-        guard sealed.ciphertext.count >= 16 else { throw ProtocolError.decryptionFailed }
+        let (key, nonce, commitment) = try chain.key(at: header.chainIndex)
+        guard sealed.ciphertext.count >= 16 + commitmentSize else { throw ProtocolError.decryptionFailed }
+        guard ConstantTime.equal(sealed.ciphertext.suffix(commitmentSize), commitment) else {
+            throw ProtocolError.refused("the message's key commitment does not match this chain's key")
+        }
+        let sealedBox = sealed.ciphertext.dropLast(commitmentSize)
         do {
-            let box = try AES.GCM.SealedBox(nonce: AES.GCM.Nonce(data: nonce), ciphertext: sealed.ciphertext.dropLast(16), tag: sealed.ciphertext.suffix(16))
+            let box = try AES.GCM.SealedBox(nonce: AES.GCM.Nonce(data: nonce), ciphertext: sealedBox.dropLast(16), tag: sealedBox.suffix(16))
             return (header, Array(try AES.GCM.open(box, using: SymmetricKey(data: key), authenticating: sealed.header)))
         } catch {
             throw ProtocolError.decryptionFailed

@@ -3,7 +3,8 @@ import Crypto
 
 /// A symmetric sender chain (PROTOCOL 6), one per (user, device, conversation, epoch):
 /// `mk_i = HMAC(ck_i, 0x01)`, `ck_{i+1} = HMAC(ck_i, 0x02)`,
-/// `key (32) || nonce (12) = HKDF(mk_i, "circle/v1/msg", 44)`.
+/// `key (32) || nonce (12) = HKDF(mk_i, "circle/v1/msg", 44)`, and the key commitment
+/// `HKDF(mk_i, "circle/v1/msg-commit", 32)` every ciphertext carries (MessageSeal).
 ///
 /// The sender keeps only the next chain key, and must persist it before ciphertext i leaves the
 /// device; receivers keep the chain's start and derive message keys on demand.
@@ -27,17 +28,17 @@ public struct SenderChain: Sendable, Equatable {
     }
 
     /// The message key material at the current index, then advances; nil when the chain is used up.
-    public mutating func next() -> (index: UInt32, key: [UInt8], nonce: [UInt8])? {
+    public mutating func next() -> (index: UInt32, key: [UInt8], nonce: [UInt8], commitment: [UInt8])? {
         guard index < Self.maximumMessages else { return nil }
-        let (key, nonce) = Self.messageKey(Self.step(chainKey, 0x01))
+        let (key, nonce, commitment) = Self.messageKey(Self.step(chainKey, 0x01))
         let current = index
         chainKey = Self.step(chainKey, 0x02)
         index += 1
-        return (current, key, nonce)
+        return (current, key, nonce, commitment)
     }
 
     /// Derives the key of message `target` from the chain's key at `index` (receivers).
-    public func key(at target: UInt32) throws -> (key: [UInt8], nonce: [UInt8]) {
+    public func key(at target: UInt32) throws -> (key: [UInt8], nonce: [UInt8], commitment: [UInt8]) {
         guard target >= index, target < Self.maximumMessages else { throw ProtocolError.malformed("message index \(target) outside the chain") }
         var ck = chainKey
         for _ in index..<target { ck = Self.step(ck, 0x02) }
@@ -57,10 +58,12 @@ public struct SenderChain: Sendable, Equatable {
         Array(HMAC<SHA256>.authenticationCode(for: [byte], using: SymmetricKey(data: ck)))
     }
 
-    static func messageKey(_ mk: [UInt8]) -> ([UInt8], [UInt8]) {
+    static func messageKey(_ mk: [UInt8]) -> ([UInt8], [UInt8], [UInt8]) {
         let material = HKDF<SHA256>.deriveKey(inputKeyMaterial: SymmetricKey(data: mk), info: Array("circle/v1/msg".utf8), outputByteCount: 44)
             .withUnsafeBytes { Array($0) }
-        return (Array(material[0..<32]), Array(material[32..<44]))
+        let commitment = HKDF<SHA256>.deriveKey(inputKeyMaterial: SymmetricKey(data: mk), info: Array("circle/v1/msg-commit".utf8), outputByteCount: 32)
+            .withUnsafeBytes { Array($0) }
+        return (Array(material[0..<32]), Array(material[32..<44]), commitment)
     }
 }
 

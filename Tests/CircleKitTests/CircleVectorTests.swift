@@ -83,12 +83,13 @@ struct CircleVectorTests {
         v["op.add.Signature"] = hex(signedAdd.signature)
         // Sender chain (PROTOCOL 6)
         var chain = SenderChain(chainKey: filled(0x05))
-        var first: (key: [UInt8], nonce: [UInt8])?
+        var first: (key: [UInt8], nonce: [UInt8], commitment: [UInt8])?
         for index in 0..<3 {
             let step = chain.next()!
-            if index == 0 { first = (step.key, step.nonce) }
+            if index == 0 { first = (step.key, step.nonce, step.commitment) }
             v["chain.\(index).key"] = hex(step.key)
             v["chain.\(index).nonce"] = hex(step.nonce)
+            v["chain.\(index).commitment"] = hex(step.commitment)
         }
         v["chain.start"] = hex(filled(0x05))
         v["chain.3.chainKey"] = hex(chain.chainKey)
@@ -99,7 +100,7 @@ struct CircleVectorTests {
         let padded = try MessagePadding.pad(contentType: 1, content: Array("hello, circle".utf8))
         v["message.text"] = "hello, circle"
         v["message.padded"] = hex(padded)
-        let sealed = try MessageSeal.seal(header: header, padded: padded, key: first!.key, nonce: first!.nonce, identity: identity)
+        let sealed = try MessageSeal.seal(header: header, padded: padded, key: first!.key, nonce: first!.nonce, commitment: first!.commitment, identity: identity)
         v["message.ciphertext"] = hex(sealed.ciphertext)
         v["message.Signature"] = hex(sealed.signature)
         // Envelope (PROTOCOL 7), with a fixed ephemeral key

@@ -39,6 +39,39 @@ struct MessageTests {
         #expect(beyond == nil)
     }
 
+    @Test("a ciphertext crafted to open under two chain keys (an invisible salamander) opens only under the committed one")
+    func keyCommitment() throws {
+        let url = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().appendingPathComponent("Vectors/salamander.json")
+        let vector = try #require(try JSONSerialization.jsonObject(with: Data(contentsOf: url)) as? [String: String])
+        func bytes(_ name: String) throws -> [UInt8] {
+            let text = try #require(vector[name])
+            return try #require(Hex.decode(text))
+        }
+        // The AEAD alone opens under both keys, to two different plaintexts.
+        let aead = try bytes("aead")
+        for side in ["A", "B"] {
+            let box = try AES.GCM.SealedBox(nonce: AES.GCM.Nonce(data: try bytes("nonce" + side)), ciphertext: aead.dropLast(16), tag: aead.suffix(16))
+            #expect(Array(try AES.GCM.open(box, using: SymmetricKey(data: try bytes("key" + side)), authenticating: try bytes("header"))) == (try bytes("padded" + side)))
+        }
+        // As a signed message, the receiver holding chain key A reads A's text; one holding B refuses it.
+        let sealed = MessageSeal.Sealed(header: try bytes("header"), ciphertext: try bytes("ciphertext"), signature: try bytes("signature"))
+        let sender = try bytes("identityPublic")
+        let opened = try MessageSeal.open(sealed, senderIdentity: sender, chain: SenderChain(chainKey: try bytes("chainKeyA")), replay: ReplayWindow())
+        #expect(opened.padded == (try bytes("paddedA")))
+        #expect(throws: ProtocolError.refused("the message's key commitment does not match this chain's key")) {
+            try MessageSeal.open(sealed, senderIdentity: sender, chain: SenderChain(chainKey: try bytes("chainKeyB")), replay: ReplayWindow())
+        }
+        // A commitment that matches neither key is refused under both.
+        var altered = sealed.ciphertext
+        altered[altered.count - 1] ^= 1
+        for chain in ["chainKeyA", "chainKeyB"] {
+            #expect(throws: ProtocolError.self) {
+                try MessageSeal.open(.init(header: sealed.header, ciphertext: altered, signature: sealed.signature), senderIdentity: sender,
+                                     chain: SenderChain(chainKey: try bytes(chain)), replay: ReplayWindow())
+            }
+        }
+    }
+
     @Test("a replay window refuses an index it has seen")
     func replay() {
         var window = ReplayWindow()
@@ -94,7 +127,7 @@ struct MessageTests {
         let content = try MessagePadding.pad(contentType: 1, content: Array("hello".utf8))
         let next0 = sender.next()
         let step0 = try #require(next0)
-        let first = try MessageSeal.seal(header: Self.header(index: step0.index), padded: content, key: step0.key, nonce: step0.nonce, identity: Self.alice)
+        let first = try MessageSeal.seal(header: Self.header(index: step0.index), padded: content, key: step0.key, nonce: step0.nonce, commitment: step0.commitment, identity: Self.alice)
         var replay = ReplayWindow()
         let opened = try MessageSeal.open(first, senderIdentity: identity, chain: start, replay: replay)
         #expect(try MessagePadding.unpad(opened.padded).content == Array("hello".utf8))
@@ -120,13 +153,13 @@ struct MessageTests {
             rejects(.init(header: first.header, ciphertext: first.ciphertext, signature: signature), "signature byte \(index)")
         }
         // Moved to another conversation or epoch: the sender would have to re-sign.
-        let moved = try MessageSeal.seal(header: Self.header(index: 0, conv: [UInt8](repeating: 9, count: 32)), padded: content, key: step0.key, nonce: step0.nonce, identity: Self.alice)
+        let moved = try MessageSeal.seal(header: Self.header(index: 0, conv: [UInt8](repeating: 9, count: 32)), padded: content, key: step0.key, nonce: step0.nonce, commitment: step0.commitment, identity: Self.alice)
         #expect(throws: ProtocolError.self) {
             try MessageSeal.open(.init(header: moved.header, ciphertext: first.ciphertext, signature: first.signature), senderIdentity: identity, chain: start, replay: ReplayWindow())
         }
         // Signed by someone else, or checked against another identity.
         let mallory = Curve25519.Signing.PrivateKey()
-        let forged = try MessageSeal.seal(header: Self.header(index: 0), padded: content, key: step0.key, nonce: step0.nonce, identity: mallory)
+        let forged = try MessageSeal.seal(header: Self.header(index: 0), padded: content, key: step0.key, nonce: step0.nonce, commitment: step0.commitment, identity: mallory)
         rejects(forged, "forged")
         #expect(throws: ProtocolError.self) { try MessageSeal.open(first, senderIdentity: Array(mallory.publicKey.rawRepresentation), chain: start, replay: ReplayWindow()) }
         // A replay.
@@ -137,7 +170,7 @@ struct MessageTests {
         // And the chain still works for the next genuine message.
         let next1 = sender.next()
         let step1 = try #require(next1)
-        let second = try MessageSeal.seal(header: Self.header(index: step1.index), padded: content, key: step1.key, nonce: step1.nonce, identity: Self.alice)
+        let second = try MessageSeal.seal(header: Self.header(index: step1.index), padded: content, key: step1.key, nonce: step1.nonce, commitment: step1.commitment, identity: Self.alice)
         #expect(try MessageSeal.open(second, senderIdentity: identity, chain: start, replay: replay).header.chainIndex == 1)
     }
 }

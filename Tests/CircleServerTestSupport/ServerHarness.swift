@@ -143,7 +143,7 @@ package struct Member: Sendable {
         guard let step = sender.next() else { throw TestSupportError("chain used up") }
         let header = MessageHeader(convId: chain.convId, epoch: chain.epoch, senderUserId: id, deviceId: deviceId, chainIndex: step.index,
                                    messageId: messageId, sentAt: sentAt ?? UInt64(Timestamp.now().millis), expiresAt: expiresAt, kind: kind, refersTo: refersTo)
-        return try MessageSeal.seal(header: header, padded: MessagePadding.pad(contentType: 1, content: Array(text.utf8)), key: step.key, nonce: step.nonce, identity: account.identity)
+        return try MessageSeal.seal(header: header, padded: MessagePadding.pad(contentType: 1, content: Array(text.utf8)), key: step.key, nonce: step.nonce, commitment: step.commitment, identity: account.identity)
     }
 
     /// Envelopes of `chain` (at its start) to every member of `membership`.

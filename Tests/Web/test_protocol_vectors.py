@@ -12,6 +12,8 @@ import hashlib
 import json
 import os
 import re
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -57,7 +59,7 @@ CHECKED_VECTORS = {
     "bundle.x25519Public", "bundle.sealed", "kxcert.message", "kxcert.Signature", "settings.bytes",
     "op.genesis.bytes", "op.genesis.hash", "op.genesis.Signature", "op.peerIdentityPublic", "op.add.bytes",
     "op.add.hash", "op.add.Signature", "chain.0.key", "chain.0.nonce", "chain.1.key", "chain.1.nonce",
-    "chain.2.key", "chain.2.nonce", "chain.start", "chain.3.chainKey", "header.bytes", "message.text",
+    "chain.2.key", "chain.2.nonce", "chain.0.commitment", "chain.1.commitment", "chain.2.commitment", "chain.start", "chain.3.chainKey", "header.bytes", "message.text",
     "message.padded", "message.ciphertext", "message.Signature", "envelope.recipientPrivate",
     "envelope.ephemeralPrivate", "envelope.info", "envelope.plaintext", "envelope.enc", "envelope.ciphertext",
     "envelope.Signature", "safety.half.alice", "safety.half.peer", "safety.combined",
@@ -583,9 +585,15 @@ def test_chain_header_padding_and_message_vectors(page):
       const start = x(v['chain.start']);
       const chain = new G.SenderChain(start);
       const steps = [];
-      for (let i = 0; i < 3; i++) { const s = await chain.next(); steps.push({ index: s.index, key: h(s.key), nonce: h(s.nonce) }); }
+      for (let i = 0; i < 3; i++) {
+        const s = await chain.next();
+        steps.push({ index: s.index, key: h(s.key), nonce: h(s.nonce), commitment: h(s.commitment) });
+      }
       const onDemand = [];
-      for (let i = 0; i < 3; i++) { const k = await G.keyAndNonce(await G.messageKeyAt(start, 0, i)); onDemand.push({ key: h(k.key), nonce: h(k.nonce) }); }
+      for (let i = 0; i < 3; i++) {
+        const k = await G.keyAndNonce(await G.messageKeyAt(start, 0, i));
+        onDemand.push({ key: h(k.key), nonce: h(k.nonce), commitment: h(k.commitment) });
+      }
       const fromOne = await G.keyAndNonce(await G.messageKeyAt((await G.chainStep(start)).nextChainKey, 1, 2));
       const header = { convId: x(v['op.genesis.hash']), epoch: x(v['op.add.hash']), sender: v['bundle.userId'], deviceId: x('0a'.repeat(16)),
                        generation: 0, chainIndex: 0, messageId: x('0b'.repeat(16)), sentAt: 1700000000002, expiresAt: 1700003600002,
@@ -601,7 +609,7 @@ def test_chain_header_padding_and_message_vectors(page):
       const openedMine = await G.openMessage(sealed, identity.publicKey, { chainKey: start, startIndex: 0 });
       const unpadded = G.unpad(x(v['message.padded']));
       return {
-        steps, onDemand, fromOne: { key: h(fromOne.key), nonce: h(fromOne.nonce) },
+        steps, onDemand, fromOne: { key: h(fromOne.key), nonce: h(fromOne.nonce), commitment: h(fromOne.commitment) },
         chain3: h(chain.chainKey), index: chain.index,
         headerBytes: h(headerBytes),
         headerRoundTrip: h(G.encodeHeader(decoded)),
@@ -617,10 +625,10 @@ def test_chain_header_padding_and_message_vectors(page):
     """)
     v = CIRCLE_VECTORS
     for i in range(3):
-        expected = {"key": v[f"chain.{i}.key"], "nonce": v[f"chain.{i}.nonce"]}
+        expected = {"key": v[f"chain.{i}.key"], "nonce": v[f"chain.{i}.nonce"], "commitment": v[f"chain.{i}.commitment"]}
         assert r["steps"][i] == {"index": i, **expected}, f"chain step {i}"
         assert r["onDemand"][i] == expected, f"message key {i} from the start"
-    assert r["fromOne"] == {"key": v["chain.2.key"], "nonce": v["chain.2.nonce"]}
+    assert r["fromOne"] == {"key": v["chain.2.key"], "nonce": v["chain.2.nonce"], "commitment": v["chain.2.commitment"]}
     assert r["chain3"] == v["chain.3.chainKey"] and r["index"] == 3
     assert r["headerBytes"] == v["header.bytes"] == r["headerRoundTrip"] == r["sealedHeader"]
     assert r["decoded"] == {"sender": ALICE, "chainIndex": 0, "sentAt": 1700000000002, "expiresAt": 1700003600002, "kind": "message"}
@@ -631,6 +639,42 @@ def test_chain_header_padding_and_message_vectors(page):
     assert r["vectorSignature"] is True
     assert r["opened"] == [1, v["message.text"], v["message.padded"], 0]
     assert r["openedMine"] == v["message.text"]
+
+
+SALAMANDER_FILE = ROOT / "Tests" / "Vectors" / "salamander.json"
+
+
+def test_the_salamander_file_is_what_its_generator_writes():
+    """Tests/Vectors/salamander.py builds it independently (Python's AES and GF(2^128))."""
+    done = subprocess.run([sys.executable, str(ROOT / "Tests" / "Vectors" / "salamander.py"), "--check"], capture_output=True, text=True)
+    assert done.returncode == 0, done.stdout + done.stderr
+
+
+def test_a_salamander_opens_only_under_the_committed_key(page):
+    """One AES-GCM ciphertext that opens under two chain keys (PROTOCOL 6, key commitment): the
+    AEAD alone opens under both, the signed message under A only; B's holder is refused."""
+    r = run(page, """
+      const G = P.message;
+      const s = arg.s;
+      const header = x(s.header);
+      const aead = {};
+      for (const side of ['A', 'B']) {
+        aead[side] = h(await P.primitives.aesGcmDecrypt(x(s['key' + side]), x(s['nonce' + side]), x(s.aead), header));
+      }
+      const sealed = { header, ciphertext: x(s.ciphertext), signature: x(s.signature) };
+      const openA = await G.openMessage(sealed, x(s.identityPublic), { chainKey: x(s.chainKeyA), startIndex: 0 });
+      let refusedB = null;
+      try {
+        await G.openMessage(sealed, x(s.identityPublic), { chainKey: x(s.chainKeyB), startIndex: 0 });
+      } catch (error) {
+        refusedB = [error.code, error.message];
+      }
+      return { aead, openA: h(openA.padded), refusedB };
+    """, s=json.loads(SALAMANDER_FILE.read_text()))
+    salamander = json.loads(SALAMANDER_FILE.read_text())
+    assert r["aead"] == {"A": salamander["paddedA"], "B": salamander["paddedB"]}
+    assert r["openA"] == salamander["paddedA"]
+    assert r["refusedB"] is not None and r["refusedB"][0] == "refused" and "key commitment" in r["refusedB"][1], r["refusedB"]
 
 
 def test_tampered_messages_fail(page):
@@ -661,6 +705,8 @@ def test_tampered_messages_fail(page):
         otherSender: await refusal(() => open(sealed, x(v['op.peerIdentityPublic']))),
         resignedCiphertext: await refusal(async () => open(await resign(sealed.header, flip(sealed.ciphertext, 5)))),
         resignedHeader: await refusal(async () => open(await resign(otherSent, sealed.ciphertext))),
+        resignedTag: await refusal(async () => open(await resign(sealed.header, flip(sealed.ciphertext, sealed.ciphertext.length - 33)))),
+        resignedCommitment: await refusal(async () => open(await resign(sealed.header, flip(sealed.ciphertext, sealed.ciphertext.length - 1)))),
         otherChain: await refusal(() => open(sealed, pub, { chainKey: flip(start, 0), startIndex: 0 })),
         belowStart: await refusal(() => open(sealed, pub, { chainKey: start, startIndex: 1 })),
         replayed: await refusal(() => open(sealed, pub, chain, window)),
@@ -671,7 +717,8 @@ def test_tampered_messages_fail(page):
     assert r == {
         "ok": CIRCLE_VECTORS["message.text"], "header": "bad-signature", "ciphertext": "bad-signature", "tag": "bad-signature",
         "signature": "bad-signature", "malleableS": "bad-signature", "otherSender": "bad-signature",
-        "resignedCiphertext": "decryption-failed", "resignedHeader": "decryption-failed", "otherChain": "decryption-failed",
+        "resignedCiphertext": "decryption-failed", "resignedHeader": "decryption-failed", "resignedTag": "decryption-failed",
+        "resignedCommitment": "refused", "otherChain": "refused",
         "belowStart": "malformed", "replayed": "malformed", "garbageHeader": "malformed", "indexBound": "malformed",
     }
 

@@ -44,8 +44,9 @@ package struct MessagingState: Sendable {
 
 /// Size limits of the messaging API.
 package struct MessagingLimits: Sendable {
-    /// The largest ciphertext: the largest padded plaintext (128 KiB bucket) plus the GCM tag.
-    package var maximumCiphertext = 128 * 1024 + 16
+    /// The largest ciphertext: the largest padded plaintext (128 KiB bucket), the GCM tag and the
+    /// 32-byte key commitment.
+    package var maximumCiphertext = 128 * 1024 + 16 + 32
     /// The largest header (its fields are fixed-size).
     package var maximumHeader = 256
     /// Ops accepted with a new conversation (genesis excluded).

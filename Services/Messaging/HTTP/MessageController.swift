@@ -37,7 +37,7 @@ struct MessageController: Sendable {
         let headerBytes = try WireBytes.decode(body.header, field: "header", max: state.limits.maximumHeader)
         let ciphertext = try WireBytes.decode(body.ciphertext, field: "ciphertext", max: state.limits.maximumCiphertext)
         let signature = try WireBytes.decode(body.signature, field: "signature", count: 64)
-        guard ciphertext.count >= 16 + MessagePadding.minimumBucket else { throw Problem.invalidField("ciphertext", "is shorter than the smallest padded message") }
+        guard ciphertext.count >= 16 + MessageSeal.commitmentSize + MessagePadding.minimumBucket else { throw Problem.invalidField("ciphertext", "is shorter than the smallest padded message") }
         let header: MessageHeader
         do { header = try MessageHeader(bytes: headerBytes) } catch { throw Problem.invalidField("header", "\(error)") }
         let pending = PendingMessage(conversation: conversation, sender: identity.userId, header: header, headerBytes: headerBytes,

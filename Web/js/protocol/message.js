@@ -1,12 +1,12 @@
 /**
  * Messages (docs/PROTOCOL.md section 6, CircleKit/SenderChain.swift, MessageHeader.swift,
  * Padding.swift): the symmetric sender chain, the canonical header, padding to buckets, and
- * sealing and opening one message (AES-GCM with the header as associated data, then the
- * sender's identity signature over header and ciphertext).
+ * sealing and opening one message (AES-GCM with the header as associated data and the message
+ * key's commitment after it, then the sender's identity signature over header and ciphertext).
  * @module protocol/message
  */
 import {
-  ProtocolError, Reader, concat, field, fromUtf8, isUserId, random, u32, u64, u8, utf8,
+  ProtocolError, Reader, concat, equal, field, fromUtf8, isUserId, random, u32, u64, u8, utf8,
 } from './bytes.js';
 import * as ed25519 from './ed25519.js';
 import { aesGcmDecrypt, aesGcmEncrypt, hkdf, hmac, sha256 } from './primitives.js';
@@ -23,6 +23,9 @@ export const MAXIMUM_CONTENT = 64 * 1024;
 
 const SIGNATURE_LABEL = utf8('circle/v1/msg-sig');
 const MESSAGE_LABEL = utf8('circle/v1/msg');
+const COMMITMENT_LABEL = utf8('circle/v1/msg-commit');
+/** Bytes of the key commitment that ends every message ciphertext. */
+export const COMMITMENT_SIZE = 32;
 
 function malformed(message) {
   return new ProtocolError('malformed', message);
@@ -58,13 +61,15 @@ export async function messageKeyAt(startKey, startIndex, index) {
 }
 
 /**
- * `key (32) || nonce (12) = HKDF(mk, "circle/v1/msg", 44)`.
+ * `key (32) || nonce (12) = HKDF(mk, "circle/v1/msg", 44)` and the key's commitment
+ * `HKDF(mk, "circle/v1/msg-commit", 32)`.
  * @param {Uint8Array} mk
- * @returns {Promise<{key: Uint8Array, nonce: Uint8Array}>}
+ * @returns {Promise<{key: Uint8Array, nonce: Uint8Array, commitment: Uint8Array}>}
  */
 export async function keyAndNonce(mk) {
   const material = await hkdf(mk, MESSAGE_LABEL, 44);
-  return { key: material.slice(0, 32), nonce: material.slice(32, 44) };
+  const commitment = await hkdf(mk, COMMITMENT_LABEL, COMMITMENT_SIZE);
+  return { key: material.slice(0, 32), nonce: material.slice(32, 44), commitment };
 }
 
 /**
@@ -97,11 +102,11 @@ export class SenderChain {
   async next() {
     if (this.usedUp) throw new ProtocolError('refused', 'the chain is used up; start a new one');
     const { messageKey, nextChainKey } = await chainStep(this.chainKey);
-    const { key, nonce } = await keyAndNonce(messageKey);
+    const { key, nonce, commitment } = await keyAndNonce(messageKey);
     const index = this.index;
     this.chainKey = nextChainKey;
     this.index += 1;
-    return { index, key, nonce };
+    return { index, key, nonce, commitment };
   }
 
   /** The key and nonce of message `target` (at or after this index). @param {number} target */
@@ -242,9 +247,10 @@ export function unpad(padded) {
  * @param {CryptoKey} identityPrivate
  * @returns {Promise<{header: Uint8Array, ciphertext: Uint8Array, signature: Uint8Array}>}
  */
-export async function sealMessage(header, padded, { key, nonce }, identityPrivate) {
+export async function sealMessage(header, padded, { key, nonce, commitment }, identityPrivate) {
+  if (!(commitment instanceof Uint8Array) || commitment.length !== COMMITMENT_SIZE) throw malformed('a message needs its key commitment');
   const headerBytes = header instanceof Uint8Array ? header : encodeHeader(header);
-  const ciphertext = await aesGcmEncrypt(key, nonce, padded, headerBytes);
+  const ciphertext = concat(await aesGcmEncrypt(key, nonce, padded, headerBytes), commitment);
   const signature = await ed25519.sign(identityPrivate, concat(SIGNATURE_LABEL, headerBytes, ciphertext));
   return { header: headerBytes, ciphertext, signature };
 }
@@ -262,9 +268,9 @@ export async function verifyMessage(senderIdentityPub, { header, ciphertext, sig
 /**
  * The receiver's cryptographic checks, in order: parse the header; the signature under the
  * sender's pinned identity key; the index below 1,000, not below the chain's start and (with a
- * window) not seen; decrypt; unpad. The caller checks first that the epoch is on its chain and
- * the sender a member there, picks the chain by the header's address, and records the index
- * only after this returns.
+ * window) not seen; the key commitment; decrypt; unpad. The caller checks first that the epoch
+ * is on its chain and the sender a member there, picks the chain by the header's address, and
+ * records the index only after this returns.
  * @param {{header: Uint8Array, ciphertext: Uint8Array, signature: Uint8Array}} sealed
  * @param {Uint8Array} senderIdentityPub
  * @param {{chainKey: Uint8Array, startIndex: number}} chain the chain as its envelope delivered it
@@ -276,7 +282,13 @@ export async function openMessage(sealed, senderIdentityPub, { chainKey, startIn
   if (!(await verifyMessage(senderIdentityPub, sealed))) throw new ProtocolError('bad-signature', 'bad signature: message');
   checkIndex(header.chainIndex, startIndex);
   if (replay?.has(header.chainIndex)) throw malformed('replayed message');
-  const { key, nonce } = await keyAndNonce(await messageKeyAt(chainKey, startIndex, header.chainIndex));
-  const padded = await aesGcmDecrypt(key, nonce, sealed.ciphertext, sealed.header);
+  const { key, nonce, commitment } = await keyAndNonce(await messageKeyAt(chainKey, startIndex, header.chainIndex));
+  const length = sealed.ciphertext.length - COMMITMENT_SIZE;
+  if (length < 16) throw malformed('the ciphertext is too short');
+  // The same ciphertext cannot open under two members' keys: only the committed one is used.
+  if (!equal(sealed.ciphertext.subarray(length), commitment)) {
+    throw new ProtocolError('refused', "the message's key commitment does not match this chain's key");
+  }
+  const padded = await aesGcmDecrypt(key, nonce, sealed.ciphertext.subarray(0, length), sealed.header);
   return { header, padded, ...unpad(padded) };
 }

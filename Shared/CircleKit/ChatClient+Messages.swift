@@ -170,17 +170,24 @@ extension ChatClient {
     // MARK: Receiving
 
     /// Messages after the last one this device handled, checked and decrypted in order; the
-    /// read marker moves with them. A message that fails a check is reported, not shown.
+    /// read marker moves with them. A message that fails a check is reported, not shown. One the
+    /// server lists as deleted comes back `deleted` when its author's signed delete names its
+    /// header; without one, it is reported as missing (the server suppressed it).
     public func receive(_ conversation: String, markRead: Bool = true) async throws -> (messages: [ChatMessage], refused: [(seq: Int64, error: String)]) {
         try requireSession()
         var messages: [ChatMessage] = []
         var refused: [(Int64, String)] = []
+        var tombstones: [ChatMessage] = []
         while true {
             let after = state.conversations[conversation]?.lastSeq ?? 0
             let page: APITypes.MessagePage = try await api.call(.GET, "/api/v1/conversations/\(conversation)/messages?after=\(after)&limit=200")
             for message in page.messages {
                 do {
-                    if let opened = try await open(message) { messages.append(opened) }
+                    if message.deleted {
+                        if let tombstone = try tombstone(message) { tombstones.append(tombstone) }
+                    } else if let opened = try await open(message) {
+                        messages.append(opened)
+                    }
                 } catch let alarm as ChatAlarm {
                     throw alarm
                 } catch {
@@ -191,14 +198,34 @@ extension ChatClient {
             try save()
             if !page.more { break }
         }
+        for tombstone in tombstones {
+            if messages.contains(where: { $0.kind == .delete && $0.applies(to: tombstone) }) {
+                messages.append(tombstone)
+            } else {
+                refused.append((tombstone.seq, "a message from \(await name(of: tombstone.sender)) is missing: the server lists it as deleted, but they did not delete it"))
+            }
+        }
+        messages.sort { $0.seq < $1.seq }
         if markRead, let last = state.conversations[conversation]?.lastSeq, last > 0 {
             try await api.send(.POST, "/api/v1/conversations/\(conversation)/read", body: APITypes.Read(seq: last))
         }
         return (messages, refused)
     }
 
+    /// What a deleted message's listing (its header, no ciphertext) says, if it is a message filed
+    /// where its header says; `receive` shows it only with its author's delete.
+    func tombstone(_ message: APITypes.Message) throws -> ChatMessage? {
+        let bytes = try Base64URL.bytes(message.header, "header")
+        let header = try MessageHeader(bytes: bytes)
+        guard header.kind == .message, Base64URL.encode(header.convId) == message.conversationId, header.senderUserId == message.sender,
+              Base64URL.encode(header.messageId) == message.id else { return nil }
+        return ChatMessage(conversationId: message.conversationId, seq: message.seq, id: message.id, sender: header.senderUserId, kind: .message,
+                           contentType: ChatMessage.ContentType.text, text: "", sentAt: header.sentAt, expiresAt: header.expiresAt,
+                           headerHash: Array(SHA256.hash(data: bytes)), refersTo: nil, refersToHash: [], deleted: true)
+    }
+
     /// The receiver's checks in PROTOCOL 6 order: parse, epoch and membership, signature, index,
-    /// replay, decrypt; state changes only after all pass. Deleted messages give nil.
+    /// replay, key commitment, decrypt; state changes only after all pass. Deleted messages give nil.
     func open(_ message: APITypes.Message) async throws -> ChatMessage? {
         if message.deleted { return nil }
         let conversation = message.conversationId

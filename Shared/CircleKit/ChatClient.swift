@@ -23,6 +23,9 @@ public struct ChatMessage: Sendable, Equatable {
     /// the ciphertext). A client applies it only to a message with both, by the same author.
     public let refersTo: String?
     public let refersToHash: [UInt8]
+    /// A message its author deleted: the server kept only its header, and the author's signed
+    /// delete naming that header came with it (`text` is empty).
+    public var deleted = false
 
     /// Content types inside the padded plaintext (PROTOCOL 6).
     public enum ContentType {

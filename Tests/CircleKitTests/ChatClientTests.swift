@@ -33,7 +33,7 @@ struct ChatClientTests {
     func exchange(engine: Engine) async throws {
         let folder = try Self.folder()
         defer { try? FileManager.default.removeItem(at: folder) }
-        try await ServerHarness(engine).run { api, _ in
+        try await ServerHarness(engine).run { api, store in
             let alice = try await Self.client("alice", api, folder: folder)
             let bob = try await Self.client("bob", api, folder: folder)
             let conv = try await alice.createConversation(.direct, with: ["bob"])
@@ -78,13 +78,24 @@ struct ChatClientTests {
             #expect(delete.kind == .delete && delete.applies(to: original) && !delete.applies(to: edit))
             // The server dropped the original's and the edit's ciphertext: a late reader sees neither.
             let late = try await ChatClient.login(server: api.baseURL, username: "bob", password: "pass-bob-123", deviceLabel: "late", statePath: nil)
-            let history = try await late.receive(conv).messages
+            let (history, lateRefused) = try await late.receive(conv)
             #expect(!history.contains { $0.text.contains("while you were") })
+            // It learns that the message was deleted, from Alice's signed delete naming its header.
+            #expect(history.contains { $0.id == original.id && $0.deleted && $0.headerHash == original.headerHash })
+            #expect(lateRefused.isEmpty)
             // Nobody edits someone else's message.
             try await bob.send("mine", to: conv)
             let bobsOwn = try #require(try await alice.receive(conv).messages.last)
             #expect(bobsOwn.text == "mine")
             await #expect(throws: ProtocolError.self) { try await alice.edit(bobsOwn, to: "not mine") }
+            // A message the server marks deleted on its own is reported missing, never shown deleted.
+            try await store.write { db in
+                try await db.raw("UPDATE messages SET ciphertext = \(bind: Data()), deleted_at = 1 WHERE id = \(bind: bobsOwn.id)").run()
+            }
+            let later = try await ChatClient.login(server: api.baseURL, username: "alice", password: "pass-alice-123", deviceLabel: "later", statePath: nil)
+            let (seen, missing) = try await later.receive(conv)
+            #expect(!seen.contains { $0.id == bobsOwn.id })
+            #expect(missing.map(\.error) == ["a message from bob is missing: the server lists it as deleted, but they did not delete it"])
             // Safety numbers agree on both sides.
             #expect(try await alice.safetyNumber(with: "bob") == bob.safetyNumber(with: "alice"))
         }

@@ -24,6 +24,7 @@ struct ChatCommand: AsyncParsableCommand {
         let sender = await chat.name(of: message.sender)
         let prefix = withConversation ? "\(message.conversationId.prefix(8)) " : ""
         let body = switch message.kind {
+        case .message where message.deleted: "(this message was deleted)"
         case .message: message.text
         case .edit: "(edit) \(message.text)"
         case .delete: "(deleted a message)"

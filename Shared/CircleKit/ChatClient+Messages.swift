@@ -198,6 +198,15 @@ extension ChatClient {
             try save()
             if !page.more { break }
         }
+        // Gaps are counted once the whole listing is in: messages of one chain may be stored out of
+        // index order when their sender posts them concurrently.
+        for (position, message) in messages.enumerated() where message.expiresAt == 0 {
+            guard let key = message.chain, let chain = state.conversations[conversation]?.received[key] else { continue }
+            let count = Self.unlistedBefore(message.chainIndex, in: ReplayWindow(bits: chain.seen), from: chain.startIndex)
+            guard count > 0 else { continue }
+            messages[position].missingBefore = count
+            refused.append((message.seq, "\(count == 1 ? "a message" : "\(count) messages") from \(await name(of: message.sender)) before this one \(count == 1 ? "is" : "are") missing: the server did not deliver \(count == 1 ? "it" : "them")"))
+        }
         for tombstone in tombstones {
             if messages.contains(where: { $0.kind == .delete && $0.applies(to: tombstone) }) {
                 messages.append(tombstone)
@@ -212,13 +221,34 @@ extension ChatClient {
         return (messages, refused)
     }
 
+    /// The indexes between the newest one received below `index` and `index` itself (0 when
+    /// nothing below it was received: a chain may be joined in the middle).
+    static func unlistedBefore(_ index: UInt32, in window: ReplayWindow, from start: UInt32) -> Int {
+        var below = index
+        while below > start {
+            below -= 1
+            if window.contains(below) { return Int(index - below - 1) }
+        }
+        return 0
+    }
+
     /// What a deleted message's listing (its header, no ciphertext) says, if it is a message filed
-    /// where its header says; `receive` shows it only with its author's delete.
+    /// where its header says; `receive` shows it only with its author's delete. Its index counts
+    /// as received on its chain.
     func tombstone(_ message: APITypes.Message) throws -> ChatMessage? {
         let bytes = try Base64URL.bytes(message.header, "header")
         let header = try MessageHeader(bytes: bytes)
-        guard header.kind == .message, Base64URL.encode(header.convId) == message.conversationId, header.senderUserId == message.sender,
+        guard Base64URL.encode(header.convId) == message.conversationId, header.senderUserId == message.sender,
               Base64URL.encode(header.messageId) == message.id else { return nil }
+        // Its index was used: a later message of the chain is not missing one there.
+        let key = ChainAddress(epoch: header.epoch, sender: header.senderUserId, deviceId: header.deviceId, generation: header.generation).key
+        if var chain = state.conversations[message.conversationId]?.received[key] {
+            var window = ReplayWindow(bits: chain.seen)
+            _ = window.insert(header.chainIndex)
+            chain.seen = window.bits
+            state.conversations[message.conversationId]?.received[key] = chain
+        }
+        guard header.kind == .message else { return nil }
         return ChatMessage(conversationId: message.conversationId, seq: message.seq, id: message.id, sender: header.senderUserId, kind: .message,
                            contentType: ChatMessage.ContentType.text, text: "", sentAt: header.sentAt, expiresAt: header.expiresAt,
                            headerHash: Array(SHA256.hash(data: bytes)), refersTo: nil, refersToHash: [], deleted: true)
@@ -283,7 +313,7 @@ extension ChatClient {
         return ChatMessage(conversationId: conversation, seq: message.seq, id: message.id, sender: header.senderUserId, kind: header.kind,
                            contentType: contentType, text: String(decoding: text, as: UTF8.self), sentAt: header.sentAt, expiresAt: header.expiresAt,
                            headerHash: Array(SHA256.hash(data: sealed.header)), refersTo: header.refersTo.isEmpty ? nil : Base64URL.encode(header.refersTo),
-                           refersToHash: refersToHash)
+                           refersToHash: refersToHash, chain: address.key, chainIndex: header.chainIndex)
     }
 
     /// Opens the envelopes addressed to this user for one sender and epoch, page after page.

@@ -26,6 +26,13 @@ public struct ChatMessage: Sendable, Equatable {
     /// A message its author deleted: the server kept only its header, and the author's signed
     /// delete naming that header came with it (`text` is empty).
     public var deleted = false
+    /// How many messages of the sender's chain came between the one received before this one and
+    /// this one without being listed (PROTOCOL 6: a sender numbers its messages without gaps);
+    /// counted only where messages do not expire, since expired ones are gone from the server.
+    public var missingBefore = 0
+    /// The sender chain (its address key) and index it came on, for the gap check.
+    var chain: String?
+    var chainIndex: UInt32 = 0
 
     /// Content types inside the padded plaintext (PROTOCOL 6).
     public enum ContentType {

@@ -96,6 +96,14 @@ struct ChatClientTests {
             let (seen, missing) = try await later.receive(conv)
             #expect(!seen.contains { $0.id == bobsOwn.id })
             #expect(missing.map(\.error) == ["a message from bob is missing: the server lists it as deleted, but they did not delete it"])
+            // One the server leaves out altogether is a gap in its sender's chain, reported before the next one.
+            try await store.write { db in
+                try await db.raw("DELETE FROM messages WHERE conversation_id = \(bind: conv) AND seq = 2").run()
+            }
+            let latest = try await ChatClient.login(server: api.baseURL, username: "bob", password: "pass-bob-123", deviceLabel: "latest", statePath: nil)
+            let gaps = try await latest.receive(conv).refused.map(\.error)
+            #expect(gaps.contains("a message from alice before this one is missing: the server did not deliver it"))
+            #expect(!history.contains { $0.missingBefore > 0 }, "an edit deleted with its original leaves no gap")
             // Safety numbers agree on both sides.
             #expect(try await alice.safetyNumber(with: "bob") == bob.safetyNumber(with: "alice"))
         }

@@ -379,23 +379,33 @@ def test_deleted_messages_stay_deleted_after_signing_in_again(new_page, circle):
     register(dee, circle.origin, dee_name, "Dee Delete")
     register(eli, circle.origin, eli_name, "Eli Reader")
     start_direct(dee, eli_name, "Eli Reader")
-    for text in ("first words", "second words", "third words"):
+    for text in ("first words", "second words", "third words", "fourth words"):
         send(dee, text)
         expect(messages(dee).get_by_text(text)).to_be_visible(timeout=LIVE_TIMEOUT)
+    # Edited first (the edit is deleted with it: its place in Dee's chain is no gap).
+    messages(dee).get_by_role("listitem").filter(has_text="first words").get_by_role("button", name="Edit").click()
+    box = dee.get_by_role("textbox", name="Message")
+    expect(box).to_have_value("first words")
+    box.fill("first words, edited")
+    box.press("Enter")
+    expect(messages(dee).get_by_text("first words, edited")).to_be_visible(timeout=LIVE_TIMEOUT)
     messages(dee).get_by_role("listitem").filter(has_text="first words").get_by_role("button", name="Delete").click()
     dee.get_by_role("dialog", name="Delete for everyone?").get_by_role("button", name="Delete for everyone").click()
     open_conversation_with(eli, "Dee Delete")
     expect(messages(eli).get_by_text("This message was deleted.")).to_be_visible(timeout=LIVE_TIMEOUT)
-    expect(messages(eli).get_by_text("third words")).to_be_visible()
+    expect(messages(eli).get_by_text("fourth words")).to_be_visible()
+    expect(messages(eli).get_by_text(re.compile("is missing|are missing"))).to_have_count(0)
 
-    # The server lists the oldest undeleted message as deleted too, with no delete from Dee.
+    # The server lists the oldest undeleted message as deleted too, with no delete from Dee, and
+    # leaves the next one out altogether.
     def forge(route):
         answer = route.fetch()
         data = answer.json()
         live = [m for m in data.get("messages", []) if not m["deleted"]]
-        if live:
+        if len(live) >= 2:
             live[0]["deleted"] = True
             live[0]["ciphertext"] = ""
+            data["messages"] = [m for m in data["messages"] if m is not live[1]]
         route.fulfill(response=answer, json=data)
 
     sign_out(eli)
@@ -403,8 +413,10 @@ def test_deleted_messages_stay_deleted_after_signing_in_again(new_page, circle):
     sign_in(eli, eli_name)
     dashboard(eli).wait_for(timeout=LIVE_TIMEOUT)
     open_conversation_with(eli, "Dee Delete")
-    expect(messages(eli).get_by_text("third words")).to_be_visible(timeout=LIVE_TIMEOUT)
+    expect(messages(eli).get_by_text("fourth words")).to_be_visible(timeout=LIVE_TIMEOUT)
     expect(messages(eli).get_by_text("This message was deleted.")).to_have_count(1)
+    expect(messages(eli).get_by_text("third words")).to_have_count(0)
+    expect(messages(eli).get_by_text("A message from Dee Delete is missing: the server did not deliver it.")).to_have_count(1)
     expect(messages(eli).get_by_text("first words")).to_have_count(0)
     expect(messages(eli).get_by_text("second words")).to_have_count(0)
     expect(messages(eli).get_by_text(

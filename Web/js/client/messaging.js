@@ -499,6 +499,7 @@ export class Messaging {
       contentType: opened.contentType, text: opened.text, sentAt: opened.sentAt, expiresAt: opened.expiresAt,
       localExpiresAt: Number.isFinite(localExpiresAt) ? localExpiresAt : 0, receivedAt: existing?.receivedAt ?? now,
       headerHash: opened.headerHash, refersTo: opened.refersTo, refersToHash: opened.refersToHash, pending: false,
+      chain: opened.chain, chainIndex: opened.chainIndex,
     };
     if (opened.kind === 'message' && opened.contentType === CONTENT_TYPES.title) {
       const chain = await this.client.chains.local(convId);
@@ -514,8 +515,9 @@ export class Messaging {
   /**
    * A message the server lists as deleted (its ciphertext gone, its header kept) becomes a
    * tombstone: no text, and shown as "deleted" only once the author's signed delete naming this
-   * header's hash is here too (views.js), so the server cannot make up deleted messages. Edits
-   * and deletes that were themselves deleted leave nothing.
+   * header's hash is here too (views.js), so the server cannot make up deleted messages. An
+   * edit deleted with its original is kept only as its place in the sender's chain (never
+   * shown), so the chain shows no gap there.
    */
   async takeDeleted(convId, listed, batch) {
     let header;
@@ -524,12 +526,13 @@ export class Messaging {
     } catch {
       return 0;
     }
-    if (header.kind !== 'message' || b64u(header.convId) !== convId || header.sender !== listed.sender || b64u(header.messageId) !== listed.id) return 0;
+    if (b64u(header.convId) !== convId || header.sender !== listed.sender || b64u(header.messageId) !== listed.id) return 0;
     batch.messages.push({
-      userId: this.account.userId, convId, id: listed.id, seq: listed.seq, sender: header.sender, kind: 'message',
+      userId: this.account.userId, convId, id: listed.id, seq: listed.seq, sender: header.sender, kind: header.kind,
       contentType: CONTENT_TYPES.text, text: '', sentAt: header.sentAt, expiresAt: header.expiresAt,
       localExpiresAt: header.expiresAt || 0, receivedAt: Date.now(), headerHash: await headerHash(fromB64u(listed.header)),
       refersTo: null, refersToHash: null, pending: false, deleted: true, tombstone: true,
+      chain: chainAddressKey(header.epoch, header.sender, header.deviceId, header.generation), chainIndex: header.chainIndex,
     });
     return 1;
   }
@@ -616,7 +619,7 @@ export class Messaging {
       id: listed.id, sender: header.sender, kind: header.kind, contentType: opened.contentType, text: decoded,
       sentAt: header.sentAt, expiresAt: header.expiresAt, headerHash: await headerHash(sealed.header),
       refersTo: header.refersTo.length ? b64u(header.refersTo) : null, refersToHash,
-      timer: settingsAt(chain, header.epoch).disappearSeconds,
+      timer: settingsAt(chain, header.epoch).disappearSeconds, chain: key, chainIndex: header.chainIndex,
     };
   }
 

@@ -18,6 +18,38 @@ function bySeq(a, b) {
 }
 
 /**
+ * Messages a sender's chain shows were sent but that the server did not list: a gap in the chain
+ * indexes between two received messages (PROTOCOL 6: a sender numbers its messages with no
+ * gap). Checked only where neither side expires: in an epoch with a disappearing timer the
+ * server deletes expired messages, and a gap is expected. Each gap becomes one "missing" entry,
+ * placed just before the message after it.
+ */
+function missingInChains(cache, myUserId) {
+  const chains = new Map();
+  for (const message of cache.values()) {
+    if (!message.chain || !Number.isInteger(message.chainIndex) || message.pending) continue;
+    if (!chains.has(message.chain)) chains.set(message.chain, []);
+    chains.get(message.chain).push(message);
+  }
+  const out = [];
+  for (const messages of chains.values()) {
+    messages.sort((a, b) => a.chainIndex - b.chainIndex);
+    for (let i = 1; i < messages.length; i++) {
+      const before = messages[i - 1];
+      const after = messages[i];
+      const count = after.chainIndex - before.chainIndex - 1;
+      if (count <= 0 || before.expiresAt || after.expiresAt) continue;
+      out.push({
+        id: `missing:${after.chain}:${after.chainIndex}`, seq: after.seq - 0.5, sender: after.sender, kind: 'message',
+        contentType: CONTENT_TYPES.text, text: '', sentAt: after.sentAt, expiresAt: 0, edited: false, deleted: false,
+        missing: true, missingCount: count, mine: after.sender === myUserId,
+      });
+    }
+  }
+  return out;
+}
+
+/**
  * Text messages with their edits and deletes applied (each only from the original's author and
  * naming its header hash), and attachments (content type 4; the `text` is the file's name,
  * `attachment` is `{fileId, name, type, size, sha256}` without the key), oldest first.
@@ -32,7 +64,7 @@ export function visibleMessages(cache, myUserId) {
     if (!changes.has(message.refersTo)) changes.set(message.refersTo, []);
     changes.get(message.refersTo).push(message);
   }
-  const out = [];
+  const out = missingInChains(cache, myUserId);
   const shown = (m) => m.kind === 'message' && (m.contentType === CONTENT_TYPES.text || m.contentType === CONTENT_TYPES.attachment);
   const texts = [...cache.values()].filter(shown).sort(bySeq);
   for (const message of texts) {
@@ -66,7 +98,7 @@ export function visibleMessages(cache, myUserId) {
       mine: message.sender === myUserId,
     });
   }
-  return out;
+  return out.sort(bySeq);
 }
 
 /**
@@ -180,6 +212,8 @@ export async function messageViews(client, convId, account) {
       edited: message.edited,
       deleted: message.deleted,
       missing: message.missing === true,
+      missingCount: message.missingCount ?? (message.missing ? 1 : 0),
+      tombstone: message.tombstone === true,
       status: message.pending ? 'sending' : (read ? 'read' : 'sent'),
       readBy,
     });

@@ -47,7 +47,7 @@ export class MessageList {
     for (const message of visible) {
       seen.add(message.id);
       let entry = this.items.get(message.id);
-      const signature = JSON.stringify([message.kind, message.attachment ? message.attachment.fileId : null, message.text, message.edited, message.deleted, message.missing, message.status, message.readBy, message.expiresAt, message.sender && message.sender.displayName]);
+      const signature = JSON.stringify([message.kind, message.attachment ? message.attachment.fileId : null, message.text, message.edited, message.deleted, message.missing, message.missingCount, message.status, message.readBy, message.expiresAt, message.sender && message.sender.displayName]);
       if (!entry) {
         entry = { element: h('li', { class: 'message', dataset: { id: message.id } }), signature: null };
         this.items.set(message.id, entry);
@@ -104,11 +104,14 @@ export class MessageList {
       return;
     }
     if (message.missing) {
-      // The server lists it as deleted, but its author's signed delete is not there.
+      // Listed as deleted without its author's signed delete, or a gap in the sender's chain.
       const who = message.mine ? 'you' : (message.sender ? message.sender.displayName : 'a member');
+      const count = message.missingCount || 1;
+      const text = message.tombstone
+        ? `A message from ${who} is missing: the server lists it as deleted, but ${message.mine ? 'you' : 'they'} did not delete it.`
+        : `${count === 1 ? 'A message' : `${count} messages`} from ${who} ${count === 1 ? 'is' : 'are'} missing: the server did not deliver ${count === 1 ? 'it' : 'them'}.`;
       element.className = 'message message-call message-missing';
-      replace(element, h('span', { class: 'message-call-line' }, icon('alert'),
-        `A message from ${who} is missing: the server lists it as deleted, but ${message.mine ? 'you' : 'they'} did not delete it.`));
+      replace(element, h('span', { class: 'message-call-line' }, icon('alert'), text));
       return;
     }
     const focusedAction = element.contains(document.activeElement) ? document.activeElement.dataset.action : null;

@@ -6,6 +6,7 @@ public enum ActivityKind: String, Codable, Sendable, CaseIterable {
     case sessionRevoked = "session.revoked"
     case signOut = "sign-out"
     case passwordChanged = "password.changed"
+    case loginBound = "login.bound"
     case recoveryUsed = "recovery.used"
     case keyChanged = "key.changed"
     case inviteCreated = "invite.created"

@@ -40,17 +40,40 @@ public enum LoginKeys {
         guard kdf.iterations <= maximumIterations else { throw ProtocolError.refusedKDF("\(kdf.iterations) iterations is more than \(maximumIterations)") }
     }
 
-    /// `SHA-256("circle/v1/salt" || serverId || username || serverSalt)`: a salt no server can
-    /// reuse across accounts or servers.
-    public static func pbkdf2Salt(serverId: String, username: String, serverSalt: [UInt8]) -> [UInt8] {
-        Array(SHA256.hash(data: Array("circle/v1/salt".utf8) + Array(serverId.utf8) + Array(username.utf8) + serverSalt))
+    /// `SHA-256("circle/v1/origin-salt" || u16(len(origin)) || origin || serverId || username ||
+    /// serverSalt)`: bound to the origin the client connected to, so keys derived for one server
+    /// are useless at another, whatever prelogin answer that one replays. Without an origin (an
+    /// account made before the binding): `SHA-256("circle/v1/salt" || serverId || username ||
+    /// serverSalt)`.
+    public static func pbkdf2Salt(origin: String?, serverId: String, username: String, serverSalt: [UInt8]) -> [UInt8] {
+        guard let origin else {
+            return Array(SHA256.hash(data: Array("circle/v1/salt".utf8) + Array(serverId.utf8) + Array(username.utf8) + serverSalt))
+        }
+        let bytes = Array(origin.utf8)
+        return Array(SHA256.hash(data: Array("circle/v1/origin-salt".utf8) + [UInt8(bytes.count >> 8), UInt8(bytes.count & 0xff)] + bytes
+            + Array(serverId.utf8) + Array(username.utf8) + serverSalt))
+    }
+
+    /// The web origin of a server address, as a browser serializes it: scheme, host (IPv6 in
+    /// brackets) and a port other than the scheme's default, lowercase, nothing after.
+    public static func origin(of server: String) throws -> String {
+        guard let components = URLComponents(string: server), let scheme = components.scheme?.lowercased(), scheme == "http" || scheme == "https",
+              let host = components.host?.lowercased(), !host.isEmpty else {
+            throw ProtocolError.malformed("the server address \(server) is not an http or https URL")
+        }
+        let shownHost = host.contains(":") && !host.hasPrefix("[") ? "[\(host)]" : host
+        let defaultPort = scheme == "http" ? 80 : 443
+        let port = components.port.flatMap { $0 == defaultPort ? nil : ":\($0)" } ?? ""
+        return "\(scheme)://\(shownHost)\(port)"
     }
 
     /// PBKDF2 and then HKDF into authKey and kek. Slow on purpose (hundreds of milliseconds).
-    public static func derive(password: String, serverId: String, username: String, serverSalt: [UInt8], kdf: KDFParameters) throws -> Derived {
+    /// `origin` is the one the client connected to (nil only for an account made before the
+    /// binding, PROTOCOL 2).
+    public static func derive(password: String, origin: String?, serverId: String, username: String, serverSalt: [UInt8], kdf: KDFParameters) throws -> Derived {
         try check(kdf)
         guard serverSalt.count == 32 else { throw ProtocolError.malformed("the server salt must be 32 bytes") }
-        let salt = pbkdf2Salt(serverId: serverId, username: username, serverSalt: serverSalt)
+        let salt = pbkdf2Salt(origin: origin, serverId: serverId, username: username, serverSalt: serverSalt)
         let master = try KDF.Insecure.PBKDF2.deriveKey(
             from: Array(password.precomposedStringWithCanonicalMapping.utf8), salt: salt, using: .sha256,
             outputByteCount: 32, rounds: kdf.iterations

@@ -130,7 +130,8 @@ public actor ChatClient {
         let name = username.trimmingCharacters(in: .whitespacesAndNewlines).lowercased()
         let userId = UUID().uuidString.lowercased()
         let serverSalt = SecureRandom.bytes(32)
-        let derived = try LoginKeys.derive(password: password, serverId: info.serverId, username: name, serverSalt: serverSalt,
+        let origin = try LoginKeys.origin(of: api.baseURL)
+        let derived = try LoginKeys.derive(password: password, origin: origin, serverId: info.serverId, username: name, serverSalt: serverSalt,
                                            kdf: .init(name: LoginKeys.kdfName, iterations: LoginKeys.minimumIterations))
         let bundle = KeyBundle()
         let recovery = RecoveryKey()
@@ -142,7 +143,7 @@ public actor ChatClient {
             recoveryAuthKey: Base64URL.encode(recovery.authKey),
             identityKey: Base64URL.encode(bundle.identity.publicKey.rawRepresentation),
             x25519Key: Base64URL.encode(bundle.agreement.publicKey.rawRepresentation),
-            kxCert: Base64URL.encode(try bundle.kxCert(userId: userId)), deviceLabel: deviceLabel)
+            kxCert: Base64URL.encode(try bundle.kxCert(userId: userId)), deviceLabel: deviceLabel, origin: origin)
         let session: APITypes.Session = try await api.call(.POST, "/api/v1/auth/register", body: body)
         let state = DeviceState(server: api.baseURL, serverId: info.serverId, userId: userId, username: name, deviceId: Bytes(SecureRandom.bytes(16)),
                                 token: session.token, sessionId: session.sessionId, identitySeed: Bytes(Array(bundle.identity.rawRepresentation)),
@@ -150,15 +151,25 @@ public actor ChatClient {
         return (try ChatClient(statePath: statePath, state: state), recovery)
     }
 
-    /// Signs in on a new device: refuses a weakened KDF before sending anything, derives the
-    /// authKey, opens the bundle and checks its keys against the directory.
+    /// Signs in on a new device: refuses a weakened KDF, or an account bound to another origin
+    /// than this server address's, before sending anything; derives the authKey bound to this
+    /// address, opens the bundle and checks its keys against the directory. An account made
+    /// before the binding signs in once as it was made, then is bound (PROTOCOL 2).
     public static func login(server: String, username: String, password: String, deviceLabel: String, statePath: String?) async throws -> ChatClient {
         var api = CircleAPI(baseURL: server)
+        let origin = try LoginKeys.origin(of: api.baseURL)
         let name = username.trimmingCharacters(in: .whitespacesAndNewlines).lowercased()
         let prelogin: APITypes.Prelogin = try await api.call(.POST, "/api/v1/auth/prelogin", body: APITypes.Username(username: name))
         let kdf = LoginKeys.KDFParameters(name: prelogin.kdf.name, iterations: prelogin.kdf.iterations)
         try LoginKeys.check(kdf)
-        let derived = try LoginKeys.derive(password: password, serverId: prelogin.serverId, username: name,
+        if let bound = prelogin.origin, bound != origin {
+            throw ProtocolError.refused("this account signs in at \(bound), not at \(origin): use that address")
+        }
+        // A server id this state file knows for this address must not change.
+        if let statePath, let previous = try? StateFile.load(statePath), previous.server == api.baseURL, previous.serverId != prelogin.serverId {
+            throw ProtocolError.refused("the server at \(api.baseURL) now says it is \(prelogin.serverId), not \(previous.serverId)")
+        }
+        let derived = try LoginKeys.derive(password: password, origin: prelogin.origin, serverId: prelogin.serverId, username: name,
                                            serverSalt: try Base64URL.bytes(prelogin.salt, "salt"), kdf: kdf)
         let session: APITypes.Session = try await api.call(.POST, "/api/v1/auth/login",
                                                            body: APITypes.Login(username: name, authKey: Base64URL.encode(derived.authKey), deviceLabel: deviceLabel))
@@ -166,6 +177,14 @@ public actor ChatClient {
         let me: APITypes.DirectoryEntry = try await api.call(.GET, "/api/v1/directory/users/\(session.user.userId)")
         let bundle = try KeyBundle.open(try Base64URL.bytes(session.bundle, "bundle"), with: derived.kek, userId: session.user.userId, label: KeyBundle.bundleLabel,
                                         identityPublic: try Base64URL.bytes(me.identityKey, "identityKey"), x25519Public: try Base64URL.bytes(me.x25519Key, "x25519Key"))
+        if prelogin.origin == nil {
+            // Bound now: the same password derived again with this address's origin.
+            let salt = SecureRandom.bytes(32)
+            let next = try LoginKeys.derive(password: password, origin: origin, serverId: prelogin.serverId, username: name, serverSalt: salt, kdf: kdf)
+            let _: APITypes.LoginBound = try await api.call(.POST, "/api/v1/account/login-origin", body: APITypes.BindLogin(
+                currentAuthKey: Base64URL.encode(derived.authKey), authKey: Base64URL.encode(next.authKey), salt: Base64URL.encode(salt),
+                bundle: Base64URL.encode(try bundle.seal(with: next.kek, userId: session.user.userId, label: KeyBundle.bundleLabel)), origin: origin))
+        }
         var state = DeviceState(server: api.baseURL, serverId: prelogin.serverId, userId: session.user.userId, username: name, deviceId: Bytes(SecureRandom.bytes(16)),
                                 token: session.token, sessionId: session.sessionId, identitySeed: Bytes(Array(bundle.identity.rawRepresentation)),
                                 x25519Private: Bytes(Array(bundle.agreement.rawRepresentation)), vaultMasterKey: Bytes(bundle.vaultMasterKey))

@@ -78,6 +78,9 @@ public struct CircleAPI: Sendable {
         var request = HTTPClientRequest(url: baseURL + path)
         request.method = method
         if let token { request.headers.add(name: "Authorization", value: "Bearer \(token)") }
+        // As a browser would: the origin this client addresses (the server answers an unknown
+        // name's prelogin with it, as for an account made there).
+        if let origin = try? LoginKeys.origin(of: baseURL) { request.headers.add(name: "Origin", value: origin) }
         if let body {
             let encoder = JSONEncoder()
             encoder.outputFormatting = [.withoutEscapingSlashes]
@@ -102,7 +105,14 @@ public struct CircleAPI: Sendable {
 public enum APITypes {
     public struct ServerInfo: Codable, Sendable { public let serverId: String; public let protocolVersion: Int; public let mode: String }
     public struct KDF: Codable, Sendable { public let name: String; public let iterations: Int }
-    public struct Prelogin: Codable, Sendable { public let serverId: String; public let username: String; public let salt: String; public let kdf: KDF }
+    public struct Prelogin: Codable, Sendable {
+        public let serverId: String
+        public let username: String
+        public let salt: String
+        public let kdf: KDF
+        /// The origin the account's login keys are bound to; nil for an account made before.
+        public let origin: String?
+    }
     public struct Profile: Codable, Sendable { public let userId: String; public let username: String; public let displayName: String; public let isAdmin: Bool }
     public struct Session: Codable, Sendable {
         public let token: String
@@ -123,7 +133,10 @@ public enum APITypes {
         let invite: String?
         let userId, username, displayName, authKey, salt, bundle, recoveryBundle, recoveryAuthKey, identityKey, x25519Key, kxCert: String
         let deviceLabel: String
+        let origin: String
     }
+    public struct BindLogin: Codable, Sendable { let currentAuthKey, authKey, salt, bundle, origin: String }
+    public struct LoginBound: Codable, Sendable { public let bundleVersion: Int64; public let origin: String }
     public struct Login: Codable, Sendable { let username: String; let authKey: String; let deviceLabel: String }
     public struct Username: Codable, Sendable { let username: String }
 

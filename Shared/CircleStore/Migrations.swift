@@ -527,6 +527,11 @@ public enum Migrations {
                 "CREATE UNIQUE INDEX invites_id ON invites (id)",
             ]
         },
+        // The web origin a member's login keys are bound to (PROTOCOL 2); NULL for an account
+        // made before the binding, which its next sign-in binds.
+        Migration(version: 17, name: "login-origin", owner: "gateway") { _ in
+            ["ALTER TABLE users ADD COLUMN login_origin TEXT"]
+        },
     ]
 
     /// The schema version this build expects.

@@ -18,28 +18,39 @@ struct AccountKeysTests {
     ])
     func refusesWeakKDF(_ kdf: LoginKeys.KDFParameters) {
         #expect(throws: ProtocolError.self) {
-            try LoginKeys.derive(password: "correct horse", serverId: "s", username: "ann", serverSalt: Self.serverSalt, kdf: kdf)
+            try LoginKeys.derive(password: "correct horse", origin: "https://a.example", serverId: "s", username: "ann", serverSalt: Self.serverSalt, kdf: kdf)
         }
     }
 
     @Test("derivation is deterministic, separates authKey from kek, and depends on every input")
     func derivation() throws {
-        let base = try LoginKeys.derive(password: "correct horse", serverId: "server-a", username: "ann", serverSalt: Self.serverSalt, kdf: Self.kdf)
-        let again = try LoginKeys.derive(password: "correct horse", serverId: "server-a", username: "ann", serverSalt: Self.serverSalt, kdf: Self.kdf)
+        let base = try LoginKeys.derive(password: "correct horse", origin: "https://a.example", serverId: "server-a", username: "ann", serverSalt: Self.serverSalt, kdf: Self.kdf)
+        let again = try LoginKeys.derive(password: "correct horse", origin: "https://a.example", serverId: "server-a", username: "ann", serverSalt: Self.serverSalt, kdf: Self.kdf)
         #expect(base.authKey == again.authKey && base.kek == again.kek)
         #expect(base.authKey != base.kek)
         #expect(base.authKey.count == 32)
-        let otherServer = try LoginKeys.derive(password: "correct horse", serverId: "server-b", username: "ann", serverSalt: Self.serverSalt, kdf: Self.kdf)
-        let otherUser = try LoginKeys.derive(password: "correct horse", serverId: "server-a", username: "bob", serverSalt: Self.serverSalt, kdf: Self.kdf)
-        let otherPassword = try LoginKeys.derive(password: "correct horsf", serverId: "server-a", username: "ann", serverSalt: Self.serverSalt, kdf: Self.kdf)
-        for other in [otherServer, otherUser, otherPassword] {
+        let otherServer = try LoginKeys.derive(password: "correct horse", origin: "https://a.example", serverId: "server-b", username: "ann", serverSalt: Self.serverSalt, kdf: Self.kdf)
+        let otherUser = try LoginKeys.derive(password: "correct horse", origin: "https://a.example", serverId: "server-a", username: "bob", serverSalt: Self.serverSalt, kdf: Self.kdf)
+        let otherPassword = try LoginKeys.derive(password: "correct horsf", origin: "https://a.example", serverId: "server-a", username: "ann", serverSalt: Self.serverSalt, kdf: Self.kdf)
+        let otherOrigin = try LoginKeys.derive(password: "correct horse", origin: "https://b.example", serverId: "server-a", username: "ann", serverSalt: Self.serverSalt, kdf: Self.kdf)
+        let unbound = try LoginKeys.derive(password: "correct horse", origin: nil, serverId: "server-a", username: "ann", serverSalt: Self.serverSalt, kdf: Self.kdf)
+        for other in [otherServer, otherUser, otherPassword, otherOrigin, unbound] {
             #expect(other.authKey != base.authKey)
             #expect(other.kek != base.kek)
         }
         // A composed and a decomposed "é" are the same password.
-        let composed = try LoginKeys.derive(password: "caf\u{e9}", serverId: "s", username: "ann", serverSalt: Self.serverSalt, kdf: Self.kdf)
-        let decomposed = try LoginKeys.derive(password: "cafe\u{301}", serverId: "s", username: "ann", serverSalt: Self.serverSalt, kdf: Self.kdf)
+        let composed = try LoginKeys.derive(password: "caf\u{e9}", origin: "https://a.example", serverId: "s", username: "ann", serverSalt: Self.serverSalt, kdf: Self.kdf)
+        let decomposed = try LoginKeys.derive(password: "cafe\u{301}", origin: "https://a.example", serverId: "s", username: "ann", serverSalt: Self.serverSalt, kdf: Self.kdf)
         #expect(composed.authKey == decomposed.authKey)
+    }
+
+    @Test("a server address's origin is written as a browser writes it")
+    func origins() throws {
+        #expect(try LoginKeys.origin(of: "http://127.0.0.1:8080") == "http://127.0.0.1:8080")
+        #expect(try LoginKeys.origin(of: "HTTPS://Circle.Example.ORG:443/") == "https://circle.example.org")
+        #expect(try LoginKeys.origin(of: "http://localhost:80/api") == "http://localhost")
+        #expect(try LoginKeys.origin(of: "http://[::1]:8080") == "http://[::1]:8080")
+        #expect(throws: ProtocolError.self) { try LoginKeys.origin(of: "ftp://example.org") }
     }
 
     @Test("the bundle opens with the right kek, and only for its own user and public keys")

@@ -341,7 +341,13 @@ struct ChatClientTests {
                 """)
             func check() async throws {
                 try await nginx.waitUntilServing()
-                let laptop = try await ChatClient.login(server: nginx.baseURL, username: "alice", password: "pass-alice-123", deviceLabel: "laptop", statePath: nil)
+                // Signed in at the real address (login keys are bound to it), then talking to the other one.
+                let statePath = folder.appendingPathComponent("laptop.json").path
+                _ = try await ChatClient.login(server: api.baseURL, username: "alice", password: "pass-alice-123", deviceLabel: "laptop", statePath: statePath)
+                var saved = try #require(try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: statePath))) as? [String: Any])
+                saved["server"] = nginx.baseURL
+                try JSONSerialization.data(withJSONObject: saved).write(to: URL(fileURLWithPath: statePath))
+                let laptop = try ChatClient(statePath: statePath)
                 let out = folder.appendingPathComponent("out.txt").path
                 await #expect(throws: ProtocolError.refused("the server answered with another file than the one asked for")) {
                     _ = try await laptop.vaultGet(wantedId, to: out)
@@ -357,6 +363,100 @@ struct ChatClientTests {
                 throw error
             }
             await nginx.stop()
+        }
+    }
+
+    @Test("a server replaying another server's prelogin answer gets no key that signs in there; another address of the same server is refused before anything is sent", arguments: [Engine.sqlite])
+    func loginKeysAreBoundToTheOrigin(engine: Engine) async throws {
+        let folder = try Self.folder()
+        defer { try? FileManager.default.removeItem(at: folder) }
+        try await ServerHarness(engine).run { api, store in
+            _ = try await Self.client("alice", api, folder: folder)
+            let port = try #require(URLComponents(string: api.baseURL)?.port)
+            // Another server (here: a relay to the real one, so whatever key it collects is tried
+            // there at once) that replays the real prelogin answer, its bound origin hidden.
+            let relay = try NginxProcess(gateways: [port], messaging: [port], extra: """
+                location = /api/v1/auth/prelogin {
+                    proxy_pass http://gateway;
+                    proxy_set_header Accept-Encoding "";
+                    sub_filter_types application/json;
+                    sub_filter_once off;
+                    sub_filter '"origin"' '"replayed"';
+                }
+                """)
+            let plain = try NginxProcess(gateways: [port], messaging: [port])
+            func check() async throws {
+                try await relay.waitUntilServing()
+                try await plain.waitUntilServing()
+                let before = try await Self.count("SELECT count(*) AS n FROM sessions", store)
+                // The client derives for the relay's origin: the key is refused by the real server.
+                await #expect(throws: CircleAPIError.self) {
+                    _ = try await ChatClient.login(server: relay.baseURL, username: "alice", password: "pass-alice-123", deviceLabel: "phished", statePath: nil)
+                }
+                // Shown the real answer (origin and all) at another address, the client stops before deriving.
+                await #expect(throws: ProtocolError.refused("this account signs in at \(try LoginKeys.origin(of: api.baseURL)), not at \(try LoginKeys.origin(of: plain.baseURL)): use that address")) {
+                    _ = try await ChatClient.login(server: plain.baseURL, username: "alice", password: "pass-alice-123", deviceLabel: "elsewhere", statePath: nil)
+                }
+                #expect(try await Self.count("SELECT count(*) AS n FROM sessions", store) == before, "no session was made")
+                // At its own address the account signs in.
+                _ = try await ChatClient.login(server: api.baseURL, username: "alice", password: "pass-alice-123", deviceLabel: "home", statePath: nil)
+            }
+            do {
+                try await check()
+            } catch {
+                await relay.stop()
+                await plain.stop()
+                throw error
+            }
+            await relay.stop()
+            await plain.stop()
+        }
+    }
+
+    @Test("an account made before the binding signs in once as it was made, and is bound by that sign-in (its old key then fails)", arguments: Engine.available)
+    func unboundAccountIsBound(engine: Engine) async throws {
+        try await ServerHarness(engine).run { api, store in
+            // Registered as an older client did: keys derived without an origin.
+            let password = "pass-old-123"
+            let info = try await api.call("GET", "/api/v1/server")
+            let serverId = try #require(TestJSON.string(info.body, path: ["serverId"]))
+            let salt = SecureRandom.bytes(32), userId = UUID().uuidString.lowercased()
+            let kdf = LoginKeys.KDFParameters(name: LoginKeys.kdfName, iterations: LoginKeys.minimumIterations)
+            let old = try LoginKeys.derive(password: password, origin: nil, serverId: serverId, username: "olde", serverSalt: salt, kdf: kdf)
+            let bundle = KeyBundle(), recovery = RecoveryKey()
+            let body: [String: Any] = [
+                "userId": userId, "username": "olde", "displayName": "Olde", "authKey": Base64URL.encode(old.authKey), "salt": Base64URL.encode(salt),
+                "bundle": Base64URL.encode(try bundle.seal(with: old.kek, userId: userId, label: KeyBundle.bundleLabel)),
+                "recoveryBundle": Base64URL.encode(try bundle.seal(with: recovery.kek, userId: userId, label: KeyBundle.recoveryLabel)),
+                "recoveryAuthKey": Base64URL.encode(recovery.authKey), "identityKey": Base64URL.encode(bundle.identity.publicKey.rawRepresentation),
+                "x25519Key": Base64URL.encode(bundle.agreement.publicKey.rawRepresentation), "kxCert": Base64URL.encode(try bundle.kxCert(userId: userId)),
+            ]
+            #expect(try await api.call("POST", "/api/v1/auth/register", json: Wire.json(body)).status == 201)
+            #expect(TestJSON.string(try await api.call("POST", "/api/v1/auth/prelogin", json: "{\"username\":\"olde\"}").body, path: ["origin"]) == nil)
+            let first = try await ChatClient.login(server: api.baseURL, username: "olde", password: password, deviceLabel: "first", statePath: nil)
+            #expect(await first.userId == userId)
+            let origin = try LoginKeys.origin(of: api.baseURL)
+            #expect(TestJSON.string(try await api.call("POST", "/api/v1/auth/prelogin", json: "{\"username\":\"olde\"}").body, path: ["origin"]) == origin)
+            // The old key no longer signs in; the bound one does, and the bundle still opens.
+            let stale = try await api.call("POST", "/api/v1/auth/login", json: Wire.json(["username": "olde", "authKey": Base64URL.encode(old.authKey)]))
+            #expect(stale.status == 401)
+            let again = try await ChatClient.login(server: api.baseURL, username: "olde", password: password, deviceLabel: "second", statePath: nil)
+            #expect(await again.userId == userId)
+            let newSalt = try #require(TestJSON.string(try await api.call("POST", "/api/v1/auth/prelogin", json: "{\"username\":\"olde\"}").body, path: ["salt"]))
+            let bound = try LoginKeys.derive(password: password, origin: origin, serverId: serverId, username: "olde",
+                                             serverSalt: Array(try #require(Base64URL.decode(newSalt))), kdf: kdf)
+            let session = try await api.call("POST", "/api/v1/auth/login", json: Wire.json(["username": "olde", "authKey": Base64URL.encode(bound.authKey)]))
+            let token = try #require(TestJSON.string(session.body, path: ["token"]))
+            // Bound once: a second binding is refused.
+            let twice = try await api.call("POST", "/api/v1/account/login-origin", json: Wire.json([
+                "currentAuthKey": Base64URL.encode(bound.authKey), "authKey": Base64URL.encode(old.authKey), "salt": Base64URL.encode(salt),
+                "bundle": Base64URL.encode(try bundle.seal(with: old.kek, userId: userId, label: KeyBundle.bundleLabel)), "origin": origin,
+            ]), token: token)
+            #expect(twice.status == 409)
+            let kinds = try await store.read { db in
+                try await db.raw("SELECT kind FROM activity_logs WHERE chain = \(bind: userId)").all().map { try $0.decode(column: "kind", as: String.self) }
+            }
+            #expect(kinds.filter { $0 == "login.bound" }.count == 1)
         }
     }
 

@@ -36,9 +36,17 @@ struct CircleVectorTests {
         v["login.username"] = "alice"
         v["login.serverSalt"] = hex(serverSalt)
         v["login.iterations"] = String(LoginKeys.minimumIterations)
-        v["login.pbkdf2Salt"] = hex(LoginKeys.pbkdf2Salt(serverId: serverId, username: "alice", serverSalt: serverSalt))
-        let derived = try LoginKeys.derive(password: password, serverId: serverId, username: "alice", serverSalt: serverSalt,
+        let origin = "https://circle.example.org"
+        v["login.origin"] = origin
+        v["login.pbkdf2Salt"] = hex(LoginKeys.pbkdf2Salt(origin: origin, serverId: serverId, username: "alice", serverSalt: serverSalt))
+        let derived = try LoginKeys.derive(password: password, origin: origin, serverId: serverId, username: "alice", serverSalt: serverSalt,
                                            kdf: .init(name: LoginKeys.kdfName, iterations: LoginKeys.minimumIterations))
+        // An account made before the binding (no origin).
+        v["login.unbound.pbkdf2Salt"] = hex(LoginKeys.pbkdf2Salt(origin: nil, serverId: serverId, username: "alice", serverSalt: serverSalt))
+        let unbound = try LoginKeys.derive(password: password, origin: nil, serverId: serverId, username: "alice", serverSalt: serverSalt,
+                                           kdf: .init(name: LoginKeys.kdfName, iterations: LoginKeys.minimumIterations))
+        v["login.unbound.authKey"] = hex(unbound.authKey)
+        v["login.unbound.kek"] = hex(unbound.kek)
         v["login.authKey"] = hex(derived.authKey)
         v["login.kek"] = hex(derived.kek)
         // Recovery key

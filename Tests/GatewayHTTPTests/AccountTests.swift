@@ -118,10 +118,13 @@ struct AccountTests {
     func preloginNoEnumeration() async throws {
         let harness = GatewayHarness(registration: "open")
         try await harness.run { api in
-            let lee = TestAccount(username: "lee")
-            _ = try await api.register(lee, invite: nil)
-            let real = try await api.call("POST", "/api/v1/auth/prelogin", json: "{\"username\":\"LEE\"}")
+            // An unknown name is answered with the origin it was asked from, as an account bound there.
             let fake1 = try await api.call("POST", "/api/v1/auth/prelogin", json: "{\"username\":\"nobody\"}")
+            let asked = try #require(TestJSON.string(fake1.body, path: ["origin"]))
+            let lee = TestAccount(username: "lee")
+            #expect(try await api.call("POST", "/api/v1/auth/register", json: lee.registration(invite: nil, overriding: ["origin": asked])).status == 201)
+            let real = try await api.call("POST", "/api/v1/auth/prelogin", json: "{\"username\":\"LEE\"}")
+            #expect(TestJSON.string(real.body, path: ["origin"]) == asked)
             let fake2 = try await api.call("POST", "/api/v1/auth/prelogin", json: "{\"username\":\"nobody\"}")
             #expect(real.status == 200 && fake1.status == 200)
             #expect(TestJSON.string(real.body, path: ["salt"]) == Base64URL.encode(lee.salt))

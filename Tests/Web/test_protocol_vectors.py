@@ -54,7 +54,7 @@ def run(page, body, **arg):
 # not part of this suite: the browser has no vault module yet.
 CHECKED_VECTORS = {
     "login.password", "login.serverId", "login.username", "login.serverSalt", "login.iterations", "login.pbkdf2Salt",
-    "login.authKey", "login.kek", "recovery.key", "recovery.text", "recovery.authKey", "recovery.kek",
+    "login.authKey", "login.kek", "login.origin", "login.unbound.pbkdf2Salt", "login.unbound.authKey", "login.unbound.kek", "recovery.key", "recovery.text", "recovery.authKey", "recovery.kek",
     "bundle.userId", "bundle.identitySeed", "bundle.x25519Private", "bundle.vmk", "bundle.identityPublic",
     "bundle.x25519Public", "bundle.sealed", "kxcert.message", "kxcert.Signature", "settings.bytes",
     "op.genesis.bytes", "op.genesis.hash", "op.genesis.Signature", "op.peerIdentityPublic", "op.add.bytes",
@@ -192,15 +192,20 @@ def test_hpke_single_shot_and_refusals(page):
 def test_login_derivation_vectors(page):
     r = run(page, """
       const A = P.account;
-      const params = { serverId: v['login.serverId'], username: v['login.username'], salt: x(v['login.serverSalt']),
+      const params = { origin: v['login.origin'], serverId: v['login.serverId'], username: v['login.username'], salt: x(v['login.serverSalt']),
                        password: v['login.password'], iterations: Number(v['login.iterations']) };
       const keys = await A.deriveLoginKeys(params);
+      const unbound = await A.deriveLoginKeys({ ...params, origin: null });
+      const elsewhere = await A.deriveLoginKeys({ ...params, origin: 'https://phish.example.org' });
       const upper = await A.deriveLoginKeys({ ...params, username: 'ALICE' });
       const nfc = await A.deriveLoginKeys({ ...params, password: 'caf\\u00e9' });
       const nfd = await A.deriveLoginKeys({ ...params, password: 'cafe\\u0301' });
       return {
-        pbkdf2Salt: h(await A.pbkdf2Salt(params.serverId, params.username, params.salt)),
+        pbkdf2Salt: h(await A.pbkdf2Salt(params.origin, params.serverId, params.username, params.salt)),
         authKey: h(keys.authKey), kek: h(keys.kek),
+        unboundSalt: h(await A.pbkdf2Salt(null, params.serverId, params.username, params.salt)),
+        unbound: [h(unbound.authKey), h(unbound.kek)],
+        elsewhereDiffers: h(elsewhere.authKey) !== h(keys.authKey) && h(elsewhere.authKey) !== h(unbound.authKey),
         upperSame: h(upper.authKey) === h(keys.authKey) && h(upper.kek) === h(keys.kek),
         nfcSame: h(nfc.authKey) === h(nfd.authKey) && h(nfc.kek) === h(nfd.kek),
         nfcDiffers: h(nfc.authKey) !== h(keys.authKey),
@@ -210,6 +215,9 @@ def test_login_derivation_vectors(page):
     assert r["pbkdf2Salt"] == CIRCLE_VECTORS["login.pbkdf2Salt"]
     assert r["authKey"] == CIRCLE_VECTORS["login.authKey"]
     assert r["kek"] == CIRCLE_VECTORS["login.kek"]
+    assert r["unboundSalt"] == CIRCLE_VECTORS["login.unbound.pbkdf2Salt"]
+    assert r["unbound"] == [CIRCLE_VECTORS["login.unbound.authKey"], CIRCLE_VECTORS["login.unbound.kek"]]
+    assert r["elsewhereDiffers"] is True
     assert r["upperSame"] is True
     assert r["nfcSame"] is True and r["nfcDiffers"] is True
     assert r["shortSalt"] == "malformed"

@@ -250,6 +250,94 @@ def test_wrong_password_is_reported_and_the_door_stays_shut(new_page, circle):
     watch.assert_clean()
 
 
+def test_login_keys_are_bound_to_the_address_they_were_made_at(new_page, circle):
+    """PROTOCOL 2: the password's keys are derived for the page's own origin. The same server at
+    another address is refused before anything is derived or sent; a server that replays the
+    real prelogin answer without its origin collects a key the real server refuses."""
+    page, watch = new_page(circle.origin, **DESKTOP)
+    name = unique("oli")
+    register(page, circle.origin, name, "Oli")
+    door_gone(page)
+    sign_out(page)
+    assert "127.0.0.1" in circle.origin
+    other = circle.origin.replace("127.0.0.1", "localhost")
+    away, away_watch = new_page(other, **DESKTOP)
+    sent = []
+    away.on("request", lambda request: sent.append(request.url) if "/api/v1/auth/login" in request.url else None)
+    away.goto(other + "/")
+    expect(away.get_by_role("heading", name="Sign in")).to_be_visible(timeout=LIVE_TIMEOUT)
+    sign_in(away, name)
+    expect(away.get_by_role("alert")).to_contain_text(f"this account signs in at {circle.origin}, not at {other}", timeout=KEY_WORK_TIMEOUT)
+    assert sent == [], "nothing derived from the password left the page"
+
+    # A server replaying the answer with its origin taken out: the page derives an unbound key,
+    # which the real server (where the request is relayed here) refuses.
+    def replay(route):
+        answer = route.fetch()
+        data = answer.json()
+        data.pop("origin", None)
+        route.fulfill(response=answer, json=data)
+
+    away.route(re.compile(r".*/api/v1/auth/prelogin$"), replay)
+    sign_in(away, name)
+    expect(away.get_by_role("alert")).to_be_visible(timeout=KEY_WORK_TIMEOUT)
+    expect(away.get_by_role("heading", name="Sign in")).to_be_visible()
+    assert len(sent) == 1
+    drop_expected_http_errors(away_watch, 401)
+    away_watch.assert_clean()
+
+    # At its own address the account signs in.
+    sign_in(page, name)
+    dashboard(page).wait_for(timeout=KEY_WORK_TIMEOUT)
+    watch.assert_clean()
+
+
+# Registers an account as a client from before the binding did: keys derived without an origin.
+UNBOUND_REGISTRATION = """async ({ username, password }) => {
+  const A = await import('/js/protocol/account.js');
+  const B = await import('/js/protocol/bytes.js');
+  const E = await import('/js/protocol/ed25519.js');
+  const X = await import('/js/protocol/x25519.js');
+  const info = await (await fetch('/api/v1/server')).json();
+  const salt = B.random(32);
+  const userId = crypto.randomUUID();
+  const { authKey, kek } = await A.deriveLoginKeys({ origin: null, serverId: info.serverId, username, salt, password, iterations: 600000 });
+  const keys = A.generateAccountKeys();
+  const bundle = A.encodeBundle(keys);
+  const identity = await E.importSeed(keys.identitySeed);
+  const agreement = await X.importPrivate(keys.x25519Private);
+  const recovery = await A.deriveRecoveryKeys(A.generateRecoveryKey());
+  const body = {
+    userId, username, displayName: 'Una Unbound', authKey: B.b64u(authKey), salt: B.b64u(salt),
+    bundle: B.b64u(await A.sealBundle(kek, bundle, userId)), recoveryBundle: B.b64u(await A.sealRecoveryBundle(recovery.kek, bundle, userId)),
+    recoveryAuthKey: B.b64u(recovery.authKey), identityKey: B.b64u(identity.publicKey), x25519Key: B.b64u(agreement.publicKey),
+    kxCert: B.b64u(await A.makeKxCert(identity.privateKey, userId, agreement.publicKey)),
+  };
+  const answer = await fetch('/api/v1/auth/register', { method: 'POST', headers: { 'Content-Type': 'application/json' }, body: JSON.stringify(body) });
+  return answer.status;
+}"""
+
+PRELOGIN_ORIGIN = """async (username) => (await (await fetch('/api/v1/auth/prelogin', {
+  method: 'POST', headers: { 'Content-Type': 'application/json' }, body: JSON.stringify({ username }) })).json()).origin ?? null"""
+
+
+def test_an_account_made_before_the_binding_is_bound_when_it_signs_in(new_page, circle):
+    page, watch = new_page(circle.origin, **DESKTOP)
+    page.goto(circle.origin + "/")
+    expect(page.get_by_role("heading", name="Sign in")).to_be_visible(timeout=LIVE_TIMEOUT)
+    name = unique("una")
+    assert page.evaluate(UNBOUND_REGISTRATION, {"username": name, "password": PASSWORD}) == 201
+    assert page.evaluate(PRELOGIN_ORIGIN, name) is None
+    sign_in(page, name)
+    dashboard(page).wait_for(timeout=KEY_WORK_TIMEOUT)
+    assert page.evaluate(PRELOGIN_ORIGIN, name) == circle.origin
+    # Bound: signing in again derives for this origin, and the new sealed bundle opens.
+    sign_out(page)
+    sign_in(page, name)
+    dashboard(page).wait_for(timeout=KEY_WORK_TIMEOUT)
+    watch.assert_clean()
+
+
 def test_register_shows_the_recovery_key_once_and_requires_confirming_it(new_page, circle):
     page, watch = new_page(circle.origin, **DESKTOP)
     page.goto(circle.origin + "/?view=register")

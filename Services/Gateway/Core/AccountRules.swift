@@ -54,6 +54,42 @@ package enum AccountRules {
         return name
     }
 
+    /// A web origin as browsers serialize it (PROTOCOL 2): `http` or `https`, `://`, a lowercase
+    /// host name, IPv4 address or bracketed IPv6 address, and a port only when it is not the
+    /// scheme's default; nothing after it. At most 255 bytes.
+    package static func origin(_ raw: String, field: String = "origin") throws -> String {
+        guard let parsed = parseOrigin(raw) else {
+            throw Problem.invalidField(field, "must be a web origin as a browser writes it (for example https://circle.example.org or http://localhost:8080)")
+        }
+        return parsed
+    }
+
+    /// `raw` when it is a serialized origin (see `origin`), else nil.
+    package static func parseOrigin(_ raw: String) -> String? {
+        guard raw.utf8.count <= 255, raw == raw.lowercased() else { return nil }
+        let scheme: String, defaultPort: String
+        if raw.hasPrefix("http://") { (scheme, defaultPort) = ("http://", "80") } else if raw.hasPrefix("https://") { (scheme, defaultPort) = ("https://", "443") } else { return nil }
+        var rest = Substring(raw.dropFirst(scheme.count))
+        var port: Substring?
+        if rest.hasPrefix("[") {
+            guard let close = rest.firstIndex(of: "]") else { return nil }
+            let inside = rest[rest.index(after: rest.startIndex)..<close]
+            guard !inside.isEmpty, inside.allSatisfy({ $0.isHexDigit || $0 == ":" || $0 == "." }) else { return nil }
+            rest = rest[rest.index(after: close)...]
+            if rest.hasPrefix(":") { port = rest.dropFirst() } else if !rest.isEmpty { return nil }
+        } else {
+            let parts = rest.split(separator: ":", maxSplits: 1, omittingEmptySubsequences: false)
+            let host = parts[0]
+            guard !host.isEmpty, host.allSatisfy({ ("a"..."z").contains($0) || ("0"..."9").contains($0) || $0 == "." || $0 == "-" }),
+                  !host.hasPrefix("."), !host.hasSuffix("."), !host.hasPrefix("-") else { return nil }
+            if parts.count == 2 { port = parts[1] }
+        }
+        if let port {
+            guard let number = Int(port), (1...65535).contains(number), String(number) == port, String(port) != defaultPort else { return nil }
+        }
+        return raw
+    }
+
     package static func deviceLabel(_ raw: String?) throws -> String {
         let label = try readableText(raw ?? "", field: "deviceLabel", maxCharacters: maxDeviceLabel)
         return label.isEmpty ? "unnamed device" : label

@@ -41,8 +41,20 @@ struct AccountController: Sendable {
         let bundle: String
         let recoveryBundle: String?
         let recoveryAuthKey: String?
-        static let allowedKeys: Set<String> = ["currentAuthKey", "authKey", "salt", "bundle", "recoveryBundle", "recoveryAuthKey"]
+        let origin: String?
+        static let allowedKeys: Set<String> = ["currentAuthKey", "authKey", "salt", "bundle", "recoveryBundle", "recoveryAuthKey", "origin"]
     }
+
+    struct BindLoginRequest: StrictDecodable, Sendable {
+        let currentAuthKey: String
+        let authKey: String
+        let salt: String
+        let bundle: String
+        let origin: String
+        static let allowedKeys: Set<String> = ["currentAuthKey", "authKey", "salt", "bundle", "origin"]
+    }
+
+    struct LoginBound: Codable, Sendable { let bundleVersion: Int64; let origin: String }
 
     struct PasswordChanged: Codable, Sendable { let bundleVersion: Int64; let revoked: [String] }
 
@@ -60,6 +72,7 @@ struct AccountController: Sendable {
         group.delete("/sessions/{id}", use: revoke)
         group.post("/sessions/revoke-others", use: revokeOthers)
         group.post("/password", use: changePassword)
+        group.post("/login-origin", use: bindLogin)
         group.post("/reauthenticate", use: reauthenticate)
     }
 
@@ -161,6 +174,7 @@ struct AccountController: Sendable {
         guard (recoveryBundle == nil) == (recoveryAuthKey == nil) else {
             throw Problem.invalidField("recoveryBundle", "a new recovery bundle and recoveryAuthKey go together")
         }
+        let origin = try body.origin.map { try AccountRules.origin($0) }
         guard let user = try await state.store.read({ db in try await AccountRepository.user(id: identity.userId, in: db) }) else {
             throw Problem.unauthorized()
         }
@@ -180,7 +194,7 @@ struct AccountController: Sendable {
                 ActivityItem(chain: user.id, kind: .passwordChanged, sessionId: identity.sessionId, ip: ip, userAgent: userAgent, alert: true),
             ], at: now, in: db)
             try await AccountRepository.replaceCredentials(
-                userId: user.id, verifier: crypto.verifier(for: authKey), salt: salt,
+                userId: user.id, verifier: crypto.verifier(for: authKey), salt: salt, origin: origin,
                 bundle: try crypto.wrap(bundle, userId: user.id, kind: .main),
                 recoveryBundle: try recoveryBundle.map { try crypto.wrap($0, userId: user.id, kind: .recovery) },
                 recoveryVerifier: recoveryAuthKey.map { crypto.verifier(for: $0) }, at: now, in: db
@@ -193,6 +207,46 @@ struct AccountController: Sendable {
         await state.sessions.announceRevoked(result.0)
         await state.publish(result.3, alongside: result.1)
         return JSONResponse(PasswordChanged(bundleVersion: result.2, revoked: result.0))
+    }
+
+    /// Binds an older account's login keys to the origin its member signs in at (PROTOCOL 2):
+    /// the same password derived again with the origin, after proving the current one. Sessions
+    /// stay (the password did not change); an account already bound gets 409.
+    @Sendable func bindLogin(request: Request, context: AuthenticatedContext) async throws -> JSONResponse<LoginBound> {
+        let identity = context.identity
+        let body = try await request.decodeJSON(as: BindLoginRequest.self, context: context)
+        let current = Base64URL.decode(body.currentAuthKey).map(Array.init) ?? []
+        let authKey = try AccountRules.bytes("authKey", body.authKey, count: AccountRules.authKeyBytes)
+        let salt = try AccountRules.bytes("salt", body.salt, count: AccountRules.saltBytes)
+        let bundle = try AccountRules.blob("bundle", body.bundle)
+        let origin = try AccountRules.origin(body.origin)
+        guard let user = try await state.store.read({ db in try await AccountRepository.user(id: identity.userId, in: db) }) else {
+            throw Problem.unauthorized()
+        }
+        guard user.loginOrigin == nil else { throw Problem.conflict("This account's sign-in is already bound to \(user.loginOrigin ?? "")") }
+        let ip = state.address(request, context)
+        let attempt = try await state.throttle.admit(username: user.username, address: ip)
+        let userAgent = state.userAgent(request)
+        guard state.crypto.matches(authKey: current, stored: user.verifier) else {
+            await state.record([ActivityItem(chain: user.id, kind: .signInFailed, sessionId: identity.sessionId, ip: ip, userAgent: userAgent,
+                                             details: ["method": "sign-in binding"])])
+            throw Problem.forbidden("The current password is wrong.")
+        }
+        await state.throttle.succeeded(attempt, userId: user.id)
+        let crypto = state.crypto
+        let now = state.clock.now()
+        let result = try await state.store.write { db in
+            let recorded = try await state.record([
+                ActivityItem(chain: user.id, kind: .loginBound, sessionId: identity.sessionId, ip: ip, userAgent: userAgent, details: ["origin": origin]),
+            ], at: now, in: db)
+            try await AccountRepository.replaceCredentials(
+                userId: user.id, verifier: crypto.verifier(for: authKey), salt: salt, origin: origin,
+                bundle: try crypto.wrap(bundle, userId: user.id, kind: .main), recoveryBundle: nil, recoveryVerifier: nil, at: now, in: db
+            )
+            return (try await AccountRepository.bundles(userId: user.id, in: db)?.version ?? 0, recorded)
+        }
+        await state.publish(result.1, alongside: [])
+        return JSONResponse(LoginBound(bundleVersion: result.0, origin: origin))
     }
 }
 

@@ -25,6 +25,8 @@ struct AuthController: Sendable {
         let username: String
         let salt: String
         let kdf: KDF
+        /// The origin the account's login keys are bound to; absent for an older, unbound account.
+        let origin: String?
     }
 
     struct RegisterRequest: StrictDecodable, Sendable {
@@ -41,9 +43,10 @@ struct AuthController: Sendable {
         let x25519Key: String
         let kxCert: String
         let deviceLabel: String?
+        let origin: String?
         static let allowedKeys: Set<String> = [
             "invite", "userId", "username", "displayName", "authKey", "salt", "bundle", "recoveryBundle",
-            "recoveryAuthKey", "identityKey", "x25519Key", "kxCert", "deviceLabel",
+            "recoveryAuthKey", "identityKey", "x25519Key", "kxCert", "deviceLabel", "origin",
         ]
     }
 
@@ -89,7 +92,8 @@ struct AuthController: Sendable {
         let recoveryBundle: String?
         let newRecoveryAuthKey: String?
         let deviceLabel: String?
-        static let allowedKeys: Set<String> = ["username", "recoveryAuthKey", "authKey", "salt", "bundle", "recoveryBundle", "newRecoveryAuthKey", "deviceLabel"]
+        let origin: String?
+        static let allowedKeys: Set<String> = ["username", "recoveryAuthKey", "authKey", "salt", "bundle", "recoveryBundle", "newRecoveryAuthKey", "deviceLabel", "origin"]
     }
 
     func addRoutes(to router: Router<CircleRequestContext>) {
@@ -102,17 +106,25 @@ struct AuthController: Sendable {
         group.post("/recovery/reset", use: recoveryReset)
     }
 
-    /// Salt and KDF for a username; an unknown name gets a stable fake salt, indistinguishable.
+    /// Salt, KDF and bound origin for a username; an unknown name gets a stable fake salt and the
+    /// origin it was asked from, as an account made there would.
     @Sendable func prelogin(request: Request, context: CircleRequestContext) async throws -> JSONResponse<PreloginResponse> {
         let body = try await request.decodeJSON(as: PreloginRequest.self, context: context)
         try await state.rateLimiter.check(.prelogin, for: state.address(request, context))
         let name = AccountRules.lookupName(body.username)
         let user = try await state.store.read { db in try await AccountRepository.signInUser(named: name, in: db) }
         let salt = user?.salt ?? state.crypto.fakeSalt(forUsername: name)
+        let origin = user.map { $0.loginOrigin } ?? Self.askingOrigin(request)
         return JSONResponse(PreloginResponse(
             serverId: try await state.serverID.value(), username: name, salt: Base64URL.encode(salt),
-            kdf: KDF(name: AccountRules.kdfName, iterations: AccountRules.kdfIterations)
+            kdf: KDF(name: AccountRules.kdfName, iterations: AccountRules.kdfIterations), origin: origin
         ))
+    }
+
+    /// The origin a request came from: its `Origin` header (browsers), else its `Host` over http.
+    static func askingOrigin(_ request: Request) -> String? {
+        if let origin = request.headers[.origin], let parsed = AccountRules.parseOrigin(origin) { return parsed }
+        return request.head.authority.flatMap { AccountRules.parseOrigin("http://" + $0.lowercased()) }
     }
 
     @Sendable func register(request: Request, context: CircleRequestContext) async throws -> JSONResponse<SessionResponse> {
@@ -127,6 +139,7 @@ struct AuthController: Sendable {
         let recoveryAuthKey = try AccountRules.bytes("recoveryAuthKey", body.recoveryAuthKey, count: AccountRules.authKeyBytes)
         let keys = try AccountRules.publicKeys(userId: userId, identityKey: body.identityKey, x25519Key: body.x25519Key, kxCert: body.kxCert)
         let deviceLabel = try AccountRules.deviceLabel(body.deviceLabel)
+        let origin = try body.origin.map { try AccountRules.origin($0) }
         let invite = body.invite?.trimmingCharacters(in: .whitespaces)
         if state.settings.registration == .invite, (invite ?? "").isEmpty {
             throw Problem.invalidField("invite", "registration needs an invite on this server")
@@ -158,7 +171,7 @@ struct AuthController: Sendable {
             }
             let user = UserRecord(
                 id: userId, username: username, displayName: displayName, verifier: crypto.verifier(for: authKey), salt: salt,
-                identityKey: keys.identity, x25519Key: keys.x25519, kxCert: keys.cert, isAdmin: isAdmin
+                identityKey: keys.identity, x25519Key: keys.x25519, kxCert: keys.cert, isAdmin: isAdmin, loginOrigin: origin
             )
             try await AccountRepository.insertUser(
                 user,
@@ -277,6 +290,7 @@ struct AuthController: Sendable {
             throw Problem.invalidField("recoveryBundle", "a new recovery bundle and newRecoveryAuthKey go together")
         }
         let deviceLabel = try AccountRules.deviceLabel(body.deviceLabel)
+        let origin = try body.origin.map { try AccountRules.origin($0) }
         let (user, _) = try await verifyRecovery(username: body.username, recoveryAuthKey: body.recoveryAuthKey, request: request, context: context)
         let crypto = state.crypto
         let ip = state.address(request, context)
@@ -284,7 +298,7 @@ struct AuthController: Sendable {
         let now = state.clock.now()
         let result = try await state.store.write { db in
             try await AccountRepository.replaceCredentials(
-                userId: user.id, verifier: crypto.verifier(for: authKey), salt: salt,
+                userId: user.id, verifier: crypto.verifier(for: authKey), salt: salt, origin: origin,
                 bundle: try crypto.wrap(bundle, userId: user.id, kind: .main),
                 recoveryBundle: try recoveryBundle.map { try crypto.wrap($0, userId: user.id, kind: .recovery) },
                 recoveryVerifier: newRecoveryAuthKey.map { crypto.verifier(for: $0) }, at: now, in: db

@@ -17,9 +17,12 @@ package struct UserRecord: Sendable {
     package let isAdmin: Bool
     /// The member destroyed the account: no sign-in, shown to others as "left the Circle".
     package let isDestroyed: Bool
+    /// The web origin the login keys are bound to (PROTOCOL 2); nil for an account made before.
+    package let loginOrigin: String?
 
     package init(id: String, username: String, displayName: String, verifier: [UInt8], salt: [UInt8], identityKey: [UInt8], x25519Key: [UInt8], kxCert: [UInt8], isAdmin: Bool,
-                 isDestroyed: Bool = false) {
+                 isDestroyed: Bool = false, loginOrigin: String? = nil) {
+        self.loginOrigin = loginOrigin
         self.id = id
         self.username = username
         self.displayName = displayName
@@ -81,16 +84,17 @@ package enum AccountRepository {
             x25519Key: Array(try row.decode(column: "x25519_key", as: Data.self)),
             kxCert: Array(try row.decode(column: "kx_cert", as: Data.self)),
             isAdmin: try row.decode(column: "is_admin", as: Int64.self) != 0,
-            isDestroyed: try row.decode(column: "destroyed_at", as: Int64.self) != 0
+            isDestroyed: try row.decode(column: "destroyed_at", as: Int64.self) != 0,
+            loginOrigin: try row.decode(column: "login_origin", as: String?.self)
         )
     }
 
     package static func insertUser(_ user: UserRecord, bundle: [UInt8], recoveryBundle: [UInt8], recoveryVerifier: [UInt8], at now: Timestamp, in db: any SQLDatabase) async throws {
         try await db.raw("""
-            INSERT INTO users (id, username, display_name, auth_verifier, salt, identity_key, x25519_key, kx_cert, is_admin, created_at, updated_at)
+            INSERT INTO users (id, username, display_name, auth_verifier, salt, identity_key, x25519_key, kx_cert, is_admin, created_at, updated_at, login_origin)
             VALUES (\(bind: user.id), \(bind: user.username), \(bind: user.displayName), \(bind: Data(user.verifier)), \(bind: Data(user.salt)),
                     \(bind: Data(user.identityKey)), \(bind: Data(user.x25519Key)), \(bind: Data(user.kxCert)), \(bind: user.isAdmin ? 1 : 0),
-                    \(bind: now.millis), \(bind: now.millis))
+                    \(bind: now.millis), \(bind: now.millis), \(bind: user.loginOrigin))
             """).run()
         try await db.raw("""
             INSERT INTO key_bundles (user_id, bundle, recovery_bundle, recovery_verifier, version, updated_at)
@@ -122,9 +126,14 @@ package enum AccountRepository {
         )
     }
 
-    /// Replaces the login secret and bundles at once (password change and recovery).
-    package static func replaceCredentials(userId: String, verifier: [UInt8], salt: [UInt8], bundle: [UInt8], recoveryBundle: [UInt8]?, recoveryVerifier: [UInt8]?, at now: Timestamp, in db: any SQLDatabase) async throws {
-        try await db.raw("UPDATE users SET auth_verifier = \(bind: Data(verifier)), salt = \(bind: Data(salt)), updated_at = \(bind: now.millis) WHERE id = \(bind: userId)").run()
+    /// Replaces the login secret and bundles at once (password change, recovery, binding an older
+    /// account's keys to its origin); `origin` is the one the new keys are bound to.
+    package static func replaceCredentials(userId: String, verifier: [UInt8], salt: [UInt8], origin: String?, bundle: [UInt8], recoveryBundle: [UInt8]?, recoveryVerifier: [UInt8]?,
+                                           at now: Timestamp, in db: any SQLDatabase) async throws {
+        try await db.raw("""
+            UPDATE users SET auth_verifier = \(bind: Data(verifier)), salt = \(bind: Data(salt)), login_origin = \(bind: origin), updated_at = \(bind: now.millis)
+            WHERE id = \(bind: userId)
+            """).run()
         try await db.raw("UPDATE key_bundles SET bundle = \(bind: Data(bundle)), version = version + 1, updated_at = \(bind: now.millis) WHERE user_id = \(bind: userId)").run()
         if let recoveryBundle, let recoveryVerifier {
             try await db.raw("UPDATE key_bundles SET recovery_bundle = \(bind: Data(recoveryBundle)), recovery_verifier = \(bind: Data(recoveryVerifier)) WHERE user_id = \(bind: userId)").run()

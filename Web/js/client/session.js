@@ -76,6 +76,47 @@ async function abandon(api, token) {
   }
 }
 
+/** The origin this page was loaded from: what every login key derived here is bound to. */
+function pageOrigin() {
+  return globalThis.location.origin;
+}
+
+/**
+ * The origin to derive with for a prelogin answer: this page's when the account is bound to it;
+ * null for an account made before the binding (bound right after it signs in). An account bound
+ * to another origin is refused before anything is derived or sent: this page may be another
+ * server replaying that one's answer, or the same server under another address.
+ */
+function boundOrigin(prelogin) {
+  const origin = pageOrigin();
+  if (prelogin.origin === undefined || prelogin.origin === null) return null;
+  if (prelogin.origin !== origin) {
+    throw new ProtocolError('refused', `this account signs in at ${prelogin.origin}, not at ${origin}: open Circle there`);
+  }
+  return origin;
+}
+
+/**
+ * Binds an account made before the binding to this page's origin, right after it signed in: the
+ * same password derived again with the origin and a fresh salt, the bundle sealed under the new
+ * kek (PROTOCOL 2). Returns the new sealed bundle.
+ */
+async function bindLogin(api, token, { prelogin, name, password, currentAuthKey, bundle, userId }) {
+  const origin = pageOrigin();
+  const salt = random(32);
+  const next = await deriveLoginKeys({ origin, serverId: prelogin.serverId, username: name, salt, password, iterations: MINIMUM_ITERATIONS });
+  try {
+    const sealedBundle = await sealBundle(next.kek, bundle, userId);
+    await api.call('POST', '/api/v1/account/login-origin', {
+      currentAuthKey: b64u(currentAuthKey), authKey: b64u(next.authKey), salt: b64u(salt), bundle: b64u(sealedBundle), origin,
+    }, { token });
+    return sealedBundle;
+  } finally {
+    next.authKey.fill(0);
+    next.kek.fill(0);
+  }
+}
+
 /**
  * Registers a new account: keys made here, sealed under the password's kek and the recovery key.
  * @param {import('./api.js').Api} api
@@ -90,7 +131,8 @@ export async function register(api, { invite, username, displayName, password, d
   const userId = crypto.randomUUID();
   const salt = random(32);
   stage('deriving');
-  const { authKey, kek } = await deriveLoginKeys({ serverId: info.serverId, username: name, salt, password, iterations: MINIMUM_ITERATIONS });
+  const origin = pageOrigin();
+  const { authKey, kek } = await deriveLoginKeys({ origin, serverId: info.serverId, username: name, salt, password, iterations: MINIMUM_ITERATIONS });
   const keys = generateAccountKeys();
   const bundle = encodeBundle(keys);
   const recovery = generateRecoveryKey();
@@ -112,6 +154,7 @@ export async function register(api, { invite, username, displayName, password, d
       x25519Key: b64u(agreement.publicKey),
       kxCert: b64u(await makeKxCert(identity.privateKey, userId, agreement.publicKey)),
       deviceLabel: deviceLabel || DEFAULT_DEVICE_LABEL,
+      origin,
     };
     if (invite) body.invite = inviteCode(invite);
     recoveryKeys.kek.fill(0);
@@ -137,9 +180,10 @@ export async function login(api, { username, password, deviceLabel, onStage }) {
   const name = normalise(username);
   const prelogin = await api.call('POST', '/api/v1/auth/prelogin', { username: name }, { token: null });
   checkKdf(prelogin.kdf);
+  const origin = boundOrigin(prelogin);
   stage('deriving');
   const { authKey, kek } = await deriveLoginKeys({
-    serverId: prelogin.serverId, username: name, salt: fromB64u(prelogin.salt), password, iterations: prelogin.kdf.iterations,
+    origin, serverId: prelogin.serverId, username: name, salt: fromB64u(prelogin.salt), password, iterations: prelogin.kdf.iterations,
   });
   let bundle = null;
   try {
@@ -151,7 +195,10 @@ export async function login(api, { username, password, deviceLabel, onStage }) {
       const sealedBundle = fromB64u(session.bundle);
       bundle = await openBundle(kek, sealedBundle, session.user.userId);
       const unlocked = await unlockAgainstDirectory(api, session.token, session.user.userId, bundle);
-      return { account: accountRecord({ serverId: prelogin.serverId, session, unlocked, sealedBundle }) };
+      const bound = origin === null
+        ? await bindLogin(api, session.token, { prelogin, name, password, currentAuthKey: authKey, bundle, userId: session.user.userId })
+        : null;
+      return { account: accountRecord({ serverId: prelogin.serverId, session, unlocked, sealedBundle: bound ?? sealedBundle }) };
     } catch (error) {
       await abandon(api, session.token);
       throw error;
@@ -176,7 +223,7 @@ export async function changePassword(api, account, { currentPassword, newPasswor
   checkKdf(prelogin.kdf);
   stage('deriving');
   const current = await deriveLoginKeys({
-    serverId: account.serverId, username: account.username, salt: fromB64u(prelogin.salt), password: currentPassword,
+    origin: boundOrigin(prelogin), serverId: account.serverId, username: account.username, salt: fromB64u(prelogin.salt), password: currentPassword,
     iterations: prelogin.kdf.iterations,
   });
   let bundle = null;
@@ -188,11 +235,12 @@ export async function changePassword(api, account, { currentPassword, newPasswor
     } catch {
       throw new ProtocolError('refused', 'the current password is not right');
     }
-    next = await deriveLoginKeys({ serverId: account.serverId, username: account.username, salt, password: newPassword, iterations: MINIMUM_ITERATIONS });
+    const origin = pageOrigin();
+    next = await deriveLoginKeys({ origin, serverId: account.serverId, username: account.username, salt, password: newPassword, iterations: MINIMUM_ITERATIONS });
     const sealedBundle = await sealBundle(next.kek, bundle, account.userId);
     stage('verifying');
     const answer = await api.post('/api/v1/account/password', {
-      currentAuthKey: b64u(current.authKey), authKey: b64u(next.authKey), salt: b64u(salt), bundle: b64u(sealedBundle),
+      currentAuthKey: b64u(current.authKey), authKey: b64u(next.authKey), salt: b64u(salt), bundle: b64u(sealedBundle), origin,
     });
     account.sealedBundle = sealedBundle;
     account.bundleVersion = answer?.bundleVersion ?? account.bundleVersion;
@@ -217,7 +265,8 @@ export async function reauthenticate(api, account, password) {
   const prelogin = await api.post('/api/v1/auth/prelogin', { username: account.username });
   checkKdf(prelogin.kdf);
   const { authKey, kek } = await deriveLoginKeys({
-    serverId: account.serverId, username: account.username, salt: fromB64u(prelogin.salt), password, iterations: prelogin.kdf.iterations,
+    origin: boundOrigin(prelogin), serverId: account.serverId, username: account.username, salt: fromB64u(prelogin.salt), password,
+    iterations: prelogin.kdf.iterations,
   });
   try {
     await api.post('/api/v1/account/reauthenticate', { authKey: b64u(authKey) });
@@ -251,12 +300,13 @@ export async function recover(api, { username, recoveryKey, newPassword, deviceL
     bundle = await openRecoveryBundle(recoveryKeys.kek, fromB64u(found.recoveryBundle), found.userId);
     stage('deriving');
     const salt = random(32);
-    derived = await deriveLoginKeys({ serverId: info.serverId, username: name, salt, password: newPassword, iterations: MINIMUM_ITERATIONS });
+    const origin = pageOrigin();
+    derived = await deriveLoginKeys({ origin, serverId: info.serverId, username: name, salt, password: newPassword, iterations: MINIMUM_ITERATIONS });
     const sealedBundle = await sealBundle(derived.kek, bundle, found.userId);
     stage('verifying');
     const session = await api.call('POST', '/api/v1/auth/recovery/reset', {
       username: name, recoveryAuthKey: b64u(recoveryKeys.authKey), authKey: b64u(derived.authKey), salt: b64u(salt),
-      bundle: b64u(sealedBundle), deviceLabel: deviceLabel || DEFAULT_DEVICE_LABEL,
+      bundle: b64u(sealedBundle), deviceLabel: deviceLabel || DEFAULT_DEVICE_LABEL, origin,
     }, { token: null });
     if (session.user.userId !== found.userId) {
       await abandon(api, session.token);

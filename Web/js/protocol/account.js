@@ -3,7 +3,7 @@
  * and 3, CircleKit/AccountKeys.swift).
  * @module protocol/account
  */
-import { ProtocolError, concat, equal, fromHex, hex, random, u32, u8, utf8 } from './bytes.js';
+import { ProtocolError, concat, equal, fromHex, hex, random, u16, u32, u8, utf8 } from './bytes.js';
 import * as ed25519 from './ed25519.js';
 import { aesGcmOpen, aesGcmSeal, hkdf, pbkdf2, sha256 } from './primitives.js';
 import { pinsKeyFromVmk } from './pins.js';
@@ -37,28 +37,35 @@ export function checkKdf(kdf) {
 }
 
 /**
- * `SHA-256("circle/v1/salt" || serverId || username || salt)`.
+ * `SHA-256("circle/v1/origin-salt" || u16(len(origin)) || origin || serverId || username ||
+ * salt)`, bound to the origin this page was loaded from, so keys derived here are useless at any
+ * other server, whatever prelogin answer it replays. Without an origin (an account made before
+ * the binding): `SHA-256("circle/v1/salt" || serverId || username || salt)`.
+ * @param {string|null} origin the page's `location.origin`, or null for an unbound account
  * @param {string} serverId 32 lowercase hex digits
  * @param {string} username normalised (lowercase)
  * @param {Uint8Array} salt the server's 32-byte salt
  * @returns {Promise<Uint8Array>}
  */
-export async function pbkdf2Salt(serverId, username, salt) {
-  return sha256(concat(utf8('circle/v1/salt'), utf8(serverId), utf8(username), salt));
+export async function pbkdf2Salt(origin, serverId, username, salt) {
+  if (origin === null || origin === undefined) return sha256(concat(utf8('circle/v1/salt'), utf8(serverId), utf8(username), salt));
+  const bytes = utf8(origin);
+  return sha256(concat(utf8('circle/v1/origin-salt'), u16(bytes.length), bytes, utf8(serverId), utf8(username), salt));
 }
 
 /**
  * PBKDF2 and then HKDF into `authKey` (sent to the server) and `kek` (opens the bundle; never
  * leaves the client). Checks the KDF first; the password is NFC-normalised, the username lowercased.
  * Slow on purpose (hundreds of milliseconds).
- * @param {{serverId: string, username: string, salt: Uint8Array, password: string, iterations: number, name?: string}} params
+ * `origin` is the page's (null only for an account made before the binding, PROTOCOL 2).
+ * @param {{origin: string|null, serverId: string, username: string, salt: Uint8Array, password: string, iterations: number, name?: string}} params
  * @returns {Promise<{authKey: Uint8Array, kek: Uint8Array}>}
  */
-export async function deriveLoginKeys({ serverId, username, salt, password, iterations, name = KDF_NAME }) {
+export async function deriveLoginKeys({ origin = null, serverId, username, salt, password, iterations, name = KDF_NAME }) {
   checkKdf({ name, iterations });
   if (!(salt instanceof Uint8Array) || salt.length !== 32) throw new ProtocolError('malformed', 'the server salt must be 32 bytes');
   const passwordBytes = utf8(password.normalize('NFC'));
-  const master = await pbkdf2(passwordBytes, await pbkdf2Salt(serverId, username.toLowerCase(), salt), iterations, 32);
+  const master = await pbkdf2(passwordBytes, await pbkdf2Salt(origin, serverId, username.toLowerCase(), salt), iterations, 32);
   passwordBytes.fill(0);
   const params = concat(utf8(KDF_NAME), u32(iterations));
   try {

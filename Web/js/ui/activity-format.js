@@ -10,6 +10,7 @@ const KIND_LABELS = {
   'session.revoked': 'Session revoked',
   'sign-out': 'Signed out',
   'password.changed': 'Password changed',
+  'login.bound': 'Sign-in bound to this address',
   'recovery.used': 'Recovery key used',
   'key.changed': 'Identity key changed',
   'invite.created': 'Invite created',

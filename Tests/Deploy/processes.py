@@ -2,8 +2,11 @@
 Tests/Web/conftest.py finds them, so CI runs what it just built), coturn and nginx on free
 loopback ports; each started under `timeout` so nothing outlives a killed test run, and stopped
 by its own pid."""
+import glob
 import json
 import os
+import re
+import shutil
 import signal
 import socket
 import subprocess
@@ -75,10 +78,11 @@ def wait_ready(url: str, process: Process, within: float = 60):
     raise AssertionError(f"{url} did not answer within {within} s:\n{process.output()[-3000:]}")
 
 
-def api(method: str, url: str, token: str = None, body=None):
+def api(method: str, url: str, token: str = None, body=None, extra_headers=None):
     """One JSON request; returns (status, decoded body or None)."""
     data = None if body is None else json.dumps(body).encode()
     headers = {"Content-Type": "application/json"} if data is not None else {}
+    headers.update(extra_headers or {})
     if token:
         headers["Authorization"] = f"Bearer {token}"
     request = urllib.request.Request(url, data=data, method=method, headers=headers)
@@ -108,3 +112,28 @@ def register(server: str, username: str, state: Path) -> dict:
     circle_cli("register", "--server", server, "--username", username, "--password-stdin",
                state=state, input="correct horse battery staple\n")
     return json.loads(state.read_text())
+
+
+def fresh_database(postgres: str, prefix: str) -> str:
+    """A new database on the test PostgreSQL at `postgres`; its URL."""
+    name = f"t_{prefix}_" + os.urandom(6).hex()
+    psql = shutil.which("psql") or sorted(glob.glob("/usr/lib/postgresql/*/bin/psql"))[-1]
+    subprocess.run([psql, postgres, "-q", "-c", f"CREATE DATABASE {name}"], check=True, capture_output=True, timeout=30)
+    return postgres.rsplit("/", 1)[0] + "/" + name
+
+
+def nginx_config(tmp, listen: int, pools: dict) -> str:
+    """deploy/nginx.conf on a loopback port, each `set $service host:port;` pointing at an
+    upstream of the local replicas instead (nginx looks a variable's value up among its upstreams
+    before asking a resolver)."""
+    text = (ROOT / "deploy" / "nginx.conf").read_text()
+    text = text.replace("listen 8080;", f"listen 127.0.0.1:{listen};").replace("worker_processes auto;", "worker_processes 1;")
+    upstreams = ""
+    for service, ports in pools.items():
+        text, count = re.subn(rf"set \${service}\s+[\w.-]+:\d+;", f"set ${service} local_{service};", text)
+        assert count == 1, f"deploy/nginx.conf has no `set ${service}`"
+        upstreams += f"    upstream local_{service} {{ {' '.join(f'server 127.0.0.1:{p};' for p in ports)} }}\n"
+    text = text.replace("http {\n", "http {\n" + upstreams, 1)
+    path = tmp / "nginx.conf"
+    path.write_text(text)
+    return str(path)

@@ -8,7 +8,6 @@ CIRCLE_TEST_REDIS_URL (scripts/with-test-servers.sh, as `make test` runs it); sk
 them, failed under CI. About 10 seconds.
 """
 import base64
-import glob
 import json
 import os
 import re
@@ -22,7 +21,7 @@ from urllib.request import urlopen
 
 import pytest
 
-from processes import ROOT, Process, api, circle_cli, executable, free_port, register, wait_ready
+from processes import Process, api, circle_cli, executable, free_port, fresh_database, nginx_config, register, wait_ready
 
 POSTGRES = os.environ.get("CIRCLE_TEST_POSTGRES_URL")
 REDIS = os.environ.get("CIRCLE_TEST_REDIS_URL")
@@ -117,31 +116,6 @@ class Socket:
         self.sock.close()
 
 
-def fresh_database() -> str:
-    """A new database on the test PostgreSQL; its URL."""
-    name = "t_signaling_" + os.urandom(6).hex()
-    psql = shutil.which("psql") or sorted(glob.glob("/usr/lib/postgresql/*/bin/psql"))[-1]
-    subprocess.run([psql, POSTGRES, "-q", "-c", f"CREATE DATABASE {name}"], check=True, capture_output=True, timeout=30)
-    return POSTGRES.rsplit("/", 1)[0] + "/" + name
-
-
-def nginx_config(tmp, listen: int, pools: dict) -> str:
-    """deploy/nginx.conf on a loopback port, each `set $service host:port;` pointing at an
-    upstream of the local replicas instead (nginx looks a variable's value up among its upstreams
-    before asking a resolver)."""
-    text = (ROOT / "deploy" / "nginx.conf").read_text()
-    text = text.replace("listen 8080;", f"listen 127.0.0.1:{listen};").replace("worker_processes auto;", "worker_processes 1;")
-    upstreams = ""
-    for service, ports in pools.items():
-        text, count = re.subn(rf"set \${service}\s+[\w.-]+:\d+;", f"set ${service} local_{service};", text)
-        assert count == 1, f"deploy/nginx.conf has no `set ${service}`"
-        upstreams += f"    upstream local_{service} {{ {' '.join(f'server 127.0.0.1:{p};' for p in ports)} }}\n"
-    text = text.replace("http {\n", "http {\n" + upstreams, 1)
-    path = tmp / "nginx.conf"
-    path.write_text(text)
-    return str(path)
-
-
 def requests_served(port: int, method: str, route: str) -> int:
     """How many `method` requests for `route` a replica's /metrics has counted."""
     with urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5) as answer:
@@ -156,7 +130,7 @@ def cluster(tmp_path_factory):
     assert POSTGRES and REDIS, "CIRCLE_TEST_POSTGRES_URL and CIRCLE_TEST_REDIS_URL must be set under CI"
     tmp = tmp_path_factory.mktemp("signaling-cluster")
     env = {
-        "POSTGRES_URL": fresh_database(), "REDIS_URL": REDIS, "REDIS_PREFIX": f"test:signaling:{os.urandom(4).hex()}:",
+        "POSTGRES_URL": fresh_database(POSTGRES, "signaling"), "REDIS_URL": REDIS, "REDIS_PREFIX": f"test:signaling:{os.urandom(4).hex()}:",
         "AUTH_PEPPER": base64.b64encode(os.urandom(32)).decode(),
         "ACTIVITY_KEYS": "t1:" + base64.b64encode(os.urandom(32)).decode(),
         "LOG_LEVEL": "warning",

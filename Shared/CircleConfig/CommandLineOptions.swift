@@ -188,6 +188,9 @@ public struct VaultOptions: ParsableArguments {
     @Option(name: .customLong("vault-max-unfinished-uploads"), help: ArgumentHelp(CircleConfigKey.vaultMaxUnfinishedUploads.help, valueName: "count"))
     var vaultMaxUnfinishedUploads: String?
 
+    @Option(name: .customLong("vault-idle-file-retention"), help: ArgumentHelp(CircleConfigKey.vaultIdleFileRetention.help, valueName: "duration"))
+    var vaultIdleFileRetention: String?
+
     public init() {}
 
     public var values: [CircleConfigKey: String] {
@@ -197,6 +200,7 @@ public struct VaultOptions: ParsableArguments {
         out[.vaultQuota] = vaultQuota
         out[.vaultUploadExpiry] = vaultUploadExpiry
         out[.vaultMaxUnfinishedUploads] = vaultMaxUnfinishedUploads
+        out[.vaultIdleFileRetention] = vaultIdleFileRetention
         return out
     }
 }

@@ -15,11 +15,14 @@ public struct VaultSettings: Sendable, Equatable {
     public var maxUnfinishedUploads: Int
     /// Whether share-link uses are recorded with the X-Forwarded-For address (`http.trustForwardedFor`).
     public var trustForwardedFor: Bool
+    /// A file not downloaded for this long is deleted by cleanup; nil keeps files however idle.
+    public var idleFileRetention: Duration?
 
     public init(
         path: String = "./data/vault", maxFileSize: Int64 = 4 << 30, quota: Int64 = 10 << 30,
-        uploadExpiry: Duration = .seconds(86_400), maxUnfinishedUploads: Int = 20, trustForwardedFor: Bool = false
+        uploadExpiry: Duration = .seconds(86_400), maxUnfinishedUploads: Int = 20, trustForwardedFor: Bool = false, idleFileRetention: Duration? = nil
     ) {
+        self.idleFileRetention = idleFileRetention
         self.maxUnfinishedUploads = maxUnfinishedUploads
         self.path = path
         self.maxFileSize = maxFileSize
@@ -55,6 +58,12 @@ extension SettingsLoader {
                 throw ConfigError(.vaultMaxUnfinishedUploads, "must be a whole number from 1 to 10000 (got \(text))")
             }
             settings.maxUnfinishedUploads = count
+        }
+        if let text = string(.vaultIdleFileRetention), text != "0", text.lowercased() != "off" {
+            guard let duration = parseDuration(text), duration >= .seconds(86_400) else {
+                throw ConfigError(.vaultIdleFileRetention, "must be 0 (off) or a duration of at least a day such as 90d (got \(text))")
+            }
+            settings.idleFileRetention = duration
         }
         if let text = string(.httpTrustForwardedFor) {
             guard let trust = Bool(text.lowercased()) else { throw ConfigError(.httpTrustForwardedFor, "must be true or false (got \(text))") }

@@ -532,6 +532,14 @@ public enum Migrations {
         Migration(version: 17, name: "login-origin", owner: "gateway") { _ in
             ["ALTER TABLE users ADD COLUMN login_origin TEXT"]
         },
+        // When a file was last downloaded (its creation until then), for `vault.idleFileRetention`.
+        Migration(version: 18, name: "file-access", owner: "vault") { t in
+            [
+                "ALTER TABLE vault_files ADD COLUMN accessed_at \(t.bigint) NOT NULL DEFAULT 0",
+                "UPDATE vault_files SET accessed_at = created_at",
+                "CREATE INDEX vault_files_accessed ON vault_files (accessed_at)",
+            ]
+        },
     ]
 
     /// The schema version this build expects.

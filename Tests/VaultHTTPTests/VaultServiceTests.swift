@@ -402,6 +402,45 @@ struct VaultServiceTests {
             #expect(again.files == 0 && again.uploads == 0 && again.links == 0)
         }
     }
+
+    @Test("with vault.idleFileRetention, cleanup deletes files nobody downloaded for that long, with their blobs and quota; a download keeps a file", arguments: Engine.available)
+    func idleFiles(engine: Engine) async throws {
+        let harness = ServerHarness(engine)
+        try await harness.run { api, store in
+            let ida = try await Member.register("ida", on: api)
+            let jon = try await Member.register("jon", on: api)
+            let (conversation, _) = try await ida.create(with: [jon], on: api)
+            let tus = Tus(api: api)
+            let idle = try SealedFile(size: 3000, owner: ida)
+            try await tus.upload(idle, as: ida)
+            let mine = try SealedFile(size: 1000, owner: ida)
+            try await tus.upload(mine, as: ida)
+            let shared = try SealedFile(size: 2000, owner: ida)
+            try await tus.upload(shared, as: ida, metadata: shared.metadata(level: "conversation", conversationId: conversation))
+            // Forty days pass; then the owner downloads one file and a member of its conversation another.
+            let day: Int64 = 86_400_000
+            try await store.write { db in
+                try await db.raw("UPDATE vault_files SET created_at = created_at - \(bind: 40 * day), accessed_at = accessed_at - \(bind: 40 * day)").run()
+            }
+            #expect(try await api.send("GET", "/api/v1/vault/files/\(mine.fileId)/content", bytes: nil, token: ida.token).bytes == mine.stream)
+            #expect(try await api.send("GET", "/api/v1/vault/files/\(shared.fileId)/content", bytes: nil, token: jon.token,
+                                       headers: ["Range": "bytes=0-99"]).status == 206)
+            let blobs = try VaultBlobs.open(path: harness.vaultPath)
+            let blob = harness.vaultPath + "/files/" + Hex.encode(idle.fileIdBytes).prefix(2) + "/" + Hex.encode(idle.fileIdBytes)
+            // Off by default: nothing idle goes.
+            #expect(try await VaultSweeper(store: store, blobs: blobs, clock: SystemWallClock(), logger: TestServers.quietLogger).sweep().files == 0)
+            let sweeper = VaultSweeper(store: store, blobs: blobs, clock: SystemWallClock(), logger: TestServers.quietLogger, idleRetention: .seconds(30 * 86_400))
+            #expect(try await sweeper.sweep().files == 1)
+            #expect(!FileManager.default.fileExists(atPath: blob))
+            #expect(try await api.call("GET", "/api/v1/vault/files/\(idle.fileId)", token: ida.token).status == 404)
+            for kept in [mine, shared] {
+                #expect(try await api.call("GET", "/api/v1/vault/files/\(kept.fileId)", token: ida.token).status == 200)
+            }
+            let list = try await api.call("GET", "/api/v1/vault/files", token: ida.token)
+            #expect(TestJSON.int(list.body, path: ["used"]) == mine.stream.count + shared.stream.count)
+            #expect(try await sweeper.sweep().files == 0)
+        }
+    }
 }
 
 /// Share links made the way the web client makes them.

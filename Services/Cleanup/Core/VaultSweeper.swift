@@ -4,8 +4,9 @@ import Logging
 import ServiceLifecycle
 import VaultStore
 
-/// Removes expired vault files, unfinished uploads past their expiry, and revokes share links
-/// that expired or ran out of downloads (ARCHITECTURE 8), in bounded batches.
+/// Removes expired vault files, files nobody downloaded for `idleRetention` (when set),
+/// unfinished uploads past their expiry, and revokes share links that expired or ran out of
+/// downloads (ARCHITECTURE 8), in bounded batches.
 package struct VaultSweeper: Service {
     package let store: any DatabaseStore
     package let clock: any WallClock
@@ -13,8 +14,11 @@ package struct VaultSweeper: Service {
     package let blobs: any BlobStore
     package let interval: Duration
     package let batch: Int
+    package let idleRetention: Duration?
 
-    package init(store: any DatabaseStore, blobs: any BlobStore, clock: any WallClock, logger: Logger, interval: Duration = .seconds(30), batch: Int = 200) {
+    package init(store: any DatabaseStore, blobs: any BlobStore, clock: any WallClock, logger: Logger, interval: Duration = .seconds(30), batch: Int = 200,
+                 idleRetention: Duration? = nil) {
+        self.idleRetention = idleRetention
         self.store = store
         self.clock = clock
         self.logger = logger
@@ -31,8 +35,14 @@ package struct VaultSweeper: Service {
     @discardableResult
     package func sweep() async throws -> (files: Int, uploads: Int, links: Int) {
         let now = clock.now()
-        let files = try await Sweeping.drain(limit: batch) {
+        var files = try await Sweeping.drain(limit: batch) {
             try await VaultExpiry.deleteExpiredFiles(store: store, blobs: blobs, now: now, limit: batch)
+        }
+        if let idleRetention {
+            let before = now.adding(milliseconds: -Int64(idleRetention.components.seconds) * 1000)
+            files += try await Sweeping.drain(limit: batch) {
+                try await VaultExpiry.deleteIdleFiles(store: store, blobs: blobs, before: before, now: now, limit: batch)
+            }
         }
         let uploads = try await Sweeping.drain(limit: batch) {
             try await VaultExpiry.deleteStaleUploads(store: store, blobs: blobs, now: now, limit: batch)

@@ -12,7 +12,7 @@ public func buildCleanup(_ environment: ServiceEnvironment, eventRetention: Dura
     let sweeper = EventLogSweeper(store: environment.store, clock: environment.clock, logger: environment.logger, retention: eventRetention)
     let expiry = ExpiredMessageSweeper(store: environment.store, clock: environment.clock, logger: environment.logger)
     let blobs = try VaultBlobs.open(path: vault.path)
-    let files = VaultSweeper(store: environment.store, blobs: blobs, clock: environment.clock, logger: environment.logger)
+    let files = VaultSweeper(store: environment.store, blobs: blobs, clock: environment.clock, logger: environment.logger, idleRetention: vault.idleFileRetention)
     let security = ActivitySweeper(store: environment.store, clock: environment.clock, logger: environment.logger, retention: activity.retention)
     let sessions = SessionSweeper(store: environment.store, clock: environment.clock, logger: environment.logger, lifetime: environment.settings.sessions)
     let recorder = ActivityRecorder(sealer: ActivitySealer(activity), logger: environment.logger)

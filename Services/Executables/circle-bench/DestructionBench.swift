@@ -197,9 +197,9 @@ struct Seeding: Sendable {
             guard FileManager.default.createFile(atPath: "\(folder)/\(name)", contents: content) else { throw BenchError("cannot write \(folder)/\(name)") }
             try await store.write { db in
                 try await db.raw("""
-                    INSERT INTO vault_files (id, owner_id, level, conversation_id, meta, wrap, size, sha256, created_at, expires_at)
+                    INSERT INTO vault_files (id, owner_id, level, conversation_id, meta, wrap, size, sha256, created_at, expires_at, accessed_at)
                     VALUES (\(bind: Base64URL.encode(id)), \(bind: userId), 'private', NULL, \(bind: Data(SecureRandom.bytes(100))), \(bind: Data(SecureRandom.bytes(60))),
-                            \(bind: Int64(fileSize)), \(bind: Data(SecureRandom.bytes(32))), \(bind: now), 0)
+                            \(bind: Int64(fileSize)), \(bind: Data(SecureRandom.bytes(32))), \(bind: now), 0, \(bind: now))
                     """).run()
             }
         }

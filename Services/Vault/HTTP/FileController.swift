@@ -103,7 +103,9 @@ struct FileController: Sendable {
     @Sendable func content(request: Request, context: AuthenticatedContext) async throws -> Response {
         let identity = context.identity
         let id: String = try context.parameters.require("id")
-        let file = try await state.store.read { db in try await state.readableFile(id, by: identity.userId, now: state.clock.now(), in: db) }
+        let now = state.clock.now()
+        let file = try await state.store.read { db in try await state.readableFile(id, by: identity.userId, now: now, in: db) }
+        if file.accessedAt < now.millis - VaultRepository.accessResolution { try await state.store.write { db in try await VaultRepository.touch(file.id, at: now, in: db) } }
         return try await ContentResponse.make(file: file, request: request, context: context, blobs: state.blobs)
     }
 

@@ -325,6 +325,7 @@ struct LinkController: Sendable {
             let outcome = first ? "download" : "resume"
             item.details["use"] = outcome
             try await VaultRepository.recordUse(link: link.id, outcome: outcome, ip: ip, at: now, in: db)
+            try await VaultRepository.touch(file.id, at: now, in: db)
             return (file, range, try await state.record([item], at: now, in: db))
         }
         await state.publish(recorded)

@@ -279,9 +279,10 @@ struct UploadController: Sendable {
         let events = try await state.store.write { db in
             guard try await VaultRepository.removeUpload(upload.id, token: lease.token, in: db) else { throw leaseLostProblem }
             try await db.raw("""
-                INSERT INTO vault_files (id, owner_id, level, conversation_id, meta, wrap, size, sha256, created_at, expires_at)
+                INSERT INTO vault_files (id, owner_id, level, conversation_id, meta, wrap, size, sha256, created_at, expires_at, accessed_at)
                 VALUES (\(bind: upload.fileId), \(bind: upload.ownerId), \(bind: upload.level.rawValue), \(bind: upload.conversationId),
-                        \(bind: Data(upload.meta)), \(bind: Data(upload.wrap)), \(bind: upload.length), \(bind: Data(sha)), \(bind: now.millis), \(bind: upload.fileExpiresAt))
+                        \(bind: Data(upload.meta)), \(bind: Data(upload.wrap)), \(bind: upload.length), \(bind: Data(sha)), \(bind: now.millis), \(bind: upload.fileExpiresAt),
+                        \(bind: now.millis))
                 """).run()
             let created = FileCreated(fileId: upload.fileId, size: upload.length, level: upload.level.rawValue, conversationId: upload.conversationId,
                                       sha256: Base64URL.encode(sha))

@@ -24,6 +24,22 @@ package enum VaultExpiry {
         return files.count
     }
 
+    /// Deletes up to `limit` files nobody downloaded since `before` (`vault.idleFileRetention`);
+    /// returns how many.
+    package static func deleteIdleFiles(store: any DatabaseStore, blobs: any BlobStore, before: Timestamp, now: Timestamp, limit: Int) async throws -> Int {
+        let skipLocked = store.engine == .postgres ? " FOR UPDATE SKIP LOCKED" : ""
+        let files = try await store.write { db in
+            let rows = try await db.raw(SQLQueryString("""
+                SELECT * FROM vault_files WHERE accessed_at < \(unsafeRaw: String(before.millis)) AND created_at < \(unsafeRaw: String(before.millis)) ORDER BY accessed_at LIMIT \(unsafeRaw: String(limit))\(unsafeRaw: skipLocked)
+                """)).all()
+            let files = try rows.map(VaultRepository.decodeFile)
+            for file in files { try await VaultRepository.deleteFile(file, at: now, in: db) }
+            return files
+        }
+        for file in files { try? await blobs.deleteFile(file.blobName) }
+        return files.count
+    }
+
     /// Deletes up to `limit` uploads left unfinished past their expiry; returns how many.
     package static func deleteStaleUploads(store: any DatabaseStore, blobs: any BlobStore, now: Timestamp, limit: Int) async throws -> Int {
         let skipLocked = store.engine == .postgres ? " FOR UPDATE SKIP LOCKED" : ""

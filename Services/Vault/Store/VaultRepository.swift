@@ -58,7 +58,12 @@ package struct VaultFileRecord: Sendable {
     package let createdAt: Int64
     package var expiresAt: Int64
 
-    package init(id: String, ownerId: String, level: VaultLevel, conversationId: String?, meta: [UInt8], wrap: [UInt8], size: Int64, sha256: [UInt8], createdAt: Int64, expiresAt: Int64) {
+    /// When it was last downloaded (its creation until then), to the hour (`VaultRepository.touch`).
+    package var accessedAt: Int64 = 0
+
+    package init(id: String, ownerId: String, level: VaultLevel, conversationId: String?, meta: [UInt8], wrap: [UInt8], size: Int64, sha256: [UInt8], createdAt: Int64, expiresAt: Int64,
+                 accessedAt: Int64 = 0) {
+        self.accessedAt = accessedAt
         self.id = id
         self.ownerId = ownerId
         self.level = level
@@ -162,8 +167,20 @@ package enum VaultRepository {
             size: try row.decode(column: "size", as: Int64.self),
             sha256: Array(try row.decode(column: "sha256", as: Data.self)),
             createdAt: try row.decode(column: "created_at", as: Int64.self),
-            expiresAt: try row.decode(column: "expires_at", as: Int64.self)
+            expiresAt: try row.decode(column: "expires_at", as: Int64.self),
+            accessedAt: try row.decode(column: "accessed_at", as: Int64.self)
         )
+    }
+
+    /// A download's time is kept to the hour: enough for `vault.idleFileRetention` (days), and one
+    /// write an hour at most however many ranges a download asks for.
+    package static let accessResolution: Int64 = 3_600_000
+
+    /// Records a download of the file now, unless one was recorded within the hour.
+    package static func touch(_ fileId: String, at now: Timestamp, in db: any SQLDatabase) async throws {
+        try await db.raw("""
+            UPDATE vault_files SET accessed_at = \(bind: now.millis) WHERE id = \(bind: fileId) AND accessed_at < \(bind: now.millis - accessResolution)
+            """).run()
     }
 
     package static func upload(_ id: String, in db: any SQLDatabase) async throws -> VaultUploadRecord? {

@@ -8,7 +8,7 @@
 set -euo pipefail
 # The benchmarks measure capacity, not the named rate limits (docs/API.md): their many members
 # register from one address and send as fast as the server takes it.
-export LIMITS_RATES="${LIMITS_RATES:-register=1000000/1h,prelogin=1000000/1m,directory-name=1000000/1m,directory-id=1000000/1m,message-send=1000000/1m,envelope-post=1000000/1m,upload-create=1000000/1h,link-create=1000000/1h,call-start=1000000/1m}"
+export LIMITS_RATES="register=1000000/1h,prelogin=1000000/1m,directory-name=1000000/1m,directory-id=1000000/1m,message-send=1000000/1m,envelope-post=1000000/1m,upload-create=1000000/1h,link-create=1000000/1h,call-start=1000000/1m"
 cd "$(dirname "$0")/.."
 MIB=${1:-1024}
 BASE=${2:-${TMPDIR:-/tmp}}

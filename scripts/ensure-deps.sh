@@ -14,6 +14,7 @@ if [ "$mode" = test ]; then
   command -v redis-server >/dev/null 2>&1 || missing_apt+=(redis-server)
   ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || missing_apt+=(postgresql)
   command -v nginx >/dev/null 2>&1 || missing_apt+=(nginx)
+  command -v openssl >/dev/null 2>&1 || missing_apt+=(openssl)
   command -v turnserver >/dev/null 2>&1 || missing_apt+=(coturn)
   command -v python3 >/dev/null 2>&1 || missing_apt+=(python3 python3-pip)
   [ -x /usr/bin/chromium ] || missing_apt+=(chromium)

@@ -131,6 +131,28 @@ def test_nginx_accepts_the_configuration():
     assert "syntax is ok" in out.stderr
 
 
+def test_the_tls_proxy_in_the_operations_guide_is_accepted_by_nginx():
+    """deploy/OPERATIONS.md's TLS example, with a throwaway certificate and loopback ports."""
+    nginx = shutil.which("nginx") or "/usr/sbin/nginx"
+    text = (ROOT / "deploy" / "OPERATIONS.md").read_text()
+    block = text.split("```nginx\n", 1)[1].split("```", 1)[0]
+    with tempfile.TemporaryDirectory() as prefix:
+        os.makedirs(f"{prefix}/logs", exist_ok=True)
+        made = subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", f"{prefix}/key.pem",
+                               "-out", f"{prefix}/cert.pem", "-days", "1", "-subj", "/CN=circle.example.org"],
+                              capture_output=True, text=True, timeout=60)
+        assert made.returncode == 0, made.stderr
+        block = re.sub(r"/etc/letsencrypt/\S+/fullchain\.pem", f"{prefix}/cert.pem", block)
+        block = re.sub(r"/etc/letsencrypt/\S+/privkey\.pem", f"{prefix}/key.pem", block)
+        block = block.replace("listen 443 ", "listen 127.0.0.1:18443 ").replace("listen 80;", "listen 127.0.0.1:18080;")
+        config = Path(prefix) / "tls.conf"
+        config.write_text("events {}\nhttp {\n" + block + "\n}\n")
+        out = subprocess.run([nginx, "-t", "-p", prefix, "-c", str(config), "-g", f"pid {prefix}/nginx.pid;"],
+                             capture_output=True, text=True, timeout=30)
+    assert out.returncode == 0, out.stderr
+    assert "ssl_certificate" in block and "Upgrade" in block and "X-Forwarded-Proto https" in block
+
+
 def test_dockerfile_builds_every_executable():
     text = (ROOT / "deploy" / "Dockerfile").read_text()
     for exe in EXECUTABLES:

@@ -6,8 +6,8 @@ import SQLKit
 /// What the cleanup service removes from the vault (ARCHITECTURE 8), in bounded batches that several
 /// replicas can run at once: rows are claimed with `FOR UPDATE SKIP LOCKED` on PostgreSQL
 /// (SQLite writes are serial), deleted with their quota share in one transaction, and the blobs
-/// removed after the commit (a blob left by a crash is unreachable and is removed by the next
-/// sweep of orphans).
+/// removed after the commit (a blob a crash leaves behind is unreachable: no row names it, so it
+/// is never served, but nothing removes it yet).
 package enum VaultExpiry {
     /// Deletes up to `limit` expired files; returns how many.
     package static func deleteExpiredFiles(store: any DatabaseStore, blobs: any BlobStore, now: Timestamp, limit: Int) async throws -> Int {

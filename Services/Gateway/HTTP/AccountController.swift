@@ -138,23 +138,33 @@ struct AccountController: Sendable {
         return JSONResponse(Revoked(revoked: result.0.ids))
     }
 
+    /// Checks the caller's current authKey, counted against the sign-in throttle like a login; a
+    /// wrong one is recorded as a failed sign-in (`method`) and answered 403 with `wrong`.
+    private func proveCurrentKey(_ authKey: [UInt8], method: String, wrong: String, request: Request,
+                                 context: AuthenticatedContext) async throws -> (user: UserRecord, ip: String, userAgent: String) {
+        let identity = context.identity
+        guard let user = try await state.store.read({ db in try await AccountRepository.user(id: identity.userId, in: db) }) else {
+            throw Problem.unauthorized()
+        }
+        let ip = state.address(request, context)
+        let attempt = try await state.throttle.admit(username: user.username, address: ip)
+        let userAgent = state.userAgent(request)
+        guard state.crypto.matches(authKey: authKey, stored: user.verifier) else {
+            await state.record([ActivityItem(chain: user.id, kind: .signInFailed, sessionId: identity.sessionId, ip: ip, userAgent: userAgent,
+                                             details: ["method": method])])
+            throw Problem.forbidden(wrong)
+        }
+        await state.throttle.succeeded(attempt, userId: user.id)
+        return (user, ip, userAgent)
+    }
+
     /// Proves the password again: for the next 5 minutes this session may ask for what cannot be
     /// undone (the destruction protocol). Wrong keys count against the sign-in throttle.
     @Sendable func reauthenticate(request: Request, context: AuthenticatedContext) async throws -> JSONResponse<Reauthenticated> {
         let identity = context.identity
         let body = try await request.decodeJSON(as: ReauthenticateRequest.self, context: context)
         let authKey = Base64URL.decode(body.authKey).map(Array.init) ?? []
-        guard let user = try await state.store.read({ db in try await AccountRepository.user(id: identity.userId, in: db) }) else {
-            throw Problem.unauthorized()
-        }
-        let ip = state.address(request, context)
-        let attempt = try await state.throttle.admit(username: user.username, address: ip)
-        guard state.crypto.matches(authKey: authKey, stored: user.verifier) else {
-            await state.record([ActivityItem(chain: user.id, kind: .signInFailed, sessionId: identity.sessionId, ip: ip, userAgent: state.userAgent(request),
-                                             details: ["method": "re-authentication"])])
-            throw Problem.forbidden("The password is wrong.")
-        }
-        await state.throttle.succeeded(attempt, userId: user.id)
+        _ = try await proveCurrentKey(authKey, method: "re-authentication", wrong: "The password is wrong.", request: request, context: context)
         let now = state.clock.now()
         try await state.store.write { db in try await Reauthentication.record(sessionId: identity.sessionId, at: now, in: db) }
         return JSONResponse(Reauthenticated(until: now.millis + Reauthentication.window))
@@ -175,18 +185,8 @@ struct AccountController: Sendable {
             throw Problem.invalidField("recoveryBundle", "a new recovery bundle and recoveryAuthKey go together")
         }
         let origin = try body.origin.map { try AccountRules.origin($0) }
-        guard let user = try await state.store.read({ db in try await AccountRepository.user(id: identity.userId, in: db) }) else {
-            throw Problem.unauthorized()
-        }
-        let ip = state.address(request, context)
-        let attempt = try await state.throttle.admit(username: user.username, address: ip)
-        let userAgent = state.userAgent(request)
-        guard state.crypto.matches(authKey: current, stored: user.verifier) else {
-            await state.record([ActivityItem(chain: user.id, kind: .signInFailed, sessionId: identity.sessionId, ip: ip, userAgent: userAgent,
-                                             details: ["method": "password change"])])
-            throw Problem.forbidden("The current password is wrong.")
-        }
-        await state.throttle.succeeded(attempt, userId: user.id)
+        let (user, ip, userAgent) = try await proveCurrentKey(current, method: "password change", wrong: "The current password is wrong.",
+                                                              request: request, context: context)
         let crypto = state.crypto
         let now = state.clock.now()
         let result = try await state.store.write { db in
@@ -220,19 +220,9 @@ struct AccountController: Sendable {
         let salt = try AccountRules.bytes("salt", body.salt, count: AccountRules.saltBytes)
         let bundle = try AccountRules.blob("bundle", body.bundle)
         let origin = try AccountRules.origin(body.origin)
-        guard let user = try await state.store.read({ db in try await AccountRepository.user(id: identity.userId, in: db) }) else {
-            throw Problem.unauthorized()
-        }
+        let (user, ip, userAgent) = try await proveCurrentKey(current, method: "sign-in binding", wrong: "The current password is wrong.",
+                                                              request: request, context: context)
         guard user.loginOrigin == nil else { throw Problem.conflict("This account's sign-in is already bound to \(user.loginOrigin ?? "")") }
-        let ip = state.address(request, context)
-        let attempt = try await state.throttle.admit(username: user.username, address: ip)
-        let userAgent = state.userAgent(request)
-        guard state.crypto.matches(authKey: current, stored: user.verifier) else {
-            await state.record([ActivityItem(chain: user.id, kind: .signInFailed, sessionId: identity.sessionId, ip: ip, userAgent: userAgent,
-                                             details: ["method": "sign-in binding"])])
-            throw Problem.forbidden("The current password is wrong.")
-        }
-        await state.throttle.succeeded(attempt, userId: user.id)
         let crypto = state.crypto
         let now = state.clock.now()
         let result = try await state.store.write { db in

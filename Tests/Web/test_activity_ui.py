@@ -11,7 +11,7 @@ import re
 from playwright.sync_api import expect
 
 from conftest import screenshot
-from test_ui import (DESKTOP, KEY_WORK_TIMEOUT, LIVE_TIMEOUT, check_accessibility, dashboard, door_gone,
+from test_ui import (DESKTOP, KEY_WORK_TIMEOUT, LIVE_TIMEOUT, SIGNED_IN_ACCOUNT, check_accessibility, dashboard, door_gone,
                      drop_expected_http_errors, register, send, sign_in, start_direct, unique)
 
 # Replaces the hash this device remembers for the newest verified activity entry (IndexedDB
@@ -42,15 +42,7 @@ FORGE_REMEMBERED_HEAD = """async () => {
 # the same check over pages where one entry was altered or removed on the way.
 CHAIN_CHECKS = """async () => {
   const chainModule = await import('/js/client/activity-chain.js');
-  const db = await new Promise((resolve, reject) => {
-    const open = indexedDB.open('circle');
-    open.onsuccess = () => resolve(open.result);
-    open.onerror = () => reject(open.error);
-  });
-  const ask = (request) => new Promise((resolve) => { request.onsuccess = () => resolve(request.result); });
-  const current = await ask(db.transaction(['meta']).objectStore('meta').get('current'));
-  const account = await ask(db.transaction(['accounts']).objectStore('accounts').get(current.userId));
-  db.close();
+  const account = await (""" + SIGNED_IN_ACCOUNT + """)();
   const chain = account.userId;
   const fetchAfter = async (after) => (await fetch(`/api/v1/activity?after=${after}&limit=2`, {
     headers: { Authorization: `Bearer ${account.token}` },

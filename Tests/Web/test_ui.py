@@ -21,6 +21,22 @@ from playwright.sync_api import expect
 from conftest import screenshot
 
 PASSWORD = "correct horse battery staple"
+
+# JavaScript: the signed-in account's record as the web client keeps it (IndexedDB `circle`:
+# `meta/current` names it, `accounts` holds it with its session token), for tests that call the
+# API directly with the page's own session.
+SIGNED_IN_ACCOUNT = """async () => {
+  const db = await new Promise((resolve, reject) => {
+    const open = indexedDB.open('circle');
+    open.onsuccess = () => resolve(open.result);
+    open.onerror = () => reject(open.error);
+  });
+  const ask = (request) => new Promise((resolve) => { request.onsuccess = () => resolve(request.result); });
+  const current = await ask(db.transaction(['meta']).objectStore('meta').get('current'));
+  const account = await ask(db.transaction(['accounts']).objectStore('accounts').get(current.userId));
+  db.close();
+  return account;
+}"""
 NEW_PASSWORD = "a much longer passphrase now"
 RECOVERED_PASSWORD = "recovered with the key 2024"
 DESKTOP = {"viewport": {"width": 1280, "height": 800}}

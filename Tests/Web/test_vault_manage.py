@@ -9,7 +9,7 @@ from playwright.sync_api import expect
 
 from conftest import screenshot
 from test_ui import (
-    DESKTOP, LIVE_TIMEOUT, check_accessibility, drop_expected_http_errors, open_conversation_with, register, start_direct, unique,
+    DESKTOP, LIVE_TIMEOUT, SIGNED_IN_ACCOUNT, check_accessibility, drop_expected_http_errors, open_conversation_with, register, start_direct, unique,
 )
 from test_vault_ui import (
     MB, create_link, download_from, expect_stages_done, file_menu, file_row, open_vault, random_file, upload_item,
@@ -19,15 +19,7 @@ from test_vault_ui import (
 def server_files(page):
     """The server's records of the account's files (read with the session's token from IndexedDB)."""
     return page.evaluate("""async () => {
-      const db = await new Promise((resolve, reject) => {
-        const open = indexedDB.open('circle');
-        open.onsuccess = () => resolve(open.result);
-        open.onerror = () => reject(open.error);
-      });
-      const ask = (request) => new Promise((resolve) => { request.onsuccess = () => resolve(request.result); });
-      const current = await ask(db.transaction(['meta']).objectStore('meta').get('current'));
-      const account = await ask(db.transaction(['accounts']).objectStore('accounts').get(current.userId));
-      db.close();
+      const account = await (""" + SIGNED_IN_ACCOUNT + """)();
       const answer = await fetch('/api/v1/vault/files', { headers: { Authorization: `Bearer ${account.token}` } });
       return (await answer.json()).files;
     }""")

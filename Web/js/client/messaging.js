@@ -520,9 +520,11 @@ export class Messaging {
    * shown), so the chain shows no gap there.
    */
   async takeDeleted(convId, listed, batch) {
+    let bytes;
     let header;
     try {
-      header = decodeHeader(fromB64u(listed.header));
+      bytes = fromB64u(listed.header);
+      header = decodeHeader(bytes);
     } catch {
       return 0;
     }
@@ -530,7 +532,7 @@ export class Messaging {
     batch.messages.push({
       userId: this.account.userId, convId, id: listed.id, seq: listed.seq, sender: header.sender, kind: header.kind,
       contentType: CONTENT_TYPES.text, text: '', sentAt: header.sentAt, expiresAt: header.expiresAt,
-      localExpiresAt: header.expiresAt || 0, receivedAt: Date.now(), headerHash: await headerHash(fromB64u(listed.header)),
+      localExpiresAt: header.expiresAt || 0, receivedAt: Date.now(), headerHash: await headerHash(bytes),
       refersTo: null, refersToHash: null, pending: false, deleted: true, tombstone: true,
       chain: chainAddressKey(header.epoch, header.sender, header.deviceId, header.generation), chainIndex: header.chainIndex,
     });

@@ -278,7 +278,7 @@ export class VaultView {
     }
   }
 
-  /** Updates each expiring file's countdown (every second in its last hour, else each minute). */
+  /** Updates each expiring file's countdown (each second); a file whose time is up reloads the list. */
   tick() {
     const now = Date.now();
     let gone = false;

@@ -177,7 +177,9 @@ def test_schemathesis_finds_no_server_error_and_no_answer_outside_the_document(s
         "--exclude-operation-id", "authLogout", "--exclude-operation-id", "eventsSocket",
         "--max-examples", os.environ.get("CIRCLE_FUZZ_EXAMPLES", "25"), "--seed", seed,
         "--max-time", os.environ.get("CIRCLE_FUZZ_SECONDS", "150"),
-        "--workers", "2", "--request-timeout", "10", "--no-color",
+        # One worker: with two, schemathesis's threads race in Python's linecache while building
+        # strategies and the run sometimes ends in its own "Runtime Error" (not a finding).
+        "--workers", "1", "--request-timeout", "10", "--no-color",
         # Message headers and ops have exact shapes the generator rarely hits by chance; it
         # still sends what it can, and the negative cases.
         "--suppress-health-check", "filter_too_much",

@@ -51,6 +51,13 @@ var targets: [Target] = [
         path: "Shared/CircleBus"
     ),
     .target(name: "CircleCrypto", dependencies: ["CircleCore", crypto], path: "Shared/CircleCrypto"),
+    // A small S3 client (SigV4 over AsyncHTTPClient) for the vault's blobs in S3-compatible storage.
+    .target(
+        name: "CircleObjectStore",
+        dependencies: [crypto, .product(name: "AsyncHTTPClient", package: "async-http-client"),
+                       .product(name: "NIOCore", package: "swift-nio"), .product(name: "NIOHTTP1", package: "swift-nio")],
+        path: "Shared/CircleObjectStore"
+    ),
     // The end-to-end protocol's constructions that the server checks too (headers, ops, chains, padding, vault sizes).
     .target(name: "CircleProtocol", dependencies: ["CircleCore", "CircleCrypto", crypto], path: "Shared/CircleProtocol"),
     // The client library: the rest of the end-to-end protocol and the API client.
@@ -113,7 +120,7 @@ var targets: [Target] = [
     ),
     .executableTarget(
         name: "circle",
-        dependencies: ["AllInOne", "GatewayHTTP", "GatewayStore", "CleanupStore", "CircleKit", "CircleProtocol", "CircleActivity", .product(name: "SQLKit", package: "sql-kit"), "CircleCore", "CircleConfig", "CircleStore", "CircleHTTP", argumentParser, logging, configuration],
+        dependencies: ["AllInOne", "GatewayHTTP", "GatewayStore", "CleanupStore", "VaultStore", "CircleKit", "CircleProtocol", "CircleActivity", .product(name: "SQLKit", package: "sql-kit"), "CircleCore", "CircleConfig", "CircleStore", "CircleHTTP", argumentParser, logging, configuration],
         path: "Services/Executables/circle"
     ),
     // The load generator for the benchmarks in BENCHMARKS.md.
@@ -219,7 +226,7 @@ var targets: [Target] = [
     ),
     .testTarget(
         name: "VaultHTTPTests",
-        dependencies: ["VaultHTTP", "VaultCore", "VaultStore", "CleanupCore", "CircleKit", "CircleProtocol", "CircleStore", "CircleConfig", "CircleCore",
+        dependencies: ["VaultHTTP", "VaultCore", "VaultStore", "CleanupCore", "CircleObjectStore", "CircleKit", "CircleProtocol", "CircleStore", "CircleConfig", "CircleCore",
                        "CircleTestSupport", "CircleServerTestSupport", crypto, .product(name: "SQLKit", package: "sql-kit")],
         path: "Tests/VaultHTTPTests"
     ),
@@ -263,7 +270,9 @@ struct ServiceLayers {
 let serviceLayers: [String: ServiceLayers] = [
     "Gateway": ServiceLayers(core: ["MessagingStore", "PresenceStore"], http: ["CircleWebClient"]),
     "Messaging": ServiceLayers(store: [.product(name: "PostgresNIO", package: "postgres-nio"), .product(name: "PostgresKit", package: "postgres-kit")], core: ["GatewayStore"]),
-    "Vault": ServiceLayers(store: [.product(name: "_NIOFileSystem", package: "swift-nio"), .product(name: "NIOPosix", package: "swift-nio"), hb], core: ["MessagingStore"]),
+    "Vault": ServiceLayers(store: ["CircleObjectStore", .product(name: "_NIOFileSystem", package: "swift-nio"), .product(name: "NIOPosix", package: "swift-nio"), hb,
+                                   .product(name: "AsyncHTTPClient", package: "async-http-client")],
+                           core: ["MessagingStore"]),
     "Presence": ServiceLayers(core: ["MessagingStore"]),
     "Signaling": ServiceLayers(core: ["MessagingStore"]),
     "Cleanup": ServiceLayers(core: ["GatewayStore", "MessagingStore", "VaultStore", "PresenceStore", "SignalingStore"]),

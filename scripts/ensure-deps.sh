@@ -43,6 +43,8 @@ if [ "$mode" = test ]; then
   python3 -c 'import cryptography' 2>/dev/null || missing_pip+=(cryptography)
   python3 -c 'import tusclient' 2>/dev/null || missing_pip+=(tuspy)
   python3 -c 'import schemathesis' 2>/dev/null || missing_pip+=(schemathesis)
+  # moto's server mode: the S3-compatible store the vault's S3 tests run against.
+  python3 -c 'import moto.server, flask, flask_cors' 2>/dev/null || missing_pip+=('moto[server]')
   if [ ${#missing_pip[@]} -gt 0 ]; then
     if [ "$(id -u)" = 0 ]; then
       echo "Installing Python packages: ${missing_pip[*]}"

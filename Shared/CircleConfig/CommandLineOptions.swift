@@ -191,6 +191,8 @@ public struct VaultOptions: ParsableArguments {
     @Option(name: .customLong("vault-idle-file-retention"), help: ArgumentHelp(CircleConfigKey.vaultIdleFileRetention.help, valueName: "duration"))
     var vaultIdleFileRetention: String?
 
+    @OptionGroup var s3: VaultS3Options
+
     public init() {}
 
     public var values: [CircleConfigKey: String] {
@@ -201,6 +203,37 @@ public struct VaultOptions: ParsableArguments {
         out[.vaultUploadExpiry] = vaultUploadExpiry
         out[.vaultMaxUnfinishedUploads] = vaultMaxUnfinishedUploads
         out[.vaultIdleFileRetention] = vaultIdleFileRetention
+        out.merge(s3.values) { first, _ in first }
+        return out
+    }
+}
+
+/// Where the vault keeps its files when they are in S3-compatible storage.
+public struct VaultS3Options: ParsableArguments {
+    @Option(name: .customLong("vault-s3-endpoint"), help: ArgumentHelp(CircleConfigKey.vaultS3Endpoint.help, valueName: "url"))
+    var vaultS3Endpoint: String?
+
+    @Option(name: .customLong("vault-s3-bucket"), help: ArgumentHelp(CircleConfigKey.vaultS3Bucket.help, valueName: "name"))
+    var vaultS3Bucket: String?
+
+    @Option(name: .customLong("vault-s3-region"), help: ArgumentHelp(CircleConfigKey.vaultS3Region.help, valueName: "region"))
+    var vaultS3Region: String?
+
+    @Option(name: .customLong("vault-s3-access-key"), help: ArgumentHelp(CircleConfigKey.vaultS3AccessKey.help, valueName: "id"))
+    var vaultS3AccessKey: String?
+
+    @Option(name: .customLong("vault-s3-secret-key"), help: ArgumentHelp(CircleConfigKey.vaultS3SecretKey.help, valueName: "secret"))
+    var vaultS3SecretKey: String?
+
+    public init() {}
+
+    public var values: [CircleConfigKey: String] {
+        var out: [CircleConfigKey: String] = [:]
+        out[.vaultS3Endpoint] = vaultS3Endpoint
+        out[.vaultS3Bucket] = vaultS3Bucket
+        out[.vaultS3Region] = vaultS3Region
+        out[.vaultS3AccessKey] = vaultS3AccessKey
+        out[.vaultS3SecretKey] = vaultS3SecretKey
         return out
     }
 }

@@ -31,6 +31,11 @@ public enum CircleConfigKey: String, CaseIterable, Sendable {
     case vaultUploadExpiry = "vault.uploadExpiry"
     case vaultMaxUnfinishedUploads = "vault.maxUnfinishedUploads"
     case vaultIdleFileRetention = "vault.idleFileRetention"
+    case vaultS3Endpoint = "vault.s3.endpoint"
+    case vaultS3Bucket = "vault.s3.bucket"
+    case vaultS3Region = "vault.s3.region"
+    case vaultS3AccessKey = "vault.s3.accessKey"
+    case vaultS3SecretKey = "vault.s3.secretKey"
     case activityKeys = "activity.keys"
     case activityKeyFile = "activity.keyFile"
     case activityRetention = "activity.retention"
@@ -66,7 +71,8 @@ public enum CircleConfigKey: String, CaseIterable, Sendable {
     public var optionName: String { environmentName.lowercased().replacingOccurrences(of: "_", with: "-") }
 
     /// Values of these keys are never logged or echoed.
-    public var isSecret: Bool { self == .postgresURL || self == .redisURL || self == .authPepper || self == .activityKeys || self == .turnSecret || self == .metricsToken }
+    public var isSecret: Bool { self == .postgresURL || self == .redisURL || self == .authPepper || self == .activityKeys || self == .turnSecret || self == .metricsToken
+        || self == .vaultS3SecretKey }
 
     /// What the key does, for `--help` and the README.
     public var summary: String {
@@ -99,6 +105,11 @@ public enum CircleConfigKey: String, CaseIterable, Sendable {
         case .vaultUploadExpiry: "How long an unfinished upload is kept for resuming, as 90s, 30m, 12h or 7d."
         case .vaultMaxUnfinishedUploads: "Unfinished uploads a member may have at once; one more is refused until one finishes, is cancelled or expires."
         case .vaultIdleFileRetention: "Retention for files nobody downloads: a file not downloaded (by its owner, a member of its conversation or a link) for this long is deleted, as 90d or 365d; off (0) by default."
+        case .vaultS3Endpoint: "Keep the vault's files in an S3-compatible bucket (MinIO, Ceph RGW, Garage, AWS) at this http(s) address instead of vault.path, so vault and cleanup replicas on different machines share them; objects are addressed path-style."
+        case .vaultS3Bucket: "The bucket of the vault's files (with vault.s3.endpoint); it must exist."
+        case .vaultS3Region: "The bucket's region, for request signing (with vault.s3.endpoint)."
+        case .vaultS3AccessKey: "The access key id for the bucket (with vault.s3.endpoint)."
+        case .vaultS3SecretKey: "The secret access key for the bucket (with vault.s3.endpoint). Prefer the environment: command lines are visible to other users."
         case .activityKeys: "Keys that seal the IP address and user agent in the security activity log, as id:base64 pairs separated by commas (each 32 bytes, for example from `openssl rand -base64 32`); the first seals new entries, the others still open older ones. Required in the scaled mode by every service that records activity."
         case .activityKeyFile: "Where the embedded mode keeps its generated activity key when activity.keys is not set."
         case .activityRetention: "How long security activity is kept, as 90s, 30m, 12h or 365d."
@@ -144,6 +155,11 @@ public enum CircleConfigKey: String, CaseIterable, Sendable {
         case .vaultUploadExpiry: "24h"
         case .vaultMaxUnfinishedUploads: "20"
         case .vaultIdleFileRetention: "0 (off)"
+        case .vaultS3Endpoint: "none (files in vault.path)"
+        case .vaultS3Bucket: "none"
+        case .vaultS3Region: "us-east-1"
+        case .vaultS3AccessKey: "none"
+        case .vaultS3SecretKey: "none"
         case .activityKeys: "none"
         case .activityKeyFile: "./data/activity.key"
         case .activityRetention: "365d"

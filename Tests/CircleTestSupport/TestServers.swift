@@ -31,6 +31,15 @@ public enum TestServers {
     /// Whether suites needing both run.
     public static var bothEnabled: Bool { postgresEnabled && redisEnabled }
 
+    /// An S3-compatible server for the vault's S3 store (moto's server mode, started by `make test`).
+    public static var s3URL: String? { environment["CIRCLE_TEST_S3_URL"].flatMap { $0.isEmpty ? nil : $0 } }
+    /// The access key `make test` made on it (moto checks every signature after making it).
+    public static var s3AccessKey: String { environment["CIRCLE_TEST_S3_ACCESS_KEY"] ?? "test" }
+    public static var s3SecretKey: String { environment["CIRCLE_TEST_S3_SECRET_KEY"] ?? "test" }
+    /// Whether suites needing S3 run (always under CI).
+    public static var s3Enabled: Bool { s3URL != nil || isCI }
+    public static let s3SkipReason: Comment = "needs an S3-compatible server: run `make test`, or set CIRCLE_TEST_S3_URL"
+
     public static let postgresSkipReason: Comment = "needs PostgreSQL: run `make test`, or set CIRCLE_TEST_POSTGRES_URL"
     public static let redisSkipReason: Comment = "needs Redis: run `make test`, or set CIRCLE_TEST_REDIS_URL"
     public static let bothSkipReason: Comment = "needs PostgreSQL and Redis: run `make test`, or set CIRCLE_TEST_POSTGRES_URL and CIRCLE_TEST_REDIS_URL"

@@ -205,3 +205,20 @@ def test_turnserver_conf_uses_rest_credentials_and_refuses_private_peers():
     for address in ["8.8.8.8", "1.1.1.1", "2606:4700::1111"]:
         ip = ipaddress.ip_address(address)
         assert not any(low.version == ip.version and low <= ip <= high for low, high in denied), f"{address} is denied"
+
+
+def test_the_s3_override_points_vault_and_cleanup_at_a_bucket_it_creates():
+    """deploy/compose.s3.yaml: valid Compose, setting only keys the executables read, and creating
+    the very bucket (at the very endpoint) that vault and cleanup are given."""
+    override = yaml.safe_load((ROOT / "deploy" / "compose.s3.yaml").read_text())
+    schema = json.loads(SCHEMA.read_text())
+    jsonschema.Draft7Validator(schema).validate(override)
+    services = override["services"]
+    creator = " ".join(services["minio-bucket"]["entrypoint"])
+    for name, executable in [("vault", "circle-vault"), ("cleanup", "circle-cleanup")]:
+        env = services[name]["environment"]
+        assert set(env) <= help_env_names([executable]), f"{name} sets keys {executable} does not read"
+        assert env["VAULT_S3_ENDPOINT"] == "http://minio:9000"
+        assert f"store/{env['VAULT_S3_BUCKET']}" in creator
+        assert services[name]["depends_on"]["minio-bucket"]["condition"] == "service_completed_successfully"
+        assert name in compose()["services"], f"the override adds {name} instead of changing it"

@@ -11,7 +11,7 @@ import VaultStore
 public func buildCleanup(_ environment: ServiceEnvironment, eventRetention: Duration, vault: VaultSettings, activity: ActivitySettings) async throws -> ServiceModule {
     let sweeper = EventLogSweeper(store: environment.store, clock: environment.clock, logger: environment.logger, retention: eventRetention)
     let expiry = ExpiredMessageSweeper(store: environment.store, clock: environment.clock, logger: environment.logger)
-    let blobs = try VaultBlobs.open(path: vault.path)
+    let blobs = try await VaultBlobs.open(vault)
     let files = VaultSweeper(store: environment.store, blobs: blobs, clock: environment.clock, logger: environment.logger, idleRetention: vault.idleFileRetention)
     let security = ActivitySweeper(store: environment.store, clock: environment.clock, logger: environment.logger, retention: activity.retention)
     let sessions = SessionSweeper(store: environment.store, clock: environment.clock, logger: environment.logger, lifetime: environment.settings.sessions)

@@ -7,6 +7,7 @@ import CleanupStore
 import Configuration
 import Foundation
 import Logging
+import VaultStore
 
 /// `circle destroy --everything`: the emergency destruction of the whole server (ARCHITECTURE 8).
 struct DestroyCommand: AsyncParsableCommand {
@@ -26,6 +27,8 @@ struct DestroyCommand: AsyncParsableCommand {
     )
 
     @OptionGroup var database: DatabaseOptions
+
+    @OptionGroup(title: "Vault in S3-compatible storage (when the server keeps its files there)") var vaultS3: VaultS3Options
 
     @Flag(help: "Destroy everything (required: there is no partial server destruction).")
     var everything = false
@@ -50,7 +53,7 @@ struct DestroyCommand: AsyncParsableCommand {
     }
 
     func run() async throws {
-        var values = database.values
+        var values = database.values.merging(vaultS3.values) { first, _ in first }
         values[.vaultPath] = vaultPath
         values[.authPepperFile] = pepperFile
         values[.activityKeyFile] = activityKeyFile
@@ -75,7 +78,14 @@ struct DestroyCommand: AsyncParsableCommand {
                 }
                 let tables = try await ServerDestruction.deleteRows(store: store)
                 lines.append("rows deleted from \(tables.count) tables")
-                lines.append("vault: \(try ServerDestruction.removeBlobs(in: vault)) entries removed from \(vault)")
+                let vaultSettings = try SettingsLoader.loadVault(from: reader)
+                if let s3 = vaultSettings.s3, let bucket = try await VaultBlobs.open(vaultSettings) as? S3BlobStore {
+                    let count = try await bucket.deleteEverything()
+                    try await bucket.client.shutdown()
+                    lines.append("vault: \(count) objects deleted from bucket \(s3.bucket) at \(s3.endpoint)")
+                } else {
+                    lines.append("vault: \(try ServerDestruction.removeBlobs(in: vault)) entries removed from \(vault)")
+                }
                 if case .postgres = settings {
                     lines.append("the scaled mode's AUTH_PEPPER and ACTIVITY_KEYS are in your secret store: delete them there")
                 }

@@ -136,7 +136,7 @@ struct UploadController: Sendable {
                         \(bind: now.millis), \(bind: expires))
                 """).run()
         }
-        try await state.blobs.createUpload(uploadId)
+        try await state.blobs.createUpload(uploadId, file: try VaultWire.fileId(metadata.fileId))
         await state.hashers.start(uploadId)
         var fields = headers(expires: expires)
         fields[.location] = Self.basePath + "/" + uploadId
@@ -272,9 +272,10 @@ struct UploadController: Sendable {
     /// The last byte arrived: the blob becomes the file (durable first), then the row, in one
     /// transaction with the upload's removal, then the owner hears of it.
     func finish(_ upload: VaultUploadRecord, lease: UploadLease, hash: [UInt8]?) async throws {
-        let sha = if let hash { hash } else { try await state.blobs.hashUpload(upload.id) }
         let blobName = try VaultWire.fileId(upload.fileId)
-        try await state.blobs.promote(upload: upload.id, toFile: blobName)
+        try await state.blobs.promote(upload: upload.id, toFile: blobName, length: upload.length)
+        // Read back only when this process did not see every byte (the upload moved between replicas).
+        let sha = if let hash { hash } else { try await state.blobs.hashFile(blobName) }
         let now = state.clock.now()
         let events = try await state.store.write { db in
             guard try await VaultRepository.removeUpload(upload.id, token: lease.token, in: db) else { throw leaseLostProblem }

@@ -9,7 +9,7 @@ import VaultStore
 
 /// Builds the vault service: encrypted file blobs, resumable uploads, access control, share links and quotas (ARCHITECTURE 1, 5).
 public func buildVault(_ environment: ServiceEnvironment, settings: VaultSettings, activity: ActivitySettings) async throws -> ServiceModule {
-    let blobs = try VaultBlobs.open(path: settings.path)
+    let blobs = try await VaultBlobs.open(settings)
     let state = VaultState(
         store: environment.store, events: environment.events, blobs: blobs,
         settings: settings, clock: environment.clock, logger: environment.logger,

@@ -4,12 +4,12 @@ import NIOCore
 import ServiceLifecycle
 
 /// Where the vault keeps ciphertext (ARCHITECTURE 5): unfinished uploads by upload id, finished files
-/// by file id. Ids are made or checked by the vault (hex of random or decoded bytes), so no name
+/// by file id; in a folder (`FileBlobStore`) or an S3-compatible bucket (`S3BlobStore`). Ids are made or checked by the vault (hex of random or decoded bytes), so no name
 /// from a client ever reaches a path. Implementations make every acknowledged byte durable, and
 /// run as a service (what they hold, threads or connections, stops with the service group).
 package protocol BlobStore: Service {
-    /// Creates an empty upload.
-    func createUpload(_ id: String) async throws
+    /// Creates an empty upload that will become the file `name`.
+    func createUpload(_ id: String, file name: String) async throws
 
     /// Writes `body` at `offset` of an upload, after dropping anything past `offset` (bytes of an
     /// earlier attempt that were never acknowledged). Stops after `limit` bytes in total. Returns
@@ -22,11 +22,12 @@ package protocol BlobStore: Service {
     /// Cuts an upload back to `length` bytes (a failed checksum discards the request's bytes).
     func truncateUpload(_ id: String, to length: Int64) async throws
 
-    /// SHA-256 of an upload's bytes, read back from storage.
-    func hashUpload(_ id: String) async throws -> [UInt8]
+    /// SHA-256 of a file's bytes, read back from storage.
+    func hashFile(_ name: String) async throws -> [UInt8]
 
-    /// Makes a complete upload the file `fileName`: durable, then moved into place atomically.
-    func promote(upload id: String, toFile fileName: String) async throws
+    /// Makes a complete upload of `length` bytes the file `fileName`: durable, then in place
+    /// atomically. Repeating it after it succeeded (a crash before the database commit) succeeds.
+    func promote(upload id: String, toFile fileName: String, length: Int64) async throws
 
     func deleteUpload(_ id: String) async throws
     func deleteFile(_ fileName: String) async throws

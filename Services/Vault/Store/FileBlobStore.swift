@@ -55,7 +55,7 @@ package final class FileBlobStore: BlobStore {
         return "\(root)/files/\(name.prefix(2))/\(name)"
     }
 
-    package func createUpload(_ id: String) async throws {
+    package func createUpload(_ id: String, file name: String) async throws {
         try await fileSystem.withFileHandle(forWritingAt: FilePath(uploadPath(id)), options: .newFile(replaceExisting: true, permissions: .ownerReadWrite)) { _ in }
     }
 
@@ -129,8 +129,8 @@ package final class FileBlobStore: BlobStore {
         }
     }
 
-    package func hashUpload(_ id: String) async throws -> [UInt8] {
-        try await fileSystem.withFileHandle(forReadingAt: FilePath(uploadPath(id))) { handle in
+    package func hashFile(_ name: String) async throws -> [UInt8] {
+        try await fileSystem.withFileHandle(forReadingAt: FilePath(filePath(name))) { handle in
             var hasher = SHA256()
             for try await chunk in handle.readChunks(chunkLength: .mebibytes(1)) {
                 chunk.withUnsafeReadableBytes { hasher.update(bufferPointer: $0) }
@@ -142,7 +142,7 @@ package final class FileBlobStore: BlobStore {
     /// Links the fsynced upload under the file's name (replacing a link left by an earlier attempt)
     /// and fsyncs the folder. The upload's own name stays until the caller deletes it after the
     /// database commit, so a crash in between loses nothing: the upload can still be finished.
-    package func promote(upload id: String, toFile name: String) async throws {
+    package func promote(upload id: String, toFile name: String, length: Int64) async throws {
         let source = uploadPath(id), target = filePath(name)
         let folder = (target as NSString).deletingLastPathComponent
         try FileManager.default.createDirectory(atPath: folder, withIntermediateDirectories: true, attributes: [.posixPermissions: 0o700])

@@ -1,4 +1,6 @@
+import CircleConfig
 import CircleCore
+import CircleObjectStore
 import CircleStore
 import Foundation
 import SQLKit
@@ -90,9 +92,27 @@ extension VaultExpiry {
     }
 }
 
-/// The vault's blob storage as configured (the local folder today), for the vault and cleanup
-/// services; each runs it among its services.
+/// The vault's blob storage as configured (an S3-compatible bucket, or the local folder), for the
+/// vault and cleanup services; each runs it among its services.
 package enum VaultBlobs {
+    /// Opens the configured store; a bucket that does not exist, or that the credentials may not
+    /// use, stops the service at start with the store's answer rather than at the first upload.
+    package static func open(_ settings: VaultSettings) async throws -> any BlobStore {
+        guard let s3 = settings.s3 else { return try FileBlobStore(root: settings.path) }
+        let store = try S3BlobStore(location: S3Location(endpoint: s3.endpoint, bucket: s3.bucket, region: s3.region,
+                                                         accessKey: s3.accessKey, secretKey: s3.secretKey))
+        do {
+            guard try await store.client.bucketExists() else {
+                throw S3Error(status: 404, code: "NoSuchBucket", message: "bucket \(s3.bucket) does not exist at \(s3.endpoint): create it first",
+                              operation: "HeadBucket")
+            }
+        } catch {
+            try? await store.client.shutdown()
+            throw error
+        }
+        return store
+    }
+
     package static func open(path: String) throws -> any BlobStore {
         try FileBlobStore(root: path)
     }

@@ -105,6 +105,18 @@ extension ChatClient {
                                                       signature: Base64URL.encode(message.signature.bytes)))
     }
 
+    /// Sends again, byte for byte, the messages of `conversation` whose send failed in transit
+    /// (the server keeps one copy of each, whether or not an earlier attempt reached it). A client
+    /// retries a failed `send` with this, never by sending the text again, which would make a
+    /// second message. Returns how many were waiting.
+    @discardableResult
+    public func resendPending(in conversation: String) async throws -> Int {
+        try requireSession()
+        let waiting = (state.conversations[conversation]?.outbox ?? []).filter { !inFlight.contains($0.header) }.count
+        try await flushOutbox(conversation)
+        return waiting
+    }
+
     /// Resends messages saved but never confirmed, byte for byte.
     func flushOutbox(_ conversation: String) async throws {
         for message in state.conversations[conversation]?.outbox ?? [] where !inFlight.contains(message.header) {

@@ -36,12 +36,12 @@ def executable(name: str) -> str:
 class Process:
     """One child process with its output in `log`; `stop()` ends it by pid (SIGTERM, then SIGKILL)."""
 
-    def __init__(self, args, log: Path, env=None, cwd=None):
+    def __init__(self, args, log: Path, env=None, cwd=None, lifetime=LIFETIME):
         self.log = log
         self.args = args
         with open(log, "ab") as out:
-            # `timeout` passes our SIGTERM on to the child and kills it past LIFETIME.
-            self.process = subprocess.Popen(["timeout", "-k", "5", str(LIFETIME), *map(str, args)],
+            # `timeout` passes our SIGTERM on to the child and kills it past `lifetime`.
+            self.process = subprocess.Popen(["timeout", "-k", "5", str(lifetime), *map(str, args)],
                                             stdout=out, stderr=subprocess.STDOUT,
                                             env={**os.environ, **(env or {})}, cwd=cwd)
 
@@ -60,6 +60,18 @@ class Process:
             except subprocess.TimeoutExpired:
                 self.process.kill()
                 self.process.wait()
+
+
+def sigkill(process: Process):
+    """SIGKILL to the executable itself (not the `timeout` that wraps it), then waits for both."""
+    wrapper = process.process.pid
+    children = Path(f"/proc/{wrapper}/task/{wrapper}/children").read_text().split()
+    assert children, "the executable runs under its `timeout` wrapper"
+    for child in children:
+        os.kill(int(child), signal.SIGKILL)
+    process.process.wait(timeout=10)
+    for child in children:
+        assert not Path(f"/proc/{child}").exists() or "zombie" in Path(f"/proc/{child}/status").read_text(), f"{child} still runs"
 
 
 def wait_ready(url: str, process: Process, within: float = 60):

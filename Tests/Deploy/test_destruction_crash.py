@@ -23,7 +23,7 @@ from pathlib import Path
 
 import pytest
 
-from processes import Process, api, circle_cli, executable, free_port, fresh_database, nginx_config, register, wait_ready
+from processes import Process, api, circle_cli, executable, free_port, fresh_database, nginx_config, register, sigkill, wait_ready
 
 POSTGRES = os.environ.get("CIRCLE_TEST_POSTGRES_URL")
 REDIS = os.environ.get("CIRCLE_TEST_REDIS_URL")
@@ -114,18 +114,6 @@ def scaled(tmp_path):
             process.stop()
 
 
-def kill(process):
-    """SIGKILL to the executable itself (not the `timeout` that wraps it), then waits for both."""
-    wrapper = process.process.pid
-    children = Path(f"/proc/{wrapper}/task/{wrapper}/children").read_text().split()
-    assert children, "the executable runs under its `timeout` wrapper"
-    for child in children:
-        os.kill(int(child), signal.SIGKILL)
-    process.process.wait(timeout=10)
-    for child in children:
-        assert not Path(f"/proc/{child}").exists() or "zombie" in Path(f"/proc/{child}/status").read_text(), f"{child} still runs"
-
-
 def no_key_left(db: Database, user_id: str):
     """Nothing the server keeps opens the account's data: no bundle, no envelope to it, no wrap."""
     assert db.count(f"SELECT count(*) FROM key_bundles WHERE user_id = '{user_id}'") == 0
@@ -185,7 +173,7 @@ def test_sigkilled_cleanup_leaves_nothing_readable_and_the_job_finishes_once(sca
 
     # Killed in the middle of the messages step.
     wait_until(lambda j: j["step"] == "messages" and json.loads(j["progress"])["messages"] > 0, 60, "the messages step")
-    kill(cleanup)
+    sigkill(cleanup)
     midway = job()
     assert midway["step"] == "messages", midway
     no_key_left(db, user_id)
@@ -194,7 +182,7 @@ def test_sigkilled_cleanup_leaves_nothing_readable_and_the_job_finishes_once(sca
     racers = [scaled["start_cleanup"]("cleanup-b"), scaled["start_cleanup"]("cleanup-c", own_port=True)]
     wait_until(lambda j: j["step"] != "messages", 90, "the messages step's end")
     for racer in racers:
-        kill(racer)
+        sigkill(racer)
     no_key_left(db, user_id)
     # The first replica again (restarted) finishes it.
     scaled["start_cleanup"]("cleanup-a-again")

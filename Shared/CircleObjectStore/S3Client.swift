@@ -116,7 +116,12 @@ package final class S3Client: Sendable {
 
     /// Keys and sizes under `prefix`, in key order, all pages.
     package func list(prefix: String) async throws -> [(key: String, size: Int64)] {
-        var out: [(key: String, size: Int64)] = []
+        try await listDetailed(prefix: prefix).map { ($0.key, $0.size) }
+    }
+
+    /// Keys, sizes and last-modified times under `prefix`, in key order, all pages.
+    package func listDetailed(prefix: String) async throws -> [(key: String, size: Int64, modified: Date)] {
+        var out: [(key: String, size: Int64, modified: Date)] = []
         var token: String?
         repeat {
             var query = [("list-type", "2"), ("prefix", prefix)]
@@ -125,7 +130,8 @@ package final class S3Client: Sendable {
             let xml = try await text(response, "ListObjectsV2")
             for entry in XMLFields.blocks("Contents", in: xml) {
                 guard let key = XMLFields.first("Key", in: entry), let size = XMLFields.first("Size", in: entry).flatMap({ Int64($0) }) else { continue }
-                out.append((key, size))
+                let modified = XMLFields.first("LastModified", in: entry).flatMap(Self.parseTime) ?? Date()
+                out.append((key, size, modified))
             }
             token = XMLFields.first("IsTruncated", in: xml) == "true" ? XMLFields.first("NextContinuationToken", in: xml) : nil
         } while token != nil
@@ -191,7 +197,12 @@ package final class S3Client: Sendable {
 
     /// Multipart uploads begun and neither completed nor aborted, as (key, upload id), all pages.
     package func listMultipartUploads(prefix: String) async throws -> [(key: String, uploadId: String)] {
-        var out: [(key: String, uploadId: String)] = []
+        try await listMultipartUploadsDetailed(prefix: prefix).map { ($0.key, $0.uploadId) }
+    }
+
+    /// The same with when each began.
+    package func listMultipartUploadsDetailed(prefix: String) async throws -> [(key: String, uploadId: String, initiated: Date)] {
+        var out: [(key: String, uploadId: String, initiated: Date)] = []
         var markers: (key: String, id: String)?
         repeat {
             var query = [("uploads", ""), ("prefix", prefix)]
@@ -200,7 +211,7 @@ package final class S3Client: Sendable {
             let xml = try await text(response, "ListMultipartUploads")
             for entry in XMLFields.blocks("Upload", in: xml) {
                 guard let key = XMLFields.first("Key", in: entry), let id = XMLFields.first("UploadId", in: entry) else { continue }
-                out.append((key, id))
+                out.append((key, id, XMLFields.first("Initiated", in: entry).flatMap(Self.parseTime) ?? Date()))
             }
             if XMLFields.first("IsTruncated", in: xml) == "true", let key = XMLFields.first("NextKeyMarker", in: xml),
                let id = XMLFields.first("NextUploadIdMarker", in: xml) {
@@ -210,6 +221,12 @@ package final class S3Client: Sendable {
             }
         } while markers != nil
         return out
+    }
+
+    /// S3's times (2026-12-03T10:00:00.000Z), with or without fractions of a second.
+    static func parseTime(_ text: String) -> Date? {
+        let whole = text.split(separator: ".").first.map { String($0).hasSuffix("Z") ? String($0) : String($0) + "Z" } ?? text
+        return ISO8601DateFormatter().date(from: whole)
     }
 
     // MARK: buckets

@@ -271,6 +271,28 @@ struct BlobStoreConformanceTests {
     }
 }
 
+@Suite("The S3 store after a crash halfway through creating an upload", .enabled(if: TestServers.s3Enabled, TestServers.s3SkipReason))
+struct S3HalfCreatedUploadTests {
+    @Test("an upload whose record names only its file (S3 never answered with the multipart id) is aborted by its key when deleted")
+    func halfCreated() async throws {
+        try await StoreKind.s3.with { stores in
+            let store = try #require(stores[0] as? S3BlobStore)
+            let (id, file) = (Hex.encode(SecureRandom.bytes(16)), Hex.encode(SecureRandom.bytes(16)))
+            // What createUpload leaves when it stops after asking S3 for the multipart upload.
+            try await store.client.putObject("upload.\(id)", body: ByteBuffer(string: "\(file)\n"))
+            _ = try await store.client.createMultipartUpload(store.fileKey(file))
+            #expect(try await store.client.listMultipartUploads(prefix: "").count == 1)
+            var hashing = UploadHashing(whole: nil, request: nil)
+            await #expect(throws: S3Error.self) {
+                _ = try await store.append(upload: id, at: 0, limit: 10, body: Pieces(pieces: [SecureRandom.bytes(10)]), hashing: &hashing)
+            }
+            try await store.deleteUpload(id)
+            #expect(try await store.client.listMultipartUploads(prefix: "").isEmpty)
+            #expect(try await store.client.list(prefix: "").isEmpty)
+        }
+    }
+}
+
 /// A request context for reading outside a server (the stores use only its logger and allocator).
 struct ReadSource: RequestContextSource {
     let logger: Logger
@@ -346,6 +368,66 @@ struct VaultOnS3Tests {
         let settings = VaultSettings(s3: VaultS3Settings(endpoint: url, bucket: "none-\(TestServers.randomSuffix())", accessKey: TestServers.s3AccessKey, secretKey: TestServers.s3SecretKey))
         await #expect { _ = try await VaultBlobs.open(settings) } throws: { error in
             (error as? S3Error)?.code == "NoSuchBucket"
+        }
+    }
+}
+
+@Suite("Blobs no row names are swept (a crash between storage and the database)")
+struct OrphanBlobTests {
+    @Test("an unnamed file and upload older than the grace go; files, unfinished uploads with rows and recent blobs stay", arguments: StoreKind.available)
+    func orphans(kind: StoreKind) async throws {
+        var extra: [CircleConfigKey: String] = [:]
+        var settings = VaultSettings()
+        let bucket = "orphans-\(TestServers.randomSuffix())"
+        if kind == .s3 {
+            let url = try #require(TestServers.s3URL)
+            try await withS3Client(bucket: bucket) { try await $0.createBucket() }
+            extra = [.vaultS3Endpoint: url, .vaultS3Bucket: bucket, .vaultS3AccessKey: TestServers.s3AccessKey, .vaultS3SecretKey: TestServers.s3SecretKey]
+            settings.s3 = VaultS3Settings(endpoint: url, bucket: bucket, accessKey: TestServers.s3AccessKey, secretKey: TestServers.s3SecretKey)
+        }
+        let harness = ServerHarness(.sqlite, extra: extra)
+        settings.path = harness.vaultPath
+        let configured = settings
+        try await harness.run { api, store in
+            let blobs = try await VaultBlobs.open(configured)
+            do {
+                let ann = try await Member.register("ann", on: api)
+                let tus = Tus(api: api)
+                let kept = try SealedFile(size: 2000, owner: ann)
+                try await tus.upload(kept, as: ann)
+                let unfinished = try SealedFile(size: 4000, owner: ann)
+                let location = try #require(try await tus.create(unfinished, as: ann).headers["location"])
+                #expect(try await tus.patch(location, offset: 0, Array(unfinished.stream[0..<1000]), as: ann).status == 204)
+                // What a crash leaves: a whole file no row names, and an upload with no row.
+                let (orphanUpload, orphanFile) = (Hex.encode(SecureRandom.bytes(16)), Hex.encode(SecureRandom.bytes(16)))
+                for (id, file, finish) in [(Hex.encode(SecureRandom.bytes(16)), orphanFile, true), (orphanUpload, Hex.encode(SecureRandom.bytes(16)), false)] {
+                    try await blobs.createUpload(id, file: file)
+                    var hashing = UploadHashing(whole: nil, request: nil)
+                    _ = try await blobs.append(upload: id, at: 0, limit: 100, body: Pieces(pieces: [SecureRandom.bytes(100)]), hashing: &hashing)
+                    if finish {
+                        try await blobs.promote(upload: id, toFile: file, length: 100)
+                        try await blobs.deleteUpload(id)
+                    }
+                }
+                let names = { try await blobs.listBlobs().map(\.name) }
+                #expect(Set(try await names()).isSuperset(of: [orphanFile, orphanUpload, Hex.encode(kept.fileIdBytes)]))
+                // Recent: nothing goes.
+                let recent = try await VaultExpiry.deleteOrphanBlobs(store: store, blobs: blobs, now: Date(), grace: 86_400)
+                #expect(recent.files == 0 && recent.uploads == 0)
+                // A day later: the two orphans go, nothing else.
+                let later = try await VaultExpiry.deleteOrphanBlobs(store: store, blobs: blobs, now: Date() + 2 * 86_400, grace: 86_400)
+                #expect(later.files == 1 && later.uploads == 1)
+                let left = Set(try await names())
+                #expect(!left.contains(orphanFile) && !left.contains(orphanUpload))
+                #expect(left.contains(Hex.encode(kept.fileIdBytes)) && left.contains(String(location.split(separator: "/").last!)))
+                let download = try await api.send("GET", "/api/v1/vault/files/\(kept.fileId)/content", bytes: nil, token: ann.token)
+                #expect(download.status == 200 && download.bytes == kept.stream)
+                #expect(try await tus.patch(location, offset: 1000, Array(unfinished.stream[1000...]), as: ann).status == 204, "the unfinished upload still finishes")
+            } catch {
+                try? await StoreKind.close(blobs)
+                throw error
+            }
+            try await StoreKind.close(blobs)
         }
     }
 }

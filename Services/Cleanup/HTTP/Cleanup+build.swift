@@ -23,8 +23,9 @@ public func buildCleanup(_ environment: ServiceEnvironment, eventRetention: Dura
                                 clock: environment.clock, logger: environment.logger),
         store: environment.store, trustForwardedFor: vault.trustForwardedFor
     )
+    let orphans = OrphanBlobSweeper(store: environment.store, blobs: blobs, clock: environment.clock, logger: environment.logger)
     // The blob store first: it stops after the services that use it.
-    return ServiceModule(name: .cleanup, services: [blobs, sweeper, expiry, files, security, sessions, destruction]) { router in
+    return ServiceModule(name: .cleanup, services: [blobs, sweeper, expiry, files, orphans, security, sessions, destruction]) { router in
         controller.addRoutes(to: router)
     }
 }

@@ -1,4 +1,5 @@
 import Crypto
+import Foundation
 import Hummingbird
 import NIOCore
 import ServiceLifecycle
@@ -34,6 +35,25 @@ package protocol BlobStore: Service {
 
     /// The file's bytes in `range` (the whole file without one), streamed.
     func read(file fileName: String, range: ClosedRange<Int64>?, context: some RequestContext) async throws -> ResponseBody
+
+    /// Every file and unfinished upload stored, with when each last changed, for the sweep of
+    /// blobs no row names (left by a crash between storage and the database).
+    func listBlobs() async throws -> [StoredBlob]
+}
+
+/// A file or an unfinished upload as storage holds it.
+package struct StoredBlob: Sendable, Equatable {
+    package enum Kind: Sendable, Equatable { case file, upload }
+    package let kind: Kind
+    /// The file's blob name, or the upload's id.
+    package let name: String
+    package let modified: Date
+
+    package init(kind: Kind, name: String, modified: Date) {
+        self.kind = kind
+        self.name = name
+        self.modified = modified
+    }
 }
 
 /// What an append stored.

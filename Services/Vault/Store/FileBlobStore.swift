@@ -171,6 +171,23 @@ package final class FileBlobStore: BlobStore {
         return try await fileIO.loadFile(path: path, context: context, chunkLength: Self.readSize)
     }
 
+    package func listBlobs() async throws -> [StoredBlob] {
+        try await threadPool.runIfActive { [root] in
+            let manager = FileManager.default
+            func entries(_ folder: String) -> [(String, Date)] {
+                ((try? manager.contentsOfDirectory(atPath: folder)) ?? []).compactMap { name in
+                    guard let modified = try? manager.attributesOfItem(atPath: folder + "/" + name)[.modificationDate] as? Date else { return nil }
+                    return (name, modified)
+                }
+            }
+            var out = entries(root + "/uploads").map { StoredBlob(kind: .upload, name: $0.0, modified: $0.1) }
+            for (shard, _) in entries(root + "/files") {
+                out += entries(root + "/files/" + shard).map { StoredBlob(kind: .file, name: $0.0, modified: $0.1) }
+            }
+            return out
+        }
+    }
+
     /// Runs until the service group stops, then stops the I/O threads.
     package func run() async throws {
         try? await gracefulShutdown()

@@ -31,7 +31,15 @@ package final class S3BlobStore: BlobStore {
 
     struct UploadRecord: Sendable {
         let file: String
-        let multipartId: String
+        /// Nil when creating the upload stopped before S3 named its multipart upload.
+        let multipartId: String?
+
+        func requireMultipart(_ id: String) throws -> String {
+            guard let multipartId else {
+                throw S3Error(status: 409, code: "NoSuchUpload", message: "upload \(id) was never fully created", operation: "UploadPart")
+            }
+            return multipartId
+        }
     }
 
     package init(location: S3Location, partSize: Int = 8 << 20) throws {
@@ -59,7 +67,10 @@ package final class S3BlobStore: BlobStore {
         return "files/\(name.prefix(2))/\(name)"
     }
 
+    /// The record names the file first, so an upload whose creation stopped halfway (a crash
+    /// before S3 answered) can still be found and aborted by its file's key.
     package func createUpload(_ id: String, file name: String) async throws {
+        try await client.putObject(recordKey(id), body: ByteBuffer(string: "\(name)\n"))
         let multipartId = try await client.createMultipartUpload(fileKey(name))
         try await client.putObject(recordKey(id), body: ByteBuffer(string: "\(name)\n\(multipartId)"))
         uploads.withLock { $0[id] = UploadRecord(file: name, multipartId: multipartId) }
@@ -70,8 +81,8 @@ package final class S3BlobStore: BlobStore {
         if let known = uploads.withLock({ $0[id] }) { return known }
         guard let body = try await client.getObject(recordKey(id), limit: 4096) else { return nil }
         let lines = String(buffer: body).split(separator: "\n").map(String.init)
-        guard lines.count == 2 else { throw S3Error(status: 200, code: nil, message: "upload record \(id) is damaged", operation: "GetObject") }
-        let record = UploadRecord(file: lines[0], multipartId: lines[1])
+        guard (1...2).contains(lines.count) else { throw S3Error(status: 200, code: nil, message: "upload record \(id) is damaged", operation: "GetObject") }
+        let record = UploadRecord(file: lines[0], multipartId: lines.count == 2 ? lines[1] : nil)
         uploads.withLock { known in
             // Records of uploads finished elsewhere are never forgotten one by one: bound them.
             if known.count >= 10_000 { known.removeAll() }
@@ -93,6 +104,7 @@ package final class S3BlobStore: BlobStore {
     ) async throws -> AppendResult where Body.Element == ByteBuffer {
         let record = try await requireRecord(id)
         let key = fileKey(record.file)
+        let multipartId = try record.requireMultipart(id)
         let size = Int64(partSize)
         var partStart = offset / size * size
         // The bytes of the part the upload stopped in, kept by the request that stopped there.
@@ -119,7 +131,7 @@ package final class S3BlobStore: BlobStore {
             inFlight = nil
             let part = pending.readSlice(length: partSize)!
             let number = Int(partStart / size) + 1
-            inFlight = Task { _ = try await client.uploadPart(key, uploadId: record.multipartId, number: number, body: part) }
+            inFlight = Task { _ = try await client.uploadPart(key, uploadId: multipartId, number: number, body: part) }
             partStart += size
             pending.discardReadBytes()
         }
@@ -149,7 +161,7 @@ package final class S3BlobStore: BlobStore {
             if pending.readableBytes > 0, end > offset {
                 if failure == nil, received == limit {
                     // The upload's last bytes: the last part, which may be short.
-                    _ = try await client.uploadPart(key, uploadId: record.multipartId, number: Int(partStart / size) + 1, body: pending)
+                    _ = try await client.uploadPart(key, uploadId: multipartId, number: Int(partStart / size) + 1, body: pending)
                 } else {
                     try await client.putObject(tailKey(id, end: end), body: pending)
                 }
@@ -189,17 +201,18 @@ package final class S3BlobStore: BlobStore {
             }
             return
         }
+        let multipartId = try record.requireMultipart(id)
         if length == 0 {
             // S3 wants at least one part; an empty file is an empty object.
             try await client.putObject(key, body: ByteBuffer())
-            try await client.abortMultipartUpload(key, uploadId: record.multipartId)
+            try await client.abortMultipartUpload(key, uploadId: multipartId)
             return
         }
         let size = Int64(partSize)
         let count = Int((length + size - 1) / size)
         let parts: [S3Part]
         do {
-            parts = try await client.listParts(key, uploadId: record.multipartId).filter { $0.number <= count }
+            parts = try await client.listParts(key, uploadId: multipartId).filter { $0.number <= count }
         } catch let error as S3Error where error.code == "NoSuchUpload" {
             // Completed by an earlier attempt.
             guard try await client.headObject(key) == length else { throw error }
@@ -211,13 +224,21 @@ package final class S3BlobStore: BlobStore {
                 throw S3Error(status: 409, code: "IncompleteUpload", message: "upload \(id) lacks part \(number) of \(count)", operation: "Promote")
             }
         }
-        try await client.completeMultipartUpload(key, uploadId: record.multipartId, parts: parts)
+        try await client.completeMultipartUpload(key, uploadId: multipartId, parts: parts)
         uploads.withLock { $0[id] = nil }
     }
 
     package func deleteUpload(_ id: String) async throws {
         if let record = try await record(id) {
-            try await client.abortMultipartUpload(fileKey(record.file), uploadId: record.multipartId)
+            let key = fileKey(record.file)
+            if let multipartId = record.multipartId {
+                try await client.abortMultipartUpload(key, uploadId: multipartId)
+            } else {
+                // Creation stopped before the record named the multipart upload: find it by key.
+                for upload in try await client.listMultipartUploads(prefix: "") where upload.key == key {
+                    try await client.abortMultipartUpload(key, uploadId: upload.uploadId)
+                }
+            }
         }
         for tail in try await client.list(prefix: tailPrefix(id)) { try await client.deleteObject(tail.key) }
         try await client.deleteObject(recordKey(id))
@@ -230,6 +251,24 @@ package final class S3BlobStore: BlobStore {
 
     package func read(file name: String, range: ClosedRange<Int64>?, context: some RequestContext) async throws -> ResponseBody {
         ResponseBody(asyncSequence: try await client.streamObject(fileKey(name), range: range))
+    }
+
+    /// Files by their key; uploads by their record and tails (the newest time of those).
+    package func listBlobs() async throws -> [StoredBlob] {
+        var files: [StoredBlob] = []
+        var uploads: [String: Date] = [:]
+        for object in try await client.listDetailed(prefix: "") {
+            let parts = object.key.split(separator: "/")
+            if parts.count == 3, parts[0] == "files" {
+                files.append(StoredBlob(kind: .file, name: String(parts[2]), modified: object.modified))
+                continue
+            }
+            let dotted = object.key.split(separator: ".")
+            if dotted.count >= 2, dotted[0] == "upload" || dotted[0] == "tail" {
+                uploads[String(dotted[1])] = max(uploads[String(dotted[1])] ?? .distantPast, object.modified)
+            }
+        }
+        return files + uploads.map { StoredBlob(kind: .upload, name: $0.key, modified: $0.value) }
     }
 
     /// Every file and upload in the bucket, for the emergency destruction of the server; returns

@@ -8,8 +8,8 @@ import SQLKit
 /// What the cleanup service removes from the vault (ARCHITECTURE 8), in bounded batches that several
 /// replicas can run at once: rows are claimed with `FOR UPDATE SKIP LOCKED` on PostgreSQL
 /// (SQLite writes are serial), deleted with their quota share in one transaction, and the blobs
-/// removed after the commit (a blob a crash leaves behind is unreachable: no row names it, so it
-/// is never served, but nothing removes it yet).
+/// removed after the commit. A blob a crash leaves behind (stored, then no row; or a row deleted
+/// before its blob) is never served, since no row names it; `deleteOrphanBlobs` removes it later.
 package enum VaultExpiry {
     /// Deletes up to `limit` expired files; returns how many.
     package static func deleteExpiredFiles(store: any DatabaseStore, blobs: any BlobStore, now: Timestamp, limit: Int) async throws -> Int {
@@ -89,6 +89,45 @@ extension VaultExpiry {
             for id in ids { try await db.raw("DELETE FROM vault_link_tickets WHERE id = \(bind: id)").run() }
             return ids.count
         }
+    }
+}
+
+extension VaultExpiry {
+    /// Deletes blobs no row names that have not changed for `grace` (a file being finished is
+    /// stored before its row commits, and its upload's row still names it meanwhile); returns
+    /// how many files and uploads went. Storage is listed whole: run it rarely.
+    package static func deleteOrphanBlobs(store: any DatabaseStore, blobs: any BlobStore, now: Date, grace: TimeInterval) async throws -> (files: Int, uploads: Int) {
+        let old = try await blobs.listBlobs().filter { now.timeIntervalSince($0.modified) >= grace }
+        var orphanFiles: [String] = [], orphanUploads: [String] = []
+        for chunk in stride(from: 0, to: old.count, by: 200).map({ Array(old[$0..<min($0 + 200, old.count)]) }) {
+            let fileIds = chunk.filter { $0.kind == .file }.compactMap { blob in Hex.decode(blob.name).map { (Base64URL.encode($0), blob.name) } }
+            let uploadIds = chunk.filter { $0.kind == .upload }.map(\.name)
+            let (knownFiles, knownUploads) = try await store.read { db -> (Set<String>, Set<String>) in
+                var files = Set<String>(), uploads = Set<String>()
+                if !fileIds.isEmpty {
+                    let ids: [any Encodable & Sendable] = fileIds.map(\.0)
+                    for row in try await db.raw("SELECT id FROM vault_files WHERE id IN (\(binds: ids))").all() {
+                        files.insert(try row.decode(column: "id", as: String.self))
+                    }
+                    for row in try await db.raw("SELECT file_id FROM vault_uploads WHERE file_id IN (\(binds: ids))").all() {
+                        files.insert(try row.decode(column: "file_id", as: String.self))
+                    }
+                }
+                if !uploadIds.isEmpty {
+                    let ids: [any Encodable & Sendable] = uploadIds
+                    for row in try await db.raw("SELECT id FROM vault_uploads WHERE id IN (\(binds: ids))").all() {
+                        uploads.insert(try row.decode(column: "id", as: String.self))
+                    }
+                }
+                return (files, uploads)
+            }
+            orphanFiles += fileIds.filter { !knownFiles.contains($0.0) }.map(\.1)
+            orphanUploads += uploadIds.filter { !knownUploads.contains($0) }
+        }
+        // Names that are not ours at all (not hex) are left alone.
+        for name in orphanFiles { try await blobs.deleteFile(name) }
+        for id in orphanUploads where id.count == 32 && id.allSatisfy(\.isHexDigit) { try await blobs.deleteUpload(id) }
+        return (orphanFiles.count, orphanUploads.count)
     }
 }
 

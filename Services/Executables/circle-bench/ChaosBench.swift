@@ -289,6 +289,8 @@ final class ChaosLedger: @unchecked Sendable {
     }
 
     func follow(_ client: ChatClient, member: Int) {
+        // Owned by the ledger: kept in `followers` and cancelled by `stopFollowing()` before the
+        // checks (a load generator, not a server; it exits when `run` returns).
         let task = Task {
             try await client.watch { event in
                 switch event {

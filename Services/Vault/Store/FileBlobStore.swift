@@ -71,6 +71,9 @@ package final class FileBlobStore: BlobStore {
         var received: Int64 = 0
         var failure: (any Error)?
         var pending = ByteBuffer()
+        // The block being written while the next is read. Owned by this call: every path out of
+        // `append` awaits it first, so it never outlives the request (unstructured only because it
+        // spans loop iterations).
         var inFlight: Task<(UploadHashing, Int64), any Error>?
         /// Waits for the block being stored; returns the hashes so far.
         func settle() async throws -> UploadHashing {

@@ -123,6 +123,9 @@ package final class S3BlobStore: BlobStore {
 
         var received: Int64 = 0
         var failure: (any Error)?
+        // The part being uploaded while the next is read. Owned by this call: every path out of
+        // `append` (the next part, the end of the body, an error) awaits it first, so it never
+        // outlives the request; it is unstructured only because it spans loop iterations.
         var inFlight: Task<Void, any Error>?
         let client = self.client
         /// Uploads the first full part of `pending` (waiting for the one before), and moves on.

@@ -114,13 +114,8 @@ package final class S3Client: Sendable {
         try await expect(response, [200, 204, 404], "DeleteObject")
     }
 
-    /// Keys and sizes under `prefix`, in key order, all pages.
-    package func list(prefix: String) async throws -> [(key: String, size: Int64)] {
-        try await listDetailed(prefix: prefix).map { ($0.key, $0.size) }
-    }
-
     /// Keys, sizes and last-modified times under `prefix`, in key order, all pages.
-    package func listDetailed(prefix: String) async throws -> [(key: String, size: Int64, modified: Date)] {
+    package func list(prefix: String) async throws -> [(key: String, size: Int64, modified: Date)] {
         var out: [(key: String, size: Int64, modified: Date)] = []
         var token: String?
         repeat {
@@ -195,13 +190,8 @@ package final class S3Client: Sendable {
         try await expect(response, [200, 204, 404], "AbortMultipartUpload")
     }
 
-    /// Multipart uploads begun and neither completed nor aborted, as (key, upload id), all pages.
-    package func listMultipartUploads(prefix: String) async throws -> [(key: String, uploadId: String)] {
-        try await listMultipartUploadsDetailed(prefix: prefix).map { ($0.key, $0.uploadId) }
-    }
-
-    /// The same with when each began.
-    package func listMultipartUploadsDetailed(prefix: String) async throws -> [(key: String, uploadId: String, initiated: Date)] {
+    /// Multipart uploads begun and neither completed nor aborted, with when each began, all pages.
+    package func listMultipartUploads(prefix: String) async throws -> [(key: String, uploadId: String, initiated: Date)] {
         var out: [(key: String, uploadId: String, initiated: Date)] = []
         var markers: (key: String, id: String)?
         repeat {

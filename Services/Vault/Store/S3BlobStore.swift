@@ -260,7 +260,7 @@ package final class S3BlobStore: BlobStore {
     package func listBlobs() async throws -> [StoredBlob] {
         var files: [StoredBlob] = []
         var uploads: [String: Date] = [:]
-        for object in try await client.listDetailed(prefix: "") {
+        for object in try await client.list(prefix: "") {
             let parts = object.key.split(separator: "/")
             if parts.count == 3, parts[0] == "files" {
                 files.append(StoredBlob(kind: .file, name: String(parts[2]), modified: object.modified))

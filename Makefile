@@ -3,12 +3,13 @@ SWIFT ?= swift
 CONFIG ?= debug
 BIN := .build/$(CONFIG)
 
-.PHONY: run build test test-swift test-python clean help
+.PHONY: run build test test-swift test-python compose-test clean help
 
 help:
 	@echo "make run    build and start circle serve on the embedded default (http://localhost:8080)"
 	@echo "make test   start a throwaway PostgreSQL and Redis, run every test, stop them"
 	@echo "make build  build every executable (CONFIG=release for an optimised build)"
+	@echo "make compose-test  start compose.yaml under podman (images from Debian packages) and drive it"
 
 build:
 	@scripts/ensure-deps.sh run
@@ -36,6 +37,12 @@ test-swift:
 
 test-python:
 	CIRCLE_API_RECORD=$(API_RECORD) CIRCLE_BUILD_DIR=$(CURDIR)/.build/debug python3 -m pytest -q Tests/Deploy Tests/Web
+
+# compose.yaml started for real: about 5 minutes, so not part of `make test` (CI runs both).
+compose-test:
+	@scripts/ensure-deps.sh compose
+	$(SWIFT) build --build-tests
+	scripts/compose-test.sh
 
 clean:
 	rm -rf .build

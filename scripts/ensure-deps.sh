@@ -3,6 +3,9 @@
 #   ensure-deps.sh run    what `make run` needs: the hiredis headers to build
 #   ensure-deps.sh test   what `make test` needs: also PostgreSQL, Redis, nginx, coturn, Chromium
 #                         and the Python test packages (pytest, Playwright, axe, schemathesis)
+#   ensure-deps.sh compose what `make compose-test` needs: also podman (with runc, netavark and
+#                         aardvark-dns), mmdebstrap and podman-compose 1.0.6 from PyPI (Debian's
+#                         1.0.3 cannot start coturn's `network_mode: host`)
 # As root, missing packages are installed with apt-get/pip; otherwise the exact command is printed.
 set -euo pipefail
 mode=${1:-run}
@@ -10,6 +13,17 @@ mode=${1:-run}
 missing_apt=()
 command -v pkg-config >/dev/null 2>&1 || missing_apt+=(pkg-config)
 [ -f /usr/include/hiredis/hiredis.h ] || missing_apt+=(libhiredis-dev)
+compose=false
+if [ "$mode" = compose ]; then
+  compose=true
+  command -v podman >/dev/null 2>&1 || missing_apt+=(podman)
+  command -v runc >/dev/null 2>&1 || missing_apt+=(runc)
+  [ -x /usr/lib/podman/netavark ] || command -v netavark >/dev/null 2>&1 || missing_apt+=(netavark)
+  [ -x /usr/lib/podman/aardvark-dns ] || command -v aardvark-dns >/dev/null 2>&1 || missing_apt+=(aardvark-dns)
+  command -v mmdebstrap >/dev/null 2>&1 || missing_apt+=(mmdebstrap)
+  command -v strip >/dev/null 2>&1 || missing_apt+=(binutils)
+  mode=test
+fi
 if [ "$mode" = test ]; then
   command -v redis-server >/dev/null 2>&1 || missing_apt+=(redis-server)
   ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || missing_apt+=(postgresql)
@@ -45,6 +59,9 @@ if [ "$mode" = test ]; then
   python3 -c 'import schemathesis' 2>/dev/null || missing_pip+=(schemathesis)
   # moto's server mode: the S3-compatible store the vault's S3 tests run against.
   python3 -c 'import moto.server, flask, flask_cors' 2>/dev/null || missing_pip+=('moto[server]')
+  if [ "$compose" = true ]; then
+    python3 -c 'import podman_compose as p; assert p.__version__ == "1.0.6"' 2>/dev/null || missing_pip+=(podman-compose==1.0.6)
+  fi
   if [ ${#missing_pip[@]} -gt 0 ]; then
     if [ "$(id -u)" = 0 ]; then
       echo "Installing Python packages: ${missing_pip[*]}"

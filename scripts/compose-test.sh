@@ -17,7 +17,7 @@ mkdir -p "$WORK"
 scripts/ensure-deps.sh compose
 
 # podman as this machine runs it: runc under cgroupfs, the host's limits kept (no default ulimits
-# to raise), events to a file (no journald here).
+# to raise), events to a file (no journald here), netavark with aardvark-dns (service names resolve).
 export CONTAINERS_CONF=$WORK/containers.conf
 cat > "$CONTAINERS_CONF" <<'CONF'
 [containers]
@@ -26,6 +26,8 @@ default_ulimits = []
 runtime = "runc"
 cgroup_manager = "cgroupfs"
 events_logger = "file"
+[network]
+network_backend = "netavark"
 CONF
 
 for exe in circle circle-gateway circle-messaging circle-vault circle-presence circle-signaling circle-cleanup; do

@@ -286,6 +286,45 @@ def test_a_reload_rejoins_the_call_within_ten_seconds(new_page, circle):
     expect(call_view(ana)).to_have_count(0, timeout=LIVE_TIMEOUT)
 
 
+def test_signals_the_server_could_not_take_are_sent_again(new_page, circle):
+    """A busy or restarting signaling service (503, 429, a dropped connection) costs a signal a
+    retry, not the call: three of the first signals are refused once each, and the call connects
+    with media both ways."""
+    (ana, ana_watch, _), (ben, ben_watch, _) = pair(new_page, circle.origin)
+    conflicts = watch_conflicts(ana, ben)
+    answers = [503, 429, "reset"]
+    seen = {"requests": 0, "refused": 0}
+
+    def refuse_some(route):
+        index = seen["requests"]
+        seen["requests"] += 1
+        if index % 2 == 1 or seen["refused"] == len(answers):
+            route.continue_()
+            return
+        answer = answers[seen["refused"]]
+        seen["refused"] += 1
+        if answer == "reset":
+            route.abort("connectionreset")
+            return
+        problem = {"type": f"urn:circle:problem:http-{answer}", "title": "Try again", "status": answer, "detail": "Send it again."}
+        route.fulfill(status=answer, headers={"Retry-After": "1"} if answer == 429 else {},
+                      content_type="application/problem+json", body=json.dumps(problem))
+
+    for page in (ana, ben):
+        page.route(re.compile(r"/api/v1/calls/[^/]+/signal$"), refuse_some)
+    start_call(ana)
+    incoming(ben).get_by_role("button", name="Accept with video").click()
+    wait_for_frames_growing(ana, within_s=20)
+    wait_for_frames_growing(ben, within_s=20)
+    assert seen["refused"] == len(answers)
+    expect(call_view(ana).get_by_role("status")).to_have_text(re.compile(r"^\d+:\d\d$"))
+    ana.get_by_role("button", name="Hang up").click()
+    expect(call_view(ben)).to_have_count(0, timeout=LIVE_TIMEOUT)
+    for watch in (ana_watch, ben_watch):
+        watch.console_errors[:] = [e for e in watch.console_errors if not re.search(r"status of (503|429)|ERR_CONNECTION_RESET", e)]
+    assert_only_late_heartbeats(conflicts, ana_watch, ben_watch)
+
+
 def tamper(page, how):
     """Alters the first signal this page sends, on its way to the server (as a server altering
     what it relays would): `flip` a byte of its sealed part, or `resign` it with another Ed25519

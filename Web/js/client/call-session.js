@@ -13,6 +13,9 @@ const HEARTBEAT_MS = 10_000;
 const QUALITY_MS = 2_000;
 /** Times one connection may start over after WebRTC refused a signal before the call ends failed. */
 const MAX_CONNECTION_RESTARTS = 3;
+// A signal the server could not take (network down, busy, restarting) is sealed and sent again
+// this many times, after 0.5, 1, 2 and 4 s (or the server's Retry-After) before the call fails.
+const SIGNAL_ATTEMPTS = 5;
 
 /** Why getUserMedia failed, in words a member can act on. */
 export function mediaErrorMessage(error, kind) {
@@ -77,6 +80,12 @@ export class CallSession extends EventTarget {
     this.heartbeat = setInterval(() => this.beat(), HEARTBEAT_MS);
     this.qualityTimer = setInterval(() => this.measure(), QUALITY_MS);
     this.signalQueue = Promise.resolve();
+    /** Set while the page goes away (a reload): the next page rejoins, so nothing fails the call. */
+    this.pageLeaving = false;
+    this.onPageHide = () => { this.pageLeaving = true; };
+    this.onPageShow = () => { this.pageLeaving = false; };
+    globalThis.addEventListener?.('pagehide', this.onPageHide);
+    globalThis.addEventListener?.('pageshow', this.onPageShow);
   }
 
   notify(type, detail = {}) {
@@ -161,7 +170,15 @@ export class CallSession extends EventTarget {
     });
     this.peers.set(key, peer);
     peer.addEventListener('signal', (event) => {
-      this.sendSignal(userId, deviceId, event.detail.message).catch((error) => this.failed(error));
+      this.sendSignal(userId, deviceId, event.detail.message).catch((error) => {
+        // 409: that device is not in the call (it left, or is between two pages of a reload):
+        // this connection waits for it; the heartbeat's view drops it or its new page offers anew.
+        if (error?.status === 409 && !this.ended) {
+          console.warn(`call: a signal to ${key} was not relayed (${error.message})`);
+          return;
+        }
+        this.failed(error);
+      });
     });
     peer.addEventListener('track', () => this.notify('change'));
     peer.addEventListener('state', (event) => {
@@ -197,7 +214,21 @@ export class CallSession extends EventTarget {
   }
 
   async sealAndSend(userId, deviceId, message) {
-    if (this.ended) return;
+    for (let attempt = 1; ; attempt += 1) {
+      if (this.ended) return;
+      try {
+        await this.sealAndSendOnce(userId, deviceId, message);
+        return;
+      } catch (error) {
+        if (!error?.transient || attempt >= SIGNAL_ATTEMPTS) throw error;
+        // Sealed anew (a new number) each time: one that did arrive is never seen twice as a replay.
+        const wait = error.retryAfter ? Math.min(error.retryAfter * 1000, 10_000) : 500 * 2 ** (attempt - 1);
+        await new Promise((resolve) => { setTimeout(resolve, wait); });
+      }
+    }
+  }
+
+  async sealAndSendOnce(userId, deviceId, message) {
     const keys = await this.sealingKeys(userId);
     this.seq += 1;
     const address = {
@@ -360,7 +391,8 @@ export class CallSession extends EventTarget {
 
   /** A signal that failed its check, or a connection that could not be made: the call ends, closed. */
   failed(error) {
-    if (this.ended) return;
+    // A page that is unloading sees its requests cut off: that is not the call failing.
+    if (this.ended || this.pageLeaving) return;
     const message = error?.code === 'bad-signature' || /replayed|signature/.test(String(error?.message))
       ? 'The call was ended: its signaling could not be verified (it may have been tampered with).'
       : `The call failed: ${error?.message ?? error}`;
@@ -379,6 +411,8 @@ export class CallSession extends EventTarget {
   end(reason, message = null) {
     if (this.ended) return;
     this.ended = { reason, message };
+    globalThis.removeEventListener?.('pagehide', this.onPageHide);
+    globalThis.removeEventListener?.('pageshow', this.onPageShow);
     clearInterval(this.heartbeat);
     clearInterval(this.qualityTimer);
     for (const peer of this.peers.values()) peer.close();

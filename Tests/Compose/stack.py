@@ -39,6 +39,7 @@ class Stack:
             "CIRCLE_HTTP_PORT": str(http_port),
             "CIRCLE_PUBLIC_URL": self.origin,
         })
+        self.compose_path = self.podman_for_compose()
 
     # -- commands ---------------------------------------------------------------------------
 
@@ -69,7 +70,7 @@ class Stack:
         command = [sys.executable, str(Path(__file__).with_name("compose_scale.py")), "-p", PROJECT, *files, *args]
         self.log.write(f"\n$ {' '.join(command)}\n".encode())
         self.log.flush()
-        subprocess.run(command, cwd=ROOT, env={**self.env, "PATH": self.podman_for_compose()}, stdout=self.log,
+        subprocess.run(command, cwd=ROOT, env={**self.env, "PATH": self.compose_path}, stdout=self.log,
                        stderr=subprocess.STDOUT, timeout=timeout, check=True)
 
     def podman(self, *args, timeout=60, check=True) -> str:

@@ -36,7 +36,7 @@ test-swift:
 	CIRCLE_API_RECORD=$(API_RECORD) SWT_EXPERIMENTAL_MAXIMUM_PARALLELIZATION_WIDTH=4 $(SWIFT) test --skip-build
 
 test-python:
-	CIRCLE_API_RECORD=$(API_RECORD) CIRCLE_BUILD_DIR=$(CURDIR)/.build/debug python3 -m pytest -q Tests/Deploy Tests/Web
+	CIRCLE_API_RECORD=$(API_RECORD) CIRCLE_BUILD_DIR=$(CURDIR)/.build/debug python3 -m pytest -q --durations=25 Tests/Deploy Tests/Web
 
 # compose.yaml started for real: about 5 minutes, so not part of `make test` (CI runs both).
 compose-test:

@@ -14,8 +14,10 @@ import SignalingHTTP
 import VaultHTTP
 import ServiceLifecycle
 
-/// Builds every service into one module list, in the order they start.
-public func buildAllServices(_ environment: ServiceEnvironment, reader: ConfigReader) async throws -> [ServiceModule] {
+/// Builds every service into one module list, in the order they start. `serverDestroyed` runs
+/// once an admin's destruction of the whole server finished.
+public func buildAllServices(_ environment: ServiceEnvironment, reader: ConfigReader,
+                             serverDestroyed: (@Sendable () async -> Void)? = nil) async throws -> [ServiceModule] {
     let gateway = try SettingsLoader.loadGateway(from: reader, settings: environment.settings)
     let retention = try SettingsLoader.loadEventRetention(from: reader)
     let vault = try SettingsLoader.loadVault(from: reader)
@@ -27,7 +29,8 @@ public func buildAllServices(_ environment: ServiceEnvironment, reader: ConfigRe
         try await buildVault(environment, settings: vault, activity: activity),
         try await buildPresence(environment),
         try await buildSignaling(environment, settings: calls),
-        try await buildCleanup(environment, eventRetention: retention, vault: vault, activity: activity),
+        try await buildCleanup(environment, eventRetention: retention, vault: vault, activity: activity,
+                               keyFiles: SettingsLoader.keyFiles(from: reader), serverDestroyed: serverDestroyed),
     ]
 }
 
@@ -36,6 +39,7 @@ public func buildAllServices(_ environment: ServiceEnvironment, reader: ConfigRe
 /// pending migrations itself.
 public func buildEmbeddedServer(
     reader: ConfigReader,
+    serverDestroyed: (@Sendable () async -> Void)? = nil,
     onServerRunning: @escaping @Sendable (any Channel, ServiceEnvironment) async -> Void = { _, _ in },
     keepingServices keep: @escaping @Sendable (any Service) -> Bool = { _ in true }
 ) async throws -> CircleServer {
@@ -48,7 +52,7 @@ public func buildEmbeddedServer(
     _ = try SettingsLoader.loadCalls(from: reader)
     let logger = ServerBuilder.bootstrap(settings, label: "circle")
     let environment = try await ServiceEnvironment.open(settings, policy: .migrate, logger: logger)
-    let modules = try await buildAllServices(environment, reader: reader).map { $0.keepingServices(where: keep) }
+    let modules = try await buildAllServices(environment, reader: reader, serverDestroyed: serverDestroyed).map { $0.keepingServices(where: keep) }
     return ServerBuilder.buildServer(name: "circle", modules: modules, environment: environment) { channel in
         logger.info("listening", metadata: [
             "address": "\(channel.localAddress.map { "\($0)" } ?? "?")",

@@ -19,6 +19,13 @@ public enum ActivityKind: String, Codable, Sendable, CaseIterable {
     case fileDeleted = "file.deleted"
     case destructionRequested = "destruction.requested"
     case destructionFinished = "destruction.finished"
+    /// Another admin asked to destroy the whole server: an alert to every other admin, whose
+    /// approval it needs.
+    case destructionApprovalRequested = "destruction.approval-requested"
+    /// A second admin approved the server's destruction (the server's chain).
+    case destructionApproved = "destruction.approved"
+    /// An admin refused a server destruction that was waiting for approval (the server's chain).
+    case destructionCancelled = "destruction.cancelled"
     case adminAction = "admin.action"
     case throttled = "throttled"
     /// The owner said an alert was them ("this was me").

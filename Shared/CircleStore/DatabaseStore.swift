@@ -27,6 +27,11 @@ public protocol DatabaseStore: Sendable {
 
     /// Answers when the database does (readiness).
     func ping() async throws
+
+    /// Rewrites the database so that deleted rows leave no trace in its files (after the whole
+    /// server's destruction). Engines whose deleted rows already went with their files (a
+    /// PostgreSQL TRUNCATE) do nothing.
+    func compact() async throws
 }
 
 extension DatabaseStore {
@@ -37,4 +42,6 @@ extension DatabaseStore {
     public func ping() async throws {
         try await read { db in try await db.raw("SELECT 1").run() }
     }
+
+    public func compact() async throws {}
 }

@@ -540,6 +540,14 @@ public enum Migrations {
                 "CREATE INDEX vault_files_accessed ON vault_files (accessed_at)",
             ]
         },
+        // The whole server's destruction from the browser waits for a second admin's approval
+        // when there is one: who approved, and the approver's own token to follow the job.
+        Migration(version: 19, name: "destruction-approval", owner: "cleanup") { _ in
+            [
+                "ALTER TABLE destruction_jobs ADD COLUMN approved_by TEXT NOT NULL DEFAULT ''",
+                "ALTER TABLE destruction_jobs ADD COLUMN approver_watch_hash TEXT NOT NULL DEFAULT ''",
+            ]
+        },
     ]
 
     /// The schema version this build expects.

@@ -48,7 +48,10 @@ public final class SQLiteStore: DatabaseStore, Service {
         }
         let store = SQLiteStore(connection: connection, threadPool: threadPool, logger: logger)
         let db = connection.sql(queryLogLevel: nil)
-        for pragma in ["PRAGMA busy_timeout = 5000", "PRAGMA journal_mode = WAL", "PRAGMA synchronous = FULL", "PRAGMA foreign_keys = ON"] {
+        // secure_delete: a deleted row's bytes are overwritten with zeros, not left in free pages
+        // (destruction and expiry promise that nothing of it stays in the file).
+        for pragma in ["PRAGMA busy_timeout = 5000", "PRAGMA journal_mode = WAL", "PRAGMA synchronous = FULL", "PRAGMA foreign_keys = ON",
+                       "PRAGMA secure_delete = ON"] {
             try await db.raw(SQLQueryString(pragma)).run()
         }
         return store
@@ -95,6 +98,14 @@ public final class SQLiteStore: DatabaseStore, Service {
                 }
                 throw error
             }
+        }
+    }
+
+    /// Copies the write-ahead log into the file and empties it, rebuilds the file without free
+    /// pages, and empties the log again: old page images stay in neither.
+    public func compact() async throws {
+        try await gate.withGate {
+            for sql in ["PRAGMA wal_checkpoint(TRUNCATE)", "VACUUM", "PRAGMA wal_checkpoint(TRUNCATE)"] { try await statement(sql) }
         }
     }
 

@@ -24,18 +24,18 @@ private struct Footprint {
     let linkId: String
 }
 
-private func count(_ sql: String, in store: any DatabaseStore) async throws -> Int {
+func count(_ sql: String, in store: any DatabaseStore) async throws -> Int {
     try await store.read { db in try await db.raw(SQLQueryString(stringLiteral: sql)).first()!.decode(column: "n", as: Int.self) }
 }
 
-private func count(_ table: String, where condition: String, _ value: String, in store: any DatabaseStore) async throws -> Int {
+func count(_ table: String, where condition: String, _ value: String, in store: any DatabaseStore) async throws -> Int {
     try await store.read { db in
         try await db.raw("SELECT COUNT(*) AS n FROM \(unsafeRaw: table) WHERE \(unsafeRaw: condition) = \(bind: value)").first()!.decode(column: "n", as: Int.self)
     }
 }
 
 /// Sends `texts` from `member` in the conversation (with envelopes to everyone).
-private func send(_ texts: [String], from member: Member, in conversation: String, chain: MembershipChain, to members: [Member], api: APIClient) async throws {
+func send(_ texts: [String], from member: Member, in conversation: String, chain: MembershipChain, to members: [Member], api: APIClient) async throws {
     var sending = SenderChain.fresh()
     let envelopes = try await api.call("POST", "/api/v1/conversations/\(conversation)/envelopes",
                                        json: try member.envelopes(for: sending, membership: chain, members: members), token: member.token)
@@ -47,7 +47,7 @@ private func send(_ texts: [String], from member: Member, in conversation: Strin
 }
 
 /// Uploads a private and a conversation file for `member`, and makes a share link to the first.
-private func files(of member: Member, conversation: String, api: APIClient) async throws -> ([SealedFile], String) {
+func files(of member: Member, conversation: String, api: APIClient) async throws -> ([SealedFile], String) {
     let tus = Tus(api: api)
     let own = try SealedFile(size: 120_000, owner: member)
     try await tus.upload(own, as: member)
@@ -57,19 +57,19 @@ private func files(of member: Member, conversation: String, api: APIClient) asyn
     return ([own, shared], link.id)
 }
 
-private func reauthenticate(_ member: Member, api: APIClient) async throws {
+func reauthenticate(_ member: Member, api: APIClient) async throws {
     let reply = try await api.call("POST", "/api/v1/account/reauthenticate", json: "{\"authKey\":\"\(Base64URL.encode(member.account.authKey))\"}", token: member.token)
     guard reply.status == 200 else { throw TestSupportError("reauthenticate: \(reply.status) \(reply.body)") }
 }
 
-private func destroy(_ kind: String, confirm: String, conversation: String? = nil, as member: Member, api: APIClient) async throws -> HTTPProbe.Reply {
+func destroy(_ kind: String, confirm: String, conversation: String? = nil, as member: Member, api: APIClient) async throws -> HTTPProbe.Reply {
     var body: [String: Any] = ["kind": kind, "confirm": confirm]
     if let conversation { body["conversationId"] = conversation }
     return try await api.call("POST", "/api/v1/destruction", json: Wire.json(body), token: member.token)
 }
 
 /// Polls the job (with the watch token, which outlives the requester's sessions) until it is done.
-private func waitUntilDone(_ url: String, token: String, api: APIClient) async throws -> [String: Any] {
+func waitUntilDone(_ url: String, token: String, api: APIClient) async throws -> [String: Any] {
     for _ in 0..<200 {
         let reply = try await api.call("GET", url, headers: ["Circle-Job-Token": token])
         guard reply.status == 200, let job = TestJSON.value(reply.body, path: []) as? [String: Any] else { throw TestSupportError("job: \(reply.status) \(reply.body)") }
@@ -79,7 +79,7 @@ private func waitUntilDone(_ url: String, token: String, api: APIClient) async t
     throw TestSupportError("the job did not finish")
 }
 
-private func blobExists(_ file: SealedFile, vault: String) -> Bool {
+func blobExists(_ file: SealedFile, vault: String) -> Bool {
     let name = Hex.encode(file.fileIdBytes)
     guard let all = FileManager.default.enumerator(atPath: vault) else { return false }
     return all.contains { ($0 as? String)?.hasSuffix(name) == true }
@@ -312,7 +312,7 @@ struct DestructionTests {
 
 @Suite("Emergency destruction of the whole server")
 struct ServerDestructionTests {
-    @Test("keys first: after the first transaction nothing stored opens with the members' own keys; then no row and no blob is left", arguments: Engine.available)
+    @Test("keys first: after the first transaction nothing stored opens with the members' own keys; then no row, blob or trace on disk is left", arguments: Engine.available)
     func everything(engine: Engine) async throws {
         let harness = ServerHarness(engine)
         try await harness.run { api, store in
@@ -321,6 +321,7 @@ struct ServerDestructionTests {
             let (conversation, chain) = try await ana.create(with: [ben], on: api)
             try await send(["secret"], from: ana, in: conversation, chain: chain, to: [ana, ben], api: api)
             let (anasFiles, _) = try await files(of: ana, conversation: conversation, api: api)
+            let secrets = try await openers(members: [ana, ben], files: anasFiles, in: store)
 
             let bundles = try await ServerDestruction.shredKeys(store: store, at: .now())
             #expect(bundles == 2)
@@ -354,6 +355,8 @@ struct ServerDestructionTests {
             }
             #expect(try ServerDestruction.removeBlobs(in: harness.vaultPath) > 0)
             #expect(!anasFiles.contains { blobExists($0, vault: harness.vaultPath) })
+            // Nothing that opens anything is left on disk, not even in free pages or the log.
+            #expect(found(secrets, in: try await diskImage(of: harness, store: store)) == 0)
             // The server goes on, empty: a new member can register under a name that was taken.
             _ = try await Member.register("ana", on: api)
         }

@@ -122,3 +122,86 @@ def test_an_admin_destroys_a_conversation_for_everyone_and_the_panic_shortcut_lo
     expect(dashboard(dan)).to_be_visible(timeout=KEY_WORK_TIMEOUT)
     cas_watch.assert_clean()
     dan_watch.assert_clean()
+
+
+def test_two_admins_destroy_the_whole_server_one_asks_the_other_approves_and_it_stops_empty(new_page, tmp_path):
+    """The whole server from the browser: with two admins, the request waits for the second's
+    approval (a refusal destroys nothing), then the approval destroys everything; the embedded
+    server removes its key files and stops, and starts again empty with new keys."""
+    import time
+    from conftest import CircleServe
+    from test_invitations import admin_link
+
+    server = CircleServe(tmp_path, "invite").start()
+    try:
+        pepper = tmp_path / "data" / "pepper.key"
+        old_pepper = pepper.read_bytes()
+        eve_name, fay_name = unique("eve"), unique("fay")
+        eve, eve_watch = new_page(server.origin, **DESKTOP)
+        fay, fay_watch = new_page(server.origin, **DESKTOP)
+        eve.goto(admin_link(server))
+        register(eve, server.origin, eve_name, "Eve Admin", path=None)
+        fay.goto(admin_link(server))
+        register(fay, server.origin, fay_name, "Fay Admin", path=None)
+        start_direct(eve, fay_name, "Fay Admin")
+        send(eve, "the last message")
+
+        def ask(page):
+            page.get_by_role("link", name="Settings").click()
+            zone = page.get_by_role("region", name="Danger zone")
+            zone.get_by_role("button", name="Destroy the server").click()
+            dialog = destroy_in_dialog(page, "Destroy the whole server", "destroy everything")
+            expect(dialog.get_by_role("status")).to_contain_text("Waiting for another admin to approve", timeout=KEY_WORK_TIMEOUT)
+            return dialog
+
+        # Eve asks; Fay is alerted live and refuses: nothing is destroyed, Eve is told.
+        dialog = ask(eve)
+        check_accessibility(eve, "server destruction waiting")
+        banner = fay.locator(".security-alert").filter(has_text="asked to destroy the whole server")
+        expect(banner).to_be_visible(timeout=LIVE_TIMEOUT)
+        banner.get_by_role("button", name=re.compile("^Review the request")).click()
+        review = fay.get_by_role("dialog", name="Approve destroying the whole server?")
+        expect(review.get_by_text("Another admin asked")).to_be_visible()
+        check_accessibility(fay, "server destruction approval")
+        screenshot(fay, "approve-server-destruction")
+        review.get_by_role("button", name="Refuse").click()
+        expect(dialog.get_by_role("alert")).to_contain_text("refused", timeout=LIVE_TIMEOUT)
+        dialog.press("Escape")
+        fay.reload()
+        open_conversation_with(fay, "Eve Admin")
+        expect(messages(fay).get_by_text("the last message")).to_be_visible(timeout=LIVE_TIMEOUT)
+
+        # Eve asks again; Fay approves from her own danger zone.
+        dialog = ask(eve)
+        fay.get_by_role("link", name="Settings").click()
+        fay.get_by_role("region", name="Danger zone").get_by_role("button", name="Review the request").click()
+        review = fay.get_by_role("dialog", name="Approve destroying the whole server?")
+        review.get_by_label("Your password").fill(PASSWORD)
+        review.get_by_label('Type "destroy everything" to approve').fill("destroy everything")
+        review.get_by_role("button", name="Approve and destroy").click()
+        expect(review.get_by_role("status")).to_contain_text("done", timeout=LIVE_TIMEOUT)
+        expect(dialog.get_by_role("status")).to_contain_text("done", timeout=LIVE_TIMEOUT)
+        review.get_by_role("button", name="Done").click()
+        expect(fay.get_by_text("The whole server was destroyed")).to_be_visible(timeout=LIVE_TIMEOUT)
+        dialog.get_by_role("button", name="Done").click()
+        expect(eve.get_by_text("The whole server was destroyed")).to_be_visible(timeout=LIVE_TIMEOUT)
+        assert circle_databases(eve) == [] and circle_databases(fay) == []
+
+        # The embedded server destroyed its own keys and stopped; it starts again empty.
+        deadline = time.time() + 40
+        while server.process.poll() is None and time.time() < deadline:
+            time.sleep(0.2)
+        assert server.process.returncode == 0, "circle serve stops after the server's destruction"
+        assert not (tmp_path / "data" / "activity.key").exists()
+        assert [path for path in (tmp_path / "data" / "vault").rglob("*") if path.is_file()] == [], "no blob is left"
+        server.start()
+        assert pepper.read_bytes() != old_pepper, "a new pepper"
+        sign_in(eve, eve_name)
+        expect(eve.get_by_role("alert")).to_contain_text("wrong", timeout=KEY_WORK_TIMEOUT)
+        for watch in (eve_watch, fay_watch):
+            drop_expected_http_errors(watch, 401)
+            drop_expected_http_errors(watch, 409)
+        eve_watch.assert_clean()
+        fay_watch.assert_clean()
+    finally:
+        server.stop()

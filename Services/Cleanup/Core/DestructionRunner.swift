@@ -32,9 +32,17 @@ package struct DestructionRunner: Service {
     /// After each batch the runner rests this many times the batch's own duration, leaving the
     /// database (SQLite's one writer above all) to the members' requests in between.
     package let pace: Double
+    /// Where the embedded server keeps its own secrets (the pepper, the activity key): a
+    /// server's destruction overwrites and removes them before anything else it runs. Empty in
+    /// the scaled mode, whose secrets live in the operator's secret store.
+    package let keyFiles: [String]
+    /// Runs once a server's destruction finished (`circle serve` stops: its secrets are gone
+    /// from disk, so it must start again with new ones).
+    package let serverDestroyed: (@Sendable () async -> Void)?
 
     package init(store: any DatabaseStore, blobs: any BlobStore, events: EventPublisher, security: ActivityRecorder, clock: any WallClock, logger: Logger,
-                 interval: Duration = .seconds(1), batch: Int = 200, name: String = DestructionJobs.newId(), pace: Double = 1) {
+                 interval: Duration = .seconds(1), batch: Int = 200, name: String = DestructionJobs.newId(), pace: Double = 1,
+                 keyFiles: [String] = [], serverDestroyed: (@Sendable () async -> Void)? = nil) {
         self.store = store
         self.blobs = blobs
         self.events = events
@@ -45,6 +53,8 @@ package struct DestructionRunner: Service {
         self.batch = batch
         self.name = name
         self.pace = pace
+        self.keyFiles = keyFiles
+        self.serverDestroyed = serverDestroyed
     }
 
     package func run() async throws {
@@ -95,7 +105,23 @@ package struct DestructionRunner: Service {
         var removing: [String] = []
         let now = clock.now()
         let until = now.adding(milliseconds: DestructionJobs.leaseMillis)
-        if let current = try await store.read({ db in try await DestructionJobs.job(id, in: db)?.job }), current.step == .files {
+        let current = try await store.read { db in try await DestructionJobs.job(id, in: db)?.job }
+        if let current, current.kind == .server {
+            // The server's own secrets go first (again after a crash: a missing file is gone).
+            if current.step == .files {
+                for path in keyFiles where try ServerDestruction.destroyKeyFile(path) {
+                    logger.notice("server key file destroyed", metadata: ["path": "\(path)"])
+                }
+            }
+            if current.step == .finish {
+                // Blobs no row named (a crash between storage and the database) go too.
+                let left = try await blobs.listBlobs()
+                try await VaultDestruction.remove(left.map { VaultDestruction.Blob(name: $0.name, kind: $0.kind == .file ? .file : .upload) }, from: blobs)
+                // Deleted rows leave nothing behind in SQLite's file or its write-ahead log.
+                try await store.compact()
+            }
+        }
+        if let current, current.step == .files {
             let pending = try await store.read { db in try await DestructionJobs.blobs(job: id, limit: batch, in: db) }
             let toRemove = pending.map { VaultDestruction.Blob(name: $0.name, kind: VaultDestruction.Blob.Kind(rawValue: $0.kind) ?? .file) }
             try await VaultDestruction.remove(toRemove, from: blobs)
@@ -107,7 +133,7 @@ package struct DestructionRunner: Service {
             var activity: [ActivityItem] = []
             var finished = false
             switch job.step {
-            case .keys, .done:
+            case .approval, .keys, .done, .cancelled:
                 finished = true
             case .messages:
                 let which: MessageDestruction.Messages = job.kind == .account ? .sentBy(job.subject) : .inConversation(job.subject)
@@ -136,7 +162,15 @@ package struct DestructionRunner: Service {
         if let frame = try? EventFrame(type: .destructionProgress, data: DestructionView(job)) {
             await events.publish(live: [(frame, [job.requestedBy])])
         }
-        if job.isDone { logger.info("destruction job finished", metadata: ["job": "\(job.id)", "kind": "\(job.kind.rawValue)"]) }
+        if job.isDone {
+            logger.info("destruction job finished", metadata: ["job": "\(job.id)", "kind": "\(job.kind.rawValue)"])
+            if job.kind == .server {
+                logger.notice(keyFiles.isEmpty
+                    ? "the server was destroyed: delete AUTH_PEPPER and ACTIVITY_KEYS from your secret store, set new ones and restart every service"
+                    : "the server was destroyed: start it again for an empty server with new keys")
+                await serverDestroyed?()
+            }
+        }
         return job
     }
 
@@ -154,6 +188,11 @@ package struct DestructionRunner: Service {
             job.progress.records += Int64(try await CallDestruction.deleteCalls(ofConversation: job.subject, in: db))
             try await MessageDestruction.deleteConversation(job.subject, in: db)
             return true
+        case .server:
+            let tables = try await ServerDestruction.tables(engine: store.engine, in: db)
+            try await ServerDestruction.deleteRows(of: tables, keepingJob: job.id, engine: store.engine, in: db)
+            job.progress.records += Int64(tables.count)
+            return true
         case .files, .links:
             return true
         }
@@ -163,7 +202,7 @@ package struct DestructionRunner: Service {
     /// account, only a tombstone in the server's chain: who and when, nothing else).
     private func finish(_ job: DestructionJob, activity: inout [ActivityItem], in db: any SQLDatabase) async throws {
         if job.kind == .account { try await PresenceDestruction.delete(userId: job.subject, in: db) }
-        let chain = job.kind == .account ? ActivityLog.serverChain : job.requestedBy
+        let chain = [.account, .server].contains(job.kind) ? ActivityLog.serverChain : job.requestedBy
         var details = ["kind": job.kind.rawValue, "job": job.id]
         if job.kind == .account { details["member"] = job.subject }
         activity.append(ActivityItem(chain: chain, kind: .destructionFinished, details: details))
@@ -182,12 +221,25 @@ package struct DestructionView: Codable, Sendable, Equatable {
     package let unreadableAt: Int64
     package let finishedAt: Int64
     package let url: String
+    /// Who asked, and (a server's destruction) the second admin who approved it.
+    package let requestedBy: String
+    package let approvedBy: String?
+    /// A server's destruction waiting for approval lapses then.
+    package let approvalExpiresAt: Int64?
 
     package init(_ job: DestructionJob) {
         id = job.id
         kind = job.kind.rawValue
         subject = job.subject
-        state = job.isDone ? "done" : "running"
+        state = switch job.step {
+        case .approval: "awaiting-approval"
+        case .cancelled: "cancelled"
+        case .done: "done"
+        default: "running"
+        }
+        requestedBy = job.requestedBy
+        approvedBy = job.approvedBy.isEmpty ? nil : job.approvedBy
+        approvalExpiresAt = job.isAwaitingApproval ? job.approvalExpiresAt : nil
         step = job.step.rawValue
         progress = job.progress
         createdAt = job.createdAt

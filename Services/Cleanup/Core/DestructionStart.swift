@@ -39,6 +39,7 @@ package struct DestructionStart: Sendable {
         case .conversation: "destroy this conversation"
         case .files: "destroy all my files"
         case .links: "revoke all my links"
+        case .server: "destroy everything"
         }
     }
 
@@ -73,7 +74,11 @@ package struct DestructionStart: Sendable {
     package func start(_ request: Request) async throws -> (job: DestructionJob, watchToken: String) {
         let now = clock.now()
         let identity = request.identity
-        let subject = request.kind == .conversation ? (request.conversationId ?? "") : identity.userId
+        let subject = switch request.kind {
+        case .conversation: request.conversationId ?? ""
+        case .server: DestructionJobs.serverSubject
+        default: identity.userId
+        }
         let watchToken = SessionTokens.generate()
         let engine = store.engine
         let security = self.security
@@ -89,16 +94,45 @@ package struct DestructionStart: Sendable {
                 case true?: break
                 }
             }
-            if let running = try await DestructionJobs.live(kind: request.kind, subject: subject, in: db) {
-                throw Problem(status: 409, slug: "destruction-running", title: "Already being destroyed",
-                              detail: "A destruction of this kind is already running: /api/v1/destruction/\(running.id).")
+            var admins: [(id: String, username: String)] = []
+            if request.kind == .server {
+                admins = try await ServerDestruction.admins(in: db)
+                guard admins.contains(where: { $0.id == identity.userId }) else {
+                    throw Problem.forbidden("Only an admin can destroy the server.")
+                }
+            }
+            if var running = try await DestructionJobs.live(kind: request.kind, subject: subject, in: db) {
+                guard running.isAwaitingApproval, running.approvalExpiresAt <= now.millis else {
+                    throw Problem(status: 409, slug: "destruction-running", title: "Already being destroyed",
+                                  detail: running.isAwaitingApproval
+                                    ? "A destruction of the server is already waiting for approval: /api/v1/destruction/\(running.id)."
+                                    : "A destruction of this kind is already running: /api/v1/destruction/\(running.id).")
+                }
+                // A request nobody approved in time lapses when a new one comes.
+                running.step = .cancelled
+                running.updatedAt = now.millis
+                running.finishedAt = now.millis
+                try await DestructionJobs.save(running, in: db)
             }
             let id = DestructionJobs.newId()
+            let others = admins.filter { $0.id != identity.userId }
+            if request.kind == .server, !others.isEmpty {
+                // Another admin must approve: nothing is destroyed yet, every other admin is alerted.
+                let job = DestructionJob(id: id, kind: .server, subject: subject, requestedBy: identity.userId, step: .approval,
+                                         progress: DestructionProgress(), createdAt: now.millis, updatedAt: now.millis, unreadableAt: 0, finishedAt: 0)
+                try await DestructionJobs.insert(job, watchHash: SessionTokens.hash(watchToken), in: db)
+                let by = admins.first { $0.id == identity.userId }?.username ?? ""
+                let items = [ActivityItem(chain: ActivityLog.serverChain, kind: .destructionRequested, sessionId: identity.sessionId, ip: request.ip,
+                                          userAgent: request.userAgent, details: ["kind": "server", "job": id, "awaiting": "approval"])]
+                    + others.map { ActivityItem(chain: $0.id, kind: .destructionApprovalRequested, details: ["job": id, "by": by], alert: true) }
+                let recorded = try await security.record(items, at: now, engine: engine, in: db)
+                return (job, Shredded(), recorded, [])
+            }
             var shredded = try await shred(request, subject: subject, job: id, at: now, in: db)
             var details = ["kind": request.kind.rawValue, "job": id]
             if request.kind == .account { details["member"] = identity.userId }
             shredded.activity.append(ActivityItem(
-                chain: request.kind == .account ? ActivityLog.serverChain : identity.userId, kind: .destructionRequested,
+                chain: [.account, .server].contains(request.kind) ? ActivityLog.serverChain : identity.userId, kind: .destructionRequested,
                 sessionId: identity.sessionId, ip: request.ip, userAgent: request.userAgent, details: details
             ))
             let steps = DestructionStep.plan(request.kind)
@@ -113,8 +147,97 @@ package struct DestructionStart: Sendable {
         let (job, shredded, recorded, appended) = result
         await sessions.announceRevoked(shredded.revoked)
         await security.publish(recorded, with: events, alongside: appended)
-        logger.info("destruction started", metadata: ["job": "\(job.id)", "kind": "\(job.kind.rawValue)"])
+        logger.info(job.isAwaitingApproval ? "destruction awaiting approval" : "destruction started",
+                    metadata: ["job": "\(job.id)", "kind": "\(job.kind.rawValue)"])
         return (job, watchToken)
+    }
+
+    /// A second admin approves a server's destruction: checked, then its keys step runs in the
+    /// transaction that starts it. Returns the job and the approver's own watch token (the
+    /// keys step ends every session, theirs too).
+    package func approve(_ id: String, identity: Identity, ip: String, userAgent: String) async throws -> (job: DestructionJob, watchToken: String) {
+        let now = clock.now()
+        let watchToken = SessionTokens.generate()
+        let engine = store.engine
+        let security = self.security
+        let (job, shredded, recorded) = try await store.write { db -> (DestructionJob, ServerDestruction.Shredded, RecordedActivity) in
+            let admins = try await ServerDestruction.admins(in: db)
+            guard admins.contains(where: { $0.id == identity.userId }), var job = try await DestructionJobs.lockedJob(id, engine: engine, in: db),
+                  job.kind == .server else {
+                throw Problem.notFound("No such destruction job.")
+            }
+            guard try await Reauthentication.isFresh(sessionId: identity.sessionId, at: now, in: db) else {
+                throw Problem(status: 403, slug: "reauthentication-required", title: "Re-authentication required",
+                              detail: "Enter your password again (POST /api/v1/account/reauthenticate) within 5 minutes before approving.")
+            }
+            guard job.isAwaitingApproval, job.approvalExpiresAt > now.millis else {
+                throw Problem(status: 409, slug: "destruction-not-awaiting", title: "Nothing to approve",
+                              detail: job.isAwaitingApproval ? "The request lapsed unapproved; an admin may ask again." : "This destruction is not waiting for approval any more.")
+            }
+            guard job.requestedBy != identity.userId else {
+                throw Problem.forbidden("A second admin must approve: the admin who asked cannot.")
+            }
+            let shredded = try await ServerDestruction.shredKeys(at: now, in: db)
+            job = DestructionJob(id: job.id, kind: job.kind, subject: job.subject, requestedBy: job.requestedBy, step: DestructionStep.plan(.server).first ?? .done,
+                                 progress: Self.progress(shredded), createdAt: job.createdAt, updatedAt: now.millis, unreadableAt: now.millis,
+                                 finishedAt: 0, approvedBy: identity.userId)
+            try await DestructionJobs.approve(job, approverWatchHash: SessionTokens.hash(watchToken), in: db)
+            try await DestructionJobs.queueBlobs(Self.blobs(shredded), job: id, in: db)
+            let recorded = try await security.record([ActivityItem(
+                chain: ActivityLog.serverChain, kind: .destructionApproved, sessionId: identity.sessionId, ip: ip, userAgent: userAgent,
+                details: ["kind": "server", "job": id, "approvedBy": identity.userId]
+            )], at: now, engine: engine, in: db)
+            return (job, shredded, recorded)
+        }
+        await sessions.announceRevoked(shredded.sessions)
+        await security.publish(recorded, with: events)
+        logger.info("destruction approved and started", metadata: ["job": "\(job.id)", "kind": "server"])
+        return (job, watchToken)
+    }
+
+    /// Any admin refuses (or the requester withdraws) a server's destruction waiting for approval.
+    package func cancel(_ id: String, identity: Identity) async throws -> DestructionJob {
+        let now = clock.now()
+        let engine = store.engine
+        let security = self.security
+        let (job, recorded) = try await store.write { db -> (DestructionJob, RecordedActivity) in
+            let admins = try await ServerDestruction.admins(in: db)
+            guard admins.contains(where: { $0.id == identity.userId }), var job = try await DestructionJobs.lockedJob(id, engine: engine, in: db),
+                  job.kind == .server else {
+                throw Problem.notFound("No such destruction job.")
+            }
+            guard job.isAwaitingApproval else {
+                throw Problem(status: 409, slug: "destruction-not-awaiting", title: "Cannot be cancelled",
+                              detail: "Only a destruction waiting for approval can be cancelled; once started it runs to the end.")
+            }
+            job.step = .cancelled
+            job.updatedAt = now.millis
+            job.finishedAt = now.millis
+            try await DestructionJobs.save(job, in: db)
+            let recorded = try await security.record([ActivityItem(
+                chain: ActivityLog.serverChain, kind: .destructionCancelled, sessionId: identity.sessionId,
+                details: ["kind": "server", "job": id, "cancelledBy": identity.userId]
+            )], at: now, engine: engine, in: db)
+            return (job, recorded)
+        }
+        await security.publish(recorded, with: events)
+        logger.info("destruction cancelled", metadata: ["job": "\(job.id)", "kind": "server"])
+        return job
+    }
+
+    /// What a server's keys step did, as the job's progress.
+    private static func progress(_ shredded: ServerDestruction.Shredded) -> DestructionProgress {
+        var progress = DestructionProgress()
+        progress.sessions = Int64(shredded.sessions.count)
+        progress.links = Int64(shredded.links)
+        progress.filesTotal = Int64(shredded.fileIds.count + shredded.uploadIds.count)
+        return progress
+    }
+
+    /// The blobs a server's keys step left to remove.
+    private static func blobs(_ shredded: ServerDestruction.Shredded) -> [(name: String, kind: String)] {
+        shredded.fileIds.map { (VaultFileRecord.blobName(ofId: $0), VaultDestruction.Blob.Kind.file.rawValue) }
+            + shredded.uploadIds.map { ($0, VaultDestruction.Blob.Kind.upload.rawValue) }
     }
 
     /// The keys step of each kind, in the job's transaction.
@@ -154,6 +277,12 @@ package struct DestructionStart: Sendable {
             out.events = files.fileIds.map { NewUserEvent(userId: subject, type: .vaultFileDeleted, data: EventData.json(["fileId": $0])) }
         case .links:
             out.progress.links = Int64(try await VaultDestruction.revokeLinks(ofOwner: subject, at: now, in: db))
+        case .server:
+            // The only admin: no one else to approve.
+            let shredded = try await ServerDestruction.shredKeys(at: now, in: db)
+            out.progress = Self.progress(shredded)
+            out.blobs = Self.blobs(shredded)
+            out.revoked = shredded.sessions
         }
         return out
     }

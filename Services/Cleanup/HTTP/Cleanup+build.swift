@@ -8,7 +8,10 @@ import Hummingbird
 import VaultStore
 
 /// Builds the cleanup service: expiry sweeps, retention and the destruction protocol (ARCHITECTURE 1, 8).
-public func buildCleanup(_ environment: ServiceEnvironment, eventRetention: Duration, vault: VaultSettings, activity: ActivitySettings) async throws -> ServiceModule {
+/// `keyFiles` are the files the embedded server keeps its own secrets in, and `serverDestroyed`
+/// runs once the whole server's destruction finished (see `DestructionRunner`).
+public func buildCleanup(_ environment: ServiceEnvironment, eventRetention: Duration, vault: VaultSettings, activity: ActivitySettings,
+                         keyFiles: [String] = [], serverDestroyed: (@Sendable () async -> Void)? = nil) async throws -> ServiceModule {
     let sweeper = EventLogSweeper(store: environment.store, clock: environment.clock, logger: environment.logger, retention: eventRetention)
     let expiry = ExpiredMessageSweeper(store: environment.store, clock: environment.clock, logger: environment.logger)
     let blobs = try await VaultBlobs.open(vault)
@@ -17,7 +20,7 @@ public func buildCleanup(_ environment: ServiceEnvironment, eventRetention: Dura
     let sessions = SessionSweeper(store: environment.store, clock: environment.clock, logger: environment.logger, lifetime: environment.settings.sessions)
     let recorder = ActivityRecorder(sealer: ActivitySealer(activity), logger: environment.logger)
     let destruction = DestructionRunner(store: environment.store, blobs: blobs, events: environment.events, security: recorder,
-                                        clock: environment.clock, logger: environment.logger)
+                                        clock: environment.clock, logger: environment.logger, keyFiles: keyFiles, serverDestroyed: serverDestroyed)
     let controller = DestructionController(
         start: DestructionStart(store: environment.store, events: environment.events, sessions: environment.sessions, security: recorder,
                                 clock: environment.clock, logger: environment.logger),

@@ -30,10 +30,17 @@ struct DestructionController: Sendable {
 
     struct Jobs: Codable, Sendable { let jobs: [DestructionView] }
 
+    struct ApproveRequest: StrictDecodable, Sendable {
+        let confirm: String
+        static let allowedKeys: Set<String> = ["confirm"]
+    }
+
     func addRoutes(to router: Router<CircleRequestContext>) {
         let group = router.authenticated("/api/v1/destruction")
         group.post(use: create)
         group.get(use: list)
+        group.post("{id}/approve", use: approve)
+        group.delete("{id}", use: cancel)
         // Readable with the requester's session or the job's watch token.
         router.get("/api/v1/destruction/{id}", use: show)
     }
@@ -66,14 +73,45 @@ struct DestructionController: Sendable {
         return response
     }
 
+    /// A second admin approves the server's destruction (re-authenticated, with the typed
+    /// phrase): its keys step has run when this answers.
+    @Sendable func approve(request: Request, context: AuthenticatedContext) async throws -> Response {
+        let id = try context.parameters.require("id")
+        let body = try await request.decodeJSON(as: ApproveRequest.self, context: context)
+        let phrase = DestructionStart.phrase(.server)
+        guard body.confirm.trimmingCharacters(in: .whitespaces).lowercased() == phrase else {
+            throw Problem.invalidField("confirm", "type \"\(phrase)\" to confirm")
+        }
+        guard id.utf8.count <= 64 else { throw Problem.notFound("No such destruction job.") }
+        let (job, token) = try await start.approve(
+            id, identity: context.identity, ip: context.clientAddress(request, trustForwardedFor: trustForwardedFor),
+            userAgent: String((request.headers[.userAgent] ?? "").prefix(512))
+        )
+        return try JSONResponse(Started(job: DestructionView(job), watchToken: token)).response(from: request, context: context)
+    }
+
+    /// An admin refuses a server's destruction waiting for approval.
+    @Sendable func cancel(request: Request, context: AuthenticatedContext) async throws -> JSONResponse<DestructionView> {
+        let id = try context.parameters.require("id")
+        guard id.utf8.count <= 64 else { throw Problem.notFound("No such destruction job.") }
+        return JSONResponse(DestructionView(try await start.cancel(id, identity: context.identity)))
+    }
+
+    /// The caller's latest jobs; an admin also sees any server destruction waiting or running.
     @Sendable func list(request: Request, context: AuthenticatedContext) async throws -> JSONResponse<Jobs> {
         let userId = context.identity.userId
-        let jobs = try await store.read { db in try await DestructionJobs.jobs(requestedBy: userId, limit: 50, in: db) }
+        let jobs = try await store.read { db in
+            let own = try await DestructionJobs.jobs(requestedBy: userId, limit: 50, in: db)
+            guard try await ServerDestruction.admins(in: db).contains(where: { $0.id == userId }) else { return own }
+            let server = try await DestructionJobs.liveServerJobs(in: db).filter { job in !own.contains { $0.id == job.id } }
+            return Array((server + own).sorted { ($0.createdAt, $0.id) > ($1.createdAt, $1.id) }.prefix(50))
+        }
         return JSONResponse(Jobs(jobs: jobs.map(DestructionView.init)))
     }
 
-    /// The job, to its requester (by session, or by the watch token the start returned); anyone
-    /// else gets the unknown-id 404.
+    /// The job, to its requester (by session, or by the watch token the start or the approval
+    /// returned) and, for the server's destruction, to every admin; anyone else gets the
+    /// unknown-id 404.
     @Sendable func show(request: Request, context: CircleRequestContext) async throws -> JSONResponse<DestructionView> {
         let id = try context.parameters.require("id")
         let token = request.headers[Self.watchHeader]
@@ -81,8 +119,12 @@ struct DestructionController: Sendable {
         guard id.utf8.count <= 64, let found = try await store.read({ db in try await DestructionJobs.job(id, in: db) }) else {
             throw Problem.notFound("No such destruction job.")
         }
-        let byToken = token.map { SessionTokens.isWellFormed($0) && SessionTokens.hash($0) == found.watchHash } ?? false
-        guard byToken || context.identity?.userId == found.job.requestedBy else { throw Problem.notFound("No such destruction job.") }
+        let byToken = token.map { SessionTokens.isWellFormed($0) && found.watchHashes.contains(SessionTokens.hash($0)) } ?? false
+        var allowed = byToken || context.identity?.userId == found.job.requestedBy
+        if !allowed, found.job.kind == .server, let userId = context.identity?.userId {
+            allowed = try await store.read { db in try await ServerDestruction.admins(in: db).contains { $0.id == userId } }
+        }
+        guard allowed else { throw Problem.notFound("No such destruction job.") }
         return JSONResponse(DestructionView(found.job))
     }
 }

@@ -13,12 +13,18 @@ package enum DestructionKind: String, Codable, Sendable, CaseIterable {
     case files
     /// Every share link of the requester.
     case links
+    /// The whole server, from an admin's browser (`circle destroy --everything` on the host
+    /// does the same at once): every key, account, message and file.
+    case server
 }
 
 /// Where a job is: the step it runs next. `keys` runs in the request's own transaction, so a job
-/// is stored after it; the others run in bounded batches in the cleanup service.
+/// is stored after it; the others run in bounded batches in the cleanup service. A server's
+/// destruction requested while the server has another admin waits in `approval` (nothing
+/// destroyed yet) until a second admin approves it, and ends as `cancelled` when refused or
+/// left past `DestructionJobs.approvalMillis`.
 package enum DestructionStep: String, Codable, Sendable {
-    case keys, messages, files, records, finish, done
+    case approval, keys, messages, files, records, finish, done, cancelled
 
     /// The steps after `keys` that a job of `kind` runs, in order.
     package static func plan(_ kind: DestructionKind) -> [DestructionStep] {
@@ -26,6 +32,7 @@ package enum DestructionStep: String, Codable, Sendable {
         case .account, .conversation: [.messages, .files, .records, .finish]
         case .files: [.files, .finish]
         case .links: [.finish]
+        case .server: [.files, .records, .finish]
         }
     }
 
@@ -65,9 +72,11 @@ package struct DestructionJob: Sendable, Equatable {
     /// When the keys step committed: from then on nothing the server keeps opens the data.
     package let unreadableAt: Int64
     package var finishedAt: Int64
+    /// The second admin who approved a server's destruction ("" for every other job).
+    package var approvedBy: String
 
     package init(id: String, kind: DestructionKind, subject: String, requestedBy: String, step: DestructionStep, progress: DestructionProgress,
-                 createdAt: Int64, updatedAt: Int64, unreadableAt: Int64, finishedAt: Int64) {
+                 createdAt: Int64, updatedAt: Int64, unreadableAt: Int64, finishedAt: Int64, approvedBy: String = "") {
         self.id = id
         self.kind = kind
         self.subject = subject
@@ -78,29 +87,68 @@ package struct DestructionJob: Sendable, Equatable {
         self.updatedAt = updatedAt
         self.unreadableAt = unreadableAt
         self.finishedAt = finishedAt
+        self.approvedBy = approvedBy
     }
 
-    package var isDone: Bool { step == .done }
+    /// Nothing more will happen to it: finished, or a request refused or left to lapse.
+    package var isDone: Bool { step == .done || step == .cancelled }
+
+    /// A server's destruction waiting for a second admin.
+    package var isAwaitingApproval: Bool { step == .approval }
+
+    /// When an unapproved request lapses.
+    package var approvalExpiresAt: Int64 { createdAt + DestructionJobs.approvalMillis }
 }
 
 /// SQL for `destruction_jobs` and `destruction_blobs`; the cleanup service is their only writer.
 package enum DestructionJobs {
     /// How long a runner holds a job without renewing its claim.
     package static let leaseMillis: Int64 = 30_000
+    /// How long a server's destruction waits for a second admin's approval.
+    package static let approvalMillis: Int64 = 15 * 60_000
+    /// The subject of a server's destruction (at most one live: the unique index).
+    package static let serverSubject = "server"
 
     static let encoder = JSONEncoder()
     static let decoder = JSONDecoder()
 
     package static func newId() -> String { Base64URL.encode(SecureRandom.bytes(16)) }
 
+    /// Stores a job. One awaiting approval is never claimable (its lease never lapses) until
+    /// `approve` starts it.
     package static func insert(_ job: DestructionJob, watchHash: String, in db: any SQLDatabase) async throws {
+        let lease: Int64 = job.isAwaitingApproval ? .max : 0
         try await db.raw("""
             INSERT INTO destruction_jobs (id, kind, subject, requested_by, watch_hash, state, step, progress, created_at, updated_at,
                                           finished_at, unreadable_at, runner, lease_until)
             VALUES (\(bind: job.id), \(bind: job.kind.rawValue), \(bind: job.subject), \(bind: job.requestedBy), \(bind: watchHash),
-                    \(bind: job.isDone ? "done" : "running"), \(bind: job.step.rawValue), \(bind: try progressText(job.progress)),
-                    \(bind: job.createdAt), \(bind: job.updatedAt), \(bind: job.finishedAt), \(bind: job.unreadableAt), '', 0)
+                    \(bind: state(job)), \(bind: job.step.rawValue), \(bind: try progressText(job.progress)),
+                    \(bind: job.createdAt), \(bind: job.updatedAt), \(bind: job.finishedAt), \(bind: job.unreadableAt), '', \(bind: lease))
             """).run()
+    }
+
+    /// The stored state: `done` for every job nothing more happens to (the live index and the
+    /// claims skip those).
+    static func state(_ job: DestructionJob) -> String {
+        job.isDone ? "done" : job.isAwaitingApproval ? "awaiting" : "running"
+    }
+
+    /// Starts an approved server destruction: its keys step ran in this transaction; from now on
+    /// any runner may claim it.
+    package static func approve(_ job: DestructionJob, approverWatchHash: String, in db: any SQLDatabase) async throws {
+        try await db.raw("""
+            UPDATE destruction_jobs SET step = \(bind: job.step.rawValue), state = \(bind: state(job)), progress = \(bind: try progressText(job.progress)),
+                   updated_at = \(bind: job.updatedAt), unreadable_at = \(bind: job.unreadableAt), approved_by = \(bind: job.approvedBy),
+                   approver_watch_hash = \(bind: approverWatchHash), lease_until = 0
+            WHERE id = \(bind: job.id) AND step = 'approval'
+            """).run()
+    }
+
+    /// The server destructions still waiting for approval or running (for admins to see).
+    package static func liveServerJobs(in db: any SQLDatabase) async throws -> [DestructionJob] {
+        try await db.raw("""
+            SELECT * FROM destruction_jobs WHERE kind = 'server' AND state <> 'done' ORDER BY created_at DESC
+            """).all().map(decode)
     }
 
     /// The unfinished job of this kind and subject, if any (at most one: a unique index).
@@ -110,9 +158,18 @@ package enum DestructionJobs {
             """).first().map(decode)
     }
 
-    package static func job(_ id: String, in db: any SQLDatabase) async throws -> (job: DestructionJob, watchHash: String)? {
+    /// The job with the hashes of the tokens that may follow it (the requester's, and the
+    /// approver's once a server's destruction was approved).
+    package static func job(_ id: String, in db: any SQLDatabase) async throws -> (job: DestructionJob, watchHashes: [String])? {
         guard let row = try await db.raw("SELECT * FROM destruction_jobs WHERE id = \(bind: id)").first() else { return nil }
-        return (try decode(row), try row.decode(column: "watch_hash", as: String.self))
+        let hashes = [try row.decode(column: "watch_hash", as: String.self), try row.decode(column: "approver_watch_hash", as: String.self)]
+        return (try decode(row), hashes.filter { !$0.isEmpty })
+    }
+
+    /// The job, locked for this transaction (approving and cancelling decide on what they read).
+    package static func lockedJob(_ id: String, engine: DatabaseEngine, in db: any SQLDatabase) async throws -> DestructionJob? {
+        let lock = engine == .postgres ? " FOR UPDATE" : ""
+        return try await db.raw("SELECT * FROM destruction_jobs WHERE id = \(bind: id)\(unsafeRaw: lock)").first().map(decode)
     }
 
     /// The requester's latest jobs, newest first.
@@ -156,7 +213,7 @@ package enum DestructionJobs {
     /// Saves a job's step and progress (inside the transaction of the batch that made them).
     package static func save(_ job: DestructionJob, in db: any SQLDatabase) async throws {
         try await db.raw("""
-            UPDATE destruction_jobs SET step = \(bind: job.step.rawValue), state = \(bind: job.isDone ? "done" : "running"),
+            UPDATE destruction_jobs SET step = \(bind: job.step.rawValue), state = \(bind: state(job)),
                    progress = \(bind: try progressText(job.progress)), updated_at = \(bind: job.updatedAt), finished_at = \(bind: job.finishedAt),
                    lease_until = CASE WHEN \(bind: job.isDone ? 1 : 0) = 1 THEN 0 ELSE lease_until END
             WHERE id = \(bind: job.id)
@@ -218,7 +275,8 @@ package enum DestructionJobs {
             createdAt: try row.decode(column: "created_at", as: Int64.self),
             updatedAt: try row.decode(column: "updated_at", as: Int64.self),
             unreadableAt: try row.decode(column: "unreadable_at", as: Int64.self),
-            finishedAt: try row.decode(column: "finished_at", as: Int64.self)
+            finishedAt: try row.decode(column: "finished_at", as: Int64.self),
+            approvedBy: try row.decode(column: "approved_by", as: String.self)
         )
     }
 }

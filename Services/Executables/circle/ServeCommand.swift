@@ -37,8 +37,15 @@ struct ServeCommand: AsyncParsableCommand {
             .merging(vault.values) { first, _ in first }
             .merging(calls.values) { first, _ in first }
         let reader = ConfigSources.reader(commandLine: values)
+        // A server destroyed from an admin's browser stops: its secrets are gone from disk, so it
+        // starts again (by its supervisor or its operator) with new ones. It waits a few seconds
+        // first, so the admins' pages following the job see it finished.
+        let destroyed: @Sendable () async -> Void = {
+            try? await Task.sleep(for: .seconds(8))
+            kill(getpid(), SIGTERM)
+        }
         try await ServiceMain.run("circle serve") {
-            try await buildEmbeddedServer(reader: reader) { channel, environment in
+            try await buildEmbeddedServer(reader: reader, serverDestroyed: destroyed) { channel, environment in
                 guard let address = channel.localAddress, let port = address.port else { return }
                 let loopback = ["127.0.0.1", "0.0.0.0", "::1", "::"].contains(address.ipAddress ?? "")
                 let host = loopback ? "localhost" : (address.ipAddress ?? "localhost")

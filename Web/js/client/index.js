@@ -353,7 +353,10 @@ export class CircleClient extends EventTarget {
    * to the end with the job's watch token, which outlives the sessions an account's destruction
    * ends. This browser's copy goes too: the whole local state for an account, the conversation's
    * for a conversation.
-   * @param {{kind: 'account'|'conversation'|'files'|'links', conversationId?: string, password: string,
+   * The whole server's destruction (`server`, admins only) waits for a second admin's approval
+   * when the server has one; `onProgress` then sees the job `awaiting-approval` until it starts,
+   * and the call fails if it is refused or lapses.
+   * @param {{kind: 'account'|'conversation'|'files'|'links'|'server', conversationId?: string, password: string,
    *   confirm: string, onProgress?: (job: object) => void}} params
    * @returns {Promise<object>} the finished job
    */
@@ -362,33 +365,101 @@ export class CircleClient extends EventTarget {
     await session.reauthenticate(this.api, account, password);
     const body = { kind, confirm };
     if (conversationId) body.conversationId = conversationId;
+    const endsSessions = kind === 'account' || kind === 'server';
     // The server ends this session with the job's first step: whichever notices first signs out
     // for the right reason.
-    if (kind === 'account') this.leaving = 'destroyed';
+    if (endsSessions) this.leaving = 'destroyed';
     let started;
     try {
       // Its first step ends this session, which may be noticed before the answer arrives.
       started = await this.api.call('POST', '/api/v1/destruction', body, { outlivesSession: true });
     } catch (error) {
-      if (kind === 'account' && this.account) this.leaving = null;
+      if (endsSessions && this.account) this.leaving = null;
       throw error;
     }
     const { job, watchToken } = started;
     onProgress?.(job);
-    if (kind === 'account') {
+    let current = job;
+    if (current.state === 'awaiting-approval') {
+      // Nothing is destroyed yet: this session stays until another admin approves, and ends
+      // (for the reason kept in `leaving`) the moment one does.
+      try {
+        current = await this.followJob(current, watchToken, onProgress, (polled) => polled.state !== 'awaiting-approval');
+      } catch (error) {
+        if (this.account) this.leaving = null;
+        throw error;
+      }
+      if (current.state === 'cancelled') {
+        if (this.account) this.leaving = null;
+        throw new RefusedError('another admin refused: nothing was destroyed');
+      }
+    }
+    if (endsSessions) {
       await this.signOut('destroyed');
     } else if (kind === 'conversation') {
       await this.forgetConversation(conversationId);
       this.notify('conversations', {});
     }
+    current = await this.followJob(current, watchToken, onProgress, (polled) => polled.state === 'done');
+    if (kind === 'files') this.notify('vault', { type: 'deleted', fileId: null });
+    return current;
+  }
+
+  /**
+   * Polls a destruction job with its watch token until `until(job)` holds; a request waiting for
+   * approval past its time fails as lapsed.
+   */
+  async followJob(job, watchToken, onProgress, until) {
     let current = job;
-    for (let delay = 200; current.state !== 'done'; delay = Math.min(delay * 2, 2000)) {
+    for (let delay = 200; !until(current); delay = Math.min(delay * 2, 2000)) {
+      if (current.state === 'awaiting-approval' && current.approvalExpiresAt && Date.now() > current.approvalExpiresAt) {
+        throw new RefusedError('no other admin approved within 15 minutes: nothing was destroyed');
+      }
       await new Promise((resolve) => setTimeout(resolve, delay));
       current = await this.api.call('GET', job.url, undefined, { token: null, headers: { 'Circle-Job-Token': watchToken } });
       onProgress?.(current);
     }
-    if (kind === 'files') this.notify('vault', { type: 'deleted', fileId: null });
     return current;
+  }
+
+  /** One destruction job (the caller's, or for an admin the server's). */
+  async destructionJob(id) {
+    return this.api.call('GET', `/api/v1/destruction/${encodeURIComponent(id)}`);
+  }
+
+  /** The server's destruction waiting for this admin's approval, or null (admins only). */
+  async pendingServerDestruction() {
+    const { jobs } = await this.api.call('GET', '/api/v1/destruction');
+    const me = this.account && this.account.userId;
+    return jobs.find((job) => job.kind === 'server' && job.state === 'awaiting-approval' && job.requestedBy !== me
+      && (!job.approvalExpiresAt || job.approvalExpiresAt > Date.now())) || null;
+  }
+
+  /**
+   * A second admin approves the whole server's destruction: proves the password again, approves
+   * (the keys step has run when the server answers, ending every session, this one too), then
+   * follows the job to its end with the approver's own watch token.
+   * @param {{jobId: string, password: string, confirm: string, onProgress?: (job: object) => void}} params
+   */
+  async approveServerDestruction({ jobId, password, confirm, onProgress }) {
+    const account = this.requireSession();
+    await session.reauthenticate(this.api, account, password);
+    this.leaving = 'destroyed';
+    let started;
+    try {
+      started = await this.api.call('POST', `/api/v1/destruction/${encodeURIComponent(jobId)}/approve`, { confirm }, { outlivesSession: true });
+    } catch (error) {
+      if (this.account) this.leaving = null;
+      throw error;
+    }
+    onProgress?.(started.job);
+    await this.signOut('destroyed');
+    return this.followJob(started.job, started.watchToken, onProgress, (polled) => polled.state === 'done');
+  }
+
+  /** Refuses (or, for its requester, withdraws) the server's destruction waiting for approval. */
+  async refuseServerDestruction(jobId) {
+    return this.api.call('DELETE', `/api/v1/destruction/${encodeURIComponent(jobId)}`);
   }
 
   /**

@@ -24,6 +24,9 @@ const KIND_LABELS = {
   'alert.acknowledged': 'Alert confirmed: this was me',
   'destruction.requested': 'Account deletion requested',
   'destruction.finished': 'Account deletion finished',
+  'destruction.approval-requested': 'Server destruction awaiting your approval',
+  'destruction.approved': 'Server destruction approved',
+  'destruction.cancelled': 'Server destruction refused',
   'admin.action': 'Administrator action',
   throttled: 'Sign-ins slowed down',
 };
@@ -59,6 +62,8 @@ export function alertText(entry) {
       return 'Your recovery key was used';
     case 'link.opened':
       return 'A share link passed half its downloads';
+    case 'destruction.approval-requested':
+      return `${details.by || 'Another admin'} asked to destroy the whole server: it needs your approval`;
     default:
       return `Security alert: ${kindLabel(entry.kind)}`;
   }

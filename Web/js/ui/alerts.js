@@ -10,8 +10,9 @@ import { announce, toast } from './announcer.js';
 import { describeError } from './errors.js';
 import { fullTime, toMillis } from './format.js';
 import { alertText } from './activity-format.js';
-import { sessionOf } from '../client/activity.js';
+import { detailsOf, sessionOf } from '../client/activity.js';
 import { ACTIVITY_PATH } from './router.js';
+import { openServerApproval } from './danger-zone.js';
 
 const SHOWN_BANNERS = 3;
 
@@ -21,6 +22,7 @@ const SHOWN_BANNERS = 3;
  */
 export function alertActions({ client, entry, sessions }) {
   const text = alertText(entry);
+  if (entry.kind === 'destruction.approval-requested') return approvalActions({ client, entry, text });
   const session = sessions ? sessionOf(entry, sessions) : null;
   return h('div', { class: 'banner-actions' },
     h('button', {
@@ -35,6 +37,37 @@ export function alertActions({ client, entry, sessions }) {
       'aria-label': `Revoke that session: ${text}`,
       onclick: () => revokeSession(client, entry, session),
     }, 'Revoke that session') : null,
+  );
+}
+
+/** A server's destruction waiting for this admin: review it (approve or refuse), or dismiss. */
+function approvalActions({ client, entry, text }) {
+  const review = async () => {
+    try {
+      const job = await client.destructionJob(detailsOf(entry).job || '');
+      if (job.state !== 'awaiting-approval' || (job.approvalExpiresAt && job.approvalExpiresAt < Date.now())) {
+        toast(job.state === 'cancelled' ? 'That request was refused.' : 'That request is no longer waiting for approval.');
+        await client.activity.acknowledge(entry.seq);
+        return;
+      }
+      openServerApproval({
+        client,
+        job,
+        onDone: (done) => {
+          if (done.state === 'cancelled') client.activity.acknowledge(entry.seq).catch(() => {});
+          else client.notify('destroyed', { job: done });
+        },
+      });
+    } catch (error) {
+      toast(describeError(error), { kind: 'error' });
+    }
+  };
+  return h('div', { class: 'banner-actions' },
+    h('button', { type: 'button', class: 'btn btn-small btn-danger', 'aria-label': `Review the request: ${text}`, onclick: review }, 'Review the request'),
+    h('button', {
+      type: 'button', class: 'btn btn-small', 'aria-label': `Dismiss: ${text}`,
+      onclick: (event) => acknowledge(client, entry, event.currentTarget),
+    }, 'Dismiss'),
   );
 }
 

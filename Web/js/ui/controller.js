@@ -18,7 +18,7 @@ import { toast, announce } from './announcer.js';
 import { conversationTitle } from './format.js';
 import { icon } from './icons.js';
 import { callsRelayOnly, isPanicShortcut } from './prefs.js';
-import { progressText } from './danger-zone.js';
+import { destroyedText } from './danger-zone.js';
 import { setPageTitle, setUnreadCount, notifyNewMessages } from './attention.js';
 
 const REFRESH_DEBOUNCE_MS = 60;
@@ -60,6 +60,8 @@ export class App {
       this.refreshConversations();
     });
     on('alarm', (detail) => this.alarm(detail));
+    // The server's destruction this admin approved from an alert: its dialog showed the end.
+    on('destroyed', ({ job }) => this.showSignedOut(destroyedText(job)));
     on('vault', () => {
       if (this.shell && this.shell.view instanceof VaultView) this.shell.view.refresh();
     });
@@ -255,7 +257,7 @@ export class App {
     if (route.name === 'settings') {
       const view = new SettingsView({
         client: this.client, me, onSignOut: () => this.signOut(),
-        onAccountDestroyed: (job) => this.showSignedOut(`Your account was destroyed: ${progressText(job)}. Nothing the server keeps can be opened again.`),
+        onAccountDestroyed: (job) => this.showSignedOut(destroyedText(job)),
       });
       shell.show('settings', view);
       view.start({ section: route.params.section });

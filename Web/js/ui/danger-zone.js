@@ -1,12 +1,16 @@
 // The danger zone: destroying on purpose (docs/API.md "Destruction"). Each action says plainly
 // what goes and that it cannot be undone, asks for the password (checked by the server, derived
-// here) and the typed phrase, then shows the job's progress live until it is done. Also the
-// panic shortcut setting: a key combination that locks this device at once.
+// here) and the typed phrase, then shows the job's progress live until it is done. Admins also
+// have the whole server's destruction, which a second admin approves (or refuses) from their own
+// danger zone or the alert it raises. Also the panic shortcut setting: a key combination that
+// locks this device at once.
 
 import { h, field, setBusy } from './dom.js';
 import { alertSlot } from './errors.js';
 import { openDialog } from './dialog.js';
-import { announce } from './announcer.js';
+import { announce, toast } from './announcer.js';
+import { describeError } from './errors.js';
+import { fullTime } from './format.js';
 import { panicShortcut, setPanicShortcut, PANIC_SHORTCUTS } from './prefs.js';
 
 /** What each kind destroys, in the words the dialog uses. */
@@ -36,6 +40,16 @@ export const DESTRUCTIONS = {
     button: 'Revoke all links',
     what: ['Every share link you made stops working at once. Your files stay; you can make new links later.'],
   },
+  server: {
+    title: 'Destroy the whole server',
+    phrase: 'destroy everything',
+    button: 'Destroy the server',
+    what: [
+      'Every account, conversation, message, file and share link on this server is destroyed, for everyone. When the server has another admin, it starts only once a second admin approves, within 15 minutes.',
+      'At once: every key the server keeps and every login secret go and everyone is signed out, so nothing stored can be opened again; then every row and every stored file is erased.',
+      'The server then starts empty (an embedded server stops and starts again with new keys); the first admin needs a new invite from the host.',
+    ],
+  },
   conversation: {
     title: 'Destroy this conversation',
     phrase: 'destroy this conversation',
@@ -51,11 +65,23 @@ export const DESTRUCTIONS = {
 export function progressText(job) {
   const p = job.progress || {};
   const count = (n) => Number(n || 0).toLocaleString('en-US');
+  if (job.state === 'awaiting-approval') {
+    const until = job.approvalExpiresAt ? ` (until ${fullTime(job.approvalExpiresAt)})` : '';
+    return `Waiting for another admin to approve${until}. Nothing is destroyed yet.`;
+  }
+  if (job.state === 'cancelled') return 'Refused by an admin: nothing was destroyed.';
   const parts = [job.kind === 'links' ? `${count(p.links)} links revoked` : 'keys destroyed'];
   if (job.kind === 'account' || job.kind === 'conversation') parts.push(`${count(p.messages)} of ${count(p.messagesTotal)} messages`);
   if (job.kind !== 'links') parts.push(`${count(p.files)} of ${count(p.filesTotal)} files`);
   if (job.state === 'done') parts.push('done');
   return parts.join(' · ');
+}
+
+/** What the signed-out screen says once a destruction that ended this session finished. */
+export function destroyedText(job) {
+  return job.kind === 'server'
+    ? `The whole server was destroyed: ${progressText(job)}. Nothing it kept can be opened again.`
+    : `Your account was destroyed: ${progressText(job)}. Nothing the server keeps can be opened again.`;
 }
 
 /**
@@ -88,9 +114,12 @@ export function openDestruction({ client, kind, conversationId, onDone }) {
     className: 'dialog-danger',
     initialFocus: 'input[name="password"]',
     body: form,
-    // An account's destruction signed this device out once it started: closing the dialog early
-    // still leaves for the signed-out screen.
-    onClose: () => { if ((finished || (kind === 'account' && started)) && onDone) onDone(finished ?? started); },
+    // An account's (or the server's) destruction signed this device out once it started:
+    // closing the dialog early still leaves for the signed-out screen.
+    onClose: () => {
+      const ended = started && (kind === 'account' || (kind === 'server' && started.state !== 'awaiting-approval' && started.state !== 'cancelled'));
+      if ((finished || ended) && onDone) onDone(finished ?? started);
+    },
   });
   form.addEventListener('submit', async (event) => {
     event.preventDefault();
@@ -128,8 +157,98 @@ function replaceActions(form, close) {
   actions.querySelector('button').focus();
 }
 
-/** The settings section: the panic shortcut, then the three destructive actions. */
-export function dangerZoneSection({ client, onAccountDestroyed }) {
+/**
+ * A second admin's answer to the whole server's destruction another admin asked for: what it
+ * destroys, who asked and when, then approve (password and phrase) or refuse.
+ */
+export function openServerApproval({ client, job, onDone }) {
+  const spec = DESTRUCTIONS.server;
+  const alert = alertSlot();
+  const progress = h('p', { class: 'progress-text destruction-progress', role: 'status', 'aria-live': 'polite' });
+  const password = field({ label: 'Your password', name: 'password', type: 'password', autocomplete: 'current-password', required: true });
+  const phrase = field({
+    label: `Type "${spec.phrase}" to approve`, name: 'confirm', type: 'text', autocomplete: 'off', spellcheck: 'false', required: true,
+  });
+  const approve = h('button', { type: 'submit', class: 'btn btn-danger', disabled: true }, 'Approve and destroy');
+  const refuse = h('button', { type: 'button', class: 'btn' }, 'Refuse');
+  const matches = () => phrase.input.value.trim().toLowerCase() === spec.phrase;
+  phrase.input.addEventListener('input', () => { approve.disabled = !matches(); });
+  let started = null;
+  let finished = null;
+  let running = false;
+  const form = h('form', { class: 'settings-form destruction-form' },
+    h('p', {}, `Another admin asked on ${fullTime(job.createdAt)} to destroy the whole server. It needs your approval until ${fullTime(job.approvalExpiresAt)}.`),
+    h('ul', { class: 'destruction-what' }, spec.what.map((line) => h('li', {}, line))),
+    h('p', { class: 'destruction-warning' }, h('strong', {}, 'This cannot be undone. If you did not expect it, refuse.')),
+    password.field, phrase.field, alert.element, progress,
+    h('div', { class: 'actions actions-start' }, approve, refuse),
+  );
+  const { close } = openDialog({
+    title: 'Approve destroying the whole server?',
+    className: 'dialog-danger',
+    initialFocus: 'input[name="password"]',
+    body: form,
+    onClose: () => { if ((finished || started) && onDone) onDone(finished ?? started); },
+  });
+  refuse.addEventListener('click', async () => {
+    if (running) return;
+    running = true;
+    try {
+      await client.refuseServerDestruction(job.id);
+      announce('Refused: the server is not destroyed.');
+      close();
+    } catch (error) {
+      alert.show(error);
+    } finally {
+      running = false;
+    }
+  });
+  form.addEventListener('submit', async (event) => {
+    event.preventDefault();
+    if (running || !matches() || !form.reportValidity()) return;
+    running = true;
+    alert.clear();
+    setBusy(form, true);
+    progress.textContent = 'Checking your password…';
+    try {
+      finished = await client.approveServerDestruction({
+        jobId: job.id, password: password.input.value, confirm: phrase.input.value,
+        onProgress: (current) => { started = current; progress.textContent = progressText(current); },
+      });
+      progress.textContent = progressText(finished);
+      announce(`${spec.title}: done.`);
+      replaceActions(form, close);
+    } catch (error) {
+      progress.textContent = '';
+      alert.show(error);
+      setBusy(form, false);
+      approve.disabled = !matches();
+    } finally {
+      running = false;
+    }
+  });
+}
+
+/** For admins: the server's destruction waiting for their approval, if any (refreshed on open). */
+function pendingApproval({ client, onDestroyed }) {
+  const slot = h('div', { class: 'danger-pending', 'aria-live': 'polite' });
+  client.pendingServerDestruction().then((job) => {
+    if (!job) return;
+    slot.replaceChildren(h('div', { class: 'banner banner-danger', role: 'alert' },
+      h('div', { class: 'banner-text' },
+        h('strong', {}, 'Another admin asked to destroy the whole server.'),
+        h('span', {}, ` It needs your approval until ${fullTime(job.approvalExpiresAt)}.`)),
+      h('button', {
+        type: 'button', class: 'btn btn-small btn-danger',
+        onclick: () => openServerApproval({ client, job, onDone: (done) => { if (done.state !== 'cancelled') onDestroyed(done); } }),
+      }, 'Review the request'),
+    ));
+  }).catch((error) => toast(describeError(error), { kind: 'error' }));
+  return slot;
+}
+
+/** The settings section: the panic shortcut, then the destructive actions (and the server's, for admins). */
+export function dangerZoneSection({ client, isAdmin = false, onAccountDestroyed }) {
   const choice = h('select', { id: 'panic-shortcut', name: 'panic-shortcut' },
     PANIC_SHORTCUTS.map(([value, label]) => h('option', { value, selected: value === panicShortcut() }, label)));
   choice.addEventListener('change', () => {
@@ -153,5 +272,7 @@ export function dangerZoneSection({ client, onAccountDestroyed }) {
     action('links', () => announce('Every share link is revoked.')),
     action('files', () => client.notify('vault', { type: 'deleted', fileId: null })),
     action('account', (job) => onAccountDestroyed(job)),
+    isAdmin ? pendingApproval({ client, onDestroyed: onAccountDestroyed }) : null,
+    isAdmin ? action('server', (job) => onAccountDestroyed(job)) : null,
   );
 }

@@ -132,7 +132,7 @@ export class SettingsView {
         h('p', { class: 'section-lead' }, 'Ends this session on this device. Unlocking again takes your password.'),
         h('div', { class: 'actions actions-start' }, h('button', { type: 'button', class: 'btn btn-danger', onclick: onSignOut }, 'Sign out of this device')),
       ),
-      dangerZoneSection({ client, onAccountDestroyed }),
+      dangerZoneSection({ client, isAdmin: me.isAdmin, onAccountDestroyed }),
     );
   }
 

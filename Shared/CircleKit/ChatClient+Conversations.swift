@@ -53,7 +53,7 @@ extension ChatClient {
     public func add(_ username: String, to conversation: String, role: MembershipOp.Role = .member) async throws {
         let entry = try await entry(username: username)
         let keys = try await sealingKeys(entry.userId)
-        try await appendOp(conversation) { op in
+        try await appendOp(conversation) { op, _ in
             op.action = .add
             op.target = entry.userId
             op.targetFingerprint = IdentityFingerprint.of(keys.identity)
@@ -66,31 +66,40 @@ extension ChatClient {
         let entry = try await entry(username: username)
         let chain = try await self.chain(conversation)
         guard let member = chain.members[entry.userId] else { throw ProtocolError.refused("\(username) is not a member") }
-        try await appendOp(conversation) { op in
+        try await appendOp(conversation) { op, _ in
             op.action = .remove
             op.target = entry.userId
             op.targetFingerprint = member.fingerprint
         }
     }
 
-    /// Changes the disappearing timer or receipts (admins only).
-    public func setSettings(_ conversation: String, disappearSeconds: UInt32, readReceipts: Bool) async throws {
-        let chain = try await self.chain(conversation)
-        try await appendOp(conversation) { op in
+    /// Changes the disappearing timer, receipts or retention (admins only); nil keeps a setting.
+    /// Returns the settings now in force.
+    @discardableResult
+    public func setSettings(_ conversation: String, disappearSeconds: UInt32? = nil, readReceipts: Bool? = nil,
+                            retentionDays: UInt16? = nil) async throws -> ConversationSettings {
+        var settings = try await self.chain(conversation).settings
+        // Worked out on the head each attempt signs on: a retry after another admin's change
+        // keeps that change for the settings not given here.
+        try await appendOp(conversation) { op, chain in
+            let current = chain.settings
+            settings = ConversationSettings(kind: current.kind, disappearSeconds: disappearSeconds ?? current.disappearSeconds,
+                                            readReceipts: readReceipts ?? current.readReceipts, retentionDays: retentionDays ?? current.retentionDays)
             op.action = .settings
-            op.settings = ConversationSettings(kind: chain.kind, disappearSeconds: disappearSeconds, readReceipts: readReceipts)
+            op.settings = settings
         }
+        return settings
     }
 
     /// Signs the next op on the verified head and sends it; on a stale head, catches up and retries.
-    func appendOp(_ conversation: String, _ fill: (inout MembershipOp) -> Void) async throws {
+    func appendOp(_ conversation: String, _ fill: (inout MembershipOp, MembershipChain) -> Void) async throws {
         try requireSession()
         let identity = try identityKey()
         let mine = Array(identity.publicKey.rawRepresentation)
         for _ in 0..<3 {
             var chain = try await self.chain(conversation)
             var op = chain.nextOp(actor: state.userId, action: .settings, createdAt: UInt64(Timestamp.now().millis))
-            fill(&op)
+            fill(&op, chain)
             let signed = try op.sign(with: identity)
             var check = chain
             try check.append(signed, actorIdentity: mine)

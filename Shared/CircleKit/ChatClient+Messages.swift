@@ -211,8 +211,10 @@ extension ChatClient {
             if !page.more { break }
         }
         // Gaps are counted once the whole listing is in: messages of one chain may be stored out of
-        // index order when their sender posts them concurrently.
-        for (position, message) in messages.enumerated() where message.expiresAt == 0 {
+        // index order when their sender posts them concurrently. A conversation with a retention
+        // loses its oldest messages on purpose, so gaps there are not the server's doing.
+        let retained = (try? await localChain(conversation))?.settings.retentionDays ?? 0
+        for (position, message) in messages.enumerated() where message.expiresAt == 0 && retained == 0 {
             guard let key = message.chain, let chain = state.conversations[conversation]?.received[key] else { continue }
             let count = Self.unlistedBefore(message.chainIndex, in: ReplayWindow(bits: chain.seen), from: chain.startIndex)
             guard count > 0 else { continue }

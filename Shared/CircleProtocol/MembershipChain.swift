@@ -7,7 +7,7 @@
 ///   direct conversation takes exactly one add, as op 1, of the other party as admin, and none later;
 /// - remove: an admin removes another member (not in a direct conversation);
 /// - role: an admin changes another member's role (not in a direct conversation);
-/// - settings: an admin changes the timer or receipts; the kind never changes;
+/// - settings: an admin changes the timer, receipts or retention; the kind never changes;
 /// - leave: a member leaves, unless they are the last admin and others remain.
 /// Every op's actor must be a member whose identity key matches the fingerprint recorded when
 /// they were added, and the signature must verify under that key.

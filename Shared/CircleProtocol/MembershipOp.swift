@@ -6,45 +6,61 @@ import Crypto
 ///
 /// ```
 /// settings = u8(1) || u8(kind) || u32(disappearSeconds) || u8(readReceipts)
+///          | u8(2) || u8(kind) || u32(disappearSeconds) || u8(readReceipts) || u16(retentionDays)
 /// ```
-/// `kind` (0 direct, 1 group) is fixed by the genesis; a settings op must repeat it.
+/// `kind` (0 direct, 1 group) is fixed by the genesis; a settings op must repeat it. Version 2
+/// adds a retention: messages older than `retentionDays` (1 to 3650) are deleted for everyone.
+/// Settings without one are written as version 1, so each value has exactly one encoding.
 public struct ConversationSettings: Sendable, Equatable {
     public enum Kind: UInt8, Sendable { case direct = 0, group = 1 }
 
     public static let version: UInt8 = 1
+    /// The version that carries a retention.
+    public static let retentionVersion: UInt8 = 2
     /// The longest disappearing-message timer: one year.
     public static let maximumTimer: UInt32 = 365 * 24 * 3600
+    /// The longest retention: ten years, in days.
+    public static let maximumRetentionDays: UInt16 = 3650
 
     public var kind: Kind
     /// 0: messages do not disappear.
     public var disappearSeconds: UInt32
     public var readReceipts: Bool
+    /// 0: messages are kept until deleted; otherwise deleted for everyone after this many days.
+    public var retentionDays: UInt16
 
-    public init(kind: Kind, disappearSeconds: UInt32 = 0, readReceipts: Bool = true) {
+    public init(kind: Kind, disappearSeconds: UInt32 = 0, readReceipts: Bool = true, retentionDays: UInt16 = 0) {
         self.kind = kind
         self.disappearSeconds = disappearSeconds
         self.readReceipts = readReceipts
+        self.retentionDays = retentionDays
     }
 
     public var bytes: [UInt8] {
         var writer = ByteWriter()
-        writer.u8(Self.version)
+        writer.u8(retentionDays > 0 ? Self.retentionVersion : Self.version)
         writer.u8(kind.rawValue)
         writer.u32(disappearSeconds)
         writer.u8(readReceipts ? 1 : 0)
+        if retentionDays > 0 { writer.u16(retentionDays) }
         return writer.bytes
     }
 
     public init(bytes: [UInt8]) throws {
         var reader = ByteReader(bytes)
-        guard try reader.u8() == Self.version else { throw ProtocolError.malformed("unknown settings version") }
+        let version = try reader.u8()
+        guard version == Self.version || version == Self.retentionVersion else { throw ProtocolError.malformed("unknown settings version") }
         guard let kind = Kind(rawValue: try reader.u8()) else { throw ProtocolError.malformed("unknown conversation kind") }
         let timer = try reader.u32()
         let receipts = try reader.u8()
+        let retention = version == Self.retentionVersion ? try reader.u16() : 0
         try reader.finish()
         guard timer <= Self.maximumTimer else { throw ProtocolError.malformed("disappearing timer longer than a year") }
         guard receipts <= 1 else { throw ProtocolError.malformed("read receipts flag must be 0 or 1") }
-        self.init(kind: kind, disappearSeconds: timer, readReceipts: receipts == 1)
+        guard version == Self.version || (1...Self.maximumRetentionDays).contains(retention) else {
+            throw ProtocolError.malformed("retention must be 1 to \(Self.maximumRetentionDays) days (settings without one are version 1)")
+        }
+        self.init(kind: kind, disappearSeconds: timer, readReceipts: receipts == 1, retentionDays: retention)
     }
 }
 

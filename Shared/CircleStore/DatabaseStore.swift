@@ -32,6 +32,12 @@ public protocol DatabaseStore: Sendable {
     /// server's destruction). Engines whose deleted rows already went with their files (a
     /// PostgreSQL TRUNCATE) do nothing.
     func compact() async throws
+
+    /// Copies the engine's own log of page images into the database: `emptying`, all of it,
+    /// waiting for readers, then empties the log, so deleted rows leave no copy there (after each
+    /// destruction); otherwise as much as it can without waiting (between a bulk job's batches,
+    /// so the members' own writes do not pay for the copy). Engines without such a log do nothing.
+    func flushLog(emptying: Bool) async throws
 }
 
 extension DatabaseStore {
@@ -44,4 +50,6 @@ extension DatabaseStore {
     }
 
     public func compact() async throws {}
+
+    public func flushLog(emptying: Bool) async throws {}
 }

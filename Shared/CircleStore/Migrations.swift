@@ -548,6 +548,14 @@ public enum Migrations {
                 "ALTER TABLE destruction_jobs ADD COLUMN approver_watch_hash TEXT NOT NULL DEFAULT ''",
             ]
         },
+        // A conversation's retention (a signed settings op): messages received longer ago than
+        // this many days are no longer served and are swept by circle-cleanup (0: kept).
+        Migration(version: 20, name: "conversation-retention", owner: "messaging") { t in
+            [
+                "ALTER TABLE conversations ADD COLUMN retention_days \(t.bigint) NOT NULL DEFAULT 0",
+                "CREATE INDEX conversations_retention ON conversations (retention_days) WHERE retention_days > 0",
+            ]
+        },
     ]
 
     /// The schema version this build expects.

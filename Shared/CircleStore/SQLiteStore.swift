@@ -105,8 +105,29 @@ public final class SQLiteStore: DatabaseStore, Service {
     /// pages, and empties the log again: old page images stay in neither.
     public func compact() async throws {
         try await gate.withGate {
-            for sql in ["PRAGMA wal_checkpoint(TRUNCATE)", "VACUUM", "PRAGMA wal_checkpoint(TRUNCATE)"] { try await statement(sql) }
+            try await checkpoint()
+            try await statement("VACUUM")
+            try await checkpoint()
         }
+    }
+
+    /// Copies the write-ahead log into the file (deleted rows are zeroed there: `secure_delete`)
+    /// and, `emptying`, empties it; otherwise a PASSIVE checkpoint, which never waits.
+    public func flushLog(emptying: Bool) async throws {
+        try await gate.withGate {
+            if emptying { try await checkpoint() } else { try await statement("PRAGMA wal_checkpoint(PASSIVE)") }
+        }
+    }
+
+    /// A TRUNCATE checkpoint, repeated while another connection's reader keeps it from finishing
+    /// (SQLite answers busy instead of failing), for up to 5 s.
+    private func checkpoint() async throws {
+        for _ in 0..<50 {
+            let future: EventLoopFuture<[SQLiteRow]> = connection.query("PRAGMA wal_checkpoint(TRUNCATE)", [])
+            if try await future.get().first?.column("busy")?.integer ?? 0 == 0 { return }
+            try await Task.sleep(for: .milliseconds(100))
+        }
+        throw StoreError.busy("the write-ahead log could not be emptied: another connection kept reading it for 5 s")
     }
 
     private func statement(_ sql: String) async throws {

@@ -5,6 +5,7 @@ public struct StoreError: Error, CustomStringConvertible, Sendable, Equatable {
         case schemaOlder(found: Int, expected: Int)
         case schemaMismatch(version: Int, found: String, expected: String)
         case corrupt(String)
+        case busy(String)
     }
     private let kind: Kind
 
@@ -18,6 +19,8 @@ public struct StoreError: Error, CustomStringConvertible, Sendable, Equatable {
     }
     /// Stored data breaks an invariant.
     public static func corrupt(_ what: String) -> StoreError { .init(kind: .corrupt(what)) }
+    /// Another connection kept the database from doing what was asked; try again.
+    public static func busy(_ what: String) -> StoreError { .init(kind: .busy(what)) }
 
     public var description: String {
         switch kind {
@@ -29,6 +32,8 @@ public struct StoreError: Error, CustomStringConvertible, Sendable, Equatable {
             "database schema step \(version) is \"\(found)\" but this build's step \(version) is \"\(expected)\": the database belongs to another build"
         case .corrupt(let what):
             "database is inconsistent: \(what)"
+        case .busy(let what):
+            "database busy: \(what)"
         }
     }
 }

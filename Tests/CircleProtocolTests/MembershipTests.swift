@@ -97,6 +97,23 @@ struct MembershipTests {
         #expect(throws: ProtocolError.self) { try MembershipOp(bytes: op(chain, by: alice, .add, target: carol, role: .member).bytes + [0]) }
     }
 
+    @Test("settings with a retention are version 2, without one version 1 as before: one encoding per value, both read back")
+    func retentionSettings() throws {
+        let kept = ConversationSettings(kind: .group, disappearSeconds: 3600, readReceipts: true, retentionDays: 30)
+        #expect(Hex.encode(kept.bytes) == "0201" + "00000e10" + "01" + "001e")
+        #expect(try ConversationSettings(bytes: kept.bytes) == kept)
+        let plain = ConversationSettings(kind: .group, disappearSeconds: 3600)
+        #expect(Hex.encode(plain.bytes) == "010100000e1001")
+        // Version 2 with no retention, 3651 days, a cut u16; an unknown version.
+        for refused in ["02010000000001" + "0000", "02010000000001" + "0e43", "02010000000001" + "00", "0301000000000100"] {
+            #expect(throws: (any Error).self, "\(refused)") { try ConversationSettings(bytes: Hex.decode(refused) ?? [0xff]) }
+        }
+        // A retention goes into the chain like any other setting, by an admin.
+        var chain = try start()
+        try chain.append(try op(chain, by: alice, .settings, settings: kept).sign(with: alice.identity), actorIdentity: alice.publicKey)
+        #expect(chain.settings.retentionDays == 30)
+    }
+
     @Test("a direct conversation takes one add, as op 1, and nobody is removed from it")
     func direct() throws {
         var chain = try start(.direct)

@@ -140,6 +140,12 @@ struct ServerDestructionFromBrowserTests {
             #expect(try await api.call("POST", "/api/v1/destruction/\(second.id)/approve", json: "{\"confirm\":\"destroy everything\"}", token: ben.token).status == 409)
             let third = try job(try await destroy("server", confirm: "destroy everything", as: ana, api: api))
             #expect(third.state == "awaiting-approval")
+            // An admin account made after the request (say with an admin invite its requester
+            // made) is not a second admin.
+            let late = try await Member.register("dee", on: api)
+            try await makeAdmins([late], in: store)
+            try await reauthenticate(late, api: api)
+            #expect(try await api.call("POST", "/api/v1/destruction/\(third.id)/approve", json: "{\"confirm\":\"destroy everything\"}", token: late.token).status == 403)
 
             // A blob no row names (left by a crash between storage and the database) goes too.
             let orphan = URL(fileURLWithPath: harness.vaultPath).appendingPathComponent("files/00/00ff00ff")
@@ -165,13 +171,18 @@ struct ServerDestructionFromBrowserTests {
             // Followed to the end with the approver's token (both sessions ended).
             let done = try await waitUntilDone("/api/v1/destruction/\(third.id)", token: try #require(started.token), api: api)
             #expect((done["approvedBy"] as? String) == ben.id && (done["requestedBy"] as? String) == ana.id)
-            // Every table is empty but the new server chain's one entry: that it happened, when.
-            for table in try await ServerDestruction.tables(store: store) where table != "destruction_jobs" {
-                let expected = ["activity_logs", "activity_heads"].contains(table) ? 1 : 0
-                #expect(try await count("SELECT COUNT(*) AS n FROM \"\(table)\"", in: store) == expected, "\(table)")
+            // Every table is empty but the new server chain: that it happened, when (and the
+            // refused sign-in above, when the runner got there first).
+            for table in try await ServerDestruction.tables(store: store) where !["destruction_jobs", "activity_logs", "activity_heads"].contains(table) {
+                #expect(try await count("SELECT COUNT(*) AS n FROM \"\(table)\"", in: store) == 0, "\(table)")
             }
-            let record = try await store.read { db in try await db.raw("SELECT kind, details FROM activity_logs").first() }
-            #expect(try record?.decode(column: "kind", as: String.self) == "destruction.finished")
+            let kinds = try await store.read { db in
+                try await db.raw("SELECT chain, kind FROM activity_logs").all().map {
+                    (try $0.decode(column: "chain", as: String.self), try $0.decode(column: "kind", as: String.self))
+                }
+            }
+            #expect(kinds.contains { $0.1 == "destruction.finished" }, "\(kinds)")
+            #expect(kinds.allSatisfy { ["destruction.finished", "sign-in.failed"].contains($0.1) && ![ana.id, ben.id, cai.id].contains($0.0) }, "\(kinds)")
             #expect(try await count("SELECT COUNT(*) AS n FROM destruction_jobs", in: store) == 1, "only the job itself, for its watchers")
             #expect(!(anasFiles + caisFiles).contains { blobExists($0, vault: harness.vaultPath) })
             #expect(!FileManager.default.fileExists(atPath: orphan.path))

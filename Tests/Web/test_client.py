@@ -154,7 +154,7 @@ def test_two_browsers_talk_live_with_edits_deletes_and_receipts(new_page, circle
     assert listed["kind"] == "direct" and listed["title"] == alice.display
     assert {m["username"]: m["role"] for m in listed["members"]} == {alice.username: "admin", bob.username: "admin"}
     assert {m["username"]: m["trust"] for m in listed["members"]}[alice.username] == "unverified"
-    assert listed["settings"] == {"disappearSeconds": 0, "readReceipts": True}
+    assert listed["settings"] == {"disappearSeconds": 0, "readReceipts": True, "retentionDays": 0}
 
     # Both ways, live.
     first = alice.send(conv, "hello bob")
@@ -358,6 +358,24 @@ def test_cli_and_browser_talk_both_ways(new_page, circle, tmp_path):
     web.wait_live_text(group, "group hello")
     listed = next(c for c in web.run("return await circle.conversations();") if c["id"] == group)
     assert listed["title"] == "Team" and listed["kind"] == "group" and listed["myRole"] == "admin"
+
+    # Settings signed by CircleKit (a retention: version 2) verify in the browser; a member of the
+    # group who is not an admin is refused.
+    shown = circle.cli("chat", "settings", "--", conv, state=state)
+    assert shown.returncode == 0 and "messages kept: until deleted" in shown.stdout, shown.stdout + shown.stderr
+    changed = circle.cli("chat", "settings", "--keep-days", "30", "--", conv, state=state)
+    assert changed.returncode == 0 and "messages kept: 30 days" in changed.stdout, changed.stdout + changed.stderr
+    deadline = time.time() + 20
+    settings = None
+    while time.time() < deadline:
+        settings = web.run("await circle.chains.refresh(a); return (await circle.conversations()).find((c) => c.id === a).settings;", conv)
+        if settings and settings.get("retentionDays") == 30:
+            break
+        time.sleep(0.3)
+    assert settings == {"disappearSeconds": 0, "readReceipts": True, "retentionDays": 30}, settings
+    refused = circle.cli("chat", "settings", "--keep-days", "7", "--", group, state=state)
+    assert refused.returncode != 0, refused.stdout
+    assert circle.cli("chat", "settings", "--keep-days", "3651", "--", conv, state=state).returncode != 0
     web.watch.assert_clean()
 
 
@@ -622,7 +640,7 @@ def test_disappearing_messages_leave_both_sides(new_page, circle):
     alice, bob, conv = direct_pair(new_page, circle)
     alice.run("await circle.setSettings(a, { disappearSeconds: 3 });", conv)
     wait_until(lambda: next((c for c in bob.run("return await circle.conversations();") if c["id"] == conv), {}).get("settings")
-               == {"disappearSeconds": 3, "readReceipts": True}, what="bob sees the timer")
+               == {"disappearSeconds": 3, "readReceipts": True, "retentionDays": 0}, what="bob sees the timer")
     alice.send(conv, "this will vanish")
     seen = bob.wait_live_text(conv, "this will vanish")
     assert seen["expiresAt"] and seen["expiresAt"] - seen["sentAt"] <= 3500

@@ -205,3 +205,42 @@ def test_two_admins_destroy_the_whole_server_one_asks_the_other_approves_and_it_
         fay_watch.assert_clean()
     finally:
         server.stop()
+
+
+def test_an_admin_sets_how_long_messages_are_kept_and_every_device_drops_older_ones(new_page, circle):
+    """A conversation's retention (issue 18): a signed settings op every member sees, as a line
+    in the chat and in the header; a device whose clock passed it drops its copies by itself
+    (the server stops serving them, tested in RetentionTests)."""
+    ivy_name, jon_name = unique("ivy"), unique("jon")
+    ivy, ivy_watch = new_page(circle.origin, **DESKTOP)
+    jon, jon_watch = new_page(circle.origin, **DESKTOP)
+    register(ivy, circle.origin, ivy_name, "Ivy Irons")
+    register(jon, circle.origin, jon_name, "Jon Jones")
+    start_direct(ivy, jon_name, "Jon Jones")
+    send(ivy, "kept for a day")
+    open_conversation_with(jon, "Ivy Irons")
+    expect(messages(jon).get_by_text("kept for a day")).to_be_visible(timeout=LIVE_TIMEOUT)
+    # Jon's clock is under the test's control from here (it runs as usual until moved).
+    jon.clock.install()
+
+    ivy.get_by_role("button", name="Conversation settings").click()
+    settings = ivy.get_by_role("dialog", name="Conversation settings")
+    expect(settings.get_by_text("deleted for everyone, already sent ones included")).to_be_visible()
+    check_accessibility(ivy, "conversation settings with retention")
+    settings.get_by_label("Keep messages").select_option(label="1 day")
+    settings.get_by_role("button", name="Save").click()
+    expect(settings).to_have_count(0)
+    expect(ivy.get_by_text("Kept 1 day")).to_be_visible(timeout=LIVE_TIMEOUT)
+    expect(messages(ivy).get_by_text("You set messages to be deleted for everyone after 1 day")).to_be_visible(timeout=LIVE_TIMEOUT)
+    expect(messages(jon).get_by_text("Ivy Irons set messages to be deleted for everyone after 1 day")).to_be_visible(timeout=LIVE_TIMEOUT)
+    expect(jon.get_by_text("Kept 1 day")).to_be_visible()
+    expect(messages(jon).get_by_text("kept for a day")).to_be_visible()
+
+    # A day and a bit later on Jon's device: the message is gone from it, plaintext included.
+    jon.clock.fast_forward("25:00:00")
+    expect(messages(jon).get_by_text("kept for a day")).to_have_count(0, timeout=LIVE_TIMEOUT)
+    # Still signed in, in the same conversation: only the message went.
+    expect(jon.get_by_role("heading", level=1, name="Ivy Irons")).to_be_visible()
+    expect(messages(jon).get_by_text("Ivy Irons set messages to be deleted for everyone after 1 day")).to_be_visible()
+    ivy_watch.assert_clean()
+    jon_watch.assert_clean()

@@ -394,6 +394,11 @@ def test_membership_vectors(page):
       return {
         settings: h(M.encodeSettings(settings)),
         settingsDecoded: M.decodeSettings(x(v['settings.bytes'])),
+        retention: h(M.encodeSettings({ ...settings, retentionDays: 30 })),
+        retentionDecoded: M.decodeSettings(x('0201' + '00000e10' + '01' + '001e')),
+        retentionRefused: ['0201000000000100' + '00', '0201000000000100', '02010000000001' + '0e43', '0301000000000100']
+          .map((bytes) => { try { M.decodeSettings(x(bytes)); return 'accepted'; } catch (error) { return error.message; } }),
+        retentionTooLong: (() => { try { M.encodeSettings({ kind: 'group', retentionDays: 3651 }); return 'accepted'; } catch (error) { return error.message; } })(),
         genesisBytes: h(genesisBytes),
         genesisHash: h(await M.opHash(x(v['op.genesis.bytes']))),
         genesisSignature: await M.verifyOpSignature(alice.publicKey, x(v['op.genesis.bytes']), x(v['op.genesis.Signature'])),
@@ -418,7 +423,13 @@ def test_membership_vectors(page):
     """)
     v = CIRCLE_VECTORS
     assert r["settings"] == v["settings.bytes"]
-    assert r["settingsDecoded"] == {"kind": "group", "disappearSeconds": 3600, "readReceipts": True}
+    assert r["settingsDecoded"] == {"kind": "group", "disappearSeconds": 3600, "readReceipts": True, "retentionDays": 0}
+    # A retention is version 2 (only then: one encoding per value), the same bytes CircleKit writes.
+    assert r["retention"] == "0201" + "00000e10" + "01" + "001e"
+    assert r["retentionDecoded"] == {"kind": "group", "disappearSeconds": 3600, "readReceipts": True, "retentionDays": 30}
+    refused = r["retentionRefused"]  # retention 0 in version 2, a cut u16, 3651 days, version 3
+    assert ["retention" in refused[0], "truncated" in refused[1], "retention" in refused[2], "version" in refused[3]] == [True] * 4, refused
+    assert "retention" in r["retentionTooLong"]
     assert r["genesisBytes"] == v["op.genesis.bytes"] == r["genesisRoundTrip"]
     assert r["genesisHash"] == v["op.genesis.hash"]
     assert r["genesisSignature"] is True
@@ -580,7 +591,7 @@ def test_membership_chain_roles_leave_and_shapes(page):
     """)
     assert r["lastAdmin"] == r["sameRole"] == r["removeWrongKey"] == r["kindChange"] == "refused"
     assert r["afterLeave"] == {"alice": False, "aliceBefore": True, "aliceNow": False, "bob": "admin",
-                               "settings": {"kind": "group", "disappearSeconds": 60, "readReceipts": False}, "head": 4}
+                               "settings": {"kind": "group", "disappearSeconds": 60, "readReceipts": False, "retentionDays": 0}, "head": 4}
     assert r["leftActor"] == "refused"
     assert r["shapes"] == {k: "malformed" for k in r["shapes"]} and len(r["shapes"]) == 7
 

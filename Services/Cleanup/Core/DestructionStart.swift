@@ -94,14 +94,15 @@ package struct DestructionStart: Sendable {
                 case true?: break
                 }
             }
-            var admins: [(id: String, username: String)] = []
+            var admins: [(id: String, username: String, createdAt: Int64)] = []
             if request.kind == .server {
                 admins = try await ServerDestruction.admins(in: db)
                 guard admins.contains(where: { $0.id == identity.userId }) else {
                     throw Problem.forbidden("Only an admin can destroy the server.")
                 }
             }
-            if var running = try await DestructionJobs.live(kind: request.kind, subject: subject, in: db) {
+            if let live = try await DestructionJobs.live(kind: request.kind, subject: subject, in: db),
+               var running = try await DestructionJobs.lockedJob(live.id, engine: engine, in: db), !running.isDone {
                 guard running.isAwaitingApproval, running.approvalExpiresAt <= now.millis else {
                     throw Problem(status: 409, slug: "destruction-running", title: "Already being destroyed",
                                   detail: running.isAwaitingApproval
@@ -162,7 +163,7 @@ package struct DestructionStart: Sendable {
         let security = self.security
         let (job, shredded, recorded) = try await store.write { db -> (DestructionJob, ServerDestruction.Shredded, RecordedActivity) in
             let admins = try await ServerDestruction.admins(in: db)
-            guard admins.contains(where: { $0.id == identity.userId }), var job = try await DestructionJobs.lockedJob(id, engine: engine, in: db),
+            guard let approver = admins.first(where: { $0.id == identity.userId }), var job = try await DestructionJobs.lockedJob(id, engine: engine, in: db),
                   job.kind == .server else {
                 throw Problem.notFound("No such destruction job.")
             }
@@ -170,12 +171,21 @@ package struct DestructionStart: Sendable {
                 throw Problem(status: 403, slug: "reauthentication-required", title: "Re-authentication required",
                               detail: "Enter your password again (POST /api/v1/account/reauthenticate) within 5 minutes before approving.")
             }
+            guard admins.contains(where: { $0.id == job.requestedBy }) else {
+                throw Problem(status: 409, slug: "destruction-not-awaiting", title: "Nothing to approve",
+                              detail: "The admin who asked is no longer an admin; the request cannot be approved.")
+            }
             guard job.isAwaitingApproval, job.approvalExpiresAt > now.millis else {
                 throw Problem(status: 409, slug: "destruction-not-awaiting", title: "Nothing to approve",
                               detail: job.isAwaitingApproval ? "The request lapsed unapproved; an admin may ask again." : "This destruction is not waiting for approval any more.")
             }
             guard job.requestedBy != identity.userId else {
                 throw Problem.forbidden("A second admin must approve: the admin who asked cannot.")
+            }
+            // A second admin is one who was already an admin's account when the request came: an
+            // account made since (with an admin invite the requester made) cannot approve.
+            guard approver.createdAt < job.createdAt else {
+                throw Problem.forbidden("An admin whose account is newer than the request cannot approve it.")
             }
             let shredded = try await ServerDestruction.shredKeys(at: now, in: db)
             job = DestructionJob(id: job.id, kind: job.kind, subject: job.subject, requestedBy: job.requestedBy, step: DestructionStep.plan(.server).first ?? .done,

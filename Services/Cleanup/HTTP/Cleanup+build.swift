@@ -14,6 +14,7 @@ public func buildCleanup(_ environment: ServiceEnvironment, eventRetention: Dura
                          keyFiles: [String] = [], serverDestroyed: (@Sendable () async -> Void)? = nil) async throws -> ServiceModule {
     let sweeper = EventLogSweeper(store: environment.store, clock: environment.clock, logger: environment.logger, retention: eventRetention)
     let expiry = ExpiredMessageSweeper(store: environment.store, clock: environment.clock, logger: environment.logger)
+    let retention = RetentionSweeper(store: environment.store, clock: environment.clock, logger: environment.logger)
     let blobs = try await VaultBlobs.open(vault)
     let files = VaultSweeper(store: environment.store, blobs: blobs, clock: environment.clock, logger: environment.logger, idleRetention: vault.idleFileRetention)
     let security = ActivitySweeper(store: environment.store, clock: environment.clock, logger: environment.logger, retention: activity.retention)
@@ -28,7 +29,7 @@ public func buildCleanup(_ environment: ServiceEnvironment, eventRetention: Dura
     )
     let orphans = OrphanBlobSweeper(store: environment.store, blobs: blobs, clock: environment.clock, logger: environment.logger)
     // The blob store first: it stops after the services that use it.
-    return ServiceModule(name: .cleanup, services: [blobs, sweeper, expiry, files, orphans, security, sessions, destruction]) { router in
+    return ServiceModule(name: .cleanup, services: [blobs, sweeper, expiry, retention, files, orphans, security, sessions, destruction]) { router in
         controller.addRoutes(to: router)
     }
 }

@@ -68,7 +68,7 @@ struct DestructionController: Sendable {
             ip: context.clientAddress(request, trustForwardedFor: trustForwardedFor),
             userAgent: String((request.headers[.userAgent] ?? "").prefix(512))
         ))
-        var response = try JSONResponse(Started(job: DestructionView(job), watchToken: token), status: .accepted).response(from: request, context: context)
+        var response = try JSONResponse(Started(job: DestructionView(job, at: start.clock.now()), watchToken: token), status: .accepted).response(from: request, context: context)
         response.headers[.location] = "/api/v1/destruction/\(job.id)"
         return response
     }
@@ -87,26 +87,27 @@ struct DestructionController: Sendable {
             id, identity: context.identity, ip: context.clientAddress(request, trustForwardedFor: trustForwardedFor),
             userAgent: String((request.headers[.userAgent] ?? "").prefix(512))
         )
-        return try JSONResponse(Started(job: DestructionView(job), watchToken: token)).response(from: request, context: context)
+        return try JSONResponse(Started(job: DestructionView(job, at: start.clock.now()), watchToken: token)).response(from: request, context: context)
     }
 
     /// An admin refuses a server's destruction waiting for approval.
     @Sendable func cancel(request: Request, context: AuthenticatedContext) async throws -> JSONResponse<DestructionView> {
         let id = try context.parameters.require("id")
         guard id.utf8.count <= 64 else { throw Problem.notFound("No such destruction job.") }
-        return JSONResponse(DestructionView(try await start.cancel(id, identity: context.identity)))
+        return JSONResponse(DestructionView(try await start.cancel(id, identity: context.identity), at: start.clock.now()))
     }
 
     /// The caller's latest jobs; an admin also sees any server destruction waiting or running.
     @Sendable func list(request: Request, context: AuthenticatedContext) async throws -> JSONResponse<Jobs> {
         let userId = context.identity.userId
+        let now = start.clock.now()
         let jobs = try await store.read { db in
             let own = try await DestructionJobs.jobs(requestedBy: userId, limit: 50, in: db)
             guard try await ServerDestruction.admins(in: db).contains(where: { $0.id == userId }) else { return own }
-            let server = try await DestructionJobs.liveServerJobs(in: db).filter { job in !own.contains { $0.id == job.id } }
+            let server = try await DestructionJobs.liveServerJobs(at: now, in: db).filter { job in !own.contains { $0.id == job.id } }
             return Array((server + own).sorted { ($0.createdAt, $0.id) > ($1.createdAt, $1.id) }.prefix(50))
         }
-        return JSONResponse(Jobs(jobs: jobs.map(DestructionView.init)))
+        return JSONResponse(Jobs(jobs: jobs.map { DestructionView($0, at: now) }))
     }
 
     /// The job, to its requester (by session, or by the watch token the start or the approval
@@ -125,6 +126,6 @@ struct DestructionController: Sendable {
             allowed = try await store.read { db in try await ServerDestruction.admins(in: db).contains { $0.id == userId } }
         }
         guard allowed else { throw Problem.notFound("No such destruction job.") }
-        return JSONResponse(DestructionView(found.job))
+        return JSONResponse(DestructionView(found.job, at: start.clock.now()))
     }
 }

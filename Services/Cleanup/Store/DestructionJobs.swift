@@ -144,10 +144,11 @@ package enum DestructionJobs {
             """).run()
     }
 
-    /// The server destructions still waiting for approval or running (for admins to see).
-    package static func liveServerJobs(in db: any SQLDatabase) async throws -> [DestructionJob] {
+    /// The server destructions waiting for approval (not lapsed) or running, for admins to see.
+    package static func liveServerJobs(at now: Timestamp, in db: any SQLDatabase) async throws -> [DestructionJob] {
         try await db.raw("""
-            SELECT * FROM destruction_jobs WHERE kind = 'server' AND state <> 'done' ORDER BY created_at DESC
+            SELECT * FROM destruction_jobs WHERE kind = 'server' AND state <> 'done'
+              AND NOT (step = 'approval' AND created_at <= \(bind: now.millis - approvalMillis)) ORDER BY created_at DESC
             """).all().map(decode)
     }
 

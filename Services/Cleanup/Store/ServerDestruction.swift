@@ -50,10 +50,11 @@ package enum ServerDestruction {
         return out
     }
 
-    /// The server's admins whose accounts are not destroyed: `(id, username)`, by username.
-    package static func admins(in db: any SQLDatabase) async throws -> [(id: String, username: String)] {
-        try await db.raw("SELECT id, username FROM users WHERE is_admin <> 0 AND destroyed_at = 0 ORDER BY username").all().map {
-            (try $0.decode(column: "id", as: String.self), try $0.decode(column: "username", as: String.self))
+    /// The server's admins whose accounts are not destroyed, by username.
+    package static func admins(in db: any SQLDatabase) async throws -> [(id: String, username: String, createdAt: Int64)] {
+        try await db.raw("SELECT id, username, created_at FROM users WHERE is_admin <> 0 AND destroyed_at = 0 ORDER BY username").all().map {
+            (try $0.decode(column: "id", as: String.self), try $0.decode(column: "username", as: String.self),
+             try $0.decode(column: "created_at", as: Int64.self))
         }
     }
 

@@ -7,7 +7,7 @@ struct ChatCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "chat",
         abstract: "End-to-end encrypted conversations.",
-        subcommands: [List.self, Create.self, Add.self, Remove.self, Send.self, Read.self, Watch.self]
+        subcommands: [List.self, Create.self, Add.self, Remove.self, Settings.self, Send.self, Read.self, Watch.self]
     )
 
     /// Resolves a conversation given by its id or a unique prefix of it.
@@ -91,6 +91,36 @@ struct ChatCommand: AsyncParsableCommand {
                 let chat = try client.client()
                 try await chat.remove(username, from: try await ChatCommand.resolve(conversation, chat))
                 Out.line("Removed \(username).")
+            }
+        }
+    }
+
+    struct Settings: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Show a conversation's settings, or change them (admins): a signed op every member sees.")
+        @OptionGroup var client: ClientOptions
+        @Argument(help: IdHelp.conversation) var conversation: String
+        @Option(help: "Messages disappear this many seconds after sending (0: never; at most a year).") var disappear: UInt32?
+        @Option(help: ArgumentHelp("Read receipts for everyone: on or off.", valueName: "on|off")) var readReceipts: String?
+        @Option(help: "Delete messages for everyone once older than this many days (0: keep; at most 3650).") var keepDays: UInt16?
+
+        func validate() throws {
+            if let disappear, disappear > ConversationSettings.maximumTimer { throw ValidationError("--disappear is at most a year (31536000 seconds)") }
+            if let readReceipts, !["on", "off"].contains(readReceipts) { throw ValidationError("--read-receipts is on or off") }
+            if let keepDays, keepDays > ConversationSettings.maximumRetentionDays { throw ValidationError("--keep-days is at most 3650") }
+        }
+
+        func run() async throws {
+            try await Out.run {
+                let chat = try client.client()
+                let id = try await ChatCommand.resolve(conversation, chat)
+                var settings = try await chat.chain(id).settings
+                if disappear != nil || readReceipts != nil || keepDays != nil {
+                    settings = try await chat.setSettings(id, disappearSeconds: disappear, readReceipts: readReceipts.map { $0 == "on" }, retentionDays: keepDays)
+                }
+                Out.line("disappear after: \(settings.disappearSeconds == 0 ? "never" : "\(settings.disappearSeconds) s")")
+                Out.line("read receipts: \(settings.readReceipts ? "on" : "off")")
+                Out.line("messages kept: \(settings.retentionDays == 0 ? "until deleted" : "\(settings.retentionDays) days")")
             }
         }
     }

@@ -52,7 +52,8 @@ package enum ConversationRepository {
             settings: ConversationSettings(
                 kind: kind,
                 disappearSeconds: UInt32(clamping: try row.decode(column: "disappear_seconds", as: Int64.self)),
-                readReceipts: try row.decode(column: "read_receipts", as: Int64.self) != 0),
+                readReceipts: try row.decode(column: "read_receipts", as: Int64.self) != 0,
+                retentionDays: UInt16(clamping: try row.decode(column: "retention_days", as: Int64.self))),
             lastSeq: try row.decode(column: "last_seq", as: Int64.self),
             updatedAt: try row.decode(column: "updated_at", as: Int64.self)
         )
@@ -129,9 +130,10 @@ package enum ConversationRepository {
     package static func insertConversation(_ chain: MembershipChain, at now: Timestamp, in db: any SQLDatabase) async throws -> String {
         let id = Base64URL.encode(chain.convId)
         try await db.raw("""
-            INSERT INTO conversations (id, kind, head_n, epoch, disappear_seconds, read_receipts, last_seq, created_at, updated_at)
+            INSERT INTO conversations (id, kind, head_n, epoch, disappear_seconds, read_receipts, retention_days, last_seq, created_at, updated_at)
             VALUES (\(bind: id), \(bind: Int64(chain.kind.rawValue)), \(bind: Int64(chain.head)), \(bind: Data(chain.epoch)),
-                    \(bind: Int64(chain.settings.disappearSeconds)), \(bind: chain.settings.readReceipts ? 1 : 0), 0, \(bind: now.millis), \(bind: now.millis))
+                    \(bind: Int64(chain.settings.disappearSeconds)), \(bind: chain.settings.readReceipts ? 1 : 0),
+                    \(bind: Int64(chain.settings.retentionDays)), 0, \(bind: now.millis), \(bind: now.millis))
             """).run()
         return id
     }
@@ -150,7 +152,7 @@ package enum ConversationRepository {
         try await db.raw("""
             UPDATE conversations SET head_n = \(bind: Int64(chain.head)), epoch = \(bind: Data(chain.epoch)),
                 disappear_seconds = \(bind: Int64(chain.settings.disappearSeconds)), read_receipts = \(bind: chain.settings.readReceipts ? 1 : 0),
-                updated_at = \(bind: now.millis)
+                retention_days = \(bind: Int64(chain.settings.retentionDays)), updated_at = \(bind: now.millis)
             WHERE id = \(bind: id)
             """).run()
         for (userId, _) in previous where chain.members[userId] == nil {
@@ -180,7 +182,8 @@ package enum ConversationRepository {
                    COALESCE(r.seq, 0) AS read_seq,
                    (SELECT COUNT(*) FROM messages x WHERE x.conversation_id = c.id AND x.seq > COALESCE(r.seq, 0)
                         AND x.sender_id <> \(bind: userId) AND x.kind = 0 AND x.deleted_at IS NULL
-                        AND (x.expires_at = 0 OR x.expires_at > \(bind: now.millis))) AS unread
+                        AND (x.expires_at = 0 OR x.expires_at > \(bind: now.millis))
+                        AND (c.retention_days = 0 OR x.created_at >= \(bind: now.millis) - c.retention_days * \(bind: Int64(86_400_000)))) AS unread
             FROM conversation_members m
             JOIN conversations c ON c.id = m.conversation_id
             LEFT JOIN message_reads r ON r.conversation_id = c.id AND r.user_id = m.user_id

@@ -18,7 +18,7 @@ package enum MessageBatchStatements {
     package struct Read: PostgresPreparedStatement {
         package static let name = "circle_message_batch_read"
         package static let sql = """
-            SELECT c.id, c.kind, c.head_n, c.epoch, c.disappear_seconds, c.read_receipts, c.last_seq, c.updated_at,
+            SELECT c.id, c.kind, c.head_n, c.epoch, c.disappear_seconds, c.read_receipts, c.retention_days, c.last_seq, c.updated_at,
             ARRAY(SELECT m.user_id FROM conversation_members m WHERE m.conversation_id = c.id) AS member_ids,
             EXISTS(SELECT 1 FROM unnest($2::text[], $3::text[]) AS p (conversation_id, id)
                    WHERE EXISTS(SELECT 1 FROM messages x WHERE x.conversation_id = p.conversation_id AND x.id = p.id)) AS repeats

@@ -157,16 +157,27 @@ package enum MessageRepository {
     package static func page(_ conversationId: String, after: Int64, limit: Int, at now: Timestamp, in db: any SQLDatabase) async throws -> [MessageRecord] {
         try await db.raw("""
             SELECT * FROM messages WHERE conversation_id = \(bind: conversationId) AND seq > \(bind: after)
-              AND (expires_at = 0 OR expires_at > \(bind: now.millis))
+              AND (expires_at = 0 OR expires_at > \(bind: now.millis)) AND created_at >= \(retained(conversationId, at: now))
             ORDER BY seq LIMIT \(bind: limit)
             """).all().map(decode)
     }
+
+    /// The oldest receipt time the conversation's retention still keeps (0 without one): a
+    /// scalar subquery, so a message past it is never served even before the sweep deletes it.
+    static func retained(_ conversationId: String, at now: Timestamp) -> SQLQueryString {
+        """
+        COALESCE((SELECT CASE WHEN r.retention_days > 0 THEN \(bind: now.millis) - r.retention_days * \(bind: Self.dayMillis) ELSE 0 END
+                  FROM conversations r WHERE r.id = \(bind: conversationId)), 0)
+        """
+    }
+
+    static let dayMillis: Int64 = 86_400_000
 
     /// The messages `first...last` of a conversation that have not expired (for the relay).
     package static func range(_ conversationId: String, first: Int64, last: Int64, at now: Timestamp, in db: any SQLDatabase) async throws -> [MessageRecord] {
         try await db.raw("""
             SELECT * FROM messages WHERE conversation_id = \(bind: conversationId) AND seq >= \(bind: first) AND seq <= \(bind: last)
-              AND (expires_at = 0 OR expires_at > \(bind: now.millis))
+              AND (expires_at = 0 OR expires_at > \(bind: now.millis)) AND created_at >= \(retained(conversationId, at: now))
             ORDER BY seq
             """).all().map(decode)
     }
@@ -181,6 +192,37 @@ package enum MessageRepository {
             DELETE FROM messages WHERE (conversation_id, id) IN (
                 SELECT conversation_id, id FROM messages WHERE expires_at > 0 AND expires_at <= \(bind: now.millis)
                 ORDER BY expires_at LIMIT \(bind: limit)\(unsafeRaw: lock)
+            ) RETURNING id
+            """).all().count
+    }
+
+    /// The conversations with a retention, and the oldest receipt time each keeps.
+    package static func retentions(at now: Timestamp, in db: any SQLDatabase) async throws -> [(conversationId: String, keepsFrom: Int64)] {
+        try await db.raw("SELECT id, retention_days FROM conversations WHERE retention_days > 0 ORDER BY id").all().map {
+            (try $0.decode(column: "id", as: String.self), now.millis - (try $0.decode(column: "retention_days", as: Int64.self)) * dayMillis)
+        }
+    }
+
+    /// The sequence number of the conversation's oldest message when it was received before
+    /// `keepsFrom` (one probe of the sequence index; receipt times grow with the sequence), else nil.
+    package static func oldestUnretained(_ conversationId: String, before keepsFrom: Int64, in db: any SQLDatabase) async throws -> Int64? {
+        guard let oldest = try await db.raw("""
+            SELECT seq, created_at FROM messages WHERE conversation_id = \(bind: conversationId) ORDER BY seq LIMIT 1
+            """).first(), try oldest.decode(column: "created_at", as: Int64.self) < keepsFrom else { return nil }
+        return try oldest.decode(column: "seq", as: Int64.self)
+    }
+
+    /// Deletes the conversation's messages received before `keepsFrom` among the `limit`
+    /// sequence numbers from `from` (the oldest's, so at least that one goes, whatever gaps
+    /// expiry left); returns how many. Replicas on PostgreSQL take disjoint rows.
+    package static func deleteUnretained(_ conversationId: String, from: Int64, before keepsFrom: Int64, limit: Int, engine: DatabaseEngine,
+                                         in db: any SQLDatabase) async throws -> Int {
+        let lock = engine == .postgres ? " FOR UPDATE SKIP LOCKED" : ""
+        return try await db.raw("""
+            DELETE FROM messages WHERE (conversation_id, id) IN (
+                SELECT conversation_id, id FROM messages WHERE conversation_id = \(bind: conversationId)
+                  AND seq >= \(bind: from) AND seq < \(bind: from + Int64(limit)) AND created_at < \(bind: keepsFrom)
+                ORDER BY seq\(unsafeRaw: lock)
             ) RETURNING id
             """).all().count
     }

@@ -48,11 +48,14 @@ package struct SettingsView: Codable, Sendable, Equatable {
     package let kind: String
     package let disappearSeconds: Int64
     package let readReceipts: Bool
+    /// 0: messages are kept until deleted.
+    package let retentionDays: Int64
 
-    package init(kind: String, disappearSeconds: Int64, readReceipts: Bool) {
+    package init(kind: String, disappearSeconds: Int64, readReceipts: Bool, retentionDays: Int64) {
         self.kind = kind
         self.disappearSeconds = disappearSeconds
         self.readReceipts = readReceipts
+        self.retentionDays = retentionDays
     }
 }
 
@@ -293,7 +296,8 @@ extension MembershipOp.Role {
 
 extension ConversationSettings {
     package var view: SettingsView {
-        SettingsView(kind: kind == .direct ? "direct" : "group", disappearSeconds: Int64(disappearSeconds), readReceipts: readReceipts)
+        SettingsView(kind: kind == .direct ? "direct" : "group", disappearSeconds: Int64(disappearSeconds), readReceipts: readReceipts,
+                     retentionDays: Int64(retentionDays))
     }
 }
 

@@ -253,14 +253,15 @@ export class Chains {
     });
   }
 
-  /** Changes the disappearing timer or receipts (admins); omitted values stay. */
-  async setSettings(convId, { disappearSeconds, readReceipts }) {
+  /** Changes the disappearing timer, receipts or retention (admins); omitted values stay. */
+  async setSettings(convId, { disappearSeconds, readReceipts, retentionDays }) {
     return this.append(convId, (chain) => makeSettings(chain, {
       actor: this.account.userId,
       settings: {
         kind: chain.kind,
         disappearSeconds: disappearSeconds ?? chain.settings.disappearSeconds,
         readReceipts: readReceipts ?? chain.settings.readReceipts,
+        retentionDays: retentionDays ?? chain.settings.retentionDays ?? 0,
       },
     }));
   }

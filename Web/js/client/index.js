@@ -389,9 +389,11 @@ export class CircleClient extends EventTarget {
         if (this.account) this.leaving = null;
         throw error;
       }
-      if (current.state === 'cancelled') {
+      if (current.state === 'cancelled' || current.state === 'lapsed') {
         if (this.account) this.leaving = null;
-        throw new RefusedError('another admin refused: nothing was destroyed');
+        throw new RefusedError(current.state === 'lapsed'
+          ? 'no other admin approved within 15 minutes: nothing was destroyed'
+          : 'another admin refused: nothing was destroyed');
       }
     }
     if (endsSessions) {
@@ -412,9 +414,6 @@ export class CircleClient extends EventTarget {
   async followJob(job, watchToken, onProgress, until) {
     let current = job;
     for (let delay = 200; !until(current); delay = Math.min(delay * 2, 2000)) {
-      if (current.state === 'awaiting-approval' && current.approvalExpiresAt && Date.now() > current.approvalExpiresAt) {
-        throw new RefusedError('no other admin approved within 15 minutes: nothing was destroyed');
-      }
       await new Promise((resolve) => setTimeout(resolve, delay));
       current = await this.api.call('GET', job.url, undefined, { token: null, headers: { 'Circle-Job-Token': watchToken } });
       onProgress?.(current);
@@ -431,8 +430,7 @@ export class CircleClient extends EventTarget {
   async pendingServerDestruction() {
     const { jobs } = await this.api.call('GET', '/api/v1/destruction');
     const me = this.account && this.account.userId;
-    return jobs.find((job) => job.kind === 'server' && job.state === 'awaiting-approval' && job.requestedBy !== me
-      && (!job.approvalExpiresAt || job.approvalExpiresAt > Date.now())) || null;
+    return jobs.find((job) => job.kind === 'server' && job.state === 'awaiting-approval' && job.requestedBy !== me) || null;
   }
 
   /**
@@ -553,10 +551,14 @@ export class CircleClient extends EventTarget {
     this.notify('conversations', {});
   }
 
-  /** Changes the signed disappearing timer (seconds, 0 for off) or read receipts (admins). */
-  async setSettings(convId, { disappearSeconds, readReceipts } = {}) {
+  /**
+   * Changes the signed disappearing timer (seconds, 0 for off), read receipts or retention (days,
+   * 0 keeps messages until deleted) (admins).
+   */
+  async setSettings(convId, { disappearSeconds, readReceipts, retentionDays } = {}) {
     this.requireSession();
-    await this.chains.setSettings(convId, { disappearSeconds, readReceipts });
+    await this.chains.setSettings(convId, { disappearSeconds, readReceipts, retentionDays });
+    if (retentionDays) await this.messaging.purgeExpired();
     this.notify('conversations', {});
   }
 

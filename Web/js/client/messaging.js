@@ -84,7 +84,9 @@ export class Messaging {
 
   /**
    * Removes the messages whose local expiry passed (PROTOCOL 6: at min(expiresAt, receipt +
-   * timer)), with their plaintext, and schedules the next removal.
+   * timer)) and those older than the conversation's retention (PROTOCOL 5: sent or received
+   * longer ago than its days, whichever was earlier), with their plaintext, and schedules the
+   * next removal.
    * @returns {Promise<string[]>} the conversations that lost messages
    */
   async purgeExpired() {
@@ -93,9 +95,15 @@ export class Messaging {
     let next = Infinity;
     for (const [convId, map] of this.cache) {
       const gone = [];
+      const chain = await this.client.chains.local(convId).catch(() => null);
+      const keptFor = (chain?.settings?.retentionDays || 0) * 86_400_000;
       for (const message of map.values()) {
-        if (message.localExpiresAt && message.localExpiresAt <= now) gone.push(message.id);
-        else if (message.localExpiresAt) next = Math.min(next, message.localExpiresAt);
+        const since = Math.min(message.sentAt || Infinity, message.receivedAt || Infinity);
+        const retainedUntil = keptFor > 0 && Number.isFinite(since) ? since + keptFor : 0;
+        const until = [message.localExpiresAt, retainedUntil].filter((at) => at > 0);
+        const at = until.length ? Math.min(...until) : 0;
+        if (at && at <= now) gone.push(message.id);
+        else if (at) next = Math.min(next, at);
       }
       // An edit or delete never outlives the message it names.
       const expired = new Set(gone);

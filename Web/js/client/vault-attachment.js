@@ -63,14 +63,15 @@ export function parseAttachment(text) {
 /**
  * Uploads a file to a conversation and sends the attachment message (content type 4) with its
  * key and hash; resolves to `{messageId, file}`. A disappearing conversation's file expires with
- * the message.
+ * the message, and a conversation with a retention's when its message is deleted.
  */
 export async function attach(vault, convId, file, { onProgress, signal, onHandle } = {}) {
   vault.account();
   await vault.client.messaging.checkNotBlocked(convId);
   const chain = await vault.client.chains.local(convId).catch(() => null);
-  const timer = Number(chain?.settings?.disappearSeconds ?? 0);
-  const expiresAt = timer > 0 ? Date.now() + Math.min(timer * 1000, MAXIMUM_LIFETIME_MS) : 0;
+  const lifetimes = [Number(chain?.settings?.disappearSeconds ?? 0) * 1000, Number(chain?.settings?.retentionDays ?? 0) * 86_400_000]
+    .filter((ms) => ms > 0);
+  const expiresAt = lifetimes.length ? Date.now() + Math.min(...lifetimes, MAXIMUM_LIFETIME_MS) : 0;
   const result = await uploadKeepingKey(vault, file, { level: 'conversation', conversationId: convId, expiresAt, onProgress, signal, onHandle });
   return sendAttachment(vault, convId, result);
 }

@@ -166,7 +166,9 @@ export async function conversationView(client, account, summary) {
     unread: summary.unread,
     lastMessage,
     updatedAt: summary.updatedAt,
-    settings: chain ? { disappearSeconds: chain.settings.disappearSeconds, readReceipts: chain.settings.readReceipts } : null,
+    settings: chain ? {
+      disappearSeconds: chain.settings.disappearSeconds, readReceipts: chain.settings.readReceipts, retentionDays: chain.settings.retentionDays || 0,
+    } : null,
     myRole: chain?.role(me) ?? summary.role,
     myReceipts: record.myReceipts !== false,
     alarm,
@@ -241,9 +243,13 @@ export async function settingsChanges(client, convId, account) {
     if (previous) {
       const mine = op.actor === account.userId;
       const actorName = mine ? account.displayName : await client.directory.displayName(op.actor);
-      const base = { at: Number(op.createdAt), actor: op.actor, actorName, mine, disappearSeconds: op.settings.disappearSeconds, readReceipts: op.settings.readReceipts };
+      const base = {
+        at: Number(op.createdAt), actor: op.actor, actorName, mine, disappearSeconds: op.settings.disappearSeconds,
+        readReceipts: op.settings.readReceipts, retentionDays: op.settings.retentionDays || 0,
+      };
       if (op.settings.disappearSeconds !== previous.disappearSeconds) changes.push({ ...base, id: `settings-${n}-timer`, what: 'timer' });
       if (op.settings.readReceipts !== previous.readReceipts) changes.push({ ...base, id: `settings-${n}-receipts`, what: 'receipts' });
+      if ((op.settings.retentionDays || 0) !== (previous.retentionDays || 0)) changes.push({ ...base, id: `settings-${n}-retention`, what: 'retention' });
     }
     previous = op.settings;
   }

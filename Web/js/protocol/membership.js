@@ -6,13 +6,17 @@
  * @module protocol/membership
  */
 import {
-  ProtocolError, Reader, concat, equal, field, fromUtf8, isUserId, random, u32, u64, u8, utf8,
+  ProtocolError, Reader, concat, equal, field, fromUtf8, isUserId, random, u16, u32, u64, u8, utf8,
 } from './bytes.js';
 import * as ed25519 from './ed25519.js';
 import { sha256 } from './primitives.js';
 
 export const OP_VERSION = 1;
 export const SETTINGS_VERSION = 1;
+/** The settings version that carries a retention (written only when there is one). */
+export const RETENTION_SETTINGS_VERSION = 2;
+/** The longest retention: ten years, in days. */
+export const MAXIMUM_RETENTION_DAYS = 3650;
 /** The longest disappearing-message timer: one year, in seconds. */
 export const MAXIMUM_TIMER = 365 * 24 * 3600;
 /** A conversation holds at most this many members. */
@@ -43,33 +47,46 @@ function indexIn(list, value, what) {
 }
 
 /**
- * `u8(1) || u8(kind) || u32(disappearSeconds) || u8(readReceipts)`.
- * @param {{kind: 'direct'|'group', disappearSeconds?: number, readReceipts?: boolean}} settings
+ * `u8(1) || u8(kind) || u32(disappearSeconds) || u8(readReceipts)`, or with a retention
+ * `u8(2) || ... || u16(retentionDays)` (1 to 3650 days): one encoding for each value.
+ * @param {{kind: 'direct'|'group', disappearSeconds?: number, readReceipts?: boolean, retentionDays?: number}} settings
  * @returns {Uint8Array}
  */
-export function encodeSettings({ kind, disappearSeconds = 0, readReceipts = true }) {
+export function encodeSettings({ kind, disappearSeconds = 0, readReceipts = true, retentionDays = 0 }) {
   if (!Number.isInteger(disappearSeconds) || disappearSeconds < 0 || disappearSeconds > MAXIMUM_TIMER) {
     throw malformed('disappearing timer longer than a year');
   }
-  return concat(u8(SETTINGS_VERSION), u8(indexIn(KINDS, kind, 'conversation kind')), u32(disappearSeconds), u8(readReceipts ? 1 : 0));
+  if (!Number.isInteger(retentionDays) || retentionDays < 0 || retentionDays > MAXIMUM_RETENTION_DAYS) {
+    throw malformed(`retention must be 0 to ${MAXIMUM_RETENTION_DAYS} days`);
+  }
+  const common = [u8(indexIn(KINDS, kind, 'conversation kind')), u32(disappearSeconds), u8(readReceipts ? 1 : 0)];
+  return retentionDays > 0
+    ? concat(u8(RETENTION_SETTINGS_VERSION), ...common, u16(retentionDays))
+    : concat(u8(SETTINGS_VERSION), ...common);
 }
 
 /**
- * Parses settings, refusing other versions, kinds, timers over a year and flags other than 0 or 1.
+ * Parses settings, refusing other versions, kinds, timers over a year, flags other than 0 or 1
+ * and a version 2 without a retention of 1 to 3650 days.
  * @param {Uint8Array} bytes
- * @returns {{kind: 'direct'|'group', disappearSeconds: number, readReceipts: boolean}}
+ * @returns {{kind: 'direct'|'group', disappearSeconds: number, readReceipts: boolean, retentionDays: number}}
  */
 export function decodeSettings(bytes) {
   const reader = new Reader(bytes);
-  if (reader.u8() !== SETTINGS_VERSION) throw malformed('unknown settings version');
+  const version = reader.u8();
+  if (version !== SETTINGS_VERSION && version !== RETENTION_SETTINGS_VERSION) throw malformed('unknown settings version');
   const kind = KINDS[reader.u8()];
   if (kind === undefined) throw malformed('unknown conversation kind');
   const disappearSeconds = reader.u32();
   const receipts = reader.u8();
+  const retentionDays = version === RETENTION_SETTINGS_VERSION ? reader.u16() : 0;
   reader.done();
   if (disappearSeconds > MAXIMUM_TIMER) throw malformed('disappearing timer longer than a year');
   if (receipts > 1) throw malformed('read receipts flag must be 0 or 1');
-  return { kind, disappearSeconds, readReceipts: receipts === 1 };
+  if (version === RETENTION_SETTINGS_VERSION && (retentionDays < 1 || retentionDays > MAXIMUM_RETENTION_DAYS)) {
+    throw malformed(`retention must be 1 to ${MAXIMUM_RETENTION_DAYS} days (settings without one are version 1)`);
+  }
+  return { kind, disappearSeconds, readReceipts: receipts === 1, retentionDays };
 }
 
 /** The shape each action must have (checked on encode and on decode). */

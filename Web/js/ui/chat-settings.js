@@ -1,11 +1,11 @@
-// A conversation's settings: the disappearing-message timer and read receipts (both signed by
-// the member who changes them, so the server cannot switch them), and whether I share my own
-// read receipts here.
+// A conversation's settings: the disappearing-message timer, the retention and read receipts
+// (signed by the admin who changes them, so the server cannot switch them), and whether I share
+// my own read receipts here.
 
 import { h, uid, checkbox, setBusy } from './dom.js';
 import { alertSlot } from './errors.js';
 import { openDialog } from './dialog.js';
-import { DISAPPEAR_OPTIONS, disappearLabel } from './format.js';
+import { DISAPPEAR_OPTIONS, RETENTION_OPTIONS, disappearLabel, retentionLabel } from './format.js';
 import { announce } from './announcer.js';
 import { openDestruction } from './danger-zone.js';
 
@@ -24,6 +24,11 @@ export function openChatSettings({ client, conversation, refresh }) {
     : [...DISAPPEAR_OPTIONS, [Number(settings.disappearSeconds), disappearLabel(settings.disappearSeconds)]];
   const timer = h('select', { id: selectId, name: 'disappearSeconds', disabled: !editable, 'aria-describedby': `${selectId}-hint` },
     options.map(([value, label]) => h('option', { value: String(value), selected: value === Number(settings.disappearSeconds || 0) }, label)));
+  const keepId = uid('retention');
+  const keptDays = Number(settings.retentionDays || 0);
+  const keepOptions = RETENTION_OPTIONS.some(([value]) => value === keptDays) ? RETENTION_OPTIONS : [...RETENTION_OPTIONS, [keptDays, retentionLabel(keptDays)]];
+  const keep = h('select', { id: keepId, name: 'retentionDays', disabled: !editable, 'aria-describedby': `${keepId}-hint` },
+    keepOptions.map(([value, label]) => h('option', { value: String(value), selected: value === keptDays }, label)));
   const receipts = checkbox({
     label: 'Read receipts in this conversation',
     name: 'readReceipts',
@@ -55,6 +60,12 @@ export function openChatSettings({ client, conversation, refresh }) {
                 ? 'Only the member who started this conversation can change this.'
                 : 'Only admins of this group can change this.'),
         ),
+        h('div', { class: 'field' },
+          h('label', { for: keepId }, 'Keep messages'),
+          keep,
+          h('p', { class: 'field-hint', id: `${keepId}-hint` },
+            'Messages older than this are deleted for everyone, already sent ones included: on the server and on every device.'),
+        ),
         receipts.field,
         mine.field,
         alert.element,
@@ -77,12 +88,14 @@ export function openChatSettings({ client, conversation, refresh }) {
         event.preventDefault();
         alert.clear();
         const disappearSeconds = Number(timer.value);
+        const retentionDays = Number(keep.value);
         const readReceipts = receipts.input.checked;
         const shareMine = mine.input.checked;
         setBusy(form, true);
         try {
-          if (editable && (disappearSeconds !== Number(settings.disappearSeconds || 0) || readReceipts !== (settings.readReceipts !== false))) {
-            await client.setSettings(conversation.id, { disappearSeconds, readReceipts });
+          if (editable && (disappearSeconds !== Number(settings.disappearSeconds || 0) || readReceipts !== (settings.readReceipts !== false)
+            || retentionDays !== keptDays)) {
+            await client.setSettings(conversation.id, { disappearSeconds, readReceipts, retentionDays });
           }
           if (shareMine !== (myReceiptsOn !== false)) await client.setMyReceipts(conversation.id, shareMine);
           announce('Conversation settings saved.');

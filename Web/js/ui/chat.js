@@ -7,7 +7,7 @@ import { icon } from './icons.js';
 import { alertSlot } from './errors.js';
 import { confirmDialog } from './dialog.js';
 import { announce } from './announcer.js';
-import { conversationTitle, disappearLabel, toMillis } from './format.js';
+import { conversationTitle, disappearLabel, retentionLabel, toMillis } from './format.js';
 import { avatar, lastSeen, memberName, STATE_NAMES, stateOf, statusText, typingText } from './presence.js';
 import { conversationTrust, changedMembers, otherMembers, trustBadge } from './trust.js';
 import { MessageList } from './message-list.js';
@@ -27,10 +27,17 @@ const MARK_READ_DELAY_MS = 250;
  * disappear after 1 day"). */
 function settingsItem(change) {
   const who = change.mine ? 'You' : change.actorName;
-  const text = change.what === 'timer'
-    ? (change.disappearSeconds > 0 ? `${who} set messages to disappear after ${disappearLabel(change.disappearSeconds)}` : `${who} turned off disappearing messages`)
-    : `${who} turned read receipts ${change.readReceipts ? 'on' : 'off'}`;
-  return { kind: 'notice', id: change.id, sentAt: change.at, text, icon: change.what === 'timer' ? 'timer' : 'eye', mine: false };
+  let text;
+  if (change.what === 'timer') {
+    text = change.disappearSeconds > 0 ? `${who} set messages to disappear after ${disappearLabel(change.disappearSeconds)}` : `${who} turned off disappearing messages`;
+  } else if (change.what === 'retention') {
+    text = change.retentionDays > 0
+      ? `${who} set messages to be deleted for everyone after ${retentionLabel(change.retentionDays)}`
+      : `${who} set messages to be kept until deleted`;
+  } else {
+    text = `${who} turned read receipts ${change.readReceipts ? 'on' : 'off'}`;
+  }
+  return { kind: 'notice', id: change.id, sentAt: change.at, text, icon: change.what === 'receipts' ? 'eye' : 'timer', mine: false };
 }
 
 export class ChatView {
@@ -145,6 +152,8 @@ export class ChatView {
     if (conversation.kind === 'group') parts.push(`${count} ${count === 1 ? 'member' : 'members'}`);
     const seconds = Number((conversation.settings || {}).disappearSeconds) || 0;
     if (seconds > 0) parts.push(`Disappearing after ${disappearLabel(seconds)}`);
+    const days = Number((conversation.settings || {}).retentionDays) || 0;
+    if (days > 0) parts.push(`Kept ${retentionLabel(days)}`);
     replace(this.subtitle, icon('lock'), ' ', parts.join(' · '));
     const trust = conversationTrust(conversation, this.me);
     replace(this.trustButton, trustBadge(trust));

@@ -70,6 +70,7 @@ export function progressText(job) {
     return `Waiting for another admin to approve${until}. Nothing is destroyed yet.`;
   }
   if (job.state === 'cancelled') return 'Refused by an admin: nothing was destroyed.';
+  if (job.state === 'lapsed') return 'No other admin approved in time: nothing was destroyed.';
   const parts = [job.kind === 'links' ? `${count(p.links)} links revoked` : 'keys destroyed'];
   if (job.kind === 'account' || job.kind === 'conversation') parts.push(`${count(p.messages)} of ${count(p.messagesTotal)} messages`);
   if (job.kind !== 'links') parts.push(`${count(p.files)} of ${count(p.filesTotal)} files`);
@@ -117,7 +118,7 @@ export function openDestruction({ client, kind, conversationId, onDone }) {
     // An account's (or the server's) destruction signed this device out once it started:
     // closing the dialog early still leaves for the signed-out screen.
     onClose: () => {
-      const ended = started && (kind === 'account' || (kind === 'server' && started.state !== 'awaiting-approval' && started.state !== 'cancelled'));
+      const ended = started && (kind === 'account' || (kind === 'server' && !['awaiting-approval', 'cancelled', 'lapsed'].includes(started.state)));
       if ((finished || ended) && onDone) onDone(finished ?? started);
     },
   });
@@ -188,15 +189,17 @@ export function openServerApproval({ client, job, onDone }) {
     className: 'dialog-danger',
     initialFocus: 'input[name="password"]',
     body: form,
+    // Approved: the keys are gone and this device is signed out, even when closed early.
     onClose: () => { if ((finished || started) && onDone) onDone(finished ?? started); },
   });
   refuse.addEventListener('click', async () => {
     if (running) return;
     running = true;
     try {
-      await client.refuseServerDestruction(job.id);
+      const refused = await client.refuseServerDestruction(job.id);
       announce('Refused: the server is not destroyed.');
       close();
+      onDone?.(refused);
     } catch (error) {
       alert.show(error);
     } finally {
@@ -240,7 +243,14 @@ function pendingApproval({ client, onDestroyed }) {
         h('span', {}, ` It needs your approval until ${fullTime(job.approvalExpiresAt)}.`)),
       h('button', {
         type: 'button', class: 'btn btn-small btn-danger',
-        onclick: () => openServerApproval({ client, job, onDone: (done) => { if (done.state !== 'cancelled') onDestroyed(done); } }),
+        onclick: () => openServerApproval({
+          client,
+          job,
+          onDone: (done) => {
+            if (done.state === 'cancelled') slot.replaceChildren();
+            else onDestroyed(done);
+          },
+        }),
       }, 'Review the request'),
     ));
   }).catch((error) => toast(describeError(error), { kind: 'error' }));

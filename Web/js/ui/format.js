@@ -67,6 +67,22 @@ export function disappearLabel(seconds) {
   return `${Math.round(seconds / 86400)} days`;
 }
 
+/** The retentions offered, in days (0 keeps messages until they are deleted). */
+export const RETENTION_OPTIONS = [
+  [0, 'Until deleted'],
+  [1, '1 day'],
+  [7, '1 week'],
+  [30, '30 days'],
+  [90, '90 days'],
+  [365, '1 year'],
+];
+
+export function retentionLabel(days) {
+  const known = RETENTION_OPTIONS.find(([value]) => value === Number(days));
+  if (known) return known[1];
+  return Number(days) === 1 ? '1 day' : `${Number(days)} days`;
+}
+
 /** The title to show for a conversation: its own title, else the other members' names. */
 export function conversationTitle(conversation, me) {
   if (conversation.title) return conversation.title;

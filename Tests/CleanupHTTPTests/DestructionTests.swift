@@ -79,6 +79,16 @@ func waitUntilDone(_ url: String, token: String, api: APIClient) async throws ->
     throw TestSupportError("the job did not finish")
 }
 
+/// Whether the member's token stops working within 3 s (a token a service remembers works for at
+/// most another second after the sessions end).
+func isSignedOut(_ member: Member, api: APIClient) async throws -> Bool {
+    for _ in 0..<30 {
+        if try await api.call("GET", "/api/v1/account/me", token: member.token).status == 401 { return true }
+        try await Task.sleep(for: .milliseconds(100))
+    }
+    return false
+}
+
 func blobExists(_ file: SealedFile, vault: String) -> Bool {
     let name = Hex.encode(file.fileIdBytes)
     guard let all = FileManager.default.enumerator(atPath: vault) else { return false }
@@ -340,12 +350,7 @@ struct ServerDestructionTests {
             #expect(try await count("SELECT COUNT(*) AS n FROM vault_links WHERE wrap IS NOT NULL OR verifier IS NOT NULL", in: store) == 0)
             // No announcement reaches the services from the command line: a token they remember
             // works for at most another second.
-            var signedOut = false
-            for _ in 0..<30 where !signedOut {
-                signedOut = try await api.call("GET", "/api/v1/account/me", token: ana.token).status == 401
-                if !signedOut { try await Task.sleep(for: .milliseconds(100)) }
-            }
-            #expect(signedOut)
+            #expect(try await isSignedOut(ana, api: api))
             #expect(try await api.call("POST", "/api/v1/auth/login", json: ana.account.login()).status == 401)
 
             let tables = try await ServerDestruction.deleteRows(store: store)

@@ -160,12 +160,7 @@ struct ServerDestructionFromBrowserTests {
             #expect(try await count("SELECT COUNT(*) AS n FROM key_bundles", in: store) == 0)
             #expect(try await count("SELECT COUNT(*) AS n FROM key_envelopes", in: store) == 0)
             #expect(try await count("SELECT COUNT(*) AS n FROM invites", in: store) == 0)
-            var signedOut = false
-            for _ in 0..<30 where !signedOut {
-                signedOut = try await api.call("GET", "/api/v1/account/me", token: cai.token).status == 401
-                if !signedOut { try await Task.sleep(for: .milliseconds(100)) }
-            }
-            #expect(signedOut)
+            #expect(try await isSignedOut(cai, api: api))
             #expect(try await api.call("POST", "/api/v1/auth/login", json: ana.account.login()).status == 401)
 
             // Followed to the end with the approver's token (both sessions ended).

@@ -126,28 +126,37 @@ export function openDestruction({ client, kind, conversationId, onDone }) {
     event.preventDefault();
     if (running || !matches() || !form.reportValidity()) return;
     running = true;
-    alert.clear();
-    setBusy(form, true);
-    progress.textContent = 'Checking your password…';
-    try {
-      const job = await client.destroy({
-        kind, conversationId, password: password.input.value, confirm: phrase.input.value,
-        onProgress: (current) => { started = current; progress.textContent = progressText(current); },
-      });
-      password.input.value = '';
-      finished = job;
-      progress.textContent = progressText(job);
-      announce(`${spec.title}: done.`);
-      replaceActions(form, close);
-    } catch (error) {
-      progress.textContent = '';
-      alert.show(error);
-      setBusy(form, false);
-      submit.disabled = !matches();
-    } finally {
-      running = false;
-    }
+    finished = await follow({
+      form, alert, progress, close, title: spec.title, submit, matches,
+      run: (onProgress) => client.destroy({ kind, conversationId, password: password.input.value, confirm: phrase.input.value, onProgress }),
+      onProgress: (current) => { started = current; },
+    });
+    if (finished) password.input.value = '';
+    running = false;
   });
+}
+
+/**
+ * Runs a destruction from its dialog (`run(onProgress)` resolves to the finished job), showing
+ * each step in `progress`; resolves to the job, or null after showing why it failed.
+ */
+async function follow({ form, alert, progress, close, title, submit, matches, run, onProgress }) {
+  alert.clear();
+  setBusy(form, true);
+  progress.textContent = 'Checking your password…';
+  try {
+    const job = await run((current) => { onProgress(current); progress.textContent = progressText(current); });
+    progress.textContent = progressText(job);
+    announce(`${title}: done.`);
+    replaceActions(form, close);
+    return job;
+  } catch (error) {
+    progress.textContent = '';
+    alert.show(error);
+    setBusy(form, false);
+    submit.disabled = !matches();
+    return null;
+  }
 }
 
 /** After the job: only a way out. */
@@ -210,25 +219,12 @@ export function openServerApproval({ client, job, onDone }) {
     event.preventDefault();
     if (running || !matches() || !form.reportValidity()) return;
     running = true;
-    alert.clear();
-    setBusy(form, true);
-    progress.textContent = 'Checking your password…';
-    try {
-      finished = await client.approveServerDestruction({
-        jobId: job.id, password: password.input.value, confirm: phrase.input.value,
-        onProgress: (current) => { started = current; progress.textContent = progressText(current); },
-      });
-      progress.textContent = progressText(finished);
-      announce(`${spec.title}: done.`);
-      replaceActions(form, close);
-    } catch (error) {
-      progress.textContent = '';
-      alert.show(error);
-      setBusy(form, false);
-      approve.disabled = !matches();
-    } finally {
-      running = false;
-    }
+    finished = await follow({
+      form, alert, progress, close, title: spec.title, submit: approve, matches,
+      run: (onProgress) => client.approveServerDestruction({ jobId: job.id, password: password.input.value, confirm: phrase.input.value, onProgress }),
+      onProgress: (current) => { started = current; },
+    });
+    running = false;
   });
 }
 

@@ -3,8 +3,8 @@
 #   ensure-deps.sh run    what `make run` needs: the hiredis headers to build
 #   ensure-deps.sh test   what `make test` needs: also PostgreSQL, Redis, nginx, coturn, Chromium
 #                         and the Python test packages (pytest, Playwright, axe, schemathesis)
-#   ensure-deps.sh compose what `make compose-test` needs: also podman (with runc, netavark and
-#                         aardvark-dns), mmdebstrap and podman-compose 1.0.6 from PyPI (Debian's
+#   ensure-deps.sh compose what `make compose-test` needs: also podman (with runc, netavark,
+#                         aardvark-dns and iptables), mmdebstrap and podman-compose 1.0.6 from PyPI (Debian's
 #                         1.0.3 cannot start coturn's `network_mode: host`)
 # As root, missing packages are installed with apt-get/pip; otherwise the exact command is printed.
 set -euo pipefail
@@ -20,6 +20,8 @@ if [ "$mode" = compose ]; then
   command -v runc >/dev/null 2>&1 || missing_apt+=(runc)
   [ -x /usr/lib/podman/netavark ] || command -v netavark >/dev/null 2>&1 || missing_apt+=(netavark)
   [ -x /usr/lib/podman/aardvark-dns ] || command -v aardvark-dns >/dev/null 2>&1 || missing_apt+=(aardvark-dns)
+  # netavark sets up the bridge networks' NAT with iptables (podman only recommends it).
+  command -v iptables >/dev/null 2>&1 || [ -x /usr/sbin/iptables ] || missing_apt+=(iptables)
   command -v mmdebstrap >/dev/null 2>&1 || missing_apt+=(mmdebstrap)
   command -v strip >/dev/null 2>&1 || missing_apt+=(binutils)
   mode=test

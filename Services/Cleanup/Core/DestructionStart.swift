@@ -83,10 +83,7 @@ package struct DestructionStart: Sendable {
         let engine = store.engine
         let security = self.security
         let result = try await store.write { db -> (DestructionJob, Shredded, RecordedActivity, [UserEvent]) in
-            guard try await Reauthentication.isFresh(sessionId: identity.sessionId, at: now, in: db) else {
-                throw Problem(status: 403, slug: "reauthentication-required", title: "Re-authentication required",
-                              detail: "Enter your password again (POST /api/v1/account/reauthenticate) within 5 minutes before destroying anything.")
-            }
+            try await Self.requireFreshReauthentication(identity, before: "destroying anything", at: now, in: db)
             if request.kind == .conversation {
                 switch try await MessageDestruction.isAdmin(identity.userId, of: subject, in: db) {
                 case nil: throw Problem.notFound("No such conversation.")
@@ -167,17 +164,13 @@ package struct DestructionStart: Sendable {
                   job.kind == .server else {
                 throw Problem.notFound("No such destruction job.")
             }
-            guard try await Reauthentication.isFresh(sessionId: identity.sessionId, at: now, in: db) else {
-                throw Problem(status: 403, slug: "reauthentication-required", title: "Re-authentication required",
-                              detail: "Enter your password again (POST /api/v1/account/reauthenticate) within 5 minutes before approving.")
-            }
+            try await Self.requireFreshReauthentication(identity, before: "approving", at: now, in: db)
             guard admins.contains(where: { $0.id == job.requestedBy }) else {
-                throw Problem(status: 409, slug: "destruction-not-awaiting", title: "Nothing to approve",
-                              detail: "The admin who asked is no longer an admin; the request cannot be approved.")
+                throw Self.notAwaiting("Nothing to approve", "The admin who asked is no longer an admin; the request cannot be approved.")
             }
             guard job.isAwaitingApproval, job.approvalExpiresAt > now.millis else {
-                throw Problem(status: 409, slug: "destruction-not-awaiting", title: "Nothing to approve",
-                              detail: job.isAwaitingApproval ? "The request lapsed unapproved; an admin may ask again." : "This destruction is not waiting for approval any more.")
+                throw Self.notAwaiting("Nothing to approve", job.isAwaitingApproval
+                    ? "The request lapsed unapproved; an admin may ask again." : "This destruction is not waiting for approval any more.")
             }
             guard job.requestedBy != identity.userId else {
                 throw Problem.forbidden("A second admin must approve: the admin who asked cannot.")
@@ -217,8 +210,7 @@ package struct DestructionStart: Sendable {
                 throw Problem.notFound("No such destruction job.")
             }
             guard job.isAwaitingApproval else {
-                throw Problem(status: 409, slug: "destruction-not-awaiting", title: "Cannot be cancelled",
-                              detail: "Only a destruction waiting for approval can be cancelled; once started it runs to the end.")
+                throw Self.notAwaiting("Cannot be cancelled", "Only a destruction waiting for approval can be cancelled; once started it runs to the end.")
             }
             job.step = .cancelled
             job.updatedAt = now.millis
@@ -233,6 +225,19 @@ package struct DestructionStart: Sendable {
         await security.publish(recorded, with: events)
         logger.info("destruction cancelled", metadata: ["job": "\(job.id)", "kind": "server"])
         return job
+    }
+
+    /// 403 unless the session re-entered its password in the last 5 minutes (the gateway records it).
+    private static func requireFreshReauthentication(_ identity: Identity, before what: String, at now: Timestamp, in db: any SQLDatabase) async throws {
+        guard try await Reauthentication.isFresh(sessionId: identity.sessionId, at: now, in: db) else {
+            throw Problem(status: 403, slug: "reauthentication-required", title: "Re-authentication required",
+                          detail: "Enter your password again (POST /api/v1/account/reauthenticate) within 5 minutes before \(what).")
+        }
+    }
+
+    /// 409: the server's destruction is not (or no longer) waiting for approval.
+    private static func notAwaiting(_ title: String, _ detail: String) -> Problem {
+        Problem(status: 409, slug: "destruction-not-awaiting", title: title, detail: detail)
     }
 
     /// What a server's keys step did, as the job's progress.

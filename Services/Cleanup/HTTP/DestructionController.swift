@@ -103,7 +103,7 @@ struct DestructionController: Sendable {
         let now = start.clock.now()
         let jobs = try await store.read { db in
             let own = try await DestructionJobs.jobs(requestedBy: userId, limit: 50, in: db)
-            guard try await ServerDestruction.admins(in: db).contains(where: { $0.id == userId }) else { return own }
+            guard try await ServerDestruction.isAdmin(userId, in: db) else { return own }
             let server = try await DestructionJobs.liveServerJobs(at: now, in: db).filter { job in !own.contains { $0.id == job.id } }
             return Array((server + own).sorted { ($0.createdAt, $0.id) > ($1.createdAt, $1.id) }.prefix(50))
         }
@@ -123,7 +123,7 @@ struct DestructionController: Sendable {
         let byToken = token.map { SessionTokens.isWellFormed($0) && found.watchHashes.contains(SessionTokens.hash($0)) } ?? false
         var allowed = byToken || context.identity?.userId == found.job.requestedBy
         if !allowed, found.job.kind == .server, let userId = context.identity?.userId {
-            allowed = try await store.read { db in try await ServerDestruction.admins(in: db).contains { $0.id == userId } }
+            allowed = try await store.read { db in try await ServerDestruction.isAdmin(userId, in: db) }
         }
         guard allowed else { throw Problem.notFound("No such destruction job.") }
         return JSONResponse(DestructionView(found.job, at: start.clock.now()))

@@ -58,6 +58,11 @@ package enum ServerDestruction {
         }
     }
 
+    /// Whether the user is an admin whose account is not destroyed.
+    package static func isAdmin(_ userId: String, in db: any SQLDatabase) async throws -> Bool {
+        try await admins(in: db).contains { $0.id == userId }
+    }
+
     /// Every table of the schema but the kept ones, in the caller's connection.
     package static func tables(engine: DatabaseEngine, in db: any SQLDatabase) async throws -> [String] {
         let query: SQLQueryString = engine == .postgres

@@ -20,10 +20,16 @@ public final class SQLiteStore: DatabaseStore, Service {
     /// SQLite's blocking calls (and its busy waits) run on a thread of this store's own, so one
     /// database waiting on a lock never starves another, or NIO's shared pool.
     let threadPool: NIOThreadPool
+    /// A second connection, on its own thread, for the checkpoints a bulk job asks for between
+    /// its batches: WAL lets a checkpoint copy pages into the file while the writer goes on, so
+    /// its copying and its disk flush do not hold the gate the members' writes wait at. Nil for
+    /// an in-memory database.
+    let checkpointer: (connection: SQLiteConnection, threadPool: NIOThreadPool)?
 
-    private init(connection: SQLiteConnection, threadPool: NIOThreadPool, logger: Logger) {
+    private init(connection: SQLiteConnection, threadPool: NIOThreadPool, checkpointer: (SQLiteConnection, NIOThreadPool)?, logger: Logger) {
         self.connection = connection
         self.threadPool = threadPool
+        self.checkpointer = checkpointer
         self.logger = logger
     }
 
@@ -37,16 +43,7 @@ public final class SQLiteStore: DatabaseStore, Service {
             try FileManager.default.createDirectory(at: folder, withIntermediateDirectories: true)
             storage = .file(path: path)
         }
-        let threadPool = NIOThreadPool(numberOfThreads: 1)
-        threadPool.start()
-        let connection: SQLiteConnection
-        do {
-            connection = try await SQLiteConnection.open(storage: storage, threadPool: threadPool, logger: logger, on: MultiThreadedEventLoopGroup.singleton.any())
-        } catch {
-            try? await threadPool.shutdownGracefully()
-            throw error
-        }
-        let store = SQLiteStore(connection: connection, threadPool: threadPool, logger: logger)
+        let (connection, threadPool) = try await connect(storage, logger: logger)
         let db = connection.sql(queryLogLevel: nil)
         // secure_delete: a deleted row's bytes are overwritten with zeros, not left in free pages
         // (destruction and expiry promise that nothing of it stays in the file).
@@ -54,7 +51,23 @@ public final class SQLiteStore: DatabaseStore, Service {
                        "PRAGMA secure_delete = ON"] {
             try await db.raw(SQLQueryString(pragma)).run()
         }
-        return store
+        var checkpointer: (SQLiteConnection, NIOThreadPool)?
+        if case .file = storage {
+            checkpointer = try await connect(storage, logger: logger)
+        }
+        return SQLiteStore(connection: connection, threadPool: threadPool, checkpointer: checkpointer, logger: logger)
+    }
+
+    /// A connection on a thread of its own.
+    private static func connect(_ storage: SQLiteConnection.Storage, logger: Logger) async throws -> (SQLiteConnection, NIOThreadPool) {
+        let threadPool = NIOThreadPool(numberOfThreads: 1)
+        threadPool.start()
+        do {
+            return (try await SQLiteConnection.open(storage: storage, threadPool: threadPool, logger: logger, on: MultiThreadedEventLoopGroup.singleton.any()), threadPool)
+        } catch {
+            try? await threadPool.shutdownGracefully()
+            throw error
+        }
     }
 
     public func run() async throws {
@@ -67,6 +80,11 @@ public final class SQLiteStore: DatabaseStore, Service {
     public func close() async throws {
         _ = try await gate.withGate {
             if !connection.isClosed {
+                if let checkpointer {
+                    let closing: EventLoopFuture<Void> = checkpointer.connection.close()
+                    try? await closing.get()
+                    try? await checkpointer.threadPool.shutdownGracefully()
+                }
                 let closing: EventLoopFuture<Void> = connection.close()
                 try await closing.get()
                 try? await threadPool.shutdownGracefully()
@@ -81,23 +99,26 @@ public final class SQLiteStore: DatabaseStore, Service {
     }
 
     public func write<R: Sendable>(_ body: @Sendable (any SQLDatabase) async throws -> R) async throws -> R {
-        try await gate.withGate {
-            let db = connection.sql(queryLogLevel: nil)
-            // BEGIN, COMMIT and ROLLBACK go through the future-based API, which a cancelled task
-            // cannot interrupt: a transaction is always finished one way or the other.
-            try await statement("BEGIN IMMEDIATE")
+        try await gate.withGate { try await transaction(body) }
+    }
+
+    /// `body` in a transaction; the caller holds the gate.
+    private func transaction<R: Sendable>(_ body: @Sendable (any SQLDatabase) async throws -> R) async throws -> R {
+        let db = connection.sql(queryLogLevel: nil)
+        // BEGIN, COMMIT and ROLLBACK go through the future-based API, which a cancelled task
+        // cannot interrupt: a transaction is always finished one way or the other.
+        try await statement("BEGIN IMMEDIATE")
+        do {
+            let result = try await body(db)
+            try await statement("COMMIT")
+            return result
+        } catch {
             do {
-                let result = try await body(db)
-                try await statement("COMMIT")
-                return result
+                try await statement("ROLLBACK")
             } catch {
-                do {
-                    try await statement("ROLLBACK")
-                } catch {
-                    logger.error("rollback failed", metadata: ["error": "\(String(reflecting: error))"])
-                }
-                throw error
+                logger.error("rollback failed", metadata: ["error": "\(String(reflecting: error))"])
             }
+            throw error
         }
     }
 
@@ -112,8 +133,14 @@ public final class SQLiteStore: DatabaseStore, Service {
     }
 
     /// Copies the write-ahead log into the file (deleted rows are zeroed there: `secure_delete`)
-    /// and, `emptying`, empties it; otherwise a PASSIVE checkpoint, which never waits.
+    /// and, `emptying`, empties it, holding the gate; otherwise a PASSIVE checkpoint on the
+    /// checkpoint connection, which neither waits nor holds up the writer.
     public func flushLog(emptying: Bool) async throws {
+        if !emptying, let checkpointer {
+            let future: EventLoopFuture<[SQLiteRow]> = checkpointer.connection.query("PRAGMA wal_checkpoint(PASSIVE)", [])
+            _ = try await future.get()
+            return
+        }
         try await gate.withGate {
             if emptying { try await checkpoint() } else { try await statement("PRAGMA wal_checkpoint(PASSIVE)") }
         }

@@ -26,6 +26,7 @@ package struct DestructionRunner: Service {
     package let clock: any WallClock
     package let logger: Logger
     package let interval: Duration
+    /// Rows (or blobs) in each batch.
     package let batch: Int
     /// This runner's name in the jobs it claims.
     package let name: String
@@ -71,13 +72,16 @@ package struct DestructionRunner: Service {
             let engine = store.engine
             let name = self.name
             guard try await store.read({ db in try await DestructionJobs.anyClaimable(now: now, in: db) }),
-                  let job = try await store.write({ db in
+                  let claimed = try await store.write({ db in
                 try await DestructionJobs.claim(runner: name, now: now, until: now.adding(milliseconds: DestructionJobs.leaseMillis), engine: engine, in: db)
             }) else { return ran }
-            logger.info("destruction job claimed", metadata: ["job": "\(job.id)", "kind": "\(job.kind.rawValue)", "step": "\(job.step.rawValue)"])
+            logger.info("destruction job claimed", metadata: ["job": "\(claimed.id)", "kind": "\(claimed.kind.rawValue)", "step": "\(claimed.step.rawValue)"])
+            var job = claimed
+            var announced: ContinuousClock.Instant?
             while ran < limit, !Self.stopping {
                 let began = ContinuousClock.now
-                guard let after = try await runBatch(job.id) else { break }
+                guard let after = try await runBatch(job, announced: &announced) else { break }
+                job = after
                 ran += 1
                 // The batch's pages go into the database file now, in the runner's own time,
                 // rather than in whichever member's write next crosses SQLite's checkpoint mark.
@@ -88,7 +92,7 @@ package struct DestructionRunner: Service {
             // Stopping for shutdown hands the job over at once; stopping at the batch limit acts
             // out a crash (the claim lapses on its own).
             if Self.stopping {
-                try await store.write { db in try await DestructionJobs.release(job.id, runner: name, in: db) }
+                try await store.write { db in try await DestructionJobs.release(claimed.id, runner: name, in: db) }
             }
         }
         return ran
@@ -97,19 +101,31 @@ package struct DestructionRunner: Service {
     /// The task is cancelled or its service group is shutting down.
     private static var stopping: Bool { Task.isCancelled || Task.isShuttingDownGracefully }
 
-    /// One batch of the job's current step; nil when this runner no longer holds the job.
-    private func runBatch(_ id: String) async throws -> DestructionJob? {
+    /// The batch size and pace for an engine. On SQLite a member's write waits for the batch
+    /// holding the one writer, so batches are short (32 rows: about 2 ms) and the rest between
+    /// them half as long; PostgreSQL's batches hold up no other writer (BENCHMARKS.md).
+    package static func tuning(for engine: DatabaseEngine) -> (batch: Int, pace: Double) {
+        engine == .sqlite ? (32, 0.5) : (200, 1)
+    }
+
+    /// Progress reaches the requester at most this often (and at every step).
+    static let progressInterval = Duration.milliseconds(250)
+
+    /// One batch of `current`'s step (the job as this runner last saved it: it holds the claim,
+    /// which the batch's transaction checks); the job after it, or nil when this runner no
+    /// longer holds the job. `announced` is when progress last went to the requester.
+    private func runBatch(_ current: DestructionJob, announced: inout ContinuousClock.Instant?) async throws -> DestructionJob? {
         let engine = store.engine
         let name = self.name
         let batch = self.batch
         let security = self.security
+        let id = current.id
         // Blobs are removed before the batch that forgets them commits: a crash in between
         // removes them again (removal of a missing blob succeeds).
         var removing: [String] = []
         let now = clock.now()
         let until = now.adding(milliseconds: DestructionJobs.leaseMillis)
-        let current = try await store.read { db in try await DestructionJobs.job(id, in: db)?.job }
-        if let current, current.kind == .server {
+        if current.kind == .server {
             // The server's own secrets go first (again after a crash: a missing file is gone).
             if current.step == .files {
                 for path in keyFiles where try ServerDestruction.destroyKeyFile(path) {
@@ -124,7 +140,7 @@ package struct DestructionRunner: Service {
                 try await store.compact()
             }
         }
-        if let current, current.step == .files {
+        if current.step == .files {
             let pending = try await store.read { db in try await DestructionJobs.blobs(job: id, limit: batch, in: db) }
             let toRemove = pending.map { VaultDestruction.Blob(name: $0.name, kind: VaultDestruction.Blob.Kind(rawValue: $0.kind) ?? .file) }
             try await VaultDestruction.remove(toRemove, from: blobs)
@@ -132,7 +148,7 @@ package struct DestructionRunner: Service {
         }
         let removed = removing
         let outcome = try await store.write { db -> (DestructionJob, RecordedActivity)? in
-            guard var job = try await DestructionJobs.hold(id, runner: name, until: until, engine: engine, in: db) else { return nil }
+            guard var job = try await DestructionJobs.hold(id, runner: name, engine: engine, in: db) else { return nil }
             var activity: [ActivityItem] = []
             var finished = false
             switch job.step {
@@ -157,13 +173,15 @@ package struct DestructionRunner: Service {
                 if job.isDone { job.finishedAt = now.millis }
             }
             job.updatedAt = now.millis
-            try await DestructionJobs.save(job, in: db)
+            try await DestructionJobs.save(job, leaseUntil: until, in: db)
             return (job, try await security.record(activity, at: now, engine: engine, in: db))
         }
         guard let (job, recorded) = outcome else { return nil }
         await security.publish(recorded, with: events)
-        if let frame = try? EventFrame(type: .destructionProgress, data: DestructionView(job, at: now)) {
+        if job.step != current.step || announced.map({ ContinuousClock.now - $0 >= Self.progressInterval }) ?? true,
+           let frame = try? EventFrame(type: .destructionProgress, data: DestructionView(job, at: now)) {
             await events.publish(live: [(frame, [job.requestedBy])])
+            announced = ContinuousClock.now
         }
         if job.isDone {
             logger.info("destruction job finished", metadata: ["job": "\(job.id)", "kind": "\(job.kind.rawValue)"])

@@ -20,8 +20,9 @@ public func buildCleanup(_ environment: ServiceEnvironment, eventRetention: Dura
     let security = ActivitySweeper(store: environment.store, clock: environment.clock, logger: environment.logger, retention: activity.retention)
     let sessions = SessionSweeper(store: environment.store, clock: environment.clock, logger: environment.logger, lifetime: environment.settings.sessions)
     let recorder = ActivityRecorder(sealer: ActivitySealer(activity), logger: environment.logger)
+    let tuning = DestructionRunner.tuning(for: environment.store.engine)
     let destruction = DestructionRunner(store: environment.store, blobs: blobs, events: environment.events, security: recorder,
-                                        clock: environment.clock, logger: environment.logger, keyFiles: keyFiles, serverDestroyed: serverDestroyed)
+                                        clock: environment.clock, logger: environment.logger, batch: tuning.batch, pace: tuning.pace, keyFiles: keyFiles, serverDestroyed: serverDestroyed)
     let controller = DestructionController(
         start: DestructionStart(store: environment.store, events: environment.events, sessions: environment.sessions, security: recorder,
                                 clock: environment.clock, logger: environment.logger),

@@ -200,23 +200,24 @@ package enum DestructionJobs {
             """).first().map(decode)
     }
 
-    /// The job, locked for this transaction, when `runner` still holds it (renewing the claim
-    /// until `until`); nil when another runner took it over.
-    package static func hold(_ id: String, runner: String, until: Timestamp, engine: DatabaseEngine, in db: any SQLDatabase) async throws -> DestructionJob? {
+    /// The job, locked for this transaction, when `runner` still holds it (the batch's `save`
+    /// renews the claim); nil when another runner took it over.
+    package static func hold(_ id: String, runner: String, engine: DatabaseEngine, in db: any SQLDatabase) async throws -> DestructionJob? {
         let lock = engine == .postgres ? " FOR UPDATE" : ""
         guard let row = try await db.raw("""
             SELECT * FROM destruction_jobs WHERE id = \(bind: id) AND runner = \(bind: runner) AND state <> 'done'\(unsafeRaw: lock)
             """).first() else { return nil }
-        try await db.raw("UPDATE destruction_jobs SET lease_until = \(bind: until.millis) WHERE id = \(bind: id)").run()
         return try decode(row)
     }
 
     /// Saves a job's step and progress (inside the transaction of the batch that made them).
-    package static func save(_ job: DestructionJob, in db: any SQLDatabase) async throws {
+    /// `leaseUntil` renews the claim of the runner that holds it (its batch), unless the job is done.
+    package static func save(_ job: DestructionJob, leaseUntil: Timestamp? = nil, in db: any SQLDatabase) async throws {
+        let lease = job.isDone ? 0 : leaseUntil?.millis
         try await db.raw("""
             UPDATE destruction_jobs SET step = \(bind: job.step.rawValue), state = \(bind: state(job)),
                    progress = \(bind: try progressText(job.progress)), updated_at = \(bind: job.updatedAt), finished_at = \(bind: job.finishedAt),
-                   lease_until = CASE WHEN \(bind: job.isDone ? 1 : 0) = 1 THEN 0 ELSE lease_until END
+                   lease_until = COALESCE(\(bind: lease), lease_until)
             WHERE id = \(bind: job.id)
             """).run()
     }

@@ -31,7 +31,7 @@ struct DestructionBench: AsyncParsableCommand {
     @Option(help: "Bytes of each message's ciphertext.") var messageSize = 600
     @Option(help: "Bytes in the account's vault.") var vaultBytes = 1 << 30
     @Option(help: "Bytes of each file.") var fileSize = 4 << 20
-    @Option(help: "Messages sent one at a time for each latency measurement.") var samples = 200
+    @Option(help: "Messages sent one at a time to measure the idle latency (a p99 needs about a thousand).") var samples = 1000
     @Option(help: "Processes whose CPU time the destruction costs, as name=pid,... (descendants count with their process; Linux).")
     var cpu = ""
 
@@ -65,8 +65,12 @@ struct DestructionBench: AsyncParsableCommand {
             throw BenchError("unexpected answer: \(started)")
         }
         let finished = StopFlag()
-        async let during = Self.latency(sender, receiver, conversation, count: Int.max, until: { finished.isSet })
-        while try await !Self.done(url + path, watch: watch) {
+        let steps = StepTimeline()
+        async let during = Self.latency(sender, receiver, conversation, count: Int.max, until: { finished.isSet }, timeline: steps)
+        while true {
+            let step = try await Self.step(url + path, watch: watch)
+            steps.enter(step)
+            if step == "done" { break }
             try await Task.sleep(for: .milliseconds(50))
         }
         let gone = Double(DispatchTime.now().uptimeNanoseconds - start) / 1e9
@@ -79,6 +83,9 @@ struct DestructionBench: AsyncParsableCommand {
               other members' send-to-decrypted latency: idle p50 \(f(idle.p50)) ms, p99 \(f(idle.p99)) ms (\(idle.count) messages); \
             during p50 \(f(meanwhile.p50)) ms, p99 \(f(meanwhile.p99)) ms (\(meanwhile.count) messages): \(f(meanwhile.p50 / idle.p50)) x at p50, \(f(meanwhile.p99 / idle.p99)) x at p99
             """)
+        report("  by the step running when each was sent: " + steps.summary().map { step in
+            "\(step.name) \(f(step.seconds, 1)) s, p99 \(f(step.latency.p99)) ms (\(step.latency.count))"
+        }.joined(separator: "; "))
         if let cpuTime, let cpuStart, let cpuEnd {
             let parts = cpuTime.processes.enumerated().map { index, process in
                 "\(process.name) \(f(cpuEnd[index] - cpuStart[index], 2)) s"
@@ -97,10 +104,13 @@ struct DestructionBench: AsyncParsableCommand {
     /// Messages one at a time from `sender` to `receiver`, send to decrypted; stops after `count`
     /// or once `until` says so.
     static func latency(_ sender: ChatClient, _ receiver: ChatClient, _ conversation: String, count: Int,
-                 until: (@Sendable () -> Bool)? = nil) async throws -> LatencySummary {
+                 until: (@Sendable () -> Bool)? = nil, timeline: StepTimeline? = nil) async throws -> LatencySummary {
         let recorder = LatencyRecorder()
         let arrivals = AsyncStream.makeStream(of: UInt64.self)
-        let follower = MessagesBench.follow(receiver, recorder, arrived: { arrivals.continuation.yield($0) })
+        let follower = MessagesBench.follow(receiver, recorder, arrived: { sent in
+            timeline?.record(sent: sent, latency: MessagesBench.now() &- sent)
+            arrivals.continuation.yield(sent)
+        })
         defer { follower.cancel() }
         var iterator = arrivals.stream.makeAsyncIterator()
         try await sender.send("\(MessagesBench.now()) warm", to: conversation)
@@ -124,9 +134,13 @@ struct DestructionBench: AsyncParsableCommand {
         return id
     }
 
-    static func done(_ url: String, watch: String) async throws -> Bool {
+    /// The job's current step (`done` once finished).
+    static func step(_ url: String, watch: String) async throws -> String {
         let answer = try await request("GET", url, nil, headers: ["Circle-Job-Token": watch])
-        return answer.contains("\"state\":\"done\"")
+        guard let object = try JSONSerialization.jsonObject(with: Data(answer.utf8)) as? [String: Any], let step = object["step"] as? String else {
+            throw BenchError("unexpected answer: \(answer)")
+        }
+        return step
     }
 
     @discardableResult
@@ -209,6 +223,36 @@ struct Seeding: Sendable {
 }
 
 /// Set once, read by another task.
+/// When the job entered each step (as polled), and each message's latency by its send time,
+/// to tell which step the tail comes from.
+final class StepTimeline: @unchecked Sendable {
+    private let lock = NSLock()
+    private var steps: [(start: UInt64, name: String)] = []
+    private var samples: [(sent: UInt64, latency: UInt64)] = []
+
+    func enter(_ step: String) {
+        lock.withLock { if steps.last?.name != step { steps.append((MessagesBench.now(), step)) } }
+    }
+
+    func record(sent: UInt64, latency: UInt64) {
+        lock.withLock { samples.append((sent, latency)) }
+    }
+
+    /// Each step (but `done`) with its duration and the latency of messages sent during it.
+    func summary() -> [(name: String, seconds: Double, latency: LatencySummary)] {
+        lock.withLock {
+            steps.indices.compactMap { index in
+                let step = steps[index]
+                guard step.name != "done" else { return nil }
+                let end = index + 1 < steps.count ? steps[index + 1].start : UInt64.max
+                let during = samples.filter { $0.sent >= step.start && $0.sent < end }.map(\.latency)
+                let seconds = end == .max ? 0 : Double(end - step.start) / 1e9
+                return (step.name, seconds, LatencySummary(during))
+            }
+        }
+    }
+}
+
 final class StopFlag: @unchecked Sendable {
     private let lock = NSLock()
     private var value = false

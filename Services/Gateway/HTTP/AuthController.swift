@@ -97,7 +97,7 @@ struct AuthController: Sendable {
     }
 
     func addRoutes(to router: Router<CircleRequestContext>) {
-        let group = router.group("/api/v1/auth")
+        let group = router.group("/api/v1/auth").add(middleware: ServerLockdownMiddleware(store: state.store, startedAt: state.clock.now()))
         group.post("/prelogin", use: prelogin)
         group.post("/register", use: register)
         group.post("/login", use: login)

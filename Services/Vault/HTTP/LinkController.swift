@@ -100,9 +100,10 @@ struct LinkController: Sendable {
         owner.post("/files/{id}/links", use: create)
         owner.get("/files/{id}/links", use: list)
         owner.delete("/links/{linkId}", use: revoke)
-        router.get("/api/v1/vault/links/{linkId}", use: parameters)
-        router.post("/api/v1/vault/links/{linkId}/open", use: open)
-        router.get("/api/v1/vault/links/{linkId}/content", use: content)
+        let visitor = router.group("/api/v1/vault/links").add(middleware: ServerLockdownMiddleware(store: state.store, startedAt: state.clock.now()))
+        visitor.get("/{linkId}", use: parameters)
+        visitor.post("/{linkId}/open", use: open)
+        visitor.get("/{linkId}/content", use: content)
     }
 
     // MARK: the owner's side

@@ -53,8 +53,36 @@ struct RetentionTests {
             #expect(try await listed(kept, as: ana) == 1)
             #expect(try await count("messages", where: "conversation_id", kept, in: store) == 3)
 
+            // Attachments: one received a month ago (whatever expiry its sender gave it), one
+            // received today, one a month ago in the other conversation, one private file.
+            let files: [(id: String, level: String, conversation: String?, at: Int64, expires: Int64)] = [
+                ("old-attachment", "conversation", kept, monthAgo, 0),
+                ("old-attachment-with-expiry", "conversation", kept, monthAgo, Timestamp.now().millis + 86_400_000),
+                ("new-attachment", "conversation", kept, Timestamp.now().millis, 0),
+                ("elsewhere", "conversation", other, monthAgo, 0),
+                ("private", "private", nil, monthAgo, 0),
+            ]
+            for file in files {
+                try await store.write { db in
+                    try await db.raw("""
+                        INSERT INTO vault_files (id, owner_id, level, conversation_id, meta, wrap, size, sha256, created_at, expires_at, accessed_at)
+                        VALUES (\(bind: file.id), \(bind: ana.id), \(bind: file.level), \(bind: file.conversation), \(bind: Data([1])), \(bind: Data([1])), 1,
+                                \(bind: Data(repeating: 0, count: 32)), \(bind: file.at), \(bind: file.expires), \(bind: file.at))
+                        """).run()
+                }
+            }
+
             let sweeper = RetentionSweeper(store: store, clock: SystemWallClock(), logger: Logger(label: "test"), batch: 1)
+            let sweptAt = Timestamp.now().millis
             #expect(try await sweeper.sweep() == 2)
+            let expiries = try await store.read { db in
+                try await db.raw("SELECT id, expires_at FROM vault_files").all().reduce(into: [String: Int64]()) {
+                    $0[try $1.decode(column: "id", as: String.self)] = try $1.decode(column: "expires_at", as: Int64.self)
+                }
+            }
+            #expect((sweptAt...Timestamp.now().millis).contains(expiries["old-attachment"] ?? 0), "\(expiries)")
+            #expect((sweptAt...Timestamp.now().millis).contains(expiries["old-attachment-with-expiry"] ?? 0), "\(expiries)")
+            #expect(expiries["new-attachment"] == 0 && expiries["elsewhere"] == 0 && expiries["private"] == 0, "\(expiries)")
             #expect(try await count("messages", where: "conversation_id", kept, in: store) == 1)
             #expect(try await count("messages", where: "conversation_id", other, in: store) == 1, "a conversation without retention keeps its messages")
             #expect(try await listed(other, as: cyd) == 1)

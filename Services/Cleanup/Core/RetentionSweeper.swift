@@ -3,10 +3,13 @@ import CircleStore
 import Logging
 import MessagingStore
 import ServiceLifecycle
+import VaultStore
 
 /// Deletes messages past their conversation's retention (a signed settings op every member
 /// sees, PROTOCOL 5), conversation by conversation in bounded batches (ARCHITECTURE 8). Until
-/// the sweep runs the messaging service already refuses to serve them.
+/// the sweep runs the messaging service already refuses to serve them. Attachments past it
+/// expire (`VaultExpiry`), whenever they were sent and whatever expiry their sender gave them,
+/// and go with the vault's expiry sweep.
 public struct RetentionSweeper: Service {
     package let store: any DatabaseStore
     package let clock: any WallClock
@@ -39,6 +42,8 @@ public struct RetentionSweeper: Service {
             }
         }
         if total > 0 { logger.info("deleted messages past their retention", metadata: ["count": "\(total)"]) }
+        let files = try await store.statement { db in try await VaultExpiry.expireAttachmentsPastRetention(now: now, in: db) }
+        if files > 0 { logger.info("expired attachments past their conversation's retention", metadata: ["count": "\(files)"]) }
         return total
     }
 }

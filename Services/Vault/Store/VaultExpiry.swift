@@ -11,6 +11,20 @@ import SQLKit
 /// removed after the commit. A blob a crash leaves behind (stored, then no row; or a row deleted
 /// before its blob) is never served, since no row names it; `deleteOrphanBlobs` removes it later.
 package enum VaultExpiry {
+    /// Expires, as of `now`, every conversation-level file (an attachment) received longer ago
+    /// than its conversation keeps messages (PROTOCOL 5): the messages that carried its key are
+    /// gone, so it is not served from now on and the expiry sweep removes it with its blob.
+    /// Returns how many.
+    package static func expireAttachmentsPastRetention(now: Timestamp, in db: any SQLDatabase) async throws -> Int {
+        try await db.raw("""
+            UPDATE vault_files SET expires_at = \(bind: now.millis)
+             WHERE level = 'conversation' AND (expires_at = 0 OR expires_at > \(bind: now.millis))
+               AND conversation_id IN (SELECT id FROM conversations WHERE retention_days > 0)
+               AND created_at < \(bind: now.millis) - (SELECT retention_days FROM conversations WHERE id = vault_files.conversation_id) * 86400000
+            RETURNING id
+            """).all().count
+    }
+
     /// Deletes up to `limit` expired files; returns how many.
     package static func deleteExpiredFiles(store: any DatabaseStore, blobs: any BlobStore, now: Timestamp, limit: Int) async throws -> Int {
         let skipLocked = store.engine == .postgres ? " FOR UPDATE SKIP LOCKED" : ""

@@ -7,10 +7,11 @@ import SQLiteKit
 import SQLiteNIO
 import ServiceLifecycle
 
-/// The SQLite engine of the embedded mode: one connection to a file, used by one caller at a time.
+/// The SQLite engine of the embedded mode: one connection to a file, used by one caller at a time,
+/// and a second one that only runs the checkpoints bulk jobs ask for between batches.
 ///
 /// SQLite allows a single writer, and a transaction must not interleave with other statements
-/// on its connection, so every use goes through an `AsyncGate`. WAL with `synchronous=FULL`:
+/// on its connection, so every use of the first goes through an `AsyncGate`. WAL with `synchronous=FULL`:
 /// a committed change survives a crash of the process or of the machine.
 public final class SQLiteStore: DatabaseStore, Service {
     public let engine = DatabaseEngine.sqlite
@@ -44,16 +45,27 @@ public final class SQLiteStore: DatabaseStore, Service {
             storage = .file(path: path)
         }
         let (connection, threadPool) = try await connect(storage, logger: logger)
-        let db = connection.sql(queryLogLevel: nil)
-        // secure_delete: a deleted row's bytes are overwritten with zeros, not left in free pages
-        // (destruction and expiry promise that nothing of it stays in the file).
-        for pragma in ["PRAGMA busy_timeout = 5000", "PRAGMA journal_mode = WAL", "PRAGMA synchronous = FULL", "PRAGMA foreign_keys = ON",
-                       "PRAGMA secure_delete = ON"] {
-            try await db.raw(SQLQueryString(pragma)).run()
-        }
         var checkpointer: (SQLiteConnection, NIOThreadPool)?
-        if case .file = storage {
-            checkpointer = try await connect(storage, logger: logger)
+        do {
+            // secure_delete: a deleted row's bytes are overwritten with zeros, not left in free
+            // pages (destruction and expiry promise that nothing of it stays in the file).
+            for pragma in ["PRAGMA busy_timeout = 5000", "PRAGMA journal_mode = WAL", "PRAGMA synchronous = FULL", "PRAGMA foreign_keys = ON",
+                           "PRAGMA secure_delete = ON"] {
+                try await connection.sql(queryLogLevel: nil).raw(SQLQueryString(pragma)).run()
+            }
+            if case .file = storage {
+                let second = try await connect(storage, logger: logger)
+                checkpointer = second
+                try await second.0.sql(queryLogLevel: nil).raw("PRAGMA busy_timeout = 5000").run()
+            }
+        } catch {
+            // A connection left open would trip SQLiteNIO's check that every handle is closed.
+            for (opened, pool) in [checkpointer, (connection, threadPool)].compactMap({ $0 }) {
+                let closing: EventLoopFuture<Void> = opened.close()
+                try? await closing.get()
+                try? await pool.shutdownGracefully()
+            }
+            throw error
         }
         return SQLiteStore(connection: connection, threadPool: threadPool, checkpointer: checkpointer, logger: logger)
     }

@@ -17,7 +17,7 @@ import VaultStore
 /// steps in bounded batches, each batch one transaction that also saves the job's progress and
 /// renews the claim, so a crash at any point resumes where the last commit left it (on this or
 /// another replica, once the claim lapses) and no batch runs twice. Progress reaches the
-/// requester live after every commit.
+/// requester live, at each step and at most every `progressInterval` between.
 package struct DestructionRunner: Service {
     package let store: any DatabaseStore
     package let blobs: any BlobStore

@@ -34,7 +34,9 @@ public struct RetentionSweeper: Service {
     public func sweep() async throws -> Int {
         let now = clock.now()
         var total = 0
+        var files = 0
         for (conversationId, keepsFrom) in try await MessageExpiry.retentions(store: store, now: now) {
+            files += try await VaultExpiry.expireAttachments(of: conversationId, receivedBefore: keepsFrom, now: now, limit: batch, store: store)
             while let deleted = try await MessageExpiry.deleteUnretainedBatch(store: store, conversationId: conversationId, keepsFrom: keepsFrom, limit: batch) {
                 total += deleted
                 // Another replica took this batch's rows: leave the rest to it.
@@ -42,7 +44,6 @@ public struct RetentionSweeper: Service {
             }
         }
         if total > 0 { logger.info("deleted messages past their retention", metadata: ["count": "\(total)"]) }
-        let files = try await store.statement { db in try await VaultExpiry.expireAttachmentsPastRetention(now: now, in: db) }
         if files > 0 { logger.info("expired attachments past their conversation's retention", metadata: ["count": "\(files)"]) }
         return total
     }

@@ -222,7 +222,6 @@ struct Seeding: Sendable {
 
 }
 
-/// Set once, read by another task.
 /// When the job entered each step (as polled), and each message's latency by its send time,
 /// to tell which step the tail comes from.
 final class StepTimeline: @unchecked Sendable {
@@ -253,6 +252,7 @@ final class StepTimeline: @unchecked Sendable {
     }
 }
 
+/// Set once, read by another task.
 final class StopFlag: @unchecked Sendable {
     private let lock = NSLock()
     private var value = false

@@ -11,18 +11,26 @@ import SQLKit
 /// removed after the commit. A blob a crash leaves behind (stored, then no row; or a row deleted
 /// before its blob) is never served, since no row names it; `deleteOrphanBlobs` removes it later.
 package enum VaultExpiry {
-    /// Expires, as of `now`, every conversation-level file (an attachment) received longer ago
-    /// than its conversation keeps messages (PROTOCOL 5): the messages that carried its key are
-    /// gone, so it is not served from now on and the expiry sweep removes it with its blob.
-    /// Returns how many.
-    package static func expireAttachmentsPastRetention(now: Timestamp, in db: any SQLDatabase) async throws -> Int {
-        try await db.raw("""
-            UPDATE vault_files SET expires_at = \(bind: now.millis)
-             WHERE level = 'conversation' AND (expires_at = 0 OR expires_at > \(bind: now.millis))
-               AND conversation_id IN (SELECT id FROM conversations WHERE retention_days > 0)
-               AND created_at < \(bind: now.millis) - (SELECT retention_days FROM conversations WHERE id = vault_files.conversation_id) * 86400000
-            RETURNING id
-            """).all().count
+    /// Expires, as of `now`, the conversation's attachments (conversation-level files) received
+    /// before `cutoff`, its retention (PROTOCOL 5), whatever expiry their senders gave them: the
+    /// messages that carried their keys go at the same age, so they are not served from now on
+    /// and the expiry sweep removes them with their blobs. Batches of `limit`, each found by a
+    /// read first (a conversation with nothing to expire costs no write). Returns how many.
+    package static func expireAttachments(of conversationId: String, receivedBefore cutoff: Int64, now: Timestamp, limit: Int,
+                                          store: any DatabaseStore) async throws -> Int {
+        let due: SQLQueryString = """
+            SELECT id FROM vault_files WHERE conversation_id = \(bind: conversationId) AND level = 'conversation'
+               AND created_at < \(bind: cutoff) AND (expires_at = 0 OR expires_at > \(bind: now.millis)) LIMIT \(bind: limit)
+            """
+        var total = 0
+        while try await store.read({ db in try await db.raw(due).first() }) != nil {
+            let expired = try await store.statement { db in
+                try await db.raw("UPDATE vault_files SET expires_at = \(bind: now.millis) WHERE id IN (\(due)) RETURNING id").all().count
+            }
+            total += expired
+            if expired < limit { break }
+        }
+        return total
     }
 
     /// Deletes up to `limit` expired files; returns how many.

@@ -61,9 +61,7 @@ public final class SQLiteStore: DatabaseStore, Service {
         } catch {
             // A connection left open would trip SQLiteNIO's check that every handle is closed.
             for (opened, pool) in [checkpointer, (connection, threadPool)].compactMap({ $0 }) {
-                let closing: EventLoopFuture<Void> = opened.close()
-                try? await closing.get()
-                try? await pool.shutdownGracefully()
+                try? await disconnect(opened, pool)
             }
             throw error
         }
@@ -82,6 +80,15 @@ public final class SQLiteStore: DatabaseStore, Service {
         }
     }
 
+    /// Closes a connection from `connect` and stops its thread (even when closing failed).
+    private static func disconnect(_ connection: SQLiteConnection, _ threadPool: NIOThreadPool) async throws {
+        let closing: EventLoopFuture<Void> = connection.close()
+        var failure: (any Error)?
+        do { try await closing.get() } catch { failure = error }
+        try? await threadPool.shutdownGracefully()
+        if let failure { throw failure }
+    }
+
     public func run() async throws {
         try? await gracefulShutdown()
         try await close()
@@ -92,14 +99,8 @@ public final class SQLiteStore: DatabaseStore, Service {
     public func close() async throws {
         _ = try await gate.withGate {
             if !connection.isClosed {
-                if let checkpointer {
-                    let closing: EventLoopFuture<Void> = checkpointer.connection.close()
-                    try? await closing.get()
-                    try? await checkpointer.threadPool.shutdownGracefully()
-                }
-                let closing: EventLoopFuture<Void> = connection.close()
-                try await closing.get()
-                try? await threadPool.shutdownGracefully()
+                if let checkpointer { try? await Self.disconnect(checkpointer.connection, checkpointer.threadPool) }
+                try await Self.disconnect(connection, threadPool)
             }
         }
     }
@@ -111,26 +112,23 @@ public final class SQLiteStore: DatabaseStore, Service {
     }
 
     public func write<R: Sendable>(_ body: @Sendable (any SQLDatabase) async throws -> R) async throws -> R {
-        try await gate.withGate { try await transaction(body) }
-    }
-
-    /// `body` in a transaction; the caller holds the gate.
-    private func transaction<R: Sendable>(_ body: @Sendable (any SQLDatabase) async throws -> R) async throws -> R {
-        let db = connection.sql(queryLogLevel: nil)
-        // BEGIN, COMMIT and ROLLBACK go through the future-based API, which a cancelled task
-        // cannot interrupt: a transaction is always finished one way or the other.
-        try await statement("BEGIN IMMEDIATE")
-        do {
-            let result = try await body(db)
-            try await statement("COMMIT")
-            return result
-        } catch {
+        try await gate.withGate {
+            let db = connection.sql(queryLogLevel: nil)
+            // BEGIN, COMMIT and ROLLBACK go through the future-based API, which a cancelled task
+            // cannot interrupt: a transaction is always finished one way or the other.
+            try await statement("BEGIN IMMEDIATE")
             do {
-                try await statement("ROLLBACK")
+                let result = try await body(db)
+                try await statement("COMMIT")
+                return result
             } catch {
-                logger.error("rollback failed", metadata: ["error": "\(String(reflecting: error))"])
+                do {
+                    try await statement("ROLLBACK")
+                } catch {
+                    logger.error("rollback failed", metadata: ["error": "\(String(reflecting: error))"])
+                }
+                throw error
             }
-            throw error
         }
     }
 
@@ -146,16 +144,17 @@ public final class SQLiteStore: DatabaseStore, Service {
 
     /// Copies the write-ahead log into the file (deleted rows are zeroed there: `secure_delete`)
     /// and, `emptying`, empties it, holding the gate; otherwise a PASSIVE checkpoint on the
-    /// checkpoint connection, which neither waits nor holds up the writer.
+    /// checkpoint connection, which neither waits nor holds up the writer (an in-memory
+    /// database has no log).
     public func flushLog(emptying: Bool) async throws {
-        if !emptying, let checkpointer {
-            let future: EventLoopFuture<[SQLiteRow]> = checkpointer.connection.query("PRAGMA wal_checkpoint(PASSIVE)", [])
-            _ = try await future.get()
+        guard emptying else {
+            if let checkpointer {
+                let future: EventLoopFuture<[SQLiteRow]> = checkpointer.connection.query("PRAGMA wal_checkpoint(PASSIVE)", [])
+                _ = try await future.get()
+            }
             return
         }
-        try await gate.withGate {
-            if emptying { try await checkpoint() } else { try await statement("PRAGMA wal_checkpoint(PASSIVE)") }
-        }
+        try await gate.withGate { try await checkpoint() }
     }
 
     /// A TRUNCATE checkpoint, repeated while another connection's reader keeps it from finishing

@@ -213,6 +213,11 @@ var targets: [Target] = [
         path: "Tests/MessagingHTTPTests"
     ),
     .testTarget(
+        name: "GatewayCoreTests",
+        dependencies: ["GatewayCore", "PresenceStore", "CircleBus", "CircleCore", "CircleTestSupport", "CircleServerTestSupport"],
+        path: "Tests/GatewayCoreTests"
+    ),
+    .testTarget(
         name: "PresenceHTTPTests",
         dependencies: ["PresenceHTTP", "PresenceCore", "PresenceStore", "CircleBus", "CircleEvents", "CircleStore", "CircleCore",
                        "CircleTestSupport", "CircleServerTestSupport", .product(name: "SQLKit", package: "sql-kit")],

@@ -4,6 +4,7 @@
 #   (b) events published through Redis to M connected users: delivered/s and latency;
 #   and, in the same run, redis-benchmark's raw PUBLISH rate as the limit.
 # Usage: scripts/bench-gateway.sh [connections] [users] [rate] [seconds]
+# BIN=folder runs binaries built elsewhere (default: a release build here).
 set -euo pipefail
 # The benchmarks measure capacity, not the named rate limits (docs/API.md): their many members
 # register from one address and send as fast as the server takes it.
@@ -15,10 +16,10 @@ RATE=${3:-5000}
 SECONDS_=${4:-10}
 
 scripts/ensure-deps.sh test
-swift build -c release --product circle-gateway >/dev/null
-swift build -c release --product circle >/dev/null
-swift build -c release --product circle-bench >/dev/null
-BIN=.build/release
+if [ -z "${BIN:-}" ]; then
+  for product in circle circle-gateway circle-bench; do swift build -c release --product $product >/dev/null; done
+  BIN=.build/release
+fi
 
 scripts/with-test-servers.sh bash -c '
 set -euo pipefail

@@ -63,16 +63,23 @@ public struct EventFrame: Sendable, Equatable {
 
     /// Reads the bus encoding.
     public init(decoding buffer: ByteBuffer) throws {
-        guard let newline = buffer.readableBytesView.firstIndex(of: UInt8(ascii: "\n")) else { throw EventFrameError.malformed }
-        let split = newline - buffer.readerIndex
-        guard let head = buffer.getSlice(at: buffer.readerIndex, length: split),
-              let body = buffer.getSlice(at: newline + 1, length: buffer.readableBytes - split - 1) else { throw EventFrameError.malformed }
+        let (head, body) = try Self.splitFirstLine(buffer)
         do {
             self.routing = try JSONDecoder().decode(Routing.self, from: Data(head.readableBytesView))
         } catch {
             throw EventFrameError.malformed
         }
         self.body = body
+    }
+
+    /// The bytes before the first newline and those after it (the bus encodings are a line of
+    /// routing, then what follows).
+    static func splitFirstLine(_ buffer: ByteBuffer) throws -> (line: ByteBuffer, rest: ByteBuffer) {
+        guard let newline = buffer.readableBytesView.firstIndex(of: UInt8(ascii: "\n")) else { throw EventFrameError.malformed }
+        let split = newline - buffer.readerIndex
+        guard let line = buffer.getSlice(at: buffer.readerIndex, length: split),
+              let rest = buffer.getSlice(at: newline + 1, length: buffer.readableBytes - split - 1) else { throw EventFrameError.malformed }
+        return (line, rest)
     }
 
     static var encoder: JSONEncoder {

@@ -4,8 +4,9 @@ import CircleStore
 import Logging
 import NIOCore
 
-/// Publishes on the bus (`user.{id}`) what users must see: committed events of their logs, and
-/// frames that are never stored (messages, presence, typing).
+/// Publishes on the bus what users must see: committed events of their logs (on `user.{id}`),
+/// and frames that are never stored (messages, presence, typing: on `user.{id}`, or once for
+/// several members on `fanout`).
 ///
 /// Called only after the transaction that wrote the change has committed, so nobody hears of a
 /// change that could still roll back. A failed publish is not an error for the caller: a stored
@@ -55,11 +56,16 @@ public struct EventPublisher: Sendable {
 
     /// Publishes frames that are not stored, each to its users, in order; true when the bus took
     /// every one. Messages are read again from their conversation after a gap; presence and
-    /// typing are ephemeral.
+    /// typing are ephemeral. A frame for several members is published once, with its list of
+    /// members, on the channel every gateway reads (`FanOutFrame`).
     @discardableResult
     public func publish(live deliveries: [(frame: EventFrame, userIds: [String])]) async -> Bool {
         var messages: [(payload: ByteBuffer, channel: String)] = []
         for (frame, userIds) in deliveries {
+            if userIds.count >= FanOutFrame.minimumRecipients, frame.routing.device == nil, userIds.allSatisfy(FanOutFrame.listable) {
+                messages.append((FanOutFrame.encode(frame, to: userIds), FanOutFrame.channel))
+                continue
+            }
             let payload = frame.encoded()
             for userId in userIds { messages.append((payload, Self.channel(forUser: userId))) }
         }

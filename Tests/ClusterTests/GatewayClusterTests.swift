@@ -132,8 +132,9 @@ struct GatewayClusterTests {
         }
     }
 
-    @Test("a socket that reads slower than its events arrive is closed with 4008 once its queue overflows; the gateway stays healthy")
-    func slowConsumer() async throws {
+    @Test("a socket that reads slower than its events arrive is closed with 4008 once its queue overflows; the gateway stays healthy (events on the member's channel, and frames for several members on the fan-out channel)",
+          arguments: [false, true])
+    func slowConsumer(fanOut: Bool) async throws {
         let postgres = try await TestServers.freshPostgresDatabase(suite: "slow")
         var env = try scaledEnvironment(postgres, suite: "gateways")
         env["AUTH_REGISTRATION"] = "open"
@@ -156,8 +157,9 @@ struct GatewayClusterTests {
         // Pipelined, so the flood takes a moment however loaded the machine is (one awaited
         // PUBLISH after another could take most of the client's patience under load).
         let flood = (0..<20_000).map { index in
-            (payload: EventFrame(routing: .init(), body: ByteBuffer(string: "{\"type\":\"test.flood\",\"data\":{\"i\":\(index),\"pad\":\"\(padding)\"}}")).encoded(),
-             channel: "user.\(zoe.userId)")
+            let frame = EventFrame(routing: .init(), body: ByteBuffer(string: "{\"type\":\"test.flood\",\"data\":{\"i\":\(index),\"pad\":\"\(padding)\"}}"))
+            return fanOut ? (payload: FanOutFrame.encode(frame, to: [UUID().uuidString.lowercased(), zoe.userId]), channel: FanOutFrame.channel)
+                          : (payload: frame.encoded(), channel: "user.\(zoe.userId)")
         }
         #expect(await bus.publish(flood).allSatisfy { $0 })
         stalled.speedUp()

@@ -104,4 +104,78 @@ struct PresenceClusterTests {
         for process in processes { _ = await process.waitForExit(timeout: .seconds(30)) }
         processes = []
     }
+
+    /// The next frame `matches` accepts (nil if none within 30 s).
+    static func next(_ socket: TestSocket, where matches: (String) -> Bool) async throws -> String? {
+        let deadline = ContinuousClock.now + .seconds(30)
+        while ContinuousClock.now < deadline {
+            guard let frame = try? await socket.nextFrame(timeout: deadline - ContinuousClock.now) else { return nil }
+            if matches(frame) { return frame }
+        }
+        return nil
+    }
+
+    /// Every frame that arrives until the socket has been quiet for 1.5 s.
+    static func rest(_ socket: TestSocket) async -> [String] {
+        var frames: [String] = []
+        while let frame = try? await socket.nextFrame(timeout: .milliseconds(1500)) { frames.append(frame) }
+        return frames
+    }
+
+    @Test("frames for several members (published once on the fan-out channel) reach each member's sockets on both gateways exactly once, and nobody else's")
+    func fanOutAcrossGateways() async throws {
+        let postgres = try await TestServers.freshPostgresDatabase(suite: "fanout")
+        var env = try scaledEnvironment(postgres, suite: "fanout")
+        env["AUTH_REGISTRATION"] = "open"
+        #expect(try await ChildProcess("circle", ["migrate"], environment: env).waitForExit() == 0)
+        let (gatewayA, a) = try await start("circle-gateway", env)
+        let (gatewayB, b) = try await start("circle-gateway", env)
+        let (messaging, m) = try await start("circle-messaging", env)
+        let (presence, p) = try await start("circle-presence", env)
+        let processes = [gatewayA, gatewayB, messaging, presence]
+        defer { for process in processes { process.signal(SIGKILL) } }
+
+        var members: [Member] = []
+        for name in ["ana", "ben", "cyd", "dan"] {
+            let account = TestAccount(username: name)
+            members.append(Member(account: account, token: try await a.register(account, invite: nil)))
+        }
+        let (ana, ben, cyd, dan) = (members[0], members[1], members[2], members[3])
+        let (conv, _) = try await ana.create(with: [ben, cyd], on: m)
+        // Ana on A, Ben on B, Cyd on both, Dan (no member) on both.
+        let (anaA, _) = try await TestSocket.authenticated(a.socketURL, token: ana.token)
+        let (benB, _) = try await TestSocket.authenticated(b.socketURL, token: ben.token)
+        let (cydA, _) = try await TestSocket.authenticated(a.socketURL, token: cyd.token)
+        let (cydB, _) = try await TestSocket.authenticated(b.socketURL, token: cyd.token)
+        let (danA, _) = try await TestSocket.authenticated(a.socketURL, token: dan.token)
+        let (danB, _) = try await TestSocket.authenticated(b.socketURL, token: dan.token)
+        let sockets = [anaA, benB, cydA, cydB, danA, danB]
+        defer { for socket in sockets { socket.close() } }
+
+        // A typing frame from Ana (on A) and a presence change of hers: Ben's and both of Cyd's
+        // sockets get each once; Ana's own socket gets her presence only (her own view); Dan's
+        // sockets hear nothing of her.
+        anaA.send("{\"type\":\"typing\",\"data\":{\"conversationId\":\"\(conv)\",\"state\":\"start\"}}")
+        for (socket, label) in [(benB, "Ben on B"), (cydA, "Cyd on A"), (cydB, "Cyd on B")] {
+            let frame = try #require(try await socket.next(ofType: "typing", timeout: .seconds(30)), "\(label)")
+            #expect(TestJSON.string(frame, path: ["data", "userId"]) == ana.id, "\(label)")
+        }
+        #expect(try await p.call("PUT", "/api/v1/presence", json: "{\"state\":\"busy\"}", token: ana.token).status == 200)
+        for (socket, label) in [(benB, "Ben on B"), (cydA, "Cyd on A"), (cydB, "Cyd on B")] {
+            let busy = try await Self.next(socket, where: { TestJSON.string($0, path: ["type"]) == "presence" && TestJSON.string($0, path: ["data", "state"]) == "busy" })
+            #expect(busy.map { TestJSON.string($0, path: ["data", "userId"]) } == ana.id, "\(label)")
+            // Exactly once: no second copy of either.
+            let rest = await Self.rest(socket)
+            #expect(!rest.contains { TestJSON.string($0, path: ["type"]) == "typing" || TestJSON.string($0, path: ["data", "state"]) == "busy" }, "\(label): \(rest)")
+        }
+        for socket in [danA, danB] {
+            let heard = await Self.rest(socket)
+            #expect(!heard.contains { TestJSON.string($0, path: ["data", "userId"]) == ana.id }, "Dan heard of Ana: \(heard)")
+        }
+        let own = try await Self.next(anaA, where: { TestJSON.string($0, path: ["type"]) == "presence" && TestJSON.string($0, path: ["data", "chosen"]) == "busy" })
+        #expect(own.map { TestJSON.string($0, path: ["data", "userId"]) } == ana.id)
+        #expect(!(await Self.rest(anaA)).contains { TestJSON.string($0, path: ["type"]) == "typing" }, "her own typing is not sent back")
+        for process in processes { process.signal(SIGTERM) }
+        for process in processes { _ = await process.waitForExit(timeout: .seconds(30)) }
+    }
 }

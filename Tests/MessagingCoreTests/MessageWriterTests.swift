@@ -40,21 +40,30 @@ struct MessageWriterTests {
         }
     }
 
-    /// The message ids in the `message.new` frames published to a user, in arrival order.
+    /// The message ids in the `message.new` frames published to a user (on their channel, or
+    /// listing them on the fan-out channel), in arrival order.
     final class Published: Sendable {
         private let seen = Mutex<[String]>([])
-        private let subscription = Mutex<BusSubscription?>(nil)
+        private let subscriptions = Mutex<[BusSubscription]>([])
 
         static func follow(_ user: String, on bus: any MessageBus) async throws -> Published {
             let published = Published()
-            let subscription = try await bus.subscribe(to: EventPublisher.channel(forUser: user)) { event in
-                guard case .message(let payload) = event, let frame = try? EventFrame(decoding: payload),
-                      let object = try? JSONSerialization.jsonObject(with: Data(frame.text.utf8)) as? [String: Any],
-                      object["type"] as? String == "message.new", let data = object["data"] as? [String: Any], let id = data["id"] as? String else { return }
-                published.seen.withLock { $0.append(id) }
+            let own = try await bus.subscribe(to: EventPublisher.channel(forUser: user)) { event in
+                guard case .message(let payload) = event, let frame = try? EventFrame(decoding: payload) else { return }
+                published.saw(frame)
             }
-            published.subscription.withLock { $0 = subscription }
+            let fanOut = try await bus.subscribe(to: FanOutFrame.channel) { event in
+                guard case .message(let payload) = event, let fanOut = try? FanOutFrame(decoding: payload), fanOut.lists(user) else { return }
+                published.saw(fanOut.frame)
+            }
+            published.subscriptions.withLock { $0 = [own, fanOut] }
             return published
+        }
+
+        private func saw(_ frame: EventFrame) {
+            guard let object = try? JSONSerialization.jsonObject(with: Data(frame.text.utf8)) as? [String: Any],
+                  object["type"] as? String == "message.new", let data = object["data"] as? [String: Any], let id = data["id"] as? String else { return }
+            seen.withLock { $0.append(id) }
         }
 
         /// The ids once `count` arrived (or after 30 s: a bound for a broken test, not a measure).

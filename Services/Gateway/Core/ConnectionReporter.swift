@@ -26,6 +26,8 @@ package actor ConnectionReporter: Service {
     private var open: [String: String] = [:]
     private var pending: [ConnectionReport] = []
     private var needsSync = true
+    /// When the last lease written runs out (milliseconds, this replica's clock).
+    private var leaseUntil: Int64 = 0
     private let wakeups: AsyncStream<Void>
     private let wake: AsyncStream<Void>.Continuation
 
@@ -71,21 +73,26 @@ package actor ConnectionReporter: Service {
         await write([.down(gateway: gatewayId)])
     }
 
-    /// Renews the lease; after a report was lost, lists every open socket with it.
-    func renew() async {
-        let until = clock.now().millis + lease.milliseconds
+    /// Renews the lease; after a report was lost, or when the last lease written has already
+    /// run out (this process or the bus was too slow to renew it in time, and presence may have
+    /// taken this replica for gone and dropped its sockets), lists every open socket with it.
+    package func renew() async {
+        let now = clock.now().millis
+        let until = now + lease.milliseconds
+        if now >= leaseUntil { needsSync = true }
         if needsSync {
             let sockets = open.map { (socket: $0.key, user: $0.value) }.sorted { $0.socket < $1.socket }
             pending.removeAll()
             needsSync = !(await write([.sync(gateway: gatewayId, until: until, sockets: sockets)]))
+            if !needsSync { leaseUntil = until }
         } else {
             await flush()
-            _ = await write([.lease(gateway: gatewayId, until: until)])
+            if await write([.lease(gateway: gatewayId, until: until)]) { leaseUntil = until }
         }
     }
 
     /// Writes the queued reports, in order.
-    func flush() async {
+    package func flush() async {
         guard !needsSync, !pending.isEmpty else { return }
         let reports = pending
         pending.removeAll()

@@ -17,17 +17,19 @@ final class EventSocket: Sendable {
     let bus: any MessageBus
     let registry: SocketRegistry
     let typing: TypingRelay
+    let fanOut: FanOutDelivery
     let outbound: WebSocketOutboundWriter
     let address: String
     let channel: any Channel
     let logger: Logger
 
-    init(state: GatewayState, bus: any MessageBus, registry: SocketRegistry, typing: TypingRelay, outbound: WebSocketOutboundWriter, address: String,
-         channel: any Channel, logger: Logger) {
+    init(state: GatewayState, bus: any MessageBus, registry: SocketRegistry, typing: TypingRelay, fanOut: FanOutDelivery, outbound: WebSocketOutboundWriter,
+         address: String, channel: any Channel, logger: Logger) {
         self.state = state
         self.bus = bus
         self.registry = registry
         self.typing = typing
+        self.fanOut = fanOut
         self.outbound = outbound
         self.address = address
         self.channel = channel
@@ -103,8 +105,9 @@ final class EventSocket: Sendable {
         await typing.relay(request, from: userId)
     }
 
-    /// Checks the first frame, subscribes to the user's events, registers with the registry and
-    /// queues the catch-up; nil when the socket was closed instead.
+    /// Checks the first frame, subscribes to the user's events (their channel and the replica's
+    /// fan-out), registers with the registry and queues the catch-up; nil when the socket was
+    /// closed instead.
     func open(_ text: String) async throws -> LiveSocket? {
         guard let auth = try? JSONDecoder().decode(AuthFrame.self, from: Data(text.utf8)), auth.type == "auth" else {
             try await outbound.close(SocketClose.unauthorized, reason: "the first frame must be {\"type\":\"auth\",\"token\":...}")
@@ -129,6 +132,7 @@ final class EventSocket: Sendable {
             live.subscription = try await bus.subscribe(to: EventPublisher.channel(forUser: identity.userId)) { [live] event in
                 live.push(.bus(event))
             }
+            await live.join(fanOut)
             let keepalive = SocketKeepalive(channel: channel)
             try await keepalive.watch()
             guard let registration = await registry.register(identity, keepalive: keepalive, signal: { [live] in live.push(.signal($0)) }) else {
@@ -153,6 +157,8 @@ final class EventSocket: Sendable {
                 return try await delivery.start(since: since, socket: self)
             case .bus(.message(let payload)):
                 return try await delivery.live(payload, socket: self)
+            case .frame(let frame):
+                return try await delivery.live(frame, socket: self)
             case .bus(.gap):
                 return try await delivery.recover(socket: self)
             case .signal(let signal):
@@ -185,7 +191,8 @@ final class EventSocket: Sendable {
     }
 
     func send(_ frame: EventFrame) async throws {
-        try await outbound.write(.text(frame.text))
+        // The body is already UTF-8 JSON: written as it is, without a round trip through String.
+        try await outbound.write(.custom(WebSocketFrame(fin: true, opcode: .text, data: frame.body)))
     }
 }
 

@@ -12,12 +12,13 @@ struct EventSocketController: Sendable {
     let bus: any MessageBus
     let registry: SocketRegistry
     let typing: TypingRelay
+    let fanOut: FanOutDelivery
 
     func addWebSocketRoutes(to router: Router<CircleRequestContext>) {
         router.ws("/api/v1/events") { inbound, outbound, context in
             let address = context.requestContext.clientAddress(context.request, trustForwardedFor: state.settings.trustForwardedFor)
             try await EventSocket(
-                state: state, bus: bus, registry: registry, typing: typing, outbound: outbound,
+                state: state, bus: bus, registry: registry, typing: typing, fanOut: fanOut, outbound: outbound,
                 address: address, channel: context.requestContext.channel, logger: context.logger
             ).run(inbound)
         }

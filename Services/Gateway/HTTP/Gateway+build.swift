@@ -37,13 +37,14 @@ public func buildGateway(_ environment: ServiceEnvironment, settings: GatewaySet
     let pins = PinsController(state: state)
     let activityLog = ActivityController(state: state)
     let typing = TypingRelay(store: environment.store, events: environment.events, counters: environment.counters, logger: environment.logger)
-    let socket = EventSocketController(state: state, bus: environment.bus, registry: registry, typing: typing)
+    let fanOut = FanOutDelivery(bus: environment.bus, logger: environment.logger)
+    let socket = EventSocketController(state: state, bus: environment.bus, registry: registry, typing: typing, fanOut: fanOut)
     let invites = InviteController(state: state)
     let web = WebAppController(root: settings.webRoot, logger: environment.logger)
     let relay = EventRelay(store: environment.store, bus: environment.bus, clock: environment.clock, logger: environment.logger)
     return ServiceModule(
         name: .gateway,
-        services: [reporter, relay],
+        services: [reporter, relay, fanOut],
         shutdownFirst: [registry],
         addRoutes: { router in
             info.addRoutes(to: router)

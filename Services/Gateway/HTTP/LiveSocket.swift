@@ -1,5 +1,7 @@
 import CircleBus
+import CircleEvents
 import NIOCore
+import NIOWebSocket
 import Synchronization
 
 /// An authenticated socket's inputs, delivered in order, and its registrations. Producers (the
@@ -11,6 +13,8 @@ final class LiveSocket: Sendable {
         /// Catch up from this sequence number (or start at the head), then say `ready`.
         case start(since: Int64?)
         case bus(BusEvent)
+        /// A live frame read once for several members (`FanOutDelivery`).
+        case frame(EventFrame)
         case signal(SocketSignal)
     }
 
@@ -34,13 +38,23 @@ final class LiveSocket: Sendable {
     /// The member the socket belongs to.
     let userId: String
     private let mailbox = Mutex(Mailbox())
-    private let registrations = Mutex<(subscription: BusSubscription?, registration: (SocketRegistry, UInt64)?)>((nil, nil))
+    private let registrations = Mutex<Registrations>(Registrations())
+
+    /// What the socket joined, each left once by `finish`.
+    struct Registrations {
+        var subscription: BusSubscription?
+        var registration: (SocketRegistry, UInt64)?
+        var fanOut: FanOutDelivery?
+    }
 
     init(socket: EventSocket, delivery: SocketDelivery, userId: String) {
         self.socket = socket
         self.delivery = delivery
         self.userId = userId
     }
+
+    /// The event loop of the socket's connection.
+    var eventLoop: any EventLoop { socket.channel.eventLoop }
 
     var subscription: BusSubscription? {
         get { registrations.withLock { $0.subscription } }
@@ -50,6 +64,12 @@ final class LiveSocket: Sendable {
     var registration: (SocketRegistry, UInt64)? {
         get { registrations.withLock { $0.registration } }
         set { registrations.withLock { $0.registration = newValue } }
+    }
+
+    /// Joins the replica's fan-out delivery (left by `finish`).
+    func join(_ fanOut: FanOutDelivery) async {
+        await fanOut.add(self)
+        registrations.withLock { $0.fanOut = fanOut }
     }
 
     /// Queues the catch-up, ahead of anything else.
@@ -68,11 +88,14 @@ final class LiveSocket: Sendable {
         enum Outcome { case queued, deliver, overflowed, dropped }
         let outcome = mailbox.withLock { box -> Outcome in
             if box.finished { return .dropped }
-            if box.inputs.count >= Self.queueLimit, case .bus = input {
+            if box.inputs.count >= Self.queueLimit, input.isFrame {
                 box.finished = true
                 box.inputs.removeAll()
                 return .overflowed
             }
+            // A gap already waiting covers this one (each channel of the socket reports the
+            // same reconnect).
+            if case .bus(.gap) = input, box.inputs.contains(where: \.isGap) { return .queued }
             if first {
                 box.inputs.prepend(input)
                 box.started = true
@@ -95,6 +118,41 @@ final class LiveSocket: Sendable {
             SocketClose.write(SocketClose.tooSlow, reason: "too slow: resume with since", to: socket.channel)
             socket.logger.notice("closed a socket that fell behind")
         }
+    }
+
+    /// Takes the socket for one frame written by `writeDirectly` when nothing else is queued or
+    /// being delivered (the usual case for a frame sent to many members at once): no delivery
+    /// task then, and one event-loop operation for all such sockets of a loop. False when the
+    /// frame must be pushed instead.
+    func claimForDirectWrite() -> Bool {
+        mailbox.withLock { box in
+            guard box.started, !box.finished, !box.delivering, box.inputs.isEmpty else { return false }
+            // Inputs that arrive meanwhile queue behind the frame, as behind a delivery.
+            box.delivering = true
+            return true
+        }
+    }
+
+    /// On the socket's event loop, after `claimForDirectWrite`: writes the frame (a live frame,
+    /// no sequence number, for any device) and hands the socket back; a client that is not
+    /// reading gets the frame through a delivery instead, which waits for it and lets its queue
+    /// overflow if it never reads.
+    func writeDirectly(_ frame: EventFrame) {
+        let channel = socket.channel
+        channel.eventLoop.assertInEventLoop()
+        let writable = channel.isWritable
+        if writable {
+            channel.writeAndFlush(WebSocketFrame(fin: true, opcode: .text, data: frame.body), promise: nil)
+        }
+        let deliver = mailbox.withLock { box -> Bool in
+            if !writable, !box.finished { box.inputs.prepend(.frame(frame)) }
+            guard !box.finished, !box.inputs.isEmpty else {
+                box.delivering = false
+                return false
+            }
+            return true
+        }
+        if deliver { Task { await self.deliver() } }
     }
 
     /// Delivers queued inputs one at a time until none is left (or the socket is done).
@@ -130,11 +188,27 @@ final class LiveSocket: Sendable {
     /// thing the socket's task does.
     func finish() async {
         stop()
-        let (subscription, registration) = registrations.withLock { state in
-            defer { state = (nil, nil) }
-            return (state.subscription, state.registration)
+        let left = registrations.withLock { state in
+            defer { state = Registrations() }
+            return state
         }
-        await subscription?.cancel()
-        if let (registry, id) = registration { await registry.unregister(id) }
+        left.fanOut?.remove(self)
+        await left.subscription?.cancel()
+        if let (registry, id) = left.registration { await registry.unregister(id) }
+    }
+}
+
+extension LiveSocket.Input {
+    /// Whether it is a frame from the bus (which a slow client can let pile up).
+    var isFrame: Bool {
+        switch self {
+        case .bus, .frame: true
+        case .start, .signal: false
+        }
+    }
+
+    var isGap: Bool {
+        if case .bus(.gap) = self { return true }
+        return false
     }
 }

@@ -73,7 +73,11 @@ final class SocketDelivery: Sendable {
     /// A frame from the bus: live-only frames go straight out; stored events in order, exactly
     /// once, a gap filled from the log.
     func live(_ payload: ByteBuffer, socket: EventSocket) async throws -> Bool {
-        let frame = try EventFrame(decoding: payload)
+        try await live(EventFrame(decoding: payload), socket: socket)
+    }
+
+    /// The same, for a frame already read.
+    func live(_ frame: EventFrame, socket: EventSocket) async throws -> Bool {
         guard let seq = frame.routing.seq else {
             // A frame for one device goes to that device's sockets only.
             if let device = frame.routing.device, device != self.device { return true }

@@ -26,6 +26,8 @@ package actor ConnectionReporter: Service {
     private var open: [String: String] = [:]
     private var pending: [ConnectionReport] = []
     private var needsSync = true
+    /// Counts the full listings begun: reports queued before one are stale once it is written.
+    private var listings = 0
     /// When the last lease written runs out (milliseconds, this replica's clock).
     private var leaseUntil: Int64 = 0
     private let wakeups: AsyncStream<Void>
@@ -83,6 +85,7 @@ package actor ConnectionReporter: Service {
         if needsSync {
             let sockets = open.map { (socket: $0.key, user: $0.value) }.sorted { $0.socket < $1.socket }
             pending.removeAll()
+            listings += 1
             needsSync = !(await write([.sync(gateway: gatewayId, until: until, sockets: sockets)]))
             if !needsSync { leaseUntil = until }
         } else {
@@ -96,12 +99,15 @@ package actor ConnectionReporter: Service {
         guard !needsSync, !pending.isEmpty else { return }
         let reports = pending
         pending.removeAll()
-        if !(await write(reports)) { needsSync = true }
+        if !(await write(reports, unless: listings)) { needsSync = true }
     }
 
-    /// Writes reports one after another; false (and the rest dropped) at the first failure.
-    private func write(_ reports: [ConnectionReport]) async -> Bool {
+    /// Writes reports one after another; false (and the rest dropped) at the first failure. With
+    /// `listing`, stops (true) once a full listing began after it: the actor may run a renewal
+    /// between two writes, and the listing already says what the rest would.
+    private func write(_ reports: [ConnectionReport], unless listing: Int? = nil) async -> Bool {
         for report in reports {
+            if let listing, listing != listings { return true }
             do {
                 try await bus.add(to: ConnectionReport.stream, fields: report.fields, maxLength: Self.streamLength)
             } catch {

@@ -84,6 +84,8 @@ final class EventSocket: Sendable {
             while let message = try await messages.next() {
                 guard frames.take() == nil else {
                     state.rateLimiter.countRefusal(.socketFrames)
+                    // Nothing more is delivered once the close frame is on its way.
+                    live.stop()
                     try await outbound.close(SocketClose.tooManyFrames, reason: "too many frames (limit socket-frames: \(limit.capacity) per \(limit.period.components.seconds) s)")
                     break
                 }

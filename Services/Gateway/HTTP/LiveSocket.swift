@@ -141,7 +141,9 @@ final class LiveSocket: Sendable {
         let channel = socket.channel
         channel.eventLoop.assertInEventLoop()
         let writable = channel.isWritable
-        if writable {
+        // A socket being closed gets no more frames (none may follow a close frame).
+        let open = mailbox.withLock { !$0.finished }
+        if writable, open {
             channel.writeAndFlush(WebSocketFrame(fin: true, opcode: .text, data: frame.body), promise: nil)
         }
         let deliver = mailbox.withLock { box -> Bool in

@@ -87,16 +87,16 @@ final class FanOutDelivery: Service, Sendable {
             }
             // Sockets with nothing else to deliver get the frame written on their event loop, one
             // operation per loop; the others queue it behind what they are delivering.
+            let frame = fanOut.frame
             var byLoop: [ObjectIdentifier: (loop: any EventLoop, sockets: [LiveSocket])] = [:]
             for socket in targets {
                 if socket.claimForDirectWrite() {
                     let loop = socket.eventLoop
                     byLoop[ObjectIdentifier(loop), default: (loop, [])].sockets.append(socket)
                 } else {
-                    socket.push(.frame(fanOut.frame))
+                    socket.push(.frame(frame))
                 }
             }
-            let frame = fanOut.frame
             for (loop, sockets) in byLoop.values {
                 loop.execute { for socket in sockets { socket.writeDirectly(frame) } }
             }

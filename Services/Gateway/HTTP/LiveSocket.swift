@@ -110,10 +110,7 @@ final class LiveSocket: Sendable {
         case .queued, .dropped:
             return
         case .deliver:
-            // Not a child of the socket's task on purpose: a task waiting for inputs would stay
-            // with every idle socket (its memory, BENCHMARKS.md); this one ends when the queue is
-            // empty, and `stop` ends it at the next input.
-            Task { await self.deliver() }
+            startDelivery()
         case .overflowed:
             SocketClose.write(SocketClose.tooSlow, reason: "too slow: resume with since", to: socket.channel)
             socket.logger.notice("closed a socket that fell behind")
@@ -154,7 +151,15 @@ final class LiveSocket: Sendable {
             }
             return true
         }
-        if deliver { Task { await self.deliver() } }
+        if deliver { startDelivery() }
+    }
+
+    /// Starts the delivery of queued inputs (the caller set `delivering`). Detached on purpose,
+    /// not a child of the socket's task: a task waiting for inputs would stay with every idle
+    /// socket (its memory, BENCHMARKS.md); this one ends when the queue is empty, `stop` ends it
+    /// at the next input, and at shutdown the registry closes every socket, which stops it.
+    private func startDelivery() {
+        Task { await self.deliver() }
     }
 
     /// Delivers queued inputs one at a time until none is left (or the socket is done).

@@ -219,7 +219,7 @@ var targets: [Target] = [
     ),
     .testTarget(
         name: "PresenceHTTPTests",
-        dependencies: ["PresenceHTTP", "PresenceCore", "PresenceStore", "CircleBus", "CircleEvents", "CircleStore", "CircleCore",
+        dependencies: ["PresenceHTTP", "PresenceCore", "PresenceStore", "GatewayCore", "CircleBus", "CircleEvents", "CircleStore", "CircleCore",
                        "CircleTestSupport", "CircleServerTestSupport", .product(name: "SQLKit", package: "sql-kit")],
         path: "Tests/PresenceHTTPTests"
     ),

@@ -4,19 +4,11 @@ import CircleServerTestSupport
 import CircleTestSupport
 import GatewayCore
 import PresenceStore
-import Synchronization
 import Testing
 
 /// What a gateway tells presence about its sockets (`presence.connections`).
 @Suite("Connection reports")
 struct ConnectionReporterTests {
-    /// A clock the test moves.
-    final class StepClock: WallClock {
-        private let time = Mutex(Timestamp(millis: 1_000_000))
-        func now() -> Timestamp { time.withLock { $0 } }
-        func advance(seconds: Int64) { time.withLock { $0 = Timestamp(millis: $0.millis + seconds * 1000) } }
-    }
-
     @Test("renewals on time are plain leases; a renewal made after the last lease ran out lists every open socket again (presence may have dropped them)")
     func lateRenewalLists() async throws {
         let bus = LocalBus()

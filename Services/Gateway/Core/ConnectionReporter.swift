@@ -1,4 +1,5 @@
 import AsyncAlgorithms
+import NIOCore
 import CircleBus
 import CircleCore
 import Logging
@@ -9,7 +10,9 @@ import ServiceLifecycle
 /// the `presence.connections` stream: each socket's open and close, and a lease renewed every
 /// third of its length (a replica that dies without saying so stops renewing, and presence takes
 /// its sockets for gone once the lease lapses). When a report cannot be written (the bus is
-/// down), the next renewal lists every open socket instead, so presence catches up.
+/// down), the next renewal lists every open socket instead, so presence catches up; so does a
+/// renewal made after the last lease ran out, and a request from presence (`presence.resync`:
+/// it had dropped this replica for gone and then heard its lease).
 ///
 /// A `Service`: reports are written by `run()` in order; on shutdown it says the replica is down.
 package actor ConnectionReporter: Service {
@@ -57,7 +60,10 @@ package actor ConnectionReporter: Service {
     }
 
     package func run() async throws {
+        // Subscribed before the first lease, so a request answering it cannot be missed.
+        let requests = try? await bus.subscribe(to: ConnectionReport.resyncChannel)
         await withDiscardingTaskGroup { group in
+            group.addTask { await self.answerRequests(requests) }
             group.addTask {
                 for await _ in AsyncTimerSequence(interval: self.lease / 3, clock: .continuous).cancelOnGracefulShutdown() {
                     await self.renew()
@@ -73,6 +79,34 @@ package actor ConnectionReporter: Service {
         }
         await flush()
         await write([.down(gateway: gatewayId)])
+    }
+
+    /// Lists every socket again whenever presence asks this replica to, until shutdown (the
+    /// subscription is made again if it ends; a request lost meanwhile is repeated by presence
+    /// at the next lease).
+    private nonisolated func answerRequests(_ first: BusSubscription?) async {
+        var subscription = first
+        while !Task.isCancelled, !Task.isShuttingDownGracefully {
+            guard let current = subscription else {
+                subscription = try? await bus.subscribe(to: ConnectionReport.resyncChannel)
+                if subscription == nil { try? await Task.sleep(for: .seconds(1)) }
+                continue
+            }
+            for await event in current.events.cancelOnGracefulShutdown() {
+                if case .message(let payload) = event, String(buffer: payload) == gatewayId { await resync() }
+            }
+            await current.cancel()
+            subscription = nil
+            try? await Task.sleep(for: .seconds(1))
+        }
+        await subscription?.cancel()
+    }
+
+    /// Presence asked for the full list.
+    package func resync() async {
+        logger.info("presence asked for this gateway's sockets again")
+        needsSync = true
+        await renew()
     }
 
     /// Renews the lease; after a report was lost, or when the last lease written has already

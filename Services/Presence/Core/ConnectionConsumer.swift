@@ -4,7 +4,9 @@ import CircleCore
 import CircleStore
 import Logging
 import PresenceStore
+import NIOCore
 import ServiceLifecycle
+import Synchronization
 
 /// Reads the gateways' connection reports (`presence.connections`) as one member of the
 /// presence replicas' consumer group: each entry is handled by one replica, acknowledged after
@@ -17,18 +19,21 @@ package struct ConnectionConsumer: Service {
     let presence: PresenceService
     let clock: any WallClock
     let logger: Logger
+    /// How far this consumer has read (the sweeper's measure of which leases it has seen).
+    let backlog: ReportBacklog
     /// This replica's name in the consumer group.
     let consumer: String
     let claimAfter: Duration
     let block: Duration
 
-    package init(store: any DatabaseStore, bus: any MessageBus, presence: PresenceService, clock: any WallClock, logger: Logger,
+    package init(store: any DatabaseStore, bus: any MessageBus, presence: PresenceService, clock: any WallClock, logger: Logger, backlog: ReportBacklog = ReportBacklog(),
                  consumer: String = Base64URL.encode(SecureRandom.bytes(9)), claimAfter: Duration = .seconds(30), block: Duration = .seconds(2)) {
         self.store = store
         self.bus = bus
         self.presence = presence
         self.clock = clock
         self.logger = logger
+        self.backlog = backlog
         self.consumer = consumer
         self.claimAfter = claimAfter
         self.block = block
@@ -43,10 +48,12 @@ package struct ConnectionConsumer: Service {
                     try await bus.createGroup(stream: ConnectionReport.stream, group: ConnectionReport.group)
                     ready = true
                 }
-                var entries = try await bus.readGroup(stream: ConnectionReport.stream, group: ConnectionReport.group, consumer: consumer, count: 200, block: block)
+                let readAt = clock.now()
+                var entries = try await bus.readGroup(stream: ConnectionReport.stream, group: ConnectionReport.group, consumer: consumer, count: Self.batch, block: block)
+                backlog.read(entries.count == Self.batch ? entries.last.flatMap { ConnectionReport.addedAt(entryId: $0.id) } : nil, at: readAt)
                 if ContinuousClock.now - lastClaim >= claimAfter / 2 {
                     lastClaim = ContinuousClock.now
-                    entries += try await bus.claimIdle(stream: ConnectionReport.stream, group: ConnectionReport.group, consumer: consumer, minIdle: claimAfter, count: 200)
+                    entries += try await bus.claimIdle(stream: ConnectionReport.stream, group: ConnectionReport.group, consumer: consumer, minIdle: claimAfter, count: Self.batch)
                 }
                 guard !entries.isEmpty else { continue }
                 try await handle(entries)
@@ -61,11 +68,16 @@ package struct ConnectionConsumer: Service {
         }
     }
 
-    /// Applies a batch of reports, then refreshes each member whose sockets changed.
+    /// Entries read at once.
+    static let batch = 200
+
+    /// Applies a batch of reports, then refreshes each member whose sockets changed, and asks
+    /// each gateway presence had dropped but heard a lease from to list its sockets again.
     package func handle(_ entries: [StreamEntry]) async throws {
         let now = clock.now()
-        let affected = try await store.write { db -> Set<String> in
+        let (affected, unknown) = try await store.write { db -> (Set<String>, Set<String>) in
             var affected = Set<String>()
+            var unknown = Set<String>()
             for entry in entries {
                 guard let report = ConnectionReport(fields: entry.fields) else { continue }
                 switch report {
@@ -76,16 +88,43 @@ package struct ConnectionConsumer: Service {
                     try await PresenceRepository.close(gateway: gateway, socket: socket, user: user, at: now, in: db)
                     affected.insert(user)
                 case .lease(let gateway, let until):
-                    try await PresenceRepository.renew(gateway: gateway, until: Timestamp(millis: until), in: db)
+                    if try await !PresenceRepository.renewKnown(gateway: gateway, until: Timestamp(millis: until), in: db) { unknown.insert(gateway) }
                 case .sync(let gateway, let until, let sockets):
                     try await PresenceRepository.renew(gateway: gateway, until: Timestamp(millis: until), in: db)
+                    unknown.remove(gateway)
                     affected.formUnion(try await PresenceRepository.replaceSockets(gateway: gateway, with: sockets, at: now, in: db))
                 case .down(let gateway):
                     affected.formUnion(try await PresenceRepository.drop(gateway: gateway, in: db))
                 }
             }
-            return affected
+            return (affected, unknown)
         }
         for user in affected.sorted() { try await presence.refresh(user) }
+        for gateway in unknown.sorted() {
+            // Lost with the gateway's subscription, the request is made again at its next lease.
+            logger.info("presence: a gateway dropped for a lapsed lease renewed it; asking it to list its sockets", metadata: ["gateway": "\(gateway)"])
+            try? await bus.publish(ByteBuffer(string: gateway), to: ConnectionReport.resyncChannel)
+        }
+    }
+}
+
+/// How far one replica's consumer has read the reports: when it is behind, a lease renewal may
+/// be waiting unread in the stream, and the sweeper must judge leases by the time its reading
+/// reached, not by the clock (otherwise a busy stream makes presence drop live gateways).
+package final class ReportBacklog: Sendable {
+    /// The time up to which every report has been read (milliseconds; nil before any read).
+    private let seen = Mutex<Int64?>(nil)
+
+    package init() {}
+
+    /// After a read begun at `readAt`: `newest` is when the last entry read was added if more
+    /// entries may wait (the read was full), nil when the stream was read to its end.
+    package func read(_ newest: Int64?, at readAt: Timestamp) {
+        seen.withLock { $0 = newest.map { min($0, readAt.millis) } ?? readAt.millis }
+    }
+
+    /// The time the sweeper may judge leases at: `now`, or earlier while reading lags behind.
+    package func judged(at now: Timestamp) -> Timestamp {
+        Timestamp(millis: min(now.millis, seen.withLock { $0 } ?? now.millis))
     }
 }

@@ -5,7 +5,8 @@ import Logging
 import PresenceStore
 import ServiceLifecycle
 
-/// Every few seconds: takes gateways whose lease lapsed for gone (their members go offline
+/// Every few seconds: takes gateways whose lease lapsed (by the time this replica has read
+/// their reports up to) for gone (their members go offline
 /// unless connected elsewhere), clears custom statuses that expired, and forgets old tombstones
 /// of closed sockets. Several replicas may run it; each step is idempotent.
 package struct PresenceSweeper: Service {
@@ -14,12 +15,16 @@ package struct PresenceSweeper: Service {
     let clock: any WallClock
     let logger: Logger
     let interval: Duration
+    /// How far this replica has read the connection reports (leases are judged up to there).
+    let backlog: ReportBacklog
 
-    package init(store: any DatabaseStore, presence: PresenceService, clock: any WallClock, logger: Logger, interval: Duration = .seconds(5)) {
+    package init(store: any DatabaseStore, presence: PresenceService, clock: any WallClock, logger: Logger, backlog: ReportBacklog = ReportBacklog(),
+                 interval: Duration = .seconds(5)) {
         self.store = store
         self.presence = presence
         self.clock = clock
         self.logger = logger
+        self.backlog = backlog
         self.interval = interval
     }
 
@@ -37,10 +42,11 @@ package struct PresenceSweeper: Service {
     @discardableResult
     package func sweep() async throws -> Set<String> {
         let now = clock.now()
+        let judged = backlog.judged(at: now)
         let affected = try await store.write { db -> Set<String> in
             var affected = Set<String>()
             // A gateway never heard of (its lease report lost) is given 90 s from its first socket.
-            for gateway in try await PresenceRepository.lapsedGateways(now: now, stale: now.adding(seconds: -90), in: db) {
+            for gateway in try await PresenceRepository.lapsedGateways(now: judged, stale: judged.adding(seconds: -90), in: db) {
                 affected.formUnion(try await PresenceRepository.drop(gateway: gateway, in: db))
             }
             try await PresenceRepository.forgetClosed(before: now.adding(seconds: -600), in: db)

@@ -9,8 +9,9 @@ import PresenceStore
 /// connection reports (ARCHITECTURE 1, 7).
 public func buildPresence(_ environment: ServiceEnvironment) async throws -> ServiceModule {
     let presence = PresenceService(store: environment.store, events: environment.events, clock: environment.clock, logger: environment.logger)
-    let consumer = ConnectionConsumer(store: environment.store, bus: environment.bus, presence: presence, clock: environment.clock, logger: environment.logger)
-    let sweeper = PresenceSweeper(store: environment.store, presence: presence, clock: environment.clock, logger: environment.logger)
+    let backlog = ReportBacklog()
+    let consumer = ConnectionConsumer(store: environment.store, bus: environment.bus, presence: presence, clock: environment.clock, logger: environment.logger, backlog: backlog)
+    let sweeper = PresenceSweeper(store: environment.store, presence: presence, clock: environment.clock, logger: environment.logger, backlog: backlog)
     let controller = PresenceController(presence: presence, clock: environment.clock)
     return ServiceModule(name: .presence, services: [consumer, sweeper]) { router in
         controller.addRoutes(to: router)

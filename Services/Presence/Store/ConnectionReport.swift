@@ -18,6 +18,16 @@ public enum ConnectionReport: Sendable, Equatable {
 
     public static let stream = "presence.connections"
     public static let group = "presence"
+    /// Where presence asks a gateway for a `sync` (the payload is the gateway's id): it heard a
+    /// lease from a gateway it had dropped for gone, so its list of that gateway's sockets is
+    /// wrong until the gateway lists them again.
+    public static let resyncChannel = "presence.resync"
+
+    /// When an entry was added to the stream (milliseconds since 1970, the bus's clock: a
+    /// stream entry's id starts with it), or nil for an id of another form.
+    public static func addedAt(entryId: String) -> Int64? {
+        entryId.split(separator: "-", maxSplits: 1).first.flatMap { Int64($0) }
+    }
 
     public static func == (a: ConnectionReport, b: ConnectionReport) -> Bool { a.fields == b.fields }
 

@@ -116,12 +116,20 @@ package enum PresenceRepository {
         try await db.raw("SELECT 1 AS one FROM presence_sockets WHERE user_id = \(bind: user) AND closed_at = 0 LIMIT 1").first() != nil
     }
 
-    /// Renews a gateway's lease.
+    /// Renews a gateway's lease, recording the gateway if it is new (its `sync`).
     package static func renew(gateway: String, until: Timestamp, in db: any SQLDatabase) async throws {
         try await db.raw("""
             INSERT INTO presence_gateways (gateway_id, lease_until) VALUES (\(bind: gateway), \(bind: until.millis))
             ON CONFLICT (gateway_id) DO UPDATE SET lease_until = \(bind: until.millis)
             """).run()
+    }
+
+    /// Renews the lease of a gateway presence knows; false when it does not (it was dropped for
+    /// gone, so its sockets here are not the ones it holds: it must list them again).
+    package static func renewKnown(gateway: String, until: Timestamp, in db: any SQLDatabase) async throws -> Bool {
+        try await db.raw("""
+            UPDATE presence_gateways SET lease_until = \(bind: until.millis) WHERE gateway_id = \(bind: gateway) RETURNING gateway_id
+            """).first() != nil
     }
 
     /// Replaces a gateway's open sockets with the ones it lists (after it could not report some);

@@ -25,6 +25,15 @@ public protocol DatabaseStore: Sendable {
     /// PostgreSQL). Engines without the saving run it as `write`.
     func statement<R: Sendable>(_ body: @Sendable (any SQLDatabase) async throws -> R) async throws -> R
 
+    /// `write` for bulk work (a destruction's batches): where callers queue for one writer
+    /// (SQLite), it waits behind every other caller, so a member's request never queues behind it.
+    func yieldingWrite<R: Sendable>(_ body: @Sendable (any SQLDatabase) async throws -> R) async throws -> R
+
+    /// How long ago another caller than bulk work last used the database, where that is known and
+    /// matters (SQLite's one connection, which bulk work shares with the members' requests); nil
+    /// elsewhere.
+    func sinceLastUse() async -> Duration?
+
     /// Answers when the database does (readiness).
     func ping() async throws
 
@@ -44,6 +53,12 @@ extension DatabaseStore {
     public func statement<R: Sendable>(_ body: @Sendable (any SQLDatabase) async throws -> R) async throws -> R {
         try await write(body)
     }
+
+    public func yieldingWrite<R: Sendable>(_ body: @Sendable (any SQLDatabase) async throws -> R) async throws -> R {
+        try await write(body)
+    }
+
+    public func sinceLastUse() async -> Duration? { nil }
 
     public func ping() async throws {
         try await read { db in try await db.raw("SELECT 1").run() }

@@ -112,7 +112,19 @@ public final class SQLiteStore: DatabaseStore, Service {
     }
 
     public func write<R: Sendable>(_ body: @Sendable (any SQLDatabase) async throws -> R) async throws -> R {
-        try await gate.withGate {
+        try await transaction(yielding: false, body)
+    }
+
+    public func yieldingWrite<R: Sendable>(_ body: @Sendable (any SQLDatabase) async throws -> R) async throws -> R {
+        try await transaction(yielding: true, body)
+    }
+
+    public func sinceLastUse() async -> Duration? {
+        await gate.lastUse.map { ContinuousClock.now - $0 }
+    }
+
+    private func transaction<R: Sendable>(yielding: Bool, _ body: @Sendable (any SQLDatabase) async throws -> R) async throws -> R {
+        try await gate.withGate(yielding: yielding) {
             let db = connection.sql(queryLogLevel: nil)
             // BEGIN, COMMIT and ROLLBACK go through the future-based API, which a cancelled task
             // cannot interrupt: a transaction is always finished one way or the other.

@@ -32,7 +32,7 @@ package struct DestructionRunner: Service {
     package let name: String
     /// After each batch the runner rests this many times the batch's own duration, leaving the
     /// database (SQLite's one writer above all) to the members' requests in between.
-    package let pace: Double
+    package let pace: Pace
     /// Where the embedded server keeps its own secrets (the pepper, the activity key): a
     /// server's destruction overwrites and removes them before anything else it runs. Empty in
     /// the scaled mode, whose secrets live in the operator's secret store.
@@ -42,7 +42,7 @@ package struct DestructionRunner: Service {
     package let serverDestroyed: (@Sendable () async -> Void)?
 
     package init(store: any DatabaseStore, blobs: any BlobStore, events: EventPublisher, security: ActivityRecorder, clock: any WallClock, logger: Logger,
-                 interval: Duration = .seconds(1), batch: Int = 200, name: String = DestructionJobs.newId(), pace: Double = 1,
+                 interval: Duration = .seconds(1), batch: Int = 200, name: String = DestructionJobs.newId(), pace: Pace = Pace(busy: 1),
                  keyFiles: [String] = [], serverDestroyed: (@Sendable () async -> Void)? = nil) {
         self.store = store
         self.blobs = blobs
@@ -87,7 +87,8 @@ package struct DestructionRunner: Service {
                 // rather than in whichever member's write next crosses SQLite's checkpoint mark.
                 try? await store.flushLog(emptying: false)
                 if after.isDone { break }
-                if pace > 0 { try? await Task.sleep(for: (ContinuousClock.now - began) * pace) }
+                let rest = await pace.factor(sinceLastUse: store.sinceLastUse())
+                if rest > 0 { try? await Task.sleep(for: (ContinuousClock.now - began) * rest) }
             }
             // Stopping for shutdown hands the job over at once; stopping at the batch limit acts
             // out a crash (the claim lapses on its own).
@@ -101,11 +102,34 @@ package struct DestructionRunner: Service {
     /// The task is cancelled or its service group is shutting down.
     private static var stopping: Bool { Task.isCancelled || Task.isShuttingDownGracefully }
 
+    /// How long the runner rests after a batch, in multiples of the batch's duration: `busy`
+    /// while members use the database (or where the store cannot tell), `idle` once nobody else
+    /// used it for `quiet`.
+    package struct Pace: Sendable {
+        package var busy: Double
+        package var idle: Double
+        package var quiet: Duration
+
+        package init(busy: Double, idle: Double? = nil, quiet: Duration = .seconds(1)) {
+            self.busy = busy
+            self.idle = idle ?? busy
+            self.quiet = quiet
+        }
+
+        func factor(sinceLastUse: Duration?) -> Double {
+            guard let sinceLastUse, sinceLastUse >= quiet else { return busy }
+            return idle
+        }
+    }
+
     /// The batch size and pace for an engine. On SQLite a member's write waits for the batch
-    /// holding the one writer, so batches are short (32 rows: about 2 ms) and the rest between
-    /// them half as long; PostgreSQL's batches hold up no other writer (BENCHMARKS.md).
-    package static func tuning(for engine: DatabaseEngine) -> (batch: Int, pace: Double) {
-        engine == .sqlite ? (32, 0.5) : (200, 1)
+    /// holding the one writer (though it never queues behind one: batches yield), and the
+    /// batches take CPU and disk from the members' requests, so batches are short (32 rows: about
+    /// 2 ms) and the rest twice as long while members are active, a tenth as long while nobody
+    /// else used the database for a second; PostgreSQL's batches hold up no other writer
+    /// (BENCHMARKS.md).
+    package static func tuning(for engine: DatabaseEngine) -> (batch: Int, pace: Pace) {
+        engine == .sqlite ? (32, Pace(busy: 2, idle: 0.1)) : (200, Pace(busy: 1))
     }
 
     /// Progress reaches the requester at most this often (and at every step).
@@ -147,7 +171,7 @@ package struct DestructionRunner: Service {
             removing = pending.map(\.name)
         }
         let removed = removing
-        let outcome = try await store.write { db -> (DestructionJob, RecordedActivity)? in
+        let outcome = try await store.yieldingWrite { db -> (DestructionJob, RecordedActivity)? in
             guard var job = try await DestructionJobs.hold(id, runner: name, engine: engine, in: db) else { return nil }
             var activity: [ActivityItem] = []
             var finished = false

@@ -54,7 +54,8 @@ public actor LocalBus: MessageBus {
     }
 
     public func add(to stream: String, fields: [String: String], maxLength: Int?) -> String {
-        let now = Int64((clock.now - Self.epoch).milliseconds)
+        // Milliseconds since 1970, as Redis's ids (presence reads when an entry was added from them).
+        let now = Timestamp.now().millis
         let id = streams[stream, default: LocalStream()].append(fields: fields, nowMillis: now)
         if let maxLength { streams[stream]?.trim(to: maxLength) }
         if let waiting = waiters.removeValue(forKey: stream) {
@@ -108,7 +109,6 @@ public actor LocalBus: MessageBus {
 
     public func ping() {}
 
-    private static let epoch = ContinuousClock().now
 }
 
 /// One stream's entries and groups, with Redis's semantics.

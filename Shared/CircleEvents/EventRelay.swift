@@ -46,7 +46,7 @@ public struct EventRelay: Service {
     @discardableResult
     public func relayBatch(limit: Int = 200) async throws -> Int {
         let cutoff = Timestamp(millis: clock.now().millis - grace.milliseconds)
-        return try await store.write { db in
+        return try await store.yieldingWrite { db in
             let entries = try await UserEventLog.outbox(before: cutoff, limit: limit, lock: store.engine == .postgres, in: db)
             guard !entries.isEmpty else { return 0 }
             var done: [String] = []

@@ -102,7 +102,7 @@ public enum ServerBuilder {
             onServerRunning: onServerRunning,
             logger: environment.logger
         )
-        return CircleServer(application: application, shutdownFirst: modules.flatMap(\.shutdownFirst), logger: environment.logger)
+        return CircleServer(application: application, store: environment.store, shutdownFirst: modules.flatMap(\.shutdownFirst), logger: environment.logger)
     }
 
     /// Reads configuration, sets up logs and metrics, opens the database and bus, builds one
@@ -136,6 +136,8 @@ public struct CircleServer: Sendable {
     public typealias App = Application<RouterResponder<CircleRequestContext>>
     /// The application, for tests (`server.application.test(...)`).
     public let application: App
+    /// The database every service of this process uses (tests look at how it is used).
+    public let store: any DatabaseStore
     let shutdownFirst: [any Service]
     let logger: Logger
 

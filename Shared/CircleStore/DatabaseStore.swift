@@ -25,13 +25,17 @@ public protocol DatabaseStore: Sendable {
     /// PostgreSQL). Engines without the saving run it as `write`.
     func statement<R: Sendable>(_ body: @Sendable (any SQLDatabase) async throws -> R) async throws -> R
 
-    /// `write` for bulk work (a destruction's batches): where callers queue for one writer
-    /// (SQLite), it waits behind every other caller, so a member's request never queues behind it.
+    /// `write` for background work (a destruction's batches, the relays' polls): where callers
+    /// queue for one writer (SQLite), it waits behind the other callers (up to a bound), so a
+    /// member's request does not queue behind it, and it does not count as use (`sinceLastUse`).
     func yieldingWrite<R: Sendable>(_ body: @Sendable (any SQLDatabase) async throws -> R) async throws -> R
 
-    /// How long ago another caller than bulk work last used the database, where that is known and
-    /// matters (SQLite's one connection, which bulk work shares with the members' requests); nil
-    /// elsewhere.
+    /// `read` for background work, in the same way.
+    func yieldingRead<R: Sendable>(_ body: @Sendable (any SQLDatabase) async throws -> R) async throws -> R
+
+    /// How long ago a caller other than background work last used the database, where that is
+    /// known and matters (SQLite's one connection, which background work shares with the members'
+    /// requests); nil elsewhere.
     func sinceLastUse() async -> Duration?
 
     /// Answers when the database does (readiness).
@@ -56,6 +60,10 @@ extension DatabaseStore {
 
     public func yieldingWrite<R: Sendable>(_ body: @Sendable (any SQLDatabase) async throws -> R) async throws -> R {
         try await write(body)
+    }
+
+    public func yieldingRead<R: Sendable>(_ body: @Sendable (any SQLDatabase) async throws -> R) async throws -> R {
+        try await read(body)
     }
 
     public func sinceLastUse() async -> Duration? { nil }

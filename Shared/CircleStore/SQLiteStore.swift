@@ -111,6 +111,12 @@ public final class SQLiteStore: DatabaseStore, Service {
         }
     }
 
+    public func yieldingRead<R: Sendable>(_ body: @Sendable (any SQLDatabase) async throws -> R) async throws -> R {
+        try await gate.withGate(yielding: true) {
+            try await body(connection.sql(queryLogLevel: nil))
+        }
+    }
+
     public func write<R: Sendable>(_ body: @Sendable (any SQLDatabase) async throws -> R) async throws -> R {
         try await transaction(yielding: false, body)
     }

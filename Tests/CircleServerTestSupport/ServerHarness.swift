@@ -69,6 +69,11 @@ package struct ServerHarness {
 
     /// Runs `body` against a live server; `store` reaches the same database directly.
     package func run(_ body: @Sendable (APIClient, any DatabaseStore) async throws -> Void) async throws {
+        try await run { api, store, _ in try await body(api, store) }
+    }
+
+    /// The same, also handing over the server's own store (the one its services share).
+    package func run(_ body: @Sendable (APIClient, any DatabaseStore, any DatabaseStore) async throws -> Void) async throws {
         try FileManager.default.createDirectory(at: folder, withIntermediateDirectories: true)
         defer { try? FileManager.default.removeItem(at: folder) }
         let values = try await values()
@@ -79,7 +84,7 @@ package struct ServerHarness {
         }
         try await server.application.test(.live) { client in
             try await StoreFactory.withMigratedStore(database, logger: TestServers.quietLogger) { store in
-                try await body(APIClient(baseURL: "http://127.0.0.1:\(client.port!)"), store)
+                try await body(APIClient(baseURL: "http://127.0.0.1:\(client.port!)"), store, server.store)
             }
         }
     }

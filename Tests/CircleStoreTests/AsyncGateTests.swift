@@ -42,4 +42,25 @@ struct AsyncGateTests {
         #expect(try #require(await gate.lastUse) > used)
         #expect(await gate.waiting == 0)
     }
+
+    @Test("a steady stream of other callers does not starve bulk work: it goes after at most yieldingPatience of them")
+    func yieldingIsNotStarved() async throws {
+        let gate = AsyncGate()
+        let order = Order()
+        let others = AsyncGate.yieldingPatience + 4
+        await gate.acquire()
+        try await withThrowingTaskGroup(of: Void.self) { group in
+            group.addTask { try await gate.withGate(yielding: true) { await order.add("bulk") } }
+            try await Self.waitFor(1, at: gate)
+            for index in 0..<others {
+                group.addTask { try await gate.withGate { await order.add("member \(index)") } }
+                try await Self.waitFor(index + 2, at: gate)
+            }
+            await gate.release()
+            try await group.waitForAll()
+        }
+        let names = await order.names
+        #expect(names.firstIndex(of: "bulk") == AsyncGate.yieldingPatience)
+        #expect(names.filter { $0 != "bulk" } == (0..<others).map { "member \($0)" })
+    }
 }

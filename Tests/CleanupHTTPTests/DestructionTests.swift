@@ -106,6 +106,25 @@ private func testRunner(_ name: String, store: any DatabaseStore, blobs: any Blo
 
 @Suite("Destruction: keys first, then everything else, only by whom it may")
 struct DestructionTests {
+    @Test("an embedded server nobody uses leaves its database quiet (its background work yields and does not count), so a destruction runs at its idle pace; a member's request counts")
+    func idleServerIsQuiet() async throws {
+        try await ServerHarness(.sqlite).run { api, _, server in
+            let ana = try await Member.register("ana", on: api)
+            let pace = DestructionRunner.tuning(for: .sqlite).pace
+            var longest = Duration.zero
+            let deadline = ContinuousClock.now + .seconds(8)
+            while ContinuousClock.now < deadline, longest < pace.quiet {
+                try await Task.sleep(for: .milliseconds(100))
+                longest = max(longest, await server.sinceLastUse() ?? .zero)
+            }
+            #expect(longest >= pace.quiet, "the database was used at least every \(longest)")
+            #expect(pace.factor(sinceLastUse: longest) == pace.idle && pace.idle < pace.busy)
+            #expect(try await api.call("GET", "/api/v1/presence?users=\(ana.id)", token: ana.token).status == 200)
+            let since = try #require(await server.sinceLastUse())
+            #expect(since < pace.quiet && pace.factor(sinceLastUse: since) == pace.busy)
+        }
+    }
+
     @Test("destroying an account: unreadable and signed out at once, every trace gone after the job, the others intact", arguments: Engine.available)
     func account(engine: Engine) async throws {
         let harness = ServerHarness(engine)

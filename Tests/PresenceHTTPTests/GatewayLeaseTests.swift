@@ -18,6 +18,9 @@ struct GatewayLeaseTests {
             let ben = try await Member.register("ben", on: api)
             let logger = TestServers.quietLogger
             let bus = LocalBus()
+            // Entry ids start with when the entry was added, in milliseconds since 1970, as Redis's.
+            let probe = try await bus.add(to: "probe", fields: ["op": "probe"], maxLength: nil)
+            #expect(abs(try #require(ConnectionReport.addedAt(entryId: probe)) - Timestamp.now().millis) < 5_000)
             try await bus.createGroup(stream: ConnectionReport.stream, group: ConnectionReport.group)
             // Presence's clock moves; the gateway's stays where its leases are on time.
             let start = Timestamp.now()

@@ -71,7 +71,8 @@ package struct DestructionRunner: Service {
             let now = clock.now()
             let engine = store.engine
             let name = self.name
-            guard try await store.read({ db in try await DestructionJobs.anyClaimable(now: now, in: db) }),
+            // Polled every second: background work, which waits behind the members and is not use.
+            guard try await store.yieldingRead({ db in try await DestructionJobs.anyClaimable(now: now, in: db) }),
                   let claimed = try await store.write({ db in
                 try await DestructionJobs.claim(runner: name, now: now, until: now.adding(milliseconds: DestructionJobs.leaseMillis), engine: engine, in: db)
             }) else { return ran }
@@ -116,7 +117,7 @@ package struct DestructionRunner: Service {
             self.quiet = quiet
         }
 
-        func factor(sinceLastUse: Duration?) -> Double {
+        package func factor(sinceLastUse: Duration?) -> Double {
             guard let sinceLastUse, sinceLastUse >= quiet else { return busy }
             return idle
         }
@@ -165,7 +166,7 @@ package struct DestructionRunner: Service {
             }
         }
         if current.step == .files {
-            let pending = try await store.read { db in try await DestructionJobs.blobs(job: id, limit: batch, in: db) }
+            let pending = try await store.yieldingRead { db in try await DestructionJobs.blobs(job: id, limit: batch, in: db) }
             let toRemove = pending.map { VaultDestruction.Blob(name: $0.name, kind: VaultDestruction.Blob.Kind(rawValue: $0.kind) ?? .file) }
             try await VaultDestruction.remove(toRemove, from: blobs)
             removing = pending.map(\.name)

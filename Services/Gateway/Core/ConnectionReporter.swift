@@ -97,7 +97,7 @@ package actor ConnectionReporter: Service {
             }
             await current.cancel()
             subscription = nil
-            try? await Task.sleep(for: .seconds(1))
+            if !Task.isShuttingDownGracefully { try? await Task.sleep(for: .seconds(1)) }
         }
         await subscription?.cancel()
     }
@@ -121,7 +121,11 @@ package actor ConnectionReporter: Service {
             pending.removeAll()
             listings += 1
             needsSync = !(await write([.sync(gateway: gatewayId, until: until, sockets: sockets)]))
-            if !needsSync { leaseUntil = until }
+            if !needsSync {
+                leaseUntil = until
+                // Sockets that opened or closed while the listing was written: their reports wait.
+                if !pending.isEmpty { wake.yield() }
+            }
         } else {
             await flush()
             if await write([.lease(gateway: gatewayId, until: until)]) { leaseUntil = until }

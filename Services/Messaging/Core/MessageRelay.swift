@@ -46,7 +46,7 @@ package struct MessageRelay: Service {
     package func relayBatch(limit: Int = 100) async throws -> Int {
         let now = clock.now()
         let cutoff = Timestamp(millis: now.millis - grace.milliseconds)
-        return try await store.write { db in
+        return try await store.yieldingWrite { db in
             let entries = try await MessageOutbox.pending(before: cutoff, limit: limit, lock: store.engine == .postgres, in: db)
             guard !entries.isEmpty else { return 0 }
             // Every entry's messages, each conversation's in sequence order (entries written in

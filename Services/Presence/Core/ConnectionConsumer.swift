@@ -50,14 +50,20 @@ package struct ConnectionConsumer: Service {
                 }
                 let readAt = clock.now()
                 var entries = try await bus.readGroup(stream: ConnectionReport.stream, group: ConnectionReport.group, consumer: consumer, count: Self.batch, block: block)
-                backlog.read(entries.count == Self.batch ? entries.last.flatMap { ConnectionReport.addedAt(entryId: $0.id) } : nil, at: readAt)
+                // Where reading reached, recorded once the entries read are applied (a sweep in
+                // between would judge leases that are in hand but not yet in the database).
+                let reached = entries.count == Self.batch ? entries.last.flatMap { ConnectionReport.addedAt(entryId: $0.id) } : nil
                 if ContinuousClock.now - lastClaim >= claimAfter / 2 {
                     lastClaim = ContinuousClock.now
                     entries += try await bus.claimIdle(stream: ConnectionReport.stream, group: ConnectionReport.group, consumer: consumer, minIdle: claimAfter, count: Self.batch)
                 }
-                guard !entries.isEmpty else { continue }
+                guard !entries.isEmpty else {
+                    backlog.read(reached, at: readAt)
+                    continue
+                }
                 try await handle(entries)
                 try await bus.ack(stream: ConnectionReport.stream, group: ConnectionReport.group, ids: entries.map(\.id))
+                backlog.read(reached, at: readAt)
             } catch is CancellationError {
                 break
             } catch {
@@ -100,8 +106,8 @@ package struct ConnectionConsumer: Service {
             return (affected, unknown)
         }
         for user in affected.sorted() { try await presence.refresh(user) }
-        for gateway in unknown.sorted() {
-            // Lost with the gateway's subscription, the request is made again at its next lease.
+        for gateway in unknown.sorted() where backlog.shouldAsk(gateway, at: now) {
+            // Lost with the gateway's subscription, the request is made again at a later lease.
             logger.info("presence: a gateway dropped for a lapsed lease renewed it; asking it to list its sockets", metadata: ["gateway": "\(gateway)"])
             try? await bus.publish(ByteBuffer(string: gateway), to: ConnectionReport.resyncChannel)
         }
@@ -110,12 +116,33 @@ package struct ConnectionConsumer: Service {
 
 /// How far one replica's consumer has read the reports: when it is behind, a lease renewal may
 /// be waiting unread in the stream, and the sweeper must judge leases by the time its reading
-/// reached, not by the clock (otherwise a busy stream makes presence drop live gateways).
+/// reached, not by the clock (otherwise a busy stream makes presence drop live gateways). Also
+/// which gateways were asked to list their sockets, so a gateway whose leases wait in a long
+/// backlog is asked once rather than at each of them.
 package final class ReportBacklog: Sendable {
     /// The time up to which every report has been read (milliseconds; nil before any read).
     private let seen = Mutex<Int64?>(nil)
+    /// When each gateway was last asked for its sockets.
+    private let asked = Mutex<[String: Int64]>([:])
+
+    /// Leases are never judged earlier than this before the clock: a replica that cannot read
+    /// the stream at all (the bus down) still takes a gateway silent this long for gone, and the
+    /// gateway lists its sockets again when presence hears from it.
+    static let longestLag: Int64 = 5 * 60_000
+    /// A gateway is asked again for its sockets after this long without its answer.
+    static let askAgainAfter: Int64 = 30_000
 
     package init() {}
+
+    /// Whether to ask `gateway` for its sockets now (not asked within `askAgainAfter`).
+    func shouldAsk(_ gateway: String, at now: Timestamp) -> Bool {
+        asked.withLock { asked in
+            asked = asked.filter { now.millis - $0.value < Self.askAgainAfter }
+            guard asked[gateway] == nil else { return false }
+            asked[gateway] = now.millis
+            return true
+        }
+    }
 
     /// After a read begun at `readAt`: `newest` is when the last entry read was added if more
     /// entries may wait (the read was full), nil when the stream was read to its end.
@@ -123,8 +150,9 @@ package final class ReportBacklog: Sendable {
         seen.withLock { $0 = newest.map { min($0, readAt.millis) } ?? readAt.millis }
     }
 
-    /// The time the sweeper may judge leases at: `now`, or earlier while reading lags behind.
+    /// The time the sweeper may judge leases at: `now`, or earlier (by at most `longestLag`)
+    /// while reading lags behind.
     package func judged(at now: Timestamp) -> Timestamp {
-        Timestamp(millis: min(now.millis, seen.withLock { $0 } ?? now.millis))
+        Timestamp(millis: max(now.millis - Self.longestLag, min(now.millis, seen.withLock { $0 } ?? now.millis)))
     }
 }

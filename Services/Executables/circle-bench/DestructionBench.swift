@@ -77,11 +77,16 @@ struct DestructionBench: AsyncParsableCommand {
         finished.set()
         let cpuEnd = cpuTime?.sample()
         let meanwhile = try await during
+        // A p99 over a long window meets more of the machine's rare stalls than one over a short
+        // one: the idle latency again, after the job, over as many messages as were sent during it.
+        let after = try await Self.latency(sender, receiver, conversation, count: meanwhile.count)
         report("""
               unreadable after \(f(unreadable, 1)) ms (the answer to POST /api/v1/destruction: its transaction shredded the keys, wraps and sessions)
               everything gone after \(f(gone, 2)) s: \(f(Double(messages) / gone, 0)) messages/s and \(f(Double(files) * Double(fileSize) / gone / 1e6, 0)) MB/s of blobs
               other members' send-to-decrypted latency: idle p50 \(f(idle.p50)) ms, p99 \(f(idle.p99)) ms (\(idle.count) messages); \
             during p50 \(f(meanwhile.p50)) ms, p99 \(f(meanwhile.p99)) ms (\(meanwhile.count) messages): \(f(meanwhile.p50 / idle.p50)) x at p50, \(f(meanwhile.p99 / idle.p99)) x at p99
+              idle again after the job, as many messages as during: p50 \(f(after.p50)) ms, p99 \(f(after.p99)) ms (\(after.count) messages): \
+            during is \(f(meanwhile.p50 / after.p50)) x at p50, \(f(meanwhile.p99 / after.p99)) x at p99
             """)
         report("  by the step running when each was sent: " + steps.summary().map { step in
             "\(step.name) \(f(step.seconds, 1)) s, p99 \(f(step.latency.p99)) ms (\(step.latency.count))"

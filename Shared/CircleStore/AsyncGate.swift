@@ -39,8 +39,8 @@ actor AsyncGate {
         }
     }
 
-    /// Runs `body` while holding the gate; `yielding`, only once no caller who does not yield
-    /// is waiting.
+    /// Runs `body` while holding the gate; `yielding`, behind the callers who do not yield (see
+    /// the type).
     nonisolated func withGate<R: Sendable>(yielding: Bool = false, _ body: () async throws -> R) async throws -> R {
         await acquire(yielding: yielding)
         do {

@@ -106,13 +106,15 @@ public final class SQLiteStore: DatabaseStore, Service {
     }
 
     public func read<R: Sendable>(_ body: @Sendable (any SQLDatabase) async throws -> R) async throws -> R {
-        try await gate.withGate {
-            try await body(connection.sql(queryLogLevel: nil))
-        }
+        try await read(yielding: false, body)
     }
 
     public func yieldingRead<R: Sendable>(_ body: @Sendable (any SQLDatabase) async throws -> R) async throws -> R {
-        try await gate.withGate(yielding: true) {
+        try await read(yielding: true, body)
+    }
+
+    private func read<R: Sendable>(yielding: Bool, _ body: @Sendable (any SQLDatabase) async throws -> R) async throws -> R {
+        try await gate.withGate(yielding: yielding) {
             try await body(connection.sql(queryLogLevel: nil))
         }
     }

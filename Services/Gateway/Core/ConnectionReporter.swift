@@ -1,8 +1,8 @@
 import AsyncAlgorithms
-import NIOCore
 import CircleBus
 import CircleCore
 import Logging
+import NIOCore
 import PresenceStore
 import ServiceLifecycle
 

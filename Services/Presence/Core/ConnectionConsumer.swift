@@ -3,8 +3,8 @@ import CircleBus
 import CircleCore
 import CircleStore
 import Logging
-import PresenceStore
 import NIOCore
+import PresenceStore
 import ServiceLifecycle
 import Synchronization
 
@@ -21,6 +21,8 @@ package struct ConnectionConsumer: Service {
     let logger: Logger
     /// How far this consumer has read (the sweeper's measure of which leases it has seen).
     let backlog: ReportBacklog
+    /// The gateways asked for their sockets lately.
+    private let asked = ResyncRequests()
     /// This replica's name in the consumer group.
     let consumer: String
     let claimAfter: Duration
@@ -106,7 +108,7 @@ package struct ConnectionConsumer: Service {
             return (affected, unknown)
         }
         for user in affected.sorted() { try await presence.refresh(user) }
-        for gateway in unknown.sorted() where backlog.shouldAsk(gateway, at: now) {
+        for gateway in unknown.sorted() where asked.shouldAsk(gateway, at: now) {
             // Lost with the gateway's subscription, the request is made again at a later lease.
             logger.info("presence: a gateway dropped for a lapsed lease renewed it; asking it to list its sockets", metadata: ["gateway": "\(gateway)"])
             try? await bus.publish(ByteBuffer(string: gateway), to: ConnectionReport.resyncChannel)
@@ -114,27 +116,15 @@ package struct ConnectionConsumer: Service {
     }
 }
 
-/// How far one replica's consumer has read the reports: when it is behind, a lease renewal may
-/// be waiting unread in the stream, and the sweeper must judge leases by the time its reading
-/// reached, not by the clock (otherwise a busy stream makes presence drop live gateways). Also
-/// which gateways were asked to list their sockets, so a gateway whose leases wait in a long
+/// Which gateways were asked to list their sockets, so a gateway whose leases wait in a long
 /// backlog is asked once rather than at each of them.
-package final class ReportBacklog: Sendable {
-    /// The time up to which every report has been read (milliseconds; nil before any read).
-    private let seen = Mutex<Int64?>(nil)
-    /// When each gateway was last asked for its sockets.
+final class ResyncRequests: Sendable {
+    /// When each gateway was last asked.
     private let asked = Mutex<[String: Int64]>([:])
-
-    /// Leases are never judged earlier than this before the clock: a replica that cannot read
-    /// the stream at all (the bus down) still takes a gateway silent this long for gone, and the
-    /// gateway lists its sockets again when presence hears from it.
-    static let longestLag: Int64 = 5 * 60_000
-    /// A gateway is asked again for its sockets after this long without its answer.
+    /// A gateway is asked again after this long without its answer.
     static let askAgainAfter: Int64 = 30_000
 
-    package init() {}
-
-    /// Whether to ask `gateway` for its sockets now (not asked within `askAgainAfter`).
+    /// Whether to ask `gateway` now (not asked within `askAgainAfter`).
     func shouldAsk(_ gateway: String, at now: Timestamp) -> Bool {
         asked.withLock { asked in
             asked = asked.filter { now.millis - $0.value < Self.askAgainAfter }
@@ -143,6 +133,21 @@ package final class ReportBacklog: Sendable {
             return true
         }
     }
+}
+
+/// How far one replica's consumer has read the reports: when it is behind, a lease renewal may
+/// be waiting unread in the stream, and the sweeper must judge leases by the time its reading
+/// reached, not by the clock (otherwise a busy stream makes presence drop live gateways).
+package final class ReportBacklog: Sendable {
+    /// The time up to which every report has been read (milliseconds; nil before any read).
+    private let seen = Mutex<Int64?>(nil)
+
+    /// Leases are never judged earlier than this before the clock: a replica that cannot read
+    /// the stream at all (the bus down) still takes a gateway silent this long for gone, and the
+    /// gateway lists its sockets again when presence hears from it.
+    static let longestLag: Int64 = 5 * 60_000
+
+    package init() {}
 
     /// After a read begun at `readAt`: `newest` is when the last entry read was added if more
     /// entries may wait (the read was full), nil when the stream was read to its end.

@@ -5,10 +5,9 @@ import Logging
 import PresenceStore
 import ServiceLifecycle
 
-/// Every few seconds: takes gateways whose lease lapsed (by the time this replica has read
-/// their reports up to) for gone (their members go offline
-/// unless connected elsewhere), clears custom statuses that expired, and forgets old tombstones
-/// of closed sockets. Several replicas may run it; each step is idempotent.
+/// Every few seconds: takes gateways whose lease lapsed, judged at the time up to which this
+/// replica has read their reports, for gone (their members go offline unless connected
+/// elsewhere), clears custom statuses that expired, and forgets old tombstones of closed sockets. Several replicas may run it; each step is idempotent.
 package struct PresenceSweeper: Service {
     let store: any DatabaseStore
     let presence: PresenceService

@@ -126,7 +126,7 @@ var targets: [Target] = [
     // The load generator for the benchmarks in BENCHMARKS.md.
     .executableTarget(
         name: "circle-bench",
-        dependencies: ["CircleCore", "CircleCrypto", "CircleKit", "CircleProtocol", "CircleBus", "CircleConfig", "CircleStore", argumentParser, crypto, logging,
+        dependencies: ["CircleCore", "CircleCrypto", "CircleKit", "CircleProtocol", "CircleBus", "CircleConfig", "CircleEvents", "CircleStore", argumentParser, crypto, logging,
                        .product(name: "SQLKit", package: "sql-kit"),
                        .product(name: "HummingbirdWSClient", package: "hummingbird-websocket"),
                        .product(name: "AsyncHTTPClient", package: "async-http-client"),

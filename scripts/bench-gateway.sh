@@ -26,7 +26,7 @@ set -euo pipefail
 BIN='"$BIN"'
 ulimit -n 65536 || true
 export POSTGRES_URL=$CIRCLE_TEST_POSTGRES_URL REDIS_URL=$CIRCLE_TEST_REDIS_URL REDIS_PREFIX=bench:
-export AUTH_PEPPER=$(head -c 32 /dev/urandom | base64) AUTH_REGISTRATION=open LOG_LEVEL=warning
+export AUTH_PEPPER=$(head -c 32 /dev/urandom | base64) ACTIVITY_KEYS=b1:$(head -c 32 /dev/urandom | base64) AUTH_REGISTRATION=open LOG_LEVEL=warning
 # The idle sockets share a few sessions of one member: the per-session and per-member caps are lifted.
 export SOCKET_MAX_PER_SESSION=100000 SOCKET_MAX_PER_USER=100000
 $BIN/circle migrate >/dev/null

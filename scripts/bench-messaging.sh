@@ -57,7 +57,7 @@ if [ "$MODE" = scaled ] || [ "$MODE" = both ]; then
   free_port() { python3 -c "import socket; s=socket.socket(); s.bind((\"127.0.0.1\",0)); print(s.getsockname()[1])"; }
   wait_ready() { for _ in $(seq 1 200); do curl -sf "$1/readyz" >/dev/null 2>&1 && return 0; sleep 0.1; done; echo "not ready: $1" >&2; return 1; }
   export POSTGRES_URL=$CIRCLE_TEST_POSTGRES_URL REDIS_URL=$CIRCLE_TEST_REDIS_URL REDIS_PREFIX=bench:
-  export AUTH_PEPPER=$(head -c 32 /dev/urandom | base64) AUTH_REGISTRATION=open LOG_LEVEL=warning
+  export AUTH_PEPPER=$(head -c 32 /dev/urandom | base64) ACTIVITY_KEYS=b1:$(head -c 32 /dev/urandom | base64) AUTH_REGISTRATION=open LOG_LEVEL=warning
   $BIN/circle migrate >/dev/null
   GW=$(free_port); MS=$(free_port); NX=$(free_port); NDIR=$(mktemp -d)
   LOGS=${TMPDIR:-/tmp}/circle-bench-logs; mkdir -p $LOGS

@@ -3,7 +3,7 @@
 #   upload of a 1 GiB vault payload through tus (one streaming PATCH with curl) into `circle serve`,
 #   download of it again, and the serving process's memory during the upload, against raw disk
 #   write (dd conv=fsync) and read (dd iflag=direct) speed in the same folder, in the same run.
-# Usage: scripts/bench-vault.sh [size in MiB, default 1024] [folder, default $TMPDIR or /tmp]
+# Usage: [BIN=folder] scripts/bench-vault.sh [size in MiB, default 1024] [folder, default $TMPDIR or /tmp]
 #   PERF=1 also records a CPU profile of the server during the upload (perf report -i /tmp/circle-vault-upload.perf).
 set -euo pipefail
 # The benchmarks measure capacity, not the named rate limits (docs/API.md): their many members
@@ -27,8 +27,12 @@ if [ "$FREE" -lt "$NEED" ]; then
 fi
 
 scripts/ensure-deps.sh run
-swift build -c release --product circle >/dev/null
-BIN=$PWD/.build/release
+# BIN=folder runs binaries built elsewhere (to compare two builds in one sitting); by default
+# this tree's release build.
+if [ -z "${BIN:-}" ]; then
+  swift build -c release --product circle >/dev/null
+  BIN=$PWD/.build/release
+fi
 DIR=$(mktemp -d "$BASE/circle-vault-bench.XXXXXX")
 PORT=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
 URL=http://127.0.0.1:$PORT

@@ -1,6 +1,7 @@
 import ArgumentParser
 import CircleBus
 import CircleConfig
+import CircleEvents
 import Dispatch
 import Foundation
 import HummingbirdWSClient
@@ -97,8 +98,9 @@ struct EventsBench: AsyncParsableCommand {
             try await withThrowingTaskGroup(of: Void.self) { group in
                 for target in batch {
                     group.addTask {
-                        let frame = "{\"type\":\"bench\",\"data\":{\"t\":\(DispatchTime.now().uptimeNanoseconds)}}"
-                        try await bus.publish(ByteBuffer(string: frame), to: "user.\(target)")
+                        // A live frame (no sequence number), in the bus encoding every publisher uses.
+                        let body = "{\"type\":\"bench\",\"data\":{\"t\":\(DispatchTime.now().uptimeNanoseconds)}}"
+                        try await bus.publish(EventFrame(routing: .init(), body: ByteBuffer(string: body)).encoded(), to: "user.\(target)")
                     }
                 }
                 try await group.waitForAll()

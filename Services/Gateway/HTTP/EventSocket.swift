@@ -13,28 +13,25 @@ import Synchronization
 /// One client's realtime socket: authenticate with the first frame, catch up from the event
 /// log, then deliver live frames, each stored event exactly once and in order.
 final class EventSocket: Sendable {
-    let state: GatewayState
-    let bus: any MessageBus
-    let registry: SocketRegistry
-    let typing: TypingRelay
-    let fanOut: FanOutDelivery
+    let services: SocketServices
     let outbound: WebSocketOutboundWriter
     let address: String
     let channel: any Channel
     let logger: Logger
 
-    init(state: GatewayState, bus: any MessageBus, registry: SocketRegistry, typing: TypingRelay, fanOut: FanOutDelivery, outbound: WebSocketOutboundWriter,
-         address: String, channel: any Channel, logger: Logger) {
-        self.state = state
-        self.bus = bus
-        self.registry = registry
-        self.typing = typing
-        self.fanOut = fanOut
+    init(services: SocketServices, outbound: WebSocketOutboundWriter, address: String, channel: any Channel, logger: Logger) {
+        self.services = services
         self.outbound = outbound
         self.address = address
         self.channel = channel
         self.logger = logger
     }
+
+    var state: GatewayState { services.state }
+    var bus: any MessageBus { services.bus }
+    var registry: SocketRegistry { services.registry }
+    var typing: TypingRelay { services.typing }
+    var fanOut: FanOutDelivery { services.fanOut }
 
     static let authTimeout: TimeAmount = .seconds(10)
     /// The largest client message, whole (the server's WebSocket frame limit is the same, so one
@@ -51,14 +48,36 @@ final class EventSocket: Sendable {
     }
 
     /// The socket's life, in the task the server gives it: read the first frame (within the time
-    /// limit), authenticate and set up (in a task that ends with it), then only read (and drop)
-    /// what the client sends until the socket closes; deliveries run in `LiveSocket`. A Swift
-    /// task keeps the memory of its deepest call until it ends, and this one lives as long as the
-    /// socket, so the one-off deep work runs elsewhere: an idle socket keeps one task with small
-    /// frames (BENCHMARKS.md, gateway memory).
+    /// limit), authenticate and set up (in a task that ends with it), then only read what the
+    /// client sends until the socket closes; deliveries run in `LiveSocket`. A Swift task keeps
+    /// the memory of its deepest call until it ends, and this one lives as long as the socket, so
+    /// the one-off deep work runs elsewhere and this frame holds only what the reading loop needs:
+    /// the rare paths are functions of their own, and what it awaits is not inlined
+    /// (`@inline(never)`), whose locals would otherwise join its frame (336 bytes instead of 688,
+    /// one 1 KiB slab less per socket). An idle socket keeps one task with small frames
+    /// (BENCHMARKS.md, gateway memory).
     @inline(never)
     func run(_ inbound: WebSocketInboundStream) async throws {
-        var messages = inbound.messages(maxSize: Self.maxInboundMessage).makeAsyncIterator()
+        let client = ClientReader(inbound, frames: frameBucket())
+        guard let first = try await firstFrame(client),
+              let live = try await shortLived({ try await self.open(first) }) else { return }
+        do {
+            while let message = try await client.next() {
+                guard client.frames.take() == nil else {
+                    try await closeForFrameRate(live)
+                    break
+                }
+                guard case .text(let text) = message else { continue }
+                try await shortLived { await self.received(text, from: live.userId) }
+            }
+        } catch {}
+        await live.finish()
+    }
+
+    /// The first frame's text, read within the time limit; nil when the socket was closed or
+    /// the client left instead.
+    @inline(never)
+    private func firstFrame(_ client: ClientReader) async throws -> String? {
         // The time limit is a timer of the event loop, not a sleeping task: it costs almost
         // nothing once cancelled.
         let channel = self.channel
@@ -67,33 +86,32 @@ final class EventSocket: Sendable {
             expired.fired.store(true, ordering: .relaxed)
             SocketClose.write(SocketClose.unauthorized, reason: "authenticate within 10 seconds", to: channel)
         }
-        let first = try await messages.next()
+        let first = try await client.next()
         timer.cancel()
-        if expired.fired.load(ordering: .relaxed) { return }
+        if expired.fired.load(ordering: .relaxed) { return nil }
         // Nil: the client left.
         guard case .text(let text)? = first else {
             if first != nil { try await outbound.close(SocketClose.unauthorized, reason: "the first frame must be {\"type\":\"auth\",\"token\":...}") }
-            return
+            return nil
         }
-        guard let live = try await shortLived({ try await self.open(text) }) else { return }
-        do {
-            // Client frames after authentication: the named limit `socket-frames` (by default a
-            // burst of 40, then 10 a second: typing needs one per conversation every 2 s).
-            let limit = state.rateLimiter.limit(.socketFrames)
-            var frames = TokenBucket(capacity: limit.capacity, period: limit.period)
-            while let message = try await messages.next() {
-                guard frames.take() == nil else {
-                    state.rateLimiter.countRefusal(.socketFrames)
-                    // Nothing more is delivered once the close frame is on its way.
-                    live.stop()
-                    try await outbound.close(SocketClose.tooManyFrames, reason: "too many frames (limit socket-frames: \(limit.capacity) per \(limit.period.components.seconds) s)")
-                    break
-                }
-                guard case .text(let text) = message else { continue }
-                try await shortLived { await self.received(text, from: live.userId) }
-            }
-        } catch {}
-        await live.finish()
+        return text
+    }
+
+    /// Client frames after authentication: the named limit `socket-frames` (by default a burst
+    /// of 40, then 10 a second: typing needs one per conversation every 2 s).
+    private func frameBucket() -> TokenBucket {
+        let limit = state.rateLimiter.limit(.socketFrames)
+        return TokenBucket(capacity: limit.capacity, period: limit.period)
+    }
+
+    /// Closes a socket that sent frames faster than `socket-frames` allows.
+    @inline(never)
+    private func closeForFrameRate(_ live: LiveSocket) async throws {
+        let limit = state.rateLimiter.limit(.socketFrames)
+        state.rateLimiter.countRefusal(.socketFrames)
+        // Nothing more is delivered once the close frame is on its way.
+        live.stop()
+        try await outbound.close(SocketClose.tooManyFrames, reason: "too many frames (limit socket-frames: \(limit.capacity) per \(limit.period.components.seconds) s)")
     }
 
     /// What a client may send once authenticated: typing indicators. Anything else is dropped.
@@ -186,6 +204,7 @@ final class EventSocket: Sendable {
     /// operation: the task is started from the event loop's thread, outside any task, because
     /// creating a child of the socket's task would take memory from that task's allocator, which
     /// it keeps.
+    @inline(never)
     func shortLived<T: Sendable>(_ body: @escaping @Sendable () async throws -> T) async throws -> T {
         let promise = channel.eventLoop.makePromise(of: T.self)
         channel.eventLoop.execute { promise.completeWithTask(body) }
@@ -201,4 +220,22 @@ final class EventSocket: Sendable {
 /// Set once the authentication time limit has passed.
 final class ExpiryFlag: Sendable {
     let fired = Atomic<Bool>(false)
+}
+
+/// What the client sends, read only by the socket's own task: its messages and the bucket that
+/// limits their rate. A class, so that task's frame holds one reference instead of both (the
+/// task keeps its frames' memory for the socket's life: `EventSocket.run`).
+private final class ClientReader {
+    private var messages: WebSocketInboundMessageStream.AsyncIterator
+    var frames: TokenBucket
+
+    init(_ inbound: WebSocketInboundStream, frames: TokenBucket) {
+        messages = inbound.messages(maxSize: EventSocket.maxInboundMessage).makeAsyncIterator()
+        self.frames = frames
+    }
+
+    @inline(never)
+    func next() async throws -> WebSocketMessage? {
+        try await messages.next()
+    }
 }

@@ -1,4 +1,3 @@
-import CircleBus
 import CircleHTTP
 import GatewayCore
 import GatewayStore
@@ -8,18 +7,16 @@ import HummingbirdWebSocket
 /// `GET /api/v1/events` upgraded to the realtime WebSocket. The token travels in the first
 /// frame, never in the URL (browsers cannot set headers on a WebSocket).
 struct EventSocketController: Sendable {
-    let state: GatewayState
-    let bus: any MessageBus
-    let registry: SocketRegistry
-    let typing: TypingRelay
-    let fanOut: FanOutDelivery
+    let services: SocketServices
 
     func addWebSocketRoutes(to router: Router<CircleRequestContext>) {
+        // The closure holds one reference (its async frame stays with the socket's task for the
+        // socket's life, so it is kept small: BENCHMARKS.md, gateway memory).
+        let services = services
         router.ws("/api/v1/events") { inbound, outbound, context in
-            let address = context.requestContext.clientAddress(context.request, trustForwardedFor: state.settings.trustForwardedFor)
+            let address = context.requestContext.clientAddress(context.request, trustForwardedFor: services.state.settings.trustForwardedFor)
             try await EventSocket(
-                state: state, bus: bus, registry: registry, typing: typing, fanOut: fanOut, outbound: outbound,
-                address: address, channel: context.requestContext.channel, logger: context.logger
+                services: services, outbound: outbound, address: address, channel: context.requestContext.channel, logger: context.logger
             ).run(inbound)
         }
     }

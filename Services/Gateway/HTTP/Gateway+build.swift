@@ -38,7 +38,7 @@ public func buildGateway(_ environment: ServiceEnvironment, settings: GatewaySet
     let activityLog = ActivityController(state: state)
     let typing = TypingRelay(store: environment.store, events: environment.events, counters: environment.counters, logger: environment.logger)
     let fanOut = FanOutDelivery(bus: environment.bus, logger: environment.logger)
-    let socket = EventSocketController(state: state, bus: environment.bus, registry: registry, typing: typing, fanOut: fanOut)
+    let socket = EventSocketController(services: SocketServices(state: state, bus: environment.bus, registry: registry, typing: typing, fanOut: fanOut))
     let invites = InviteController(state: state)
     let web = WebAppController(root: settings.webRoot, logger: environment.logger)
     let relay = EventRelay(store: environment.store, bus: environment.bus, clock: environment.clock, logger: environment.logger)

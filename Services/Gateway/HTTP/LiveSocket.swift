@@ -13,8 +13,10 @@ final class LiveSocket: Sendable {
         /// Catch up from this sequence number (or start at the head), then say `ready`.
         case start(since: Int64?)
         case bus(BusEvent)
-        /// A live frame read once for several members (`FanOutDelivery`).
-        case frame(EventFrame)
+        /// A live frame read once for several members (`FanOutDelivery`). Boxed: the frame is
+        /// several times the size of the other cases, and every socket's mailbox has room for two
+        /// inputs even while idle.
+        indirect case frame(EventFrame)
         case signal(SocketSignal)
     }
 

@@ -119,13 +119,19 @@ struct SocketRegistryTests {
             #expect(replaced.withLockedValue { $0 }.isEmpty)
             _ = await open("a3", session: "a")
             #expect(replaced.withLockedValue { $0 } == ["a1"], "the session's oldest")
-            _ = await open("b1", session: "b")
+            let b1 = await open("b1", session: "b")
             #expect(replaced.withLockedValue { $0 } == ["a1"], "three open: the member's cap")
             _ = await open("b2", session: "b")
             #expect(replaced.withLockedValue { $0 } == ["a1", "a2"], "the member's oldest still open")
             _ = await open("c1", session: "c", user: "other")
             #expect(replaced.withLockedValue { $0 } == ["a1", "a2"], "another member's sockets are their own")
             #expect(await registry.count == 6, "replaced sockets stay listed until they have closed")
+            // A socket that closed frees its place under both caps.
+            await registry.unregister(try #require(b1))
+            _ = await open("b3", session: "b")
+            #expect(replaced.withLockedValue { $0 } == ["a1", "a2"], "a3, b2 and b3 open: within both caps")
+            _ = await open("b4", session: "b")
+            #expect(replaced.withLockedValue { $0 } == ["a1", "a2", "b2"], "the session's oldest open one")
         }
     }
 }

@@ -54,6 +54,11 @@ actor SocketRegistry: Service {
     private let store: any DatabaseStore
     private let logger: Logger
     private var sockets: [UInt64: Entry] = [:]
+    /// The open (not replaced) sockets of each session and each member, for the caps: a
+    /// registration looks at its own session's and member's sockets only, not at every socket of
+    /// the replica (which made connecting N sockets cost N² comparisons).
+    private var openBySession: [String: Set<UInt64>] = [:]
+    private var openByUser: [String: Set<UInt64>] = [:]
     private var nextID: UInt64 = 0
     private var draining = false
     private let gauge = Gauge(label: "circle_gateway_sockets")
@@ -77,29 +82,42 @@ actor SocketRegistry: Service {
         _ identity: Identity, keepalive: SocketKeepalive? = nil, signal: @escaping @Sendable (SocketSignal) -> Void
     ) async -> UInt64? {
         guard !draining else { return nil }
-        replaceOldest(where: { $0.sessionId == identity.sessionId }, keeping: caps.perSession - 1)
-        replaceOldest(where: { $0.userId == identity.userId }, keeping: caps.perUser - 1)
+        replaceOldest(of: openBySession[identity.sessionId], keeping: caps.perSession - 1)
+        replaceOldest(of: openByUser[identity.userId], keeping: caps.perUser - 1)
         nextID += 1
         let id = nextID
         sockets[id] = Entry(identity: identity, keepalive: keepalive, signal: signal)
+        openBySession[identity.sessionId, default: []].insert(id)
+        openByUser[identity.userId, default: []].insert(id)
         gauge.record(sockets.count)
         await reporter?.opened(socket: String(id), user: identity.userId)
         return id
     }
 
-    /// Tells the oldest sockets matching `belongs` to close until `keeping` of them are left.
-    private func replaceOldest(where belongs: (Identity) -> Bool, keeping: Int) {
-        let open = sockets.filter { !$0.value.replaced && belongs($0.value.identity) }.keys.sorted()
-        guard open.count > keeping else { return }
-        for id in open.prefix(open.count - keeping) {
+    /// Tells the oldest of `open` (ids grow with registration) to close until `keeping` of them
+    /// are left.
+    private func replaceOldest(of open: Set<UInt64>?, keeping: Int) {
+        guard let open, open.count > keeping else { return }
+        for id in open.sorted().prefix(open.count - keeping) {
+            guard let entry = sockets[id] else { continue }
             sockets[id]?.replaced = true
-            sockets[id]?.signal(.replaced)
+            forget(id, entry.identity)
+            entry.signal(.replaced)
             Counter(label: "circle_gateway_sockets_replaced_total").increment()
         }
     }
 
+    /// Takes a socket out of the open sockets its session and member are counted by.
+    private func forget(_ id: UInt64, _ identity: Identity) {
+        openBySession[identity.sessionId]?.remove(id)
+        if openBySession[identity.sessionId]?.isEmpty == true { openBySession[identity.sessionId] = nil }
+        openByUser[identity.userId]?.remove(id)
+        if openByUser[identity.userId]?.isEmpty == true { openByUser[identity.userId] = nil }
+    }
+
     func unregister(_ id: UInt64) async {
-        guard sockets.removeValue(forKey: id) != nil else { return }
+        guard let entry = sockets.removeValue(forKey: id) else { return }
+        forget(id, entry.identity)
         gauge.record(sockets.count)
         await reporter?.closed(socket: String(id))
     }

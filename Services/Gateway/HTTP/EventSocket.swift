@@ -53,9 +53,9 @@ final class EventSocket: Sendable {
     /// the memory of its deepest call until it ends, and this one lives as long as the socket, so
     /// the one-off deep work runs elsewhere and this frame holds only what the reading loop needs:
     /// the rare paths are functions of their own, and what it awaits is not inlined
-    /// (`@inline(never)`), whose locals would otherwise join its frame (336 bytes instead of 688,
-    /// one 1 KiB slab less per socket). An idle socket keeps one task with small frames
-    /// (BENCHMARKS.md, gateway memory).
+    /// (`@inline(never)`): inlined, their locals join this frame, which then no longer fits the
+    /// task's slab and costs every socket a second 1 KiB one. An idle socket keeps one task with
+    /// small frames (BENCHMARKS.md, gateway memory).
     @inline(never)
     func run(_ inbound: WebSocketInboundStream) async throws {
         let client = ClientReader(inbound, frames: frameBucket())

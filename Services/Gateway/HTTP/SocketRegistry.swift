@@ -33,8 +33,6 @@ actor SocketRegistry: Service {
         let identity: Identity
         let keepalive: SocketKeepalive?
         let signal: @Sendable (SocketSignal) -> Void
-        /// Told to close for a newer socket (it stays listed until it has closed).
-        var replaced = false
     }
 
     /// Sockets one session (a device: its tabs) and one member may hold at once on this
@@ -99,8 +97,8 @@ actor SocketRegistry: Service {
     private func replaceOldest(of open: Set<UInt64>?, keeping: Int) {
         guard let open, open.count > keeping else { return }
         for id in open.sorted().prefix(open.count - keeping) {
+            // Told to close, it stays listed until it has closed, but no longer counts.
             guard let entry = sockets[id] else { continue }
-            sockets[id]?.replaced = true
             forget(id, entry.identity)
             entry.signal(.replaced)
             Counter(label: "circle_gateway_sockets_replaced_total").increment()

@@ -90,10 +90,12 @@ struct UploadLimitTests {
             #expect(try await tus.patch(location, offset: 0, Array(file.stream[0..<1000]), as: cy).status == 204)
 
             // Two replicas' lease keepers on the same database: the holder renews past the term.
-            let a = UploadLeases(store: store, clock: SystemWallClock(), term: .milliseconds(300))
-            let b = UploadLeases(store: store, clock: SystemWallClock(), term: .milliseconds(300))
+            // The term leaves room for a renewal delayed by a loaded machine (CI runs the suites
+            // in parallel): renewals come every second, and one late by over two would be a fault.
+            let a = UploadLeases(store: store, clock: SystemWallClock(), term: .seconds(3))
+            let b = UploadLeases(store: store, clock: SystemWallClock(), term: .seconds(3))
             let lost = try await a.holding(id, owner: cy.id, busy: TestSupportError("a busy")) { lease in
-                try await Task.sleep(for: .milliseconds(900))
+                try await Task.sleep(for: .milliseconds(4500))
                 await #expect(throws: TestSupportError.self) {
                     try await b.holding(id, owner: cy.id, busy: TestSupportError("b busy")) { _ in }
                 }

@@ -192,7 +192,7 @@ var targets: [Target] = [
     ),
     .testTarget(
         name: "GatewayHTTPTests",
-        dependencies: ["GatewayHTTP", "GatewayStore", "AllInOne", "CircleServerTestSupport", "CircleHTTP", "CircleStore", "CircleConfig", "CircleCore", "CircleTestSupport", configuration,
+        dependencies: ["GatewayHTTP", "GatewayStore", "AllInOne", "CircleServerTestSupport", "CircleBus", "CircleHTTP", "CircleStore", "CircleConfig", "CircleCore", "CircleTestSupport", configuration,
                        .product(name: "SQLKit", package: "sql-kit"),
                        .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
                        .product(name: "NIOEmbedded", package: "swift-nio"),

@@ -1,3 +1,4 @@
+import CircleBus
 import CircleCore
 import CircleHTTP
 import CircleStore
@@ -87,6 +88,58 @@ struct SocketRegistryTests {
             }
             #expect(pings == 3, "pinged \(pings) times in \(ContinuousClock.now - start) while the session check was stuck")
             await registry.unregister(id)
+            running.cancel()
+            _ = await running.result
+        }
+    }
+
+    @Test("a revocation announced on the bus closes that session's sockets at once; the backstop check covers every session once per pass, a slice at a time")
+    func announcedAndSliced() async throws {
+        try await withSQLiteStore { store in
+            let revoked = (0..<12).map { "r\($0)" }
+            let live = (0..<12).map { "l\($0)" } + ["announced"]
+            try await store.write { db in
+                try await db.raw("""
+                    INSERT INTO users (id, username, display_name, auth_verifier, salt, identity_key, x25519_key, kx_cert, is_admin, created_at, updated_at)
+                    VALUES ('u', 'user', 'User', x'00', x'00', x'00', x'00', x'00', 0, 0, 0)
+                    """).run()
+                for session in live + revoked {
+                    let revokedAt: Int64? = revoked.contains(session) ? 1 : nil
+                    try await db.raw("""
+                        INSERT INTO sessions (id, token_hash, user_id, device_label, ip, created_at, last_seen_at, revoked_at)
+                        VALUES (\(bind: session), \(bind: session), 'u', 'd', 'ip', 0, 0, \(bind: revokedAt))
+                        """).run()
+                }
+            }
+            let bus = LocalBus()
+            let registry = SocketRegistry(store: store, logger: TestServers.quietLogger, bus: bus, caps: .init(perSession: 8, perUser: 100))
+            let closed = NIOLockedValueBox<[String]>([])
+            for session in live + revoked {
+                _ = await registry.register(Identity(userId: "u", sessionId: session)) { signal in
+                    if case .revoked = signal { closed.withLockedValue { $0.append(session) } }
+                }
+            }
+
+            // Three slices make a pass: each closes only its own revoked sessions, all of them
+            // together close every one, once, and no live session is touched.
+            var perSlice: [Int] = []
+            for slice in 0..<3 {
+                let before = closed.withLockedValue { $0.count }
+                await registry.closeRevoked(slice: slice, of: 3)
+                perSlice.append(closed.withLockedValue { $0.count } - before)
+            }
+            #expect(perSlice.allSatisfy { $0 < revoked.count }, "a slice is not the whole: \(perSlice)")
+            #expect(closed.withLockedValue { $0 }.count == revoked.count && Set(closed.withLockedValue { $0 }) == Set(revoked))
+
+            // The database still says "announced" is live: only the announcement can close it.
+            let running = Task { try await registry.run() }
+            let start = ContinuousClock.now
+            while !closed.withLockedValue({ $0.contains("announced") }), ContinuousClock.now - start < .seconds(10) {
+                await bus.publish(ByteBuffer(string: "announced,unknown"), to: SessionValidator.revocationChannel)
+                try await Task.sleep(for: .milliseconds(100))
+            }
+            #expect(closed.withLockedValue { $0.contains("announced") }, "closed by the announcement")
+            #expect(Set(closed.withLockedValue { $0 }) == Set(revoked + ["announced"]), "nobody else")
             running.cancel()
             _ = await running.result
         }

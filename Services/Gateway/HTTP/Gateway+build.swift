@@ -25,7 +25,7 @@ public func buildGateway(_ environment: ServiceEnvironment, settings: GatewaySet
     )
     let reporter = ConnectionReporter(bus: environment.bus, clock: environment.clock, logger: environment.logger, lease: settings.presenceLease)
     let registry = SocketRegistry(
-        store: environment.store, logger: environment.logger,
+        store: environment.store, logger: environment.logger, bus: environment.bus,
         keepalive: .init(pingInterval: settings.socketPingInterval, silenceLimit: settings.socketSilenceLimit),
         caps: .init(perSession: settings.socketsPerSession, perUser: settings.socketsPerUser), reporter: reporter
     )

@@ -1,4 +1,5 @@
 import AsyncAlgorithms
+import CircleBus
 import CircleCore
 import CircleHTTP
 import CircleStore
@@ -23,11 +24,15 @@ enum SocketSignal: Sendable {
 
 /// Every live realtime socket of this replica.
 ///
-/// Once a second it checks, in one query, that each socket's session is still live (the
-/// revocation event usually closes it sooner); on a timer of its own, it pings the sockets whose
-/// last ping is a ping interval old and tells the ones silent for longer than the silence limit
-/// to close. On shutdown it tells every socket to close with
-/// 1012 and waits for them, before the HTTP server itself stops.
+/// A revoked session's sockets close when their own `session.revoked` event reaches them, and
+/// at once when the revocation is announced on the bus (`sessions.revoked`, which destruction
+/// uses too). As a backstop for sessions ended without either (deleted, or an announcement lost
+/// with the bus), it checks every socket's session against the database once per `checkPeriod`,
+/// a slice each second, so the database sees a small steady query instead of one for every
+/// socket every second. On a timer of its own, it pings the sockets whose last ping is a ping
+/// interval old and tells the ones silent for longer than the silence limit to close. On
+/// shutdown it tells every socket to close with 1012 and waits for them, before the HTTP server
+/// itself stops.
 actor SocketRegistry: Service {
     private struct Entry {
         let identity: Identity
@@ -51,6 +56,10 @@ actor SocketRegistry: Service {
 
     private let store: any DatabaseStore
     private let logger: Logger
+    /// Where revocations are announced (none in tests that drive the checks themselves).
+    private let bus: (any MessageBus)?
+    /// How many one-second slices a full pass of the session check takes.
+    private let checkSlices: Int
     private var sockets: [UInt64: Entry] = [:]
     /// The open (not replaced) sockets of each session and each member, for the caps: a
     /// registration looks at its own session's and member's sockets only, not at every socket of
@@ -65,9 +74,12 @@ actor SocketRegistry: Service {
     /// Tells presence which sockets are open here.
     private let reporter: ConnectionReporter?
 
-    init(store: any DatabaseStore, logger: Logger, keepalive: Keepalive = Keepalive(), caps: Caps = Caps(), reporter: ConnectionReporter? = nil) {
+    init(store: any DatabaseStore, logger: Logger, bus: (any MessageBus)? = nil, checkPeriod: Duration = .seconds(30),
+         keepalive: Keepalive = Keepalive(), caps: Caps = Caps(), reporter: ConnectionReporter? = nil) {
         self.store = store
         self.logger = logger
+        self.bus = bus
+        self.checkSlices = max(1, Int(checkPeriod.components.seconds))
         self.keepalive = keepalive
         self.caps = caps
         self.reporter = reporter
@@ -130,12 +142,43 @@ actor SocketRegistry: Service {
                 }
             }
             group.addTask {
+                var tick = 0
                 for await _ in AsyncTimerSequence(interval: .seconds(1), clock: .continuous).cancelOnGracefulShutdown() {
-                    await self.closeRevoked()
+                    await self.closeRevoked(slice: tick % self.checkSlices, of: self.checkSlices)
+                    tick += 1
                 }
+            }
+            if let bus {
+                group.addTask { await self.followRevocations(on: bus) }
             }
         }
         await drain()
+    }
+
+    /// Closes the sockets of sessions announced revoked; after a gap in the announcements (the
+    /// bus reconnected), checks every socket's session at once.
+    private func followRevocations(on bus: any MessageBus) async {
+        do {
+            let subscription = try await bus.subscribe(to: SessionValidator.revocationChannel)
+            for await event in subscription.events.cancelOnGracefulShutdown() {
+                switch event {
+                case .message(let buffer): closeSessions(String(buffer: buffer).split(separator: ",").map(String.init))
+                case .gap: await closeRevoked()
+                }
+            }
+            await subscription.cancel()
+        } catch {
+            // Without the announcements the sliced check still closes every revoked session's
+            // sockets within a full pass.
+            logger.warning("revocation announcements not followed", metadata: ["error": "\(error)"])
+        }
+    }
+
+    /// Tells the open sockets of these sessions that they are revoked.
+    func closeSessions(_ sessionIds: [String]) {
+        for sessionId in sessionIds {
+            for id in openBySession[sessionId] ?? [] { sockets[id]?.signal(.revoked) }
+        }
     }
 
     /// Pings the sockets that are due and tells the silent ones to close.
@@ -150,9 +193,10 @@ actor SocketRegistry: Service {
         }
     }
 
-    /// Closes sockets whose session is no longer live.
-    func closeRevoked() async {
-        let sessionIds = Array(Set(sockets.values.map(\.identity.sessionId)))
+    /// Closes sockets whose session is no longer live: every socket's, or those of one slice of
+    /// the sessions (`slice` of `slices`, by a hash of the session id).
+    func closeRevoked(slice: Int = 0, of slices: Int = 1) async {
+        let sessionIds = slices <= 1 ? Array(openBySession.keys) : openBySession.keys.filter { UInt(bitPattern: $0.hashValue) % UInt(slices) == UInt(slice) }
         guard !sessionIds.isEmpty else { return }
         do {
             var live: Set<String> = []

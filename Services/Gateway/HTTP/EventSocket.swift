@@ -185,7 +185,11 @@ final class EventSocket: Sendable {
                 // Dropped after the grace period even if the close frame cannot be written.
                 SocketClose.dropAfterGrace(channel)
                 switch signal {
-                case .revoked: try await outbound.close(SocketClose.unauthorized, reason: "session revoked")
+                case .revoked:
+                    // The client is told first when the log holds its session's end (the revocation
+                    // is announced after that event's commit); delivering it closes the socket.
+                    if (try? await delivery.catchUp(socket: self)) == false { return false }
+                    try await outbound.close(SocketClose.unauthorized, reason: "session revoked")
                 case .shutdown: try await outbound.close(SocketClose.serverRestart, reason: "server restart")
                 case .silent: try await outbound.close(.goingAway, reason: "no answer to pings")
                 case .replaced: try await outbound.close(SocketClose.replaced, reason: "replaced by newer sockets of this device or member")

@@ -85,20 +85,16 @@ final class FanOutDelivery: Service, Sendable {
                     if let found = index[userId] { targets.append(contentsOf: found.values) }
                 }
             }
-            // Sockets with nothing else to deliver get the frame written on their event loop, one
-            // operation per loop; the others queue it behind what they are delivering.
+            // Sockets with nothing else to deliver get their frames written on their event loop,
+            // one operation per loop; the others have it queued behind what they are delivering.
             let frame = fanOut.frame
             var byLoop: [ObjectIdentifier: (loop: any EventLoop, sockets: [LiveSocket])] = [:]
-            for socket in targets {
-                if socket.claimForDirectWrite() {
-                    let loop = socket.eventLoop
-                    byLoop[ObjectIdentifier(loop), default: (loop, [])].sockets.append(socket)
-                } else {
-                    socket.push(.frame(frame))
-                }
+            for socket in targets where socket.pushLive(frame) {
+                let loop = socket.eventLoop
+                byLoop[ObjectIdentifier(loop), default: (loop, [])].sockets.append(socket)
             }
             for (loop, sockets) in byLoop.values {
-                loop.execute { for socket in sockets { socket.writeDirectly(frame) } }
+                loop.execute { for socket in sockets { socket.writeQueuedFrames() } }
             }
         }
     }

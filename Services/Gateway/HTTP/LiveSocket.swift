@@ -76,18 +76,27 @@ final class LiveSocket: Sendable {
 
     /// Queues the catch-up, ahead of anything else.
     func start(since: Int64?) {
-        enqueue(.start(since: since), first: true)
+        if enqueue(.start(since: since), first: true) == .deliver { startDelivery() }
     }
 
     /// Queues an input. Past the queue limit the client is too slow: it is told to resume
     /// (4008) and dropped if even that cannot be written within the grace period. This runs
     /// outside the delivery, which may be stuck writing to a client that stopped reading.
     func push(_ input: Input) {
-        enqueue(input, first: false)
+        if enqueue(input, first: false) == .deliver { startDelivery() }
     }
 
-    private func enqueue(_ input: Input, first: Bool) {
-        enum Outcome { case queued, deliver, overflowed, dropped }
+    /// Queues a live frame for several members (`FanOutDelivery`). True when nothing was being
+    /// delivered: the caller then has `writeQueuedFrames` run on the socket's event loop (one
+    /// operation per loop for all such sockets, and no delivery task). Otherwise the delivery
+    /// under way takes it, or the frames queued meanwhile, written together.
+    func pushLive(_ frame: EventFrame) -> Bool {
+        enqueue(.frame(frame), first: false) == .deliver
+    }
+
+    private enum Outcome { case queued, deliver, overflowed, dropped }
+
+    private func enqueue(_ input: Input, first: Bool) -> Outcome {
         let outcome = mailbox.withLock { box -> Outcome in
             if box.finished { return .dropped }
             if box.inputs.count >= Self.queueLimit, input.isFrame {
@@ -108,47 +117,36 @@ final class LiveSocket: Sendable {
             box.delivering = true
             return .deliver
         }
-        switch outcome {
-        case .queued, .dropped:
-            return
-        case .deliver:
-            startDelivery()
-        case .overflowed:
+        if outcome == .overflowed {
             SocketClose.write(SocketClose.tooSlow, reason: "too slow: resume with since", to: socket.channel)
             socket.logger.notice("closed a socket that fell behind")
         }
+        return outcome
     }
 
-    /// Takes the socket for one frame written by `writeDirectly` when nothing else is queued or
-    /// being delivered (the usual case for a frame sent to many members at once): no delivery
-    /// task then, and one event-loop operation for all such sockets of a loop. False when the
-    /// frame must be pushed instead.
-    func claimForDirectWrite() -> Bool {
-        mailbox.withLock { box in
-            guard box.started, !box.finished, !box.delivering, box.inputs.isEmpty else { return false }
-            // Inputs that arrive meanwhile queue behind the frame, as behind a delivery.
-            box.delivering = true
-            return true
-        }
-    }
-
-    /// On the socket's event loop, after `claimForDirectWrite`: writes the frame (a live frame,
-    /// no sequence number, for any device) and hands the socket back; a client that is not
-    /// reading gets the frame through a delivery instead, which waits for it and lets its queue
-    /// overflow if it never reads.
-    func writeDirectly(_ frame: EventFrame) {
+    /// On the socket's event loop, after `pushLive` said so: writes the live frames at the head
+    /// of the queue (those queued since are written too, with one flush: a socket that falls
+    /// behind in a burst catches up in fewer writes), then hands what else is queued to a
+    /// delivery. A client that is not reading gets its frames through a delivery, which waits for
+    /// it and lets the queue overflow if it never reads.
+    func writeQueuedFrames() {
         let channel = socket.channel
         channel.eventLoop.assertInEventLoop()
-        let writable = channel.isWritable
-        // A socket being closed gets no more frames (none may follow a close frame).
-        let open = mailbox.withLock { !$0.finished }
-        if writable, open {
-            channel.writeAndFlush(WebSocketFrame(fin: true, opcode: .text, data: frame.body), promise: nil)
+        var wrote = false
+        // Checked per frame: a socket being closed gets no more (none may follow a close frame).
+        while channel.isWritable, let frame = mailbox.withLock({ box -> EventFrame? in
+            guard !box.finished, case .frame(let frame)? = box.inputs.first else { return nil }
+            box.inputs.removeFirst()
+            return frame
+        }) {
+            channel.write(WebSocketFrame(fin: true, opcode: .text, data: frame.body), promise: nil)
+            wrote = true
         }
+        if wrote { channel.flush() }
         let deliver = mailbox.withLock { box -> Bool in
-            if !writable, !box.finished { box.inputs.prepend(.frame(frame)) }
             guard !box.finished, !box.inputs.isEmpty else {
                 box.delivering = false
+                if box.inputs.capacity > Self.idleCapacity { box.inputs = CircularBuffer(initialCapacity: 2) }
                 return false
             }
             return true

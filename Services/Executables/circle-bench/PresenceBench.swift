@@ -152,6 +152,7 @@ struct PresenceBench: AsyncParsableCommand {
         // 5. Typing at a steady rate, each frame from a different (member, conversation) pair so
         // the per-pair limit (one per 2 s) never drops one.
         clock.reset()
+        let typingCPUStart = cpuTime?.sample()
         var pairs = (0..<users).flatMap { member in conversationsOf[member].map { (member, $0) } }.shuffled()
         let total = min(pairs.count, typingRate * typingSeconds)
         pairs = Array(pairs.prefix(total))
@@ -168,6 +169,12 @@ struct PresenceBench: AsyncParsableCommand {
         _ = await Self.settle(clock)
         let typingLatency = LatencySummary(clock.typingLatencies())
         report("typing: \(total) frames in \(sendingTook) (\(String(format: "%.0f", Double(total) / (Double(sendingTook.components.seconds) + Double(sendingTook.components.attoseconds) / 1e18))) /s), \(typingLatency.count) of \(typingExpected) deliveries; latency p50 \(String(format: "%.2f", typingLatency.p50)) ms, p99 \(String(format: "%.2f", typingLatency.p99)) ms, max \(String(format: "%.2f", typingLatency.max)) ms")
+        if let cpuTime, let typingCPUStart {
+            let end = cpuTime.sample()
+            let server = Set(cpuTime.processes.map(\.name)).subtracting(["bench"])
+            report("  CPU ms per typing frame sent (\(total)): " + cpuTime.perMessage(from: typingCPUStart, to: end, messages: max(1, total), server: server))
+            report("  CPU ms per typing delivery (\(clock.frames)): " + cpuTime.perMessage(from: typingCPUStart, to: end, messages: max(1, clock.frames), server: server))
+        }
         await hold.release()
         clients.cancel()
         _ = await clients.result

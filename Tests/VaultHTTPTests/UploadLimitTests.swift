@@ -90,12 +90,27 @@ struct UploadLimitTests {
             #expect(try await tus.patch(location, offset: 0, Array(file.stream[0..<1000]), as: cy).status == 204)
 
             // Two replicas' lease keepers on the same database: the holder renews past the term.
-            // The term leaves room for a renewal delayed by a loaded machine (CI runs the suites
-            // in parallel): renewals come every second, and one late by over two would be a fault.
-            let a = UploadLeases(store: store, clock: SystemWallClock(), term: .seconds(3))
-            let b = UploadLeases(store: store, clock: SystemWallClock(), term: .seconds(3))
+            // Judged by what the database holds, not by sleeping: on a loaded machine (CI runs
+            // the suites in parallel, and key derivation can hold both of its threads for
+            // seconds) a renewal may come late, and the test waits for it instead of failing.
+            let term = Duration.seconds(12)
+            let a = UploadLeases(store: store, clock: SystemWallClock(), term: term)
+            let b = UploadLeases(store: store, clock: SystemWallClock(), term: term)
+            let leaseUntil: @Sendable () async throws -> Int64 = {
+                try await store.read { db in
+                    try await db.raw("SELECT lease_until FROM vault_uploads WHERE id = \(bind: id)").first()?.decode(column: "lease_until", as: Int64?.self) ?? 0
+                }
+            }
             let lost = try await a.holding(id, owner: cy.id, busy: TestSupportError("a busy")) { lease in
-                try await Task.sleep(for: .milliseconds(4500))
+                let first = try await leaseUntil()
+                let deadline = ContinuousClock.now + .seconds(60)
+                // Past the first term, with a renewal seen that reaches beyond it.
+                var renewed = first
+                while Timestamp.now().millis <= first || renewed <= first, ContinuousClock.now < deadline {
+                    try await Task.sleep(for: .milliseconds(200))
+                    renewed = try await leaseUntil()
+                }
+                #expect(renewed > first, "renewed past its first term")
                 await #expect(throws: TestSupportError.self) {
                     try await b.holding(id, owner: cy.id, busy: TestSupportError("b busy")) { _ in }
                 }

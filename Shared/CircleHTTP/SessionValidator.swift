@@ -139,12 +139,17 @@ public final class SessionValidator: Service, Sendable {
         }
     }
 
+    /// The session ids of an announcement on `revocationChannel` (as `announceRevoked` writes them).
+    public static func revokedSessionIds(in announcement: ByteBuffer) -> [String] {
+        String(buffer: announcement).split(separator: ",").map(String.init)
+    }
+
     public func run() async throws {
         let subscription = try await bus.subscribe(to: Self.revocationChannel)
         for await event in subscription.events.cancelOnGracefulShutdown() {
             switch event {
             case .message(let buffer):
-                forget(sessionIds: Set(String(buffer: buffer).split(separator: ",").map(String.init)))
+                forget(sessionIds: Set(Self.revokedSessionIds(in: buffer)))
             case .gap:
                 forgetAll()
             }

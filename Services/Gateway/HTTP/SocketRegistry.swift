@@ -162,7 +162,7 @@ actor SocketRegistry: Service {
             let subscription = try await bus.subscribe(to: SessionValidator.revocationChannel)
             for await event in subscription.events.cancelOnGracefulShutdown() {
                 switch event {
-                case .message(let buffer): closeSessions(String(buffer: buffer).split(separator: ",").map(String.init))
+                case .message(let buffer): closeSessions(SessionValidator.revokedSessionIds(in: buffer))
                 case .gap: await closeRevoked()
                 }
             }
@@ -204,12 +204,9 @@ actor SocketRegistry: Service {
                 let ids = Array(sessionIds[chunk..<min(chunk + 500, sessionIds.count)])
                 live.formUnion(try await store.read { db in try await AccountRepository.liveSessionIds(among: ids, in: db) })
             }
-            // Only sessions that were checked: sockets registered while the query ran (this
-            // actor is reentrant at the await) are checked on the next tick, not taken for revoked.
-            let checked = Set(sessionIds)
-            for entry in sockets.values where checked.contains(entry.identity.sessionId) && !live.contains(entry.identity.sessionId) {
-                entry.signal(.revoked)
-            }
+            // Only sessions that were checked: sockets of other sessions registered while the
+            // query ran (this actor is reentrant at the await) are checked later, not taken for revoked.
+            closeSessions(sessionIds.filter { !live.contains($0) })
         } catch {
             logger.warning("session check of live sockets failed", metadata: ["error": "\(error)"])
         }

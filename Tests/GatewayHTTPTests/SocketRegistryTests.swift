@@ -29,20 +29,8 @@ struct SocketRegistryTests {
 
     @Test("a socket registered while the check runs is not taken for revoked; a revoked session's socket is closed")
     func registerDuringCheck() async throws {
-        let folder = FileManager.default.temporaryDirectory.appendingPathComponent("circle-registry-\(UUID().uuidString)")
-        try FileManager.default.createDirectory(at: folder, withIntermediateDirectories: true)
-        defer { try? FileManager.default.removeItem(at: folder) }
-        try await StoreFactory.withMigratedStore(.sqlite(path: folder.appendingPathComponent("db.sqlite").path), logger: TestServers.quietLogger) { store in
-            try await store.write { db in
-                try await db.raw("""
-                    INSERT INTO users (id, username, display_name, auth_verifier, salt, identity_key, x25519_key, kx_cert, is_admin, created_at, updated_at)
-                    VALUES ('u', 'user', 'User', x'00', x'00', x'00', x'00', x'00', 0, 0, 0)
-                    """).run()
-                for session in ["old", "new"] {
-                    try await db.raw("INSERT INTO sessions (id, token_hash, user_id, device_label, ip, created_at, last_seen_at) VALUES (\(bind: session), \(bind: session), 'u', 'd', 'ip', 0, 0)").run()
-                }
-                try await db.raw("INSERT INTO sessions (id, token_hash, user_id, device_label, ip, created_at, last_seen_at, revoked_at) VALUES ('gone', 'gone', 'u', 'd', 'ip', 0, 0, 1)").run()
-            }
+        try await withSQLiteStore { store in
+            try await Self.insertSessions(live: ["old", "new"], revoked: ["gone"], into: store)
             let registry = SocketRegistry(store: SlowStore(inner: store), logger: TestServers.quietLogger)
             let signals = NIOLockedValueBox<[String: SocketSignal]>([:])
             func register(_ session: String) async {
@@ -98,19 +86,7 @@ struct SocketRegistryTests {
         try await withSQLiteStore { store in
             let revoked = (0..<12).map { "r\($0)" }
             let live = (0..<12).map { "l\($0)" } + ["announced"]
-            try await store.write { db in
-                try await db.raw("""
-                    INSERT INTO users (id, username, display_name, auth_verifier, salt, identity_key, x25519_key, kx_cert, is_admin, created_at, updated_at)
-                    VALUES ('u', 'user', 'User', x'00', x'00', x'00', x'00', x'00', 0, 0, 0)
-                    """).run()
-                for session in live + revoked {
-                    let revokedAt: Int64? = revoked.contains(session) ? 1 : nil
-                    try await db.raw("""
-                        INSERT INTO sessions (id, token_hash, user_id, device_label, ip, created_at, last_seen_at, revoked_at)
-                        VALUES (\(bind: session), \(bind: session), 'u', 'd', 'ip', 0, 0, \(bind: revokedAt))
-                        """).run()
-                }
-            }
+            try await Self.insertSessions(live: live, revoked: revoked, into: store)
             let bus = LocalBus()
             let registry = SocketRegistry(store: store, logger: TestServers.quietLogger, bus: bus, caps: .init(perSession: 8, perUser: 100))
             let closed = NIOLockedValueBox<[String]>([])
@@ -145,6 +121,23 @@ struct SocketRegistryTests {
         }
     }
 
+    /// Member `u` with these sessions, the revoked ones revoked.
+    private static func insertSessions(live: [String], revoked: [String], into store: any DatabaseStore) async throws {
+        try await store.write { db in
+            try await db.raw("""
+                INSERT INTO users (id, username, display_name, auth_verifier, salt, identity_key, x25519_key, kx_cert, is_admin, created_at, updated_at)
+                VALUES ('u', 'user', 'User', x'00', x'00', x'00', x'00', x'00', 0, 0, 0)
+                """).run()
+            for session in live + revoked {
+                let revokedAt: Int64? = revoked.contains(session) ? 1 : nil
+                try await db.raw("""
+                    INSERT INTO sessions (id, token_hash, user_id, device_label, ip, created_at, last_seen_at, revoked_at)
+                    VALUES (\(bind: session), \(bind: session), 'u', 'd', 'ip', 0, 0, \(bind: revokedAt))
+                    """).run()
+            }
+        }
+    }
+
     private func withSQLiteStore(_ body: @Sendable (any DatabaseStore) async throws -> Void) async throws {
         let folder = FileManager.default.temporaryDirectory.appendingPathComponent("circle-registry-\(UUID().uuidString)")
         try FileManager.default.createDirectory(at: folder, withIntermediateDirectories: true)
@@ -156,10 +149,7 @@ struct SocketRegistryTests {
 
     @Test("a socket past a session's or a member's cap closes the oldest of them (4009), never the new one; sockets told to close no longer count")
     func caps() async throws {
-        let folder = FileManager.default.temporaryDirectory.appendingPathComponent("circle-registry-\(UUID().uuidString)")
-        try FileManager.default.createDirectory(at: folder, withIntermediateDirectories: true)
-        defer { try? FileManager.default.removeItem(at: folder) }
-        try await StoreFactory.withMigratedStore(.sqlite(path: folder.appendingPathComponent("db.sqlite").path), logger: TestServers.quietLogger) { store in
+        try await withSQLiteStore { store in
             let registry = SocketRegistry(store: store, logger: TestServers.quietLogger, caps: .init(perSession: 2, perUser: 3))
             let replaced = NIOLockedValueBox<[String]>([])
             func open(_ name: String, session: String, user: String = "u") async -> UInt64? {

@@ -91,8 +91,8 @@ struct UploadLimitTests {
 
             // Two replicas' lease keepers on the same database: the holder renews past the term.
             // Judged by what the database holds, not by sleeping: on a loaded machine (CI runs
-            // the suites in parallel, and key derivation can hold both of its threads for
-            // seconds) a renewal may come late, and the test waits for it instead of failing.
+            // the suites in parallel on two cores) a renewal may come seconds late, and the test
+            // waits for it instead of failing.
             let term = Duration.seconds(12)
             let a = UploadLeases(store: store, clock: SystemWallClock(), term: term)
             let b = UploadLeases(store: store, clock: SystemWallClock(), term: term)

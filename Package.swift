@@ -214,12 +214,12 @@ var targets: [Target] = [
     ),
     .testTarget(
         name: "GatewayCoreTests",
-        dependencies: ["GatewayCore", "PresenceStore", "CircleBus", "CircleCore", "CircleTestSupport", "CircleServerTestSupport"],
+        dependencies: ["GatewayCore", "PresenceStore", "CircleBus", "CircleCore", "CircleEvents", "CircleTestSupport", "CircleServerTestSupport"],
         path: "Tests/GatewayCoreTests"
     ),
     .testTarget(
         name: "PresenceHTTPTests",
-        dependencies: ["PresenceHTTP", "PresenceCore", "PresenceStore", "GatewayCore", "CircleBus", "CircleEvents", "CircleStore", "CircleCore",
+        dependencies: ["PresenceHTTP", "PresenceCore", "PresenceStore", "GatewayCore", "CircleBus", "CircleEvents", "CircleStore", "CircleCore", "CircleProtocol",
                        "CircleTestSupport", "CircleServerTestSupport", .product(name: "SQLKit", package: "sql-kit")],
         path: "Tests/PresenceHTTPTests"
     ),

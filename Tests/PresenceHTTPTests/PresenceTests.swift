@@ -1,6 +1,7 @@
 import CircleBus
 import CircleCore
 import CircleEvents
+import CircleProtocol
 import CircleServerTestSupport
 import CircleStore
 import CircleTestSupport
@@ -131,15 +132,19 @@ struct PresenceTests {
             let ben = try await Member.register("ben", on: api)
             let cyd = try await Member.register("cyd", on: api)
             let dan = try await Member.register("dan", on: api)
-            let (conv, _) = try await ana.create(with: [ben, cyd], on: api)
+            let eve = try await Member.register("eve", on: api)
+            var (conv, chain) = try await ana.create(with: [ben, cyd], on: api)
             let sockets = try await withThrowingTaskGroup(of: (String, TestSocket).self) { group in
-                for member in [ana, ben, cyd, dan] {
+                for member in [ana, ben, cyd, dan, eve] {
                     group.addTask { (member.id, try await TestSocket.authenticated(api.socketURL, token: member.token).0) }
                 }
                 return try await group.reduce(into: [String: TestSocket]()) { $0[$1.0] = $1.1 }
             }
             func typing(_ state: String) -> String { "{\"type\":\"typing\",\"data\":{\"conversationId\":\"\(conv)\",\"state\":\"\(state)\"}}" }
-            let stored = { try await store.read { db in try await db.raw("SELECT COUNT(*) AS n FROM user_events").first()!.decode(column: "n", as: Int.self) } }
+            // Stored events other than the membership ops below.
+            let stored = { try await store.read { db in
+                try await db.raw("SELECT COUNT(*) AS n FROM user_events WHERE type <> \(bind: EventType.conversationOp.rawValue)").first()!.decode(column: "n", as: Int.self)
+            } }
             let before = try await stored()
 
             // A burst of starts: one is forwarded, the rest (within two seconds) dropped; a stop
@@ -168,16 +173,33 @@ struct PresenceTests {
 
             // Dan is no member: his frame reaches nobody, and he hears nothing.
             sockets[dan.id]!.send(typing("start"))
-            // Cyd turns typing off: she neither sends nor receives.
+            // Cyd turns typing off: she neither sends nor receives. The gateways are told (on
+            // Redis, the announcement's trip takes a moment); audiences last a minute otherwise.
             #expect(try await api.call("PUT", "/api/v1/presence", json: "{\"typing\":false}", token: cyd.token).status == 200)
-            try await Task.sleep(for: .milliseconds(1100))
+            try await Task.sleep(for: .milliseconds(200))
             sockets[cyd.id]!.send(typing("start"))
-            try await Task.sleep(for: .milliseconds(1100))
+            // Ana's next start, past her two seconds.
+            try await Task.sleep(until: sent + .milliseconds(2100), clock: .continuous)
             sockets[ana.id]!.send(typing("start"))
             let fromAna = try #require(try await sockets[ben.id]!.next(ofType: "typing", timeout: .seconds(10)))
             #expect(TestJSON.string(fromAna, path: ["data", "userId"]) == ana.id, "nothing from Dan or Cyd came first")
             await #expect(throws: TestSupportError.self) { try await sockets[cyd.id]!.next(ofType: "typing", timeout: .seconds(2)) }
             await #expect(throws: TestSupportError.self) { try await sockets[dan.id]!.next(ofType: "typing", timeout: .seconds(1)) }
+
+            // Ana adds Eve and removes Ben: from then on Eve hears the conversation's typing and
+            // Ben neither hears nor is heard, though the audience was read just before.
+            for (action, member, role) in [(MembershipOp.Action.add, eve, MembershipOp.Role.member), (.remove, ben, .none)] {
+                let op = try ana.op(chain, action, target: member, role: role)
+                try chain.append(op, actorIdentity: ana.identityPublic)
+                #expect(try await api.call("POST", "/api/v1/conversations/\(conv)/ops", json: Wire.append(op), token: ana.token).status == 201)
+            }
+            try await Task.sleep(for: .milliseconds(200))
+            sockets[ben.id]!.send(typing("stop"))
+            sockets[ana.id]!.send(typing("stop"))
+            let toEve = try #require(try await sockets[eve.id]!.next(ofType: "typing", timeout: .seconds(10)))
+            #expect(TestJSON.string(toEve, path: ["data", "userId"]) == ana.id && TestJSON.string(toEve, path: ["data", "state"]) == "stop")
+            await #expect(throws: TestSupportError.self) { try await sockets[ben.id]!.next(ofType: "typing", timeout: .seconds(2)) }
+            await #expect(throws: TestSupportError.self) { try await sockets[ana.id]!.next(ofType: "typing", timeout: .seconds(1)) }
             #expect(try await stored() == before, "typing is never stored")
             for socket in sockets.values { socket.close() }
         }

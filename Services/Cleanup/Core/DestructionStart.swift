@@ -144,6 +144,11 @@ package struct DestructionStart: Sendable {
         }
         let (job, shredded, recorded, appended) = result
         await sessions.announceRevoked(shredded.revoked)
+        switch request.kind {
+        case .account: await events.announce([.member(subject)])
+        case .conversation: await events.announce([.conversation(subject)])
+        case .files, .links, .server: break
+        }
         await security.publish(recorded, with: events, alongside: appended)
         logger.info(job.isAwaitingApproval ? "destruction awaiting approval" : "destruction started",
                     metadata: ["job": "\(job.id)", "kind": "\(job.kind.rawValue)"])

@@ -36,7 +36,8 @@ public func buildGateway(_ environment: ServiceEnvironment, settings: GatewaySet
     let sync = SyncController(state: state)
     let pins = PinsController(state: state)
     let activityLog = ActivityController(state: state)
-    let typing = TypingRelay(store: environment.store, events: environment.events, counters: environment.counters, logger: environment.logger)
+    let audiences = AudienceCache(bus: environment.bus, logger: environment.logger)
+    let typing = TypingRelay(store: environment.store, events: environment.events, counters: environment.counters, audiences: audiences, logger: environment.logger)
     let fanOut = FanOutDelivery(bus: environment.bus, logger: environment.logger)
     let socket = EventSocketController(services: SocketServices(state: state, bus: environment.bus, registry: registry, typing: typing, fanOut: fanOut))
     let invites = InviteController(state: state)
@@ -44,7 +45,7 @@ public func buildGateway(_ environment: ServiceEnvironment, settings: GatewaySet
     let relay = EventRelay(store: environment.store, bus: environment.bus, clock: environment.clock, logger: environment.logger)
     return ServiceModule(
         name: .gateway,
-        services: [reporter, relay, fanOut],
+        services: [reporter, relay, fanOut, audiences],
         shutdownFirst: [registry],
         addRoutes: { router in
             info.addRoutes(to: router)

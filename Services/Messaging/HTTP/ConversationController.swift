@@ -69,6 +69,7 @@ struct ConversationController: Sendable {
             return (created, events)
         }
         await state.events.publish(events)
+        await state.events.announce([.conversation(created.conversationId)])
         return JSONResponse(created, status: .created)
     }
 
@@ -154,6 +155,7 @@ struct ConversationController: Sendable {
             return (view, events)
         }
         await state.events.publish(events)
+        if [.add, .remove, .leave].contains(op.action) { await state.events.announce([.conversation(id)]) }
         return JSONResponse(view, status: .created)
     }
 

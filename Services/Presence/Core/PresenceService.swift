@@ -140,6 +140,7 @@ package struct PresenceService: Sendable {
             return (before, record)
         }
         await announce(before: before, after: after, at: now, toSelf: true)
+        if before.typing != after.typing { await events.announce([.member(userId)]) }
         return Self.own(after, at: now)
     }
 

@@ -197,6 +197,7 @@ var targets: [Target] = [
                        .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
                        .product(name: "NIOEmbedded", package: "swift-nio"),
                        .product(name: "NIOPosix", package: "swift-nio"),
+                       .product(name: "NIOWebSocket", package: "swift-nio"),
                        .product(name: "HummingbirdTesting", package: "hummingbird")],
         path: "Tests/GatewayHTTPTests"
     ),

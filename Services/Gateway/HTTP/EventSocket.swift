@@ -177,8 +177,8 @@ final class EventSocket: Sendable {
                 return try await delivery.start(since: since, socket: self)
             case .bus(.message(let payload)):
                 return try await delivery.live(payload, socket: self)
-            case .frame(let frame):
-                return try await delivery.live(frame, socket: self)
+            case .frame(let live):
+                return try await delivery.live(live.frame, socket: self)
             case .bus(.gap):
                 return try await delivery.recover(socket: self)
             case .signal(let signal):

@@ -85,9 +85,10 @@ final class FanOutDelivery: Service, Sendable {
                     if let found = index[userId] { targets.append(contentsOf: found.values) }
                 }
             }
+            guard !targets.isEmpty else { return }
             // Sockets with nothing else to deliver get their frames written on their event loop,
             // one operation per loop; the others have it queued behind what they are delivering.
-            let frame = fanOut.frame
+            let frame = LiveFrame(fanOut.frame)
             var byLoop: [ObjectIdentifier: (loop: any EventLoop, sockets: [LiveSocket])] = [:]
             for socket in targets where socket.pushLive(frame) {
                 let loop = socket.eventLoop

@@ -16,7 +16,7 @@ final class LiveSocket: Sendable {
         /// A live frame read once for several members (`FanOutDelivery`). Boxed: the frame is
         /// several times the size of the other cases, and every socket's mailbox has room for two
         /// inputs even while idle.
-        indirect case frame(EventFrame)
+        indirect case frame(LiveFrame)
         case signal(SocketSignal)
     }
 
@@ -90,7 +90,7 @@ final class LiveSocket: Sendable {
     /// delivered: the caller then has `writeQueuedFrames` run on the socket's event loop (one
     /// operation per loop for all such sockets, and no delivery task). Otherwise the delivery
     /// under way takes it, or the frames queued meanwhile, written together.
-    func pushLive(_ frame: EventFrame) -> Bool {
+    func pushLive(_ frame: LiveFrame) -> Bool {
         enqueue(.frame(frame), first: false) == .deliver
     }
 
@@ -133,13 +133,19 @@ final class LiveSocket: Sendable {
         let channel = socket.channel
         channel.eventLoop.assertInEventLoop()
         var wrote = false
+        // The frames' encoding is written below the WebSocket encoder, which has nothing to add.
+        let encoder = try? channel.pipeline.syncOperations.context(handlerType: WebSocketFrameEncoder.self)
         // Checked per frame: a socket being closed gets no more (none may follow a close frame).
-        while channel.isWritable, let frame = mailbox.withLock({ box -> EventFrame? in
-            guard !box.finished, case .frame(let frame)? = box.inputs.first else { return nil }
+        while channel.isWritable, let live = mailbox.withLock({ box -> LiveFrame? in
+            guard !box.finished, case .frame(let live)? = box.inputs.first else { return nil }
             box.inputs.removeFirst()
-            return frame
+            return live
         }) {
-            channel.write(WebSocketFrame(fin: true, opcode: .text, data: frame.body), promise: nil)
+            if let encoder {
+                encoder.write(NIOAny(live.wire), promise: nil)
+            } else {
+                channel.write(WebSocketFrame(fin: true, opcode: .text, data: live.frame.body), promise: nil)
+            }
             wrote = true
         }
         if wrote { channel.flush() }
@@ -202,6 +208,30 @@ final class LiveSocket: Sendable {
         left.fanOut?.remove(self)
         await left.subscription?.cancel()
         if let (registry, id) = left.registration { await registry.unregister(id) }
+    }
+}
+
+/// A live frame for several members (`FanOutDelivery`), with its WebSocket encoding made once
+/// for all of them: a server's frames are not masked, so every socket is sent the same bytes
+/// (shared, not copied), one buffer per write.
+struct LiveFrame: Sendable {
+    let frame: EventFrame
+    /// The whole WebSocket text frame: header and body.
+    let wire: ByteBuffer
+
+    init(_ frame: EventFrame) {
+        self.frame = frame
+        let body = frame.body
+        var wire = ByteBuffer()
+        wire.reserveCapacity(body.readableBytes + 10)
+        wire.writeInteger(UInt8(0x81))  // FIN, text
+        switch body.readableBytes {
+        case ..<126: wire.writeInteger(UInt8(body.readableBytes))
+        case ..<65_536: wire.writeInteger(UInt8(126)); wire.writeInteger(UInt16(body.readableBytes))
+        default: wire.writeInteger(UInt8(127)); wire.writeInteger(UInt64(body.readableBytes))
+        }
+        wire.writeImmutableBuffer(body)
+        self.wire = wire
     }
 }
 

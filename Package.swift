@@ -131,7 +131,9 @@ var targets: [Target] = [
                        .product(name: "HummingbirdWSClient", package: "hummingbird-websocket"),
                        .product(name: "AsyncHTTPClient", package: "async-http-client"),
                        .product(name: "NIOCore", package: "swift-nio"),
-                       .product(name: "NIOPosix", package: "swift-nio")],
+                       .product(name: "NIOHTTP1", package: "swift-nio"),
+                       .product(name: "NIOPosix", package: "swift-nio"),
+                       .product(name: "NIOWebSocket", package: "swift-nio")],
         path: "Services/Executables/circle-bench"
     ),
     // Shared test helpers: throwaway PostgreSQL/Redis access, private server copies, processes.

@@ -3,7 +3,6 @@ import AsyncHTTPClient
 import CircleCore
 import CircleProtocol
 import Foundation
-import HummingbirdWSClient
 import Logging
 import NIOCore
 import Synchronization
@@ -69,48 +68,43 @@ struct PresenceBench: AsyncParsableCommand {
         let indexOf = Dictionary(uniqueKeysWithValues: accounts.enumerated().map { ($1.userId, $0) })
         let clock = LatencyClock()
         let sockets = SocketSet()
-        let hold = HoldSignal()
         let ready = ReadyCounter()
-        let socketURL = url.replacingOccurrences(of: "http://", with: "ws://") + "/api/v1/events"
+        guard let gateway = URL(string: url), let host = gateway.host, let port = gateway.port else { throw BenchError("--url needs a host and a port: \(url)") }
         let logger = quietLogger()
         let retries = Tally()
         let connectStart = ContinuousClock.now
-        let clients = Task {
-            try await withThrowingTaskGroup(of: Void.self) { group in
-                for member in 0..<users {
-                    if member >= concurrency * 2 { await ready.waitUntil(member - concurrency * 2 + 1) }
-                    group.addTask {
-                        // A socket the gateway closes before it is ready (an overloaded gateway
-                        // can let the 10 s authentication limit pass) connects again, as a
-                        // client would; after five tries it counts as failed.
-                        let readied = Tally()
-                        for attempt in 0..<5 {
-                            if attempt > 0 {
-                                retries.add()
-                                try? await Task.sleep(for: .seconds(1))
-                            }
-                            try? await WebSocketClient.connect(url: socketURL, configuration: .init(maxFrameSize: 1 << 20, autoPing: .disabled), logger: logger) { inbound, outbound, _ in
-                                try await outbound.write(.text("{\"type\":\"auth\",\"token\":\"\(tokens[member])\"}"))
-                                sockets.add(member, outbound)
-                                for try await message in inbound.messages(maxSize: 1 << 20) {
-                                    guard case .text(let text) = message else { continue }
-                                    let fields = FrameFields(text)
-                                    if fields.type == "ready" {
-                                        readied.add()
-                                        await ready.increment(failed: false)
-                                        continue
-                                    }
-                                    clock.received(fields, by: member, indexOf: indexOf)
-                                }
-                            }
-                            if readied.value > 0 { return }
+        try await withThrowingTaskGroup(of: Void.self) { group in
+            for member in 0..<users {
+                if member >= concurrency * 2 { await ready.waitUntil(member - concurrency * 2 + 1) }
+                group.addTask {
+                    // A socket the gateway closes before it is ready (an overloaded gateway can
+                    // let the 10 s authentication limit pass) connects again, as a client would;
+                    // after five tries it counts as failed.
+                    for attempt in 0..<5 {
+                        if attempt > 0 {
+                            retries.add()
+                            try? await Task.sleep(for: .seconds(1))
                         }
-                        await ready.increment(failed: true)
+                        // Ready, or closed first.
+                        let outcome = Outcome()
+                        guard let socket = try? await BenchSocket.connect(host: host, port: port, path: "/api/v1/events", onText: { bytes in
+                            let fields = FrameFields(bytes)
+                            if fields.type == "ready" { outcome.settle(true) } else { clock.received(fields, by: member, indexOf: indexOf) }
+                        }, onClose: { outcome.settle(false) }) else {
+                            logger.debug("connect failed", metadata: ["member": "\(member)"])
+                            continue
+                        }
+                        socket.send("{\"type\":\"auth\",\"token\":\"\(tokens[member])\"}")
+                        if await outcome.value {
+                            sockets.add(member, socket)
+                            await ready.increment(failed: false)
+                            return
+                        }
                     }
+                    await ready.increment(failed: true)
                 }
-                await hold.wait()
-                group.cancelAll()
             }
+            try await group.waitForAll()
         }
         await ready.waitUntil(users)
         guard await ready.failed == 0 else { throw BenchError("\(await ready.failed) of \(users) sockets failed (ulimit -n?)") }
@@ -163,7 +157,7 @@ struct PresenceBench: AsyncParsableCommand {
             if ContinuousClock.now < due { try await Task.sleep(until: due, clock: .continuous) }
             typingExpected += groupSize - 1
             clock.expectTyping(from: accounts[member].userId, in: conversationIds[conversation])
-            await sockets.send(member, "{\"type\":\"typing\",\"data\":{\"conversationId\":\"\(conversationIds[conversation])\",\"state\":\"start\"}}")
+            sockets.send(member, "{\"type\":\"typing\",\"data\":{\"conversationId\":\"\(conversationIds[conversation])\",\"state\":\"start\"}}")
         }
         let sendingTook = ContinuousClock.now - start
         _ = await Self.settle(clock)
@@ -175,9 +169,7 @@ struct PresenceBench: AsyncParsableCommand {
             report("  CPU ms per typing frame sent (\(total)): " + cpuTime.perMessage(from: typingCPUStart, to: end, messages: max(1, total), server: server))
             report("  CPU ms per typing delivery (\(clock.frames)): " + cpuTime.perMessage(from: typingCPUStart, to: end, messages: max(1, clock.frames), server: server))
         }
-        await hold.release()
-        clients.cancel()
-        _ = await clients.result
+        sockets.closeAll()
     }
 
     /// Waits until no frame has arrived for two seconds (at most ten minutes); the frames that
@@ -261,15 +253,45 @@ struct PresenceBench: AsyncParsableCommand {
     }
 }
 
-/// Each member's socket writer, for sending typing frames.
+/// Each member's socket, for sending typing frames.
 final class SocketSet: Sendable {
-    private let writers = Mutex<[Int: WebSocketOutboundWriter]>([:])
+    private let sockets = Mutex<[Int: BenchSocket]>([:])
 
-    func add(_ member: Int, _ writer: WebSocketOutboundWriter) { writers.withLock { $0[member] = writer } }
+    func add(_ member: Int, _ socket: BenchSocket) { sockets.withLock { $0[member] = socket } }
 
-    func send(_ member: Int, _ text: String) async {
-        guard let writer = writers.withLock({ $0[member] }) else { return }
-        try? await writer.write(.text(text))
+    func send(_ member: Int, _ text: String) {
+        sockets.withLock { $0[member] }?.send(text)
+    }
+
+    func closeAll() {
+        for socket in sockets.withLock({ $0.values }) { socket.close() }
+    }
+}
+
+/// Whether a socket became ready before it closed: settled once, awaited once.
+final class Outcome: Sendable {
+    private let state = Mutex<(value: Bool?, waiter: CheckedContinuation<Bool, Never>?)>((nil, nil))
+
+    func settle(_ value: Bool) {
+        let waiter = state.withLock { state -> CheckedContinuation<Bool, Never>? in
+            guard state.value == nil else { return nil }
+            state.value = value
+            defer { state.waiter = nil }
+            return state.waiter
+        }
+        waiter?.resume(returning: value)
+    }
+
+    var value: Bool {
+        get async {
+            await withCheckedContinuation { continuation in
+                let settled = state.withLock { state -> Bool? in
+                    if state.value == nil { state.waiter = continuation }
+                    return state.value
+                }
+                if let settled { continuation.resume(returning: settled) }
+            }
+        }
     }
 }
 
@@ -336,9 +358,8 @@ struct FrameFields {
     var state: String?
     var conversationId: String?
 
-    init(_ text: String) {
-        var text = text
-        text.withUTF8 { bytes in
+    init(_ buffer: ByteBuffer) {
+        buffer.withUnsafeReadableBytes { bytes in
             let quote = UInt8(ascii: "\""), colon = UInt8(ascii: ":")
             var index = 0
             while index < bytes.count {
@@ -349,8 +370,8 @@ struct FrameFields {
                 guard end + 2 < bytes.count, bytes[end + 1] == colon, bytes[end + 2] == quote else { index = end + 1; continue }
                 var valueEnd = end + 3
                 while valueEnd < bytes.count, bytes[valueEnd] != quote { valueEnd += 1 }
-                let key = UnsafeBufferPointer(rebasing: bytes[(index + 1)..<end])
-                let value = { String(decoding: UnsafeBufferPointer(rebasing: bytes[(end + 3)..<min(valueEnd, bytes.count)]), as: UTF8.self) }
+                let key = UnsafeRawBufferPointer(rebasing: bytes[(index + 1)..<end])
+                let value = { String(decoding: UnsafeRawBufferPointer(rebasing: bytes[(end + 3)..<min(valueEnd, bytes.count)]), as: UTF8.self) }
                 if key.elementsEqual("type".utf8), type == nil { type = value() }
                 else if key.elementsEqual("userId".utf8), userId == nil { userId = value() }
                 else if key.elementsEqual("state".utf8), state == nil { state = value() }

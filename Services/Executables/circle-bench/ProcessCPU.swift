@@ -21,17 +21,21 @@ struct ProcessCPU {
         self.processes = processes
     }
 
-    /// CPU seconds so far of each process with its descendants, in `processes` order.
+    /// CPU seconds so far of each process with its descendants (live, and exited), in
+    /// `processes` order.
     func sample() -> [Double] {
         var own: [Int32: (parent: Int32, ticks: Int)] = [:]
         let entries = (try? FileManager.default.contentsOfDirectory(atPath: "/proc")) ?? []
         for entry in entries {
             guard let pid = Int32(entry), let stat = try? String(contentsOfFile: "/proc/\(pid)/stat", encoding: .utf8),
                   let close = stat.lastIndex(of: ")") else { continue }
-            // After the command name: state, ppid, ... utime is field 14 and stime 15 of the line.
+            // After the command name: state, ppid, ... utime is field 14 and stime 15 of the line;
+            // cutime and cstime (16, 17) are of its children that exited and were waited for
+            // (PostgreSQL's backends that ended, which would otherwise vanish from the sum).
             let fields = stat[stat.index(after: close)...].split(separator: " ")
-            guard fields.count > 12, let parent = Int32(fields[1]), let user = Int(fields[11]), let system = Int(fields[12]) else { continue }
-            own[pid] = (parent, user + system)
+            guard fields.count > 14, let parent = Int32(fields[1]), let user = Int(fields[11]), let system = Int(fields[12]),
+                  let childrenUser = Int(fields[13]), let childrenSystem = Int(fields[14]) else { continue }
+            own[pid] = (parent, user + system + childrenUser + childrenSystem)
         }
         let perSecond = Double(sysconf(Int32(_SC_CLK_TCK)))
         var children: [Int32: [Int32]] = [:]

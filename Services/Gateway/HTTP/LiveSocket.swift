@@ -40,6 +40,9 @@ final class LiveSocket: Sendable {
     /// The member the socket belongs to.
     let userId: String
     private let mailbox = Mutex(Mailbox())
+    /// Where live frames' encodings are written: below the WebSocket encoder, which has nothing
+    /// to add (found once, on the event loop).
+    private let encoder: NIOLoopBoundBox<ChannelHandlerContext?>
     private let registrations = Mutex<Registrations>(Registrations())
 
     /// What the socket joined, each left once by `finish`.
@@ -53,6 +56,7 @@ final class LiveSocket: Sendable {
         self.socket = socket
         self.delivery = delivery
         self.userId = userId
+        self.encoder = .makeEmptyBox(valueType: ChannelHandlerContext.self, eventLoop: socket.channel.eventLoop)
     }
 
     /// The event loop of the socket's connection.
@@ -133,8 +137,8 @@ final class LiveSocket: Sendable {
         let channel = socket.channel
         channel.eventLoop.assertInEventLoop()
         var wrote = false
-        // The frames' encoding is written below the WebSocket encoder, which has nothing to add.
-        let encoder = try? channel.pipeline.syncOperations.context(handlerType: WebSocketFrameEncoder.self)
+        if encoder.value == nil { encoder.value = try? channel.pipeline.syncOperations.context(handlerType: WebSocketFrameEncoder.self) }
+        let encoder = encoder.value
         // Checked per frame: a socket being closed gets no more (none may follow a close frame).
         while channel.isWritable, let live = mailbox.withLock({ box -> LiveFrame? in
             guard !box.finished, case .frame(let live)? = box.inputs.first else { return nil }

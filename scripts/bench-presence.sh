@@ -3,7 +3,7 @@
 # conversations of G members, all connected to one gateway; presence changes and typing frames
 # measured from the change to its arrival at every online contact (or member), the presence
 # service's memory per online member, and each process's CPU per presence delivery.
-# Usage: scripts/bench-presence.sh [users] [per-user] [group-size] [typing-rate]
+# Usage: scripts/bench-presence.sh [users] [per-user] [group-size] [typing-rate] [typing-seconds]
 # BIN=folder runs binaries built elsewhere (default: a release build here).
 set -euo pipefail
 # The benchmarks measure capacity, not the named rate limits (docs/API.md): their many members
@@ -14,6 +14,7 @@ USERS=${1:-10000}
 PER_USER=${2:-20}
 GROUP=${3:-50}
 TYPING=${4:-1000}
+TYPING_SECONDS=${5:-10}
 
 scripts/ensure-deps.sh test
 if [ -z "${BIN:-}" ]; then
@@ -38,7 +39,7 @@ trap "kill $GW $MS $PR 2>/dev/null; wait $GW $MS $PR 2>/dev/null || true" EXIT
 for p in $GWP $MSP $PRP; do for _ in $(seq 1 100); do curl -sf http://127.0.0.1:$p/readyz >/dev/null && break; sleep 0.1; done; done
 echo "machine: $(nproc) cores, $(free -g | awk "/Mem:/{print \$2}") GiB, $(uname -sr); date: $(date -u +%Y-%m-%dT%H:%MZ)"
 timeout 1800 $BIN/circle-bench presence --url http://127.0.0.1:$GWP --messaging-url http://127.0.0.1:$MSP --presence-url http://127.0.0.1:$PRP \
-  --users '"$USERS"' --per-user '"$PER_USER"' --group-size '"$GROUP"' --typing-rate '"$TYPING"' --presence-pid $PR \
+  --users '"$USERS"' --per-user '"$PER_USER"' --group-size '"$GROUP"' --typing-rate '"$TYPING"' --typing-seconds '"$TYPING_SECONDS"' --presence-pid $PR \
   --cpu gateway=$GW,presence=$PR,messaging=$MS,postgres=$CIRCLE_TEST_POSTGRES_PID,redis=$CIRCLE_TEST_REDIS_PID
 echo "== limit: raw Redis PUBLISH (redis-benchmark, 50 clients, no pipelining)"
 redis-benchmark -p ${REDIS_URL##*:} -n 200000 -c 50 -q PUBLISH bench:raw hello | tail -n 1

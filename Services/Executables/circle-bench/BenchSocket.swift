@@ -30,9 +30,14 @@ final class BenchSocket: Sendable {
         let channel = try await ClientBootstrap(group: group)
             .channelInitializer { channel in
                 let upgrader = NIOWebSocketClientUpgrader(maxFrameSize: 1 << 20, automaticErrorHandling: false) { channel, _ in
-                    channel.eventLoop.makeCompletedFuture { try channel.pipeline.syncOperations.addHandler(Reader(onText: onText, onClose: onClose)) }
+                    channel.eventLoop.makeCompletedFuture {
+                        let operations = channel.pipeline.syncOperations
+                        _ = operations.removeHandler(context: try operations.context(handlerType: Refused.self))
+                        try operations.addHandler(Reader(onText: onText, onClose: onClose))
+                    }
                 }
                 return channel.pipeline.addHTTPClientHandlers(withClientUpgrade: (upgraders: [upgrader], completionHandler: { _ in settle(.success(())) }))
+                    .flatMapThrowing { try channel.pipeline.syncOperations.addHandler(Refused()) }
             }
             .connect(host: host, port: port).get()
         channel.closeFuture.whenComplete { _ in settle(.failure(ChannelError.ioOnClosedChannel)) }
@@ -62,6 +67,20 @@ final class BenchSocket: Sendable {
         channel.close(promise: nil)
     }
 
+    /// Until the upgrade: an answer that is not one (a 429, a 503) or an error closes the socket
+    /// at once, instead of waiting for the deadline.
+    private final class Refused: ChannelInboundHandler, RemovableChannelHandler {
+        typealias InboundIn = HTTPClientResponsePart
+
+        func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+            context.close(promise: nil)
+        }
+
+        func errorCaught(context: ChannelHandlerContext, error: any Error) {
+            context.close(promise: nil)
+        }
+    }
+
     /// Hands text frames on, answers pings, and closes when the server does.
     private final class Reader: ChannelInboundHandler {
         typealias InboundIn = WebSocketFrame
@@ -83,6 +102,9 @@ final class BenchSocket: Sendable {
             case .ping:
                 context.writeAndFlush(wrapOutboundOut(WebSocketFrame(fin: true, opcode: .pong, maskKey: .random(), data: frame.unmaskedData)), promise: nil)
             case .connectionClose:
+                // The close frame is echoed (RFC 6455 5.5.1), then the connection ends.
+                let echo = WebSocketFrame(fin: true, opcode: .connectionClose, maskKey: .random(), data: frame.unmaskedData)
+                context.writeAndFlush(wrapOutboundOut(echo), promise: nil)
                 context.close(promise: nil)
             default:
                 break
@@ -92,6 +114,11 @@ final class BenchSocket: Sendable {
         func channelInactive(context: ChannelHandlerContext) {
             onClose()
             context.fireChannelInactive()
+        }
+
+        /// A frame that cannot be read ends the socket (there is no protocol error handler).
+        func errorCaught(context: ChannelHandlerContext, error: any Error) {
+            context.close(promise: nil)
         }
     }
 }

@@ -68,8 +68,9 @@ struct ConversationController: Sendable {
                 chain.members.keys.sorted().map { NewUserEvent(userId: $0, type: .conversationCreated, data: data) }, at: now, in: db)
             return (created, events)
         }
-        await state.events.publish(events)
+        // Gateways forget the audience before members hear of the change and start typing.
         await state.events.announce([.conversation(created.conversationId)])
+        await state.events.publish(events)
         return JSONResponse(created, status: .created)
     }
 
@@ -154,8 +155,10 @@ struct ConversationController: Sendable {
             let events = try await UserEventLog.append(told.map { NewUserEvent(userId: $0, type: .conversationOp, data: data) }, at: now, in: db)
             return (view, events)
         }
-        await state.events.publish(events)
+        // Only these change who the members are; gateways forget the audience before members
+        // hear of the change.
         if [.add, .remove, .leave].contains(op.action) { await state.events.announce([.conversation(id)]) }
+        await state.events.publish(events)
         return JSONResponse(view, status: .created)
     }
 

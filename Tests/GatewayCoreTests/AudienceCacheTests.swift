@@ -42,6 +42,8 @@ struct AudienceCacheTests {
         }
 
         try await read("c1", "c2", "c1", "c2")
+        try await Task.sleep(for: .milliseconds(1100))
+        try await read("c1", "c2")
         #expect(loads.count.withLock { $0 } == 2, "each audience is read once while nothing changes")
 
         try await announce(.member("ana"))
@@ -62,6 +64,18 @@ struct AudienceCacheTests {
         cache.forgetAll()
         try await read("c1", "c2", "c3")
         #expect(loads.count.withLock { $0 } == 9, "a gap drops everything")
+    }
+
+    @Test("what is read before the announcements are heard lapses after a second")
+    func unsubscribed() async throws {
+        let cache = AudienceCache(bus: LocalBus(), logger: TestServers.quietLogger)
+        let loads = Loads()
+        let load = loads.load(["c1": ["ana", "ben"]])
+        for _ in 0..<2 { _ = try await cache.audience(of: "c1", load: load) }
+        #expect(loads.count.withLock { $0 } == 1)
+        try await Task.sleep(for: .milliseconds(1100))
+        _ = try await cache.audience(of: "c1", load: load)
+        #expect(loads.count.withLock { $0 } == 2, "a change meanwhile would not have been heard")
     }
 
     @Test("announcements read back as written; lines that are not changes are skipped")

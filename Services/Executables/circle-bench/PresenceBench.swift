@@ -143,10 +143,22 @@ struct PresenceBench: AsyncParsableCommand {
                                                                           server: Set(cpuTime.processes.map(\.name)).subtracting(["bench"])))
         }
 
-        // 5. Typing at a steady rate, each frame from a different (member, conversation) pair so
+        // 5. Quiet: what each process spends with every member connected and nothing sent
+        // (keepalive pings, lease renewals, the session check), to read the typing figures net of it.
+        var idle: ProcessCPU.Baseline?
+        if let cpuTime {
+            let (start, from) = (cpuTime.sample(), ContinuousClock.now)
+            try await Task.sleep(for: .seconds(5))
+            let baseline = ProcessCPU.Baseline(from: start, to: cpuTime.sample(), over: ContinuousClock.now - from)
+            report("  idle, CPU ms per second: " + baseline.describe(cpuTime.processes.map(\.name)))
+            idle = baseline
+        }
+
+        // 6. Typing at a steady rate, each frame from a different (member, conversation) pair so
         // the per-pair limit (one per 2 s) never drops one.
         clock.reset()
         let typingCPUStart = cpuTime?.sample()
+        let typingFrom = ContinuousClock.now
         var pairs = (0..<users).flatMap { member in conversationsOf[member].map { (member, $0) } }.shuffled()
         let total = min(pairs.count, typingRate * typingSeconds)
         pairs = Array(pairs.prefix(total))
@@ -168,6 +180,13 @@ struct PresenceBench: AsyncParsableCommand {
             let server = Set(cpuTime.processes.map(\.name)).subtracting(["bench"])
             report("  CPU ms per typing frame sent (\(total)): " + cpuTime.perMessage(from: typingCPUStart, to: end, messages: max(1, total), server: server))
             report("  CPU ms per typing delivery (\(clock.frames)): " + cpuTime.perMessage(from: typingCPUStart, to: end, messages: max(1, clock.frames), server: server))
+            if let idle {
+                // The same, less what the processes spent per second while quiet, over the
+                // phase's length: what the frames themselves added, if the idle work went on
+                // unchanged meanwhile.
+                let net = idle.subtracted(from: typingCPUStart, over: ContinuousClock.now - typingFrom)
+                report("  CPU ms per typing frame sent, net of idle: " + cpuTime.perMessage(from: net, to: end, messages: max(1, total), server: server))
+            }
         }
         sockets.closeAll()
     }

@@ -51,6 +51,28 @@ struct ProcessCPU {
         }
     }
 
+    /// What each process spends per second while nothing is asked of it.
+    struct Baseline {
+        /// CPU seconds per second, in `processes` order.
+        let rates: [Double]
+
+        init(from start: [Double], to end: [Double], over elapsed: Duration) {
+            let seconds = max(0.001, Double(elapsed.components.seconds) + Double(elapsed.components.attoseconds) / 1e18)
+            rates = zip(start, end).map { ($1 - $0) / seconds }
+        }
+
+        /// A start sample moved forward by what each process spends idle over `elapsed`: the
+        /// delta from it to an end sample is what the work added.
+        func subtracted(from start: [Double], over elapsed: Duration) -> [Double] {
+            let seconds = Double(elapsed.components.seconds) + Double(elapsed.components.attoseconds) / 1e18
+            return zip(start, rates).map { $0 + $1 * seconds }
+        }
+
+        func describe(_ names: [String]) -> String {
+            zip(names, rates).map { "\($0) \(String(format: "%.1f", $1 * 1000))" }.joined(separator: ", ")
+        }
+    }
+
     /// One line: each process's CPU milliseconds per message between two samples.
     func perMessage(from start: [Double], to end: [Double], messages: Int, server: Set<String>) -> String {
         guard messages > 0 else { return "no messages" }

@@ -174,7 +174,7 @@ struct PresenceBench: AsyncParsableCommand {
         let sendingTook = ContinuousClock.now - start
         _ = await Self.settle(clock)
         let typingLatency = LatencySummary(clock.typingLatencies())
-        report("typing: \(total) frames in \(sendingTook) (\(String(format: "%.0f", Double(total) / (Double(sendingTook.components.seconds) + Double(sendingTook.components.attoseconds) / 1e18))) /s), \(typingLatency.count) of \(typingExpected) deliveries; latency p50 \(String(format: "%.2f", typingLatency.p50)) ms, p99 \(String(format: "%.2f", typingLatency.p99)) ms, max \(String(format: "%.2f", typingLatency.max)) ms")
+        report("typing: \(total) frames in \(sendingTook) (\(String(format: "%.0f", Double(total) / max(0.001, Double(sendingTook.milliseconds) / 1000))) /s), \(typingLatency.count) of \(typingExpected) deliveries; latency p50 \(String(format: "%.2f", typingLatency.p50)) ms, p99 \(String(format: "%.2f", typingLatency.p99)) ms, max \(String(format: "%.2f", typingLatency.max)) ms")
         if let cpuTime, let typingCPUStart {
             let end = cpuTime.sample()
             let server = Set(cpuTime.processes.map(\.name)).subtracting(["bench"])

@@ -1,3 +1,4 @@
+import CircleCore
 import Foundation
 #if canImport(Glibc)
 import Glibc
@@ -57,14 +58,14 @@ struct ProcessCPU {
         let rates: [Double]
 
         init(from start: [Double], to end: [Double], over elapsed: Duration) {
-            let seconds = max(0.001, Double(elapsed.components.seconds) + Double(elapsed.components.attoseconds) / 1e18)
+            let seconds = max(0.001, Double(elapsed.milliseconds) / 1000)
             rates = zip(start, end).map { ($1 - $0) / seconds }
         }
 
         /// A start sample moved forward by what each process spends idle over `elapsed`: the
         /// delta from it to an end sample is what the work added.
         func subtracted(from start: [Double], over elapsed: Duration) -> [Double] {
-            let seconds = Double(elapsed.components.seconds) + Double(elapsed.components.attoseconds) / 1e18
+            let seconds = Double(elapsed.milliseconds) / 1000
             return zip(start, rates).map { $0 + $1 * seconds }
         }
 

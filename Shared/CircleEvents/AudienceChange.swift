@@ -28,8 +28,8 @@ public enum AudienceChange: Sendable, Hashable {
     /// The changes of an announcement; lines it cannot read are skipped.
     public static func decode(_ buffer: ByteBuffer) -> [AudienceChange] {
         String(buffer: buffer).split(separator: "\n").compactMap { line in
-            let id = String(line.dropFirst(2))
             guard line.count > 2, line.dropFirst().first == " " else { return nil }
+            let id = String(line.dropFirst(2))
             switch line.first {
             case "c": return .conversation(id)
             case "m": return .member(id)

@@ -65,7 +65,7 @@ package struct TypingRelay: Sendable {
                 }
             }
             guard audience.members.contains(userId), !audience.typingOff.contains(userId) else { return false }
-            let recipients = audience.members.subtracting(audience.typingOff).subtracting([userId]).sorted()
+            let recipients = audience.receivers.filter { $0 != userId }
             guard !recipients.isEmpty else { return false }
             let indicator = Indicator(conversationId: request.conversationId, userId: userId, state: request.state, expiresIn: Self.expiresIn.milliseconds)
             return await events.publish(live: [(try EventFrame(type: .typing, data: indicator), recipients)])
@@ -80,9 +80,13 @@ package struct TypingRelay: Sendable {
 package struct Audience: Sendable {
     package let members: Set<String>
     package let typingOff: Set<String>
+    /// The members who see typing, in order: worked out once per audience, which is kept for
+    /// many frames (`AudienceCache`), not once per frame.
+    let receivers: [String]
 
     package init(members: Set<String>, typingOff: Set<String>) {
         self.members = members
         self.typingOff = typingOff
+        self.receivers = members.subtracting(typingOff).sorted()
     }
 }

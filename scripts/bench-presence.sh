@@ -2,7 +2,9 @@
 # The presence benchmark of BENCHMARKS.md, on loopback, bounded in time: N members, each in K
 # conversations of G members, all connected to one gateway; presence changes and typing frames
 # measured from the change to its arrival at every online contact (or member), the presence
-# service's memory per online member, and each process's CPU per presence delivery.
+# service's memory per online member, and each process's CPU per presence delivery. Then the
+# machine's limits, with Circle stopped: the same typing fan-out done by Redis pub/sub alone
+# (circle-bench fanout-limit), and raw Redis PUBLISH.
 # Usage: scripts/bench-presence.sh [users] [per-user] [group-size] [typing-rate] [typing-seconds]
 # BIN=folder runs binaries built elsewhere (default: a release build here).
 set -euo pipefail
@@ -41,6 +43,10 @@ echo "machine: $(nproc) cores, $(free -g | awk "/Mem:/{print \$2}") GiB, $(uname
 timeout 1800 $BIN/circle-bench presence --url http://127.0.0.1:$GWP --messaging-url http://127.0.0.1:$MSP --presence-url http://127.0.0.1:$PRP \
   --users '"$USERS"' --per-user '"$PER_USER"' --group-size '"$GROUP"' --typing-rate '"$TYPING"' --typing-seconds '"$TYPING_SECONDS"' --presence-pid $PR \
   --cpu gateway=$GW,presence=$PR,messaging=$MS,postgres=$CIRCLE_TEST_POSTGRES_PID,redis=$CIRCLE_TEST_REDIS_PID
+kill $GW $MS $PR 2>/dev/null; wait $GW $MS $PR 2>/dev/null || true
+echo "== limit: the typing fan-out by Redis pub/sub alone, Circle stopped"
+timeout 900 $BIN/circle-bench fanout-limit --redis $REDIS_URL --users '"$USERS"' --per-user '"$PER_USER"' --group-size '"$GROUP"' \
+  --rate '"$TYPING"' --seconds '"$TYPING_SECONDS"' --cpu redis=$CIRCLE_TEST_REDIS_PID
 echo "== limit: raw Redis PUBLISH (redis-benchmark, 50 clients, no pipelining)"
-redis-benchmark -p ${REDIS_URL##*:} -n 200000 -c 50 -q PUBLISH bench:raw hello | tail -n 1
+redis-benchmark -p ${REDIS_URL##*:} -n 200000 -c 50 -q PUBLISH bench:raw hello | tr "\r" "\n" | tail -n 1
 '

@@ -36,8 +36,8 @@ public enum RESPValue: Sendable, Equatable {
 }
 
 /// Encodes a command as a RESP array of bulk strings.
-enum RESPEncoder {
-    static func encode(_ arguments: [ByteBuffer], into buffer: inout ByteBuffer) {
+package enum RESPEncoder {
+    package static func encode(_ arguments: [ByteBuffer], into buffer: inout ByteBuffer) {
         buffer.writeStaticString("*")
         buffer.writeString(String(arguments.count))
         buffer.writeStaticString("\r\n")

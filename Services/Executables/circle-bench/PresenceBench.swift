@@ -40,24 +40,16 @@ struct PresenceBench: AsyncParsableCommand {
         // 1. Members.
         let accounts = (0..<users).map { BenchAccount(username: "p\($0)x\(UInt16.random(in: 0...UInt16.max))") }
         let tokens = try await Self.inParallel(accounts.indices, width: concurrency) { index in try await accounts[index].register(at: url) }
-        // 2. Conversations: K rounds, each a shuffled cut of everyone into groups of G.
-        var generator = SystemRandomNumberGenerator()
-        var cuts: [[Int]] = []
-        for _ in 0..<perUser {
-            let order = Array(0..<users).shuffled(using: &generator)
-            stride(from: 0, to: users - groupSize + 1, by: groupSize).forEach { cuts.append(Array(order[$0..<$0 + groupSize])) }
-        }
-        let groups = cuts
+        // 2. Conversations.
+        let layout = ConversationLayout(users: users, perUser: perUser, groupSize: groupSize)
+        let groups = layout.groups
+        let conversationsOf = layout.conversationsOf
         let conversationIds = try await Self.inParallel(groups.indices, width: concurrency) { index in
             try await Self.createConversation(groups[index], accounts: accounts, token: tokens[groups[index][0]], at: messaging)
         }
-        var conversationsOf = [[Int]](repeating: [], count: users)
         var contacts = [Set<Int>](repeating: [], count: users)
-        for (index, group) in groups.enumerated() {
-            for member in group {
-                conversationsOf[member].append(index)
-                contacts[member].formUnion(group)
-            }
+        for group in groups {
+            for member in group { contacts[member].formUnion(group) }
         }
         for member in 0..<users { contacts[member].remove(member) }
         let averageContacts = Double(contacts.map(\.count).reduce(0, +)) / Double(users)
@@ -112,7 +104,7 @@ struct PresenceBench: AsyncParsableCommand {
         // The connect wave: each member coming online is a frame to every contact already
         // online (about half of all contact pairs). Measured as a throughput, and let to end
         // before anything is timed, so no figure below waits behind it.
-        let wave = await Self.settle(clock)
+        let wave = await Self.settle { clock.frames }
         report("connect wave: \(wave.frames) frames delivered in \(wave.took) after the last socket was ready (\(String(format: "%.0f", Double(wave.frames) / max(0.001, Double(wave.took.milliseconds) / 1000))) /s)")
         if let pid = presencePid, let before = memoryBefore {
             let after = try ProcessMemory.residentKiB(pid: pid)
@@ -135,7 +127,7 @@ struct PresenceBench: AsyncParsableCommand {
             try await Self.put(presence + "/api/v1/presence", "{\"state\":\"\(state)\"}", token: tokens[member])
             try await Task.sleep(for: .milliseconds(changeGap))
         }
-        _ = await Self.settle(clock)
+        _ = await Self.settle { clock.frames }
         let presenceLatency = LatencySummary(clock.presenceLatencies())
         report("presence: \(changes) changes, \(presenceLatency.count) of \(expected) deliveries to online contacts; latency p50 \(String(format: "%.2f", presenceLatency.p50)) ms, p99 \(String(format: "%.2f", presenceLatency.p99)) ms, max \(String(format: "%.2f", presenceLatency.max)) ms")
         if let cpuTime, let cpuStart {
@@ -172,7 +164,7 @@ struct PresenceBench: AsyncParsableCommand {
             sockets.send(member, "{\"type\":\"typing\",\"data\":{\"conversationId\":\"\(conversationIds[conversation])\",\"state\":\"start\"}}")
         }
         let sendingTook = ContinuousClock.now - start
-        _ = await Self.settle(clock)
+        _ = await Self.settle { clock.frames }
         let typingLatency = LatencySummary(clock.typingLatencies())
         report("typing: \(total) frames in \(sendingTook) (\(String(format: "%.0f", Double(total) / max(0.001, Double(sendingTook.milliseconds) / 1000))) /s), \(typingLatency.count) of \(typingExpected) deliveries; latency p50 \(String(format: "%.2f", typingLatency.p50)) ms, p99 \(String(format: "%.2f", typingLatency.p99)) ms, max \(String(format: "%.2f", typingLatency.max)) ms")
         if let cpuTime, let typingCPUStart {
@@ -193,14 +185,14 @@ struct PresenceBench: AsyncParsableCommand {
 
     /// Waits until no frame has arrived for two seconds (at most ten minutes); the frames that
     /// arrived meanwhile and how long it took until the last one.
-    static func settle(_ clock: LatencyClock) async -> (frames: Int, took: Duration) {
+    static func settle(_ frames: () -> Int) async -> (frames: Int, took: Duration) {
         let start = ContinuousClock.now
-        let before = clock.frames
+        let before = frames()
         var seen = before
         var lastChange = start
         while ContinuousClock.now - lastChange < .seconds(2), ContinuousClock.now - start < .seconds(600) {
             try? await Task.sleep(for: .milliseconds(250))
-            let now = clock.frames
+            let now = frames()
             if now != seen { (seen, lastChange) = (now, ContinuousClock.now) }
         }
         return (seen - before, lastChange - start)

@@ -1,0 +1,24 @@
+/// The conversations of the presence and fan-out benchmarks: K rounds, each a shuffled cut of
+/// every member into groups of G (in a round, members left over after the last full group sit
+/// that round out).
+struct ConversationLayout {
+    /// Each conversation's members.
+    let groups: [[Int]]
+    /// Each member's conversations, as indices into `groups`.
+    let conversationsOf: [[Int]]
+
+    init(users: Int, perUser: Int, groupSize: Int) {
+        var generator = SystemRandomNumberGenerator()
+        var groups: [[Int]] = []
+        for _ in 0..<perUser {
+            let order = Array(0..<users).shuffled(using: &generator)
+            stride(from: 0, to: users - groupSize + 1, by: groupSize).forEach { groups.append(Array(order[$0..<$0 + groupSize])) }
+        }
+        var conversationsOf = [[Int]](repeating: [], count: users)
+        for (index, group) in groups.enumerated() {
+            for member in group { conversationsOf[member].append(index) }
+        }
+        self.groups = groups
+        self.conversationsOf = conversationsOf
+    }
+}

@@ -43,7 +43,7 @@ echo "machine: $(nproc) cores, $(free -g | awk "/Mem:/{print \$2}") GiB, $(uname
 timeout 1800 $BIN/circle-bench presence --url http://127.0.0.1:$GWP --messaging-url http://127.0.0.1:$MSP --presence-url http://127.0.0.1:$PRP \
   --users '"$USERS"' --per-user '"$PER_USER"' --group-size '"$GROUP"' --typing-rate '"$TYPING"' --typing-seconds '"$TYPING_SECONDS"' --presence-pid $PR \
   --cpu gateway=$GW,presence=$PR,messaging=$MS,postgres=$CIRCLE_TEST_POSTGRES_PID,redis=$CIRCLE_TEST_REDIS_PID
-kill $GW $MS $PR 2>/dev/null; wait $GW $MS $PR 2>/dev/null || true
+kill $GW $MS $PR 2>/dev/null || true; wait $GW $MS $PR 2>/dev/null || true
 echo "== limit: the typing fan-out by Redis pub/sub alone, Circle stopped"
 timeout 900 $BIN/circle-bench fanout-limit --redis $REDIS_URL --users '"$USERS"' --per-user '"$PER_USER"' --group-size '"$GROUP"' \
   --rate '"$TYPING"' --seconds '"$TYPING_SECONDS"' --cpu redis=$CIRCLE_TEST_REDIS_PID

@@ -37,7 +37,7 @@ GWP=$(port); MSP=$(port); PRP=$(port)
 $BIN/circle-gateway --http-port $GWP & GW=$!
 $BIN/circle-messaging --http-port $MSP & MS=$!
 $BIN/circle-presence --http-port $PRP & PR=$!
-trap "kill $GW $MS $PR 2>/dev/null; wait $GW $MS $PR 2>/dev/null || true" EXIT
+trap "kill $GW $MS $PR 2>/dev/null || true; wait $GW $MS $PR 2>/dev/null || true" EXIT
 for p in $GWP $MSP $PRP; do for _ in $(seq 1 100); do curl -sf http://127.0.0.1:$p/readyz >/dev/null && break; sleep 0.1; done; done
 echo "machine: $(nproc) cores, $(free -g | awk "/Mem:/{print \$2}") GiB, $(uname -sr); date: $(date -u +%Y-%m-%dT%H:%MZ)"
 timeout 1800 $BIN/circle-bench presence --url http://127.0.0.1:$GWP --messaging-url http://127.0.0.1:$MSP --presence-url http://127.0.0.1:$PRP \

@@ -72,38 +72,43 @@ final class BenchRedisConnection: Sendable {
 
 /// What the fan-out limit reads from Redis (RESP 2): a pub/sub message carrying `sent sender`
 /// (two decimal numbers), a subscription's confirmation with the connection's channel count, an
-/// integer (PUBLISH's receiver count), or anything else.
+/// integer (PUBLISH's receiver count), an error, or anything else.
 enum BenchReply: Equatable {
     case message(sent: UInt64, sender: Int)
     case subscribed(count: Int)
     case integer(Int)
+    case error
     case other
 
     /// The first whole reply in `bytes` and its length, or nil if it is not whole yet.
     static func scan(_ bytes: UnsafeRawBufferPointer) throws -> (BenchReply, Int)? {
         var scanner = Scanner(bytes: bytes)
         guard let head = try scanner.element() else { return nil }
-        guard case .array(let count) = head else {
-            if case .integer(let value) = head { return (.integer(value), scanner.index) }
+        switch head {
+        case .integer(let value): return (.integer(value), scanner.index)
+        case .error: return (.error, scanner.index)
+        case .bulk, .text: return (.other, scanner.index)
+        case .array(let count):
+            // The replies read here have three elements: the first and the last are kept.
+            var first: Scanner.Element?
+            var last: Scanner.Element?
+            for position in 0..<max(0, count) {
+                guard let element = try scanner.element() else { return nil }
+                // A nested array is not one of these replies: its elements are skipped whole.
+                if case .array(let nested) = element, try !scanner.skip(nested) { return nil }
+                if position == 0 { first = element } else if position == 2 { last = element }
+            }
+            guard count == 3, case .bulk(let kind)? = first else { return (.other, scanner.index) }
+            if scanner.equals(kind, "message"), case .bulk(let payload)? = last, let message = scanner.message(payload) {
+                return (message, scanner.index)
+            }
+            if scanner.equals(kind, "subscribe"), case .integer(let subscriptions)? = last { return (.subscribed(count: subscriptions), scanner.index) }
             return (.other, scanner.index)
         }
-        var elements: [Scanner.Element] = []
-        for _ in 0..<max(0, count) {
-            guard let element = try scanner.element() else { return nil }
-            // A nested array is not one of these replies: its elements are skipped whole.
-            if case .array(let nested) = element, try !scanner.skip(nested) { return nil }
-            if elements.count < 3 { elements.append(element) }
-        }
-        guard elements.count == 3, case .bulk(let kind) = elements[0] else { return (.other, scanner.index) }
-        if scanner.equals(kind, "message"), case .bulk(let payload) = elements[2], let message = scanner.message(payload) {
-            return (message, scanner.index)
-        }
-        if scanner.equals(kind, "subscribe"), case .integer(let count) = elements[2] { return (.subscribed(count: count), scanner.index) }
-        return (.other, scanner.index)
     }
 
     private struct Scanner {
-        enum Element { case integer(Int), bulk(Range<Int>), array(Int), text }
+        enum Element { case integer(Int), bulk(Range<Int>), array(Int), text, error }
 
         let bytes: UnsafeRawBufferPointer
         var index = 0
@@ -119,12 +124,17 @@ enum BenchReply: Equatable {
                 if kind == UInt8(ascii: ":") { index = line.next; return .integer(value) }
                 if kind == UInt8(ascii: "*") { index = line.next; return .array(value) }
                 if value < 0 { index = line.next; return .text }
-                guard line.next + value + 2 <= bytes.count else { return nil }
-                index = line.next + value + 2
-                return .bulk(line.next..<line.next + value)
-            case UInt8(ascii: "+"), UInt8(ascii: "-"):
+                guard value + 2 <= bytes.count - line.next else { return nil }
+                let end = line.next + value
+                guard bytes[end] == 13, bytes[end + 1] == 10 else { throw BenchError("an unreadable Redis reply") }
+                index = end + 2
+                return .bulk(line.next..<end)
+            case UInt8(ascii: "+"):
                 index = line.next
                 return .text
+            case UInt8(ascii: "-"):
+                index = line.next
+                return .error
             default:
                 throw BenchError("an unreadable Redis reply")
             }
@@ -146,8 +156,8 @@ enum BenchReply: Equatable {
         /// `sent sender`.
         func message(_ range: Range<Int>) -> BenchReply? {
             guard let space = bytes[range].firstIndex(of: UInt8(ascii: " ")),
-                  let sent = number(range.lowerBound..<space), let sender = number(space + 1..<range.upperBound) else { return nil }
-            return .message(sent: UInt64(sent), sender: sender)
+                  let sent = number(range.lowerBound..<space).flatMap({ UInt64(exactly: $0) }), let sender = number(space + 1..<range.upperBound) else { return nil }
+            return .message(sent: sent, sender: sender)
         }
 
         /// The line starting at `start`: its content and where the next begins.
@@ -167,8 +177,9 @@ enum BenchReply: Equatable {
                 if offset == 0, byte == UInt8(ascii: "-") { negative = true; continue }
                 guard byte >= 48, byte <= 57 else { return nil }
                 let (times, overflow) = value.multipliedReportingOverflow(by: 10)
-                guard !overflow else { return nil }
-                value = times + Int(byte - 48)
+                let (sum, carried) = times.addingReportingOverflow(Int(byte - 48))
+                guard !overflow, !carried else { return nil }
+                value = sum
             }
             return range.isEmpty || (negative && range.count == 1) ? nil : (negative ? -value : value)
         }

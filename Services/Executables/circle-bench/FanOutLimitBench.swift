@@ -31,14 +31,21 @@ struct FanOutLimitBench: AsyncParsableCommand {
         guard let address = URL(string: redis), address.scheme == "redis", let host = address.host, let port = address.port else {
             throw BenchError("--redis wants redis://host:port: \(redis)")
         }
+        guard groupSize >= 2, users >= groupSize, perUser >= 1, rate >= 1, seconds >= 1 else {
+            throw BenchError("needs --group-size of at least 2, --users of at least --group-size, and --per-user, --rate and --seconds of at least 1")
+        }
         let layout = ConversationLayout(users: users, perUser: perUser, groupSize: groupSize)
-        let clock = FanOutClock()
+        let clock = FanOutClock(expected: min(rate * seconds, users * perUser) * groupSize)
         let receivers = Atomic<Int>(0)
+        // The first reply is CONFIG SET's; the others are PUBLISH's receiver counts.
+        let configured = Outcome()
         let publisher = try await BenchRedisConnection.connect(host: host, port: port, onReply: { reply in
             if case .integer(let count) = reply { receivers.add(count, ordering: .relaxed) }
-        }, onClose: {})
+            configured.settle(reply != .error)
+        }, onClose: { configured.settle(false) })
         // One connection per member, and one for publishing: more than Redis's default 10,000.
         publisher.send(["CONFIG", "SET", "maxclients", String(users + 1000)])
+        guard await configured.value else { throw BenchError("Redis refused CONFIG SET maxclients \(users + 1000) (its open-file limit?)") }
 
         let connectStart = ContinuousClock.now
         let members = try await PresenceBench.inParallel(0..<users, width: concurrency) { [prefix] member -> BenchRedisConnection in
@@ -48,11 +55,12 @@ struct FanOutLimitBench: AsyncParsableCommand {
                 switch reply {
                 case .message(let sent, let sender): clock.received(sent: sent, from: sender, by: member)
                 case .subscribed(let count) where count == channels.count: subscribed.settle(true)
+                case .error: subscribed.settle(false)
                 default: break
                 }
             }, onClose: { subscribed.settle(false) })
             connection.send(["SUBSCRIBE"] + channels)
-            guard await subscribed.value else { throw BenchError("member \(member)'s connection closed before it subscribed (ulimit -n, maxclients?)") }
+            guard await subscribed.value else { throw BenchError("member \(member)'s connection was refused or closed before it subscribed (ulimit -n, maxclients?)") }
             return connection
         }
         report("fan-out limit: \(users) connections to Redis, each subscribed to its \(perUser) of \(layout.groups.count) conversations of \(groupSize), in \(ContinuousClock.now - connectStart)")
@@ -83,8 +91,15 @@ struct FanOutLimitBench: AsyncParsableCommand {
 
 /// When each frame of the fan-out limit was sent (stamped in it) and how long it took to arrive.
 final class FanOutClock: Sendable {
-    private let arrivals = Mutex<[UInt64]>([])
+    private let arrivals: Mutex<[UInt64]>
     private let received = Atomic<Int>(0)
+
+    /// Room for `expected` arrivals up front: the array is not copied to grow while frames arrive.
+    init(expected: Int) {
+        var arrivals: [UInt64] = []
+        arrivals.reserveCapacity(expected)
+        self.arrivals = Mutex(arrivals)
+    }
 
     /// Frames received, the senders' own included.
     var frames: Int { received.load(ordering: .relaxed) }

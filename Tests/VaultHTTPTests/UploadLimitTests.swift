@@ -104,9 +104,13 @@ struct UploadLimitTests {
             let lost = try await a.holding(id, owner: cy.id, busy: TestSupportError("a busy")) { lease in
                 let first = try await leaseUntil()
                 let deadline = ContinuousClock.now + .seconds(60)
-                // Past the first term, with a renewal seen that reaches beyond it.
+                // Past the first term, with a renewal seen that reaches beyond it and has half a
+                // term still to run: the other replica's attempt just after must find the lease
+                // held even if the machine stalls this task for a few seconds, not a renewal read
+                // near the end of its term.
                 var renewed = first
-                while Timestamp.now().millis <= first || renewed <= first, ContinuousClock.now < deadline {
+                while Timestamp.now().millis <= first || renewed <= first || renewed - Timestamp.now().millis < term.milliseconds / 2,
+                      ContinuousClock.now < deadline {
                     try await Task.sleep(for: .milliseconds(200))
                     renewed = try await leaseUntil()
                 }

@@ -21,4 +21,10 @@ struct ConversationLayout {
         self.groups = groups
         self.conversationsOf = conversationsOf
     }
+
+    /// Up to `count` (member, conversation) pairs in random order, each at most once, so the
+    /// typing limit (one frame per member and conversation every 2 s) never drops one of them.
+    func shuffledPairs(upTo count: Int) -> [(member: Int, conversation: Int)] {
+        Array(conversationsOf.indices.flatMap { member in conversationsOf[member].map { (member, $0) } }.shuffled().prefix(count))
+    }
 }

@@ -117,7 +117,7 @@ struct EventsBench: AsyncParsableCommand {
         report("""
             events: \(users) users, target \(rate)/s for \(duration) s after \(warmup) s warm-up
             published \(sentMeasured), delivered \(summary.count) (\(String(format: "%.0f", Double(summary.count) / Double(duration)))/s)
-            publish-to-receive latency: p50 \(String(format: "%.2f", summary.p50)) ms, p99 \(String(format: "%.2f", summary.p99)) ms, max \(String(format: "%.2f", summary.max)) ms
+            publish-to-receive latency: \(summary.text)
             """)
     }
 

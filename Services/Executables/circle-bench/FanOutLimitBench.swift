@@ -35,7 +35,8 @@ struct FanOutLimitBench: AsyncParsableCommand {
             throw BenchError("needs --group-size of at least 2, --users of at least --group-size, and --per-user, --rate and --seconds of at least 1")
         }
         let layout = ConversationLayout(users: users, perUser: perUser, groupSize: groupSize)
-        let clock = FanOutClock(expected: min(rate * seconds, users * perUser) * groupSize)
+        let pairs = layout.shuffledPairs(upTo: rate * seconds)
+        let clock = FanOutClock(expected: pairs.count * groupSize)
         let receivers = Atomic<Int>(0)
         // The first reply is CONFIG SET's; the others are PUBLISH's receiver counts.
         let configured = Outcome()
@@ -67,19 +68,13 @@ struct FanOutLimitBench: AsyncParsableCommand {
 
         let cpuTime = cpu.isEmpty ? nil : try ProcessCPU(cpu)
         let cpuStart = cpuTime?.sample()
-        var pairs = (0..<users).flatMap { member in layout.conversationsOf[member].map { (member, $0) } }.shuffled()
-        let total = min(pairs.count, rate * seconds)
-        pairs = Array(pairs.prefix(total))
-        let start = ContinuousClock.now
-        for (index, (member, conversation)) in pairs.enumerated() {
-            let due = start + .nanoseconds(Int64(index) * 1_000_000_000 / Int64(rate))
-            if ContinuousClock.now < due { try await Task.sleep(until: due, clock: .continuous) }
+        let total = pairs.count
+        let sendingTook = try await paced(pairs, perSecond: rate) { member, conversation in
             publisher.send(["PUBLISH", "\(prefix)\(conversation)", "\(LatencyClock.now()) \(member)"])
         }
-        let sendingTook = ContinuousClock.now - start
         _ = await PresenceBench.settle { clock.frames }
         let latency = LatencySummary(clock.latencies())
-        report("fan-out limit: \(total) frames in \(sendingTook) (\(String(format: "%.0f", Double(total) / max(0.001, Double(sendingTook.milliseconds) / 1000))) /s), \(latency.count) of \(total * (groupSize - 1)) deliveries to other members (Redis wrote \(receivers.load(ordering: .relaxed)), the sender's own included); latency p50 \(String(format: "%.2f", latency.p50)) ms, p99 \(String(format: "%.2f", latency.p99)) ms, max \(String(format: "%.2f", latency.max)) ms")
+        report("fan-out limit: \(total) frames in \(sendingTook) \(rateText(total, over: sendingTook)), \(latency.count) of \(total * (groupSize - 1)) deliveries to other members (Redis wrote \(receivers.load(ordering: .relaxed)), the sender's own included); latency \(latency.text)")
         if let cpuTime, let cpuStart {
             report("  CPU ms per frame sent (\(total)): " + cpuTime.perMessage(from: cpuStart, to: cpuTime.sample(), messages: max(1, total),
                                                                      server: Set(cpuTime.processes.map(\.name)).subtracting(["bench"])))

@@ -43,7 +43,6 @@ struct PresenceBench: AsyncParsableCommand {
         // 2. Conversations.
         let layout = ConversationLayout(users: users, perUser: perUser, groupSize: groupSize)
         let groups = layout.groups
-        let conversationsOf = layout.conversationsOf
         let conversationIds = try await Self.inParallel(groups.indices, width: concurrency) { index in
             try await Self.createConversation(groups[index], accounts: accounts, token: tokens[groups[index][0]], at: messaging)
         }
@@ -129,7 +128,7 @@ struct PresenceBench: AsyncParsableCommand {
         }
         _ = await Self.settle { clock.frames }
         let presenceLatency = LatencySummary(clock.presenceLatencies())
-        report("presence: \(changes) changes, \(presenceLatency.count) of \(expected) deliveries to online contacts; latency p50 \(String(format: "%.2f", presenceLatency.p50)) ms, p99 \(String(format: "%.2f", presenceLatency.p99)) ms, max \(String(format: "%.2f", presenceLatency.max)) ms")
+        report("presence: \(changes) changes, \(presenceLatency.count) of \(expected) deliveries to online contacts; latency \(presenceLatency.text)")
         if let cpuTime, let cpuStart {
             report("  CPU ms per frame delivered (\(clock.frames) frames): " + cpuTime.perMessage(from: cpuStart, to: cpuTime.sample(), messages: max(1, clock.frames),
                                                                           server: Set(cpuTime.processes.map(\.name)).subtracting(["bench"])))
@@ -151,22 +150,15 @@ struct PresenceBench: AsyncParsableCommand {
         clock.reset()
         let typingCPUStart = cpuTime?.sample()
         let typingFrom = ContinuousClock.now
-        var pairs = (0..<users).flatMap { member in conversationsOf[member].map { (member, $0) } }.shuffled()
-        let total = min(pairs.count, typingRate * typingSeconds)
-        pairs = Array(pairs.prefix(total))
-        var typingExpected = 0
-        let start = ContinuousClock.now
-        for (index, (member, conversation)) in pairs.enumerated() {
-            let due = start + .nanoseconds(Int64(index) * 1_000_000_000 / Int64(typingRate))
-            if ContinuousClock.now < due { try await Task.sleep(until: due, clock: .continuous) }
-            typingExpected += groupSize - 1
+        let pairs = layout.shuffledPairs(upTo: typingRate * typingSeconds)
+        let total = pairs.count
+        let sendingTook = try await paced(pairs, perSecond: typingRate) { member, conversation in
             clock.expectTyping(from: accounts[member].userId, in: conversationIds[conversation])
             sockets.send(member, "{\"type\":\"typing\",\"data\":{\"conversationId\":\"\(conversationIds[conversation])\",\"state\":\"start\"}}")
         }
-        let sendingTook = ContinuousClock.now - start
         _ = await Self.settle { clock.frames }
         let typingLatency = LatencySummary(clock.typingLatencies())
-        report("typing: \(total) frames in \(sendingTook) (\(String(format: "%.0f", Double(total) / max(0.001, Double(sendingTook.milliseconds) / 1000))) /s), \(typingLatency.count) of \(typingExpected) deliveries; latency p50 \(String(format: "%.2f", typingLatency.p50)) ms, p99 \(String(format: "%.2f", typingLatency.p99)) ms, max \(String(format: "%.2f", typingLatency.max)) ms")
+        report("typing: \(total) frames in \(sendingTook) \(rateText(total, over: sendingTook)), \(typingLatency.count) of \(total * (groupSize - 1)) deliveries; latency \(typingLatency.text)")
         if let cpuTime, let typingCPUStart {
             let end = cpuTime.sample()
             let server = Set(cpuTime.processes.map(\.name)).subtracting(["bench"])

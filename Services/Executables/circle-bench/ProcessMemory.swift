@@ -44,6 +44,28 @@ struct LatencySummary {
         p99 = pick(0.99)
         max = Double(sorted.last ?? 0) / 1e6
     }
+
+    /// "p50 … ms, p99 … ms, max … ms", as the benchmarks report it.
+    var text: String {
+        String(format: "p50 %.2f ms, p99 %.2f ms, max %.2f ms", p50, p99, max)
+    }
+}
+
+/// Calls `send` for each item on a steady schedule of `rate` a second from the first (waiting
+/// for each one's time, never sending early); how long the sending took.
+func paced<Item>(_ items: [Item], perSecond rate: Int, _ send: (Item) throws -> Void) async throws -> Duration {
+    let start = ContinuousClock.now
+    for (index, item) in items.enumerated() {
+        let due = start + .nanoseconds(Int64(index) * 1_000_000_000 / Int64(rate))
+        if ContinuousClock.now < due { try await Task.sleep(until: due, clock: .continuous) }
+        try send(item)
+    }
+    return ContinuousClock.now - start
+}
+
+/// `count` things over `took`, as a rate: "(1000 /s)".
+func rateText(_ count: Int, over took: Duration) -> String {
+    String(format: "(%.0f /s)", Double(count) / max(0.001, Double(took.milliseconds) / 1000))
 }
 
 /// Writes a result to standard output.
